@@ -1,0 +1,3 @@
+from elfctl.cli.main import main
+
+main()

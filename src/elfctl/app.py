@@ -1,0 +1,51 @@
+"""The context object of one run: configuration, output, and adapters built on first use."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from elfctl import config as config_mod
+from elfctl.output import Output
+
+
+class App:
+    def __init__(
+        self,
+        output: Output,
+        profile: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        cwd: Path | None = None,
+    ):
+        self.output = output
+        self._profile = profile
+        self._overrides = overrides or {}
+        self._cwd = cwd
+        self._closers: list = []
+
+    @cached_property
+    def config(self) -> config_mod.Config:
+        return config_mod.load(cwd=self._cwd, profile=self._profile, overrides=self._overrides)
+
+    @cached_property
+    def store(self):
+        from elfctl.bootstrap import open_store
+
+        store = open_store(self.config)
+        self._closers.append(store.close)
+        return store
+
+    @property
+    def migrations_dir(self) -> Path:
+        from elfctl.bootstrap import migrations_dir
+
+        return migrations_dir(self.config)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            try:
+                close()
+            except Exception:
+                pass
+        self._closers.clear()

@@ -1,0 +1,52 @@
+"""Composition root: the one place that turns configuration into concrete adapters.
+
+Services receive what this builds; nothing else constructs clients. Imports of adapters happen
+inside the functions, so building an App costs nothing until an adapter is used.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from elfctl.config import Config
+from elfctl.errors import InputError
+from elfctl.ports import Store
+from elfctl.redact import redact_url
+
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
+
+
+def open_store(cfg: Config, url: str | None = None) -> Store:
+    url = url or cfg.store_url
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme == "sqlite":
+        from elfctl.adapters.sqlite import SqliteStore
+
+        raw = unquote(urlsplit(url).path) if url.startswith("sqlite://") else url[len("sqlite:") :]
+        if not raw or raw == "/":
+            raise InputError(f"store.url {url!r} names no database file", hint="use sqlite:///path/to/elf.db")
+        # sqlite:///rel/path -> "/rel/path" from urlsplit; sqlite:////abs -> "//abs". SQLAlchemy's rule.
+        path = Path(raw[1:]) if raw.startswith("/") else Path(raw)
+        if not path.is_absolute():
+            path = cfg.root / path
+        return SqliteStore(path, busy_timeout_ms=cfg.get("store.busy_timeout_ms"))
+    if scheme in ("postgresql", "postgres"):
+        from elfctl.adapters.postgres import PostgresStore
+
+        return PostgresStore(url)
+    where = cfg.source("store.url")
+    raise InputError(
+        f"store.url {redact_url(url)!r} (from {where}): unknown store scheme '{scheme or url}'",
+        hint="use sqlite:///path/to/elf.db or postgresql://user:password@host:port/db",
+    )
+
+
+def migrations_dir(cfg: Config) -> Path:
+    configured = cfg.get("store.migrations_dir")
+    if configured:
+        path = Path(configured)
+        return path if path.is_absolute() else cfg.root / path
+    here = Path(__file__).resolve().parent
+    shipped = here / "migrations"  # inside an installed wheel
+    return shipped if shipped.is_dir() else here.parents[1] / "migrations"  # source checkout

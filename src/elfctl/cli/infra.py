@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from elfctl.cli.common import JsonOpt, get_app
+
+app = typer.Typer(help="Stand the platform up, inspect it, take it down.", no_args_is_help=True)
+
+
+@app.command("up")
+def up(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this step (repeatable).")] = None,
+    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Skip this step (repeatable).")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Bring the platform up, idempotently: migrate the store, then verify health."""
+    from elfctl.cli.health import render
+    from elfctl.services.platform import infra_up
+
+    app_ = get_app(ctx, json_mode)
+    result = infra_up(app_, dry_run=dry_run, only=only or [], skip=skip or [])
+
+    def human(r):
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(title="elfctl infra up" + (" (dry run)" if r.dry_run else ""))
+        for col in ("step", "result", "details"):
+            table.add_column(col)
+        for s in r.steps:
+            table.add_row(s.name, s.outcome, s.details)
+        parts = [table]
+        if r.health is not None:
+            parts.append(render(r.health))
+        parts.append("nothing changed: the platform was already up" if not r.changed and not r.dry_run
+                     else "")
+        return Group(*parts)
+
+    app_.output.result(result, human)
+    raise typer.Exit(result.exit_code)

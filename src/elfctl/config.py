@@ -1,0 +1,195 @@
+"""Configuration: defaults < elfctl.toml (< its [profiles.NAME] table) < ELFCTL_* env < flags.
+
+Every known key is declared once in SCHEMA (type, default, help); unknown keys are errors with a
+did-you-mean, so a typo never silently falls back to a default. Each effective value remembers
+where it came from, for `elfctl config show`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elfctl.errors import ConfigError
+from elfctl.redact import MASK, redact_url
+
+CONFIG_FILE = "elfctl.toml"
+
+
+@dataclass(frozen=True)
+class Key:
+    type: type
+    default: Any
+    help: str
+    secret: bool = False
+
+
+# "section.key" -> Key. Later features add their keys here: one place, one list.
+SCHEMA: dict[str, Key] = {
+    "project.name": Key(str, "", "Name of this platform, shown in reports."),
+    "store.url": Key(str, "", "Store URL: sqlite:///path (default .elf/elf.db) or postgresql://..."),
+    "store.busy_timeout_ms": Key(int, 10000, "How long a SQLite writer waits for the lock."),
+    "store.lock_timeout_s": Key(float, 60.0, "How long `db migrate` waits for another migrate to finish."),
+    "store.migrations_dir": Key(str, "", "Folder of migration files (default: the ones shipped with elfctl)."),
+    "supabase.url": Key(str, "", "Supabase project URL (REST store, with supabase.key)."),
+    "supabase.key": Key(str, "", "Supabase service key.", secret=True),
+    "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),
+    "teams.dir": Key(str, "teams", "Folder holding teams/<name>/team.yaml, relative to the project root."),
+    "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`."),
+}
+
+# Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
+ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key"}
+
+
+def env_name(key: str) -> str:
+    return "ELFCTL_" + key.replace(".", "_").upper()
+
+
+def find_root(start: Path | None = None) -> tuple[Path, Path | None]:
+    """The project root: the nearest folder upwards holding elfctl.toml, else the start folder."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / CONFIG_FILE
+        if candidate.is_file():
+            return folder, candidate
+    return start, None
+
+
+@dataclass
+class Config:
+    root: Path
+    file: Path | None
+    profile: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> Any:
+        if key not in SCHEMA:
+            raise KeyError(key)
+        return self.values.get(key, SCHEMA[key].default)
+
+    @property
+    def elf_dir(self) -> Path:
+        return self.root / ".elf"
+
+    @property
+    def store_url(self) -> str:
+        return self.get("store.url") or f"sqlite:///{self.elf_dir / 'elf.db'}"
+
+    def shown(self, key: str) -> str:
+        """The value as it may be printed: secrets masked, URL passwords removed."""
+        value = self.store_url if key == "store.url" else self.get(key)
+        if SCHEMA[key].secret and value:
+            return MASK
+        return redact_url(value) if isinstance(value, str) else value
+
+    def source(self, key: str) -> str:
+        if key == "store.url" and "store.url" not in self.sources:
+            return "default (.elf/elf.db under the project root)"
+        return self.sources.get(key, "default")
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(options))}"
+
+
+def _coerce(key: str, raw: Any, where: str) -> Any:
+    want = SCHEMA[key].type
+    if want is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return raw.lower() in ("1", "true", "yes", "on")
+    elif want in (int, float):
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            return want(raw)
+        if isinstance(raw, str):
+            try:
+                return want(raw)
+            except ValueError:
+                pass
+    elif want is str and isinstance(raw, str):
+        return raw
+    raise ConfigError(
+        f"{where}: '{key}' must be {want.__name__}, got {raw!r}",
+        hint=f"set {key} to a {want.__name__} value",
+    )
+
+
+def _flatten(table: dict, path: Path, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            if key == "profiles":
+                continue
+            out.update(_flatten(value, path, key + "."))
+        else:
+            if key not in SCHEMA:
+                raise ConfigError(
+                    f"{path}: unknown key '{key}'",
+                    hint=f"{_did_you_mean(key, list(SCHEMA))} Remove or rename it.",
+                )
+            out[key] = value
+    return out
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML ({exc})",
+            hint="fix the line named above, or move the file away and run `elfctl init`",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})", hint="check its permissions") from None
+
+
+def load(
+    cwd: Path | None = None,
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
+    environ = os.environ if environ is None else environ
+    root, file = find_root(cwd)
+    profile = profile or environ.get("ELFCTL_PROFILE") or None
+    cfg = Config(root=root, file=file, profile=profile)
+
+    def put(key: str, raw: Any, source: str) -> None:
+        cfg.values[key] = _coerce(key, raw, source)
+        cfg.sources[key] = source
+
+    doc = read_toml(file) if file else {}
+    if file:
+        for key, raw in _flatten(doc, file).items():
+            put(key, raw, str(file))
+    if profile:
+        profiles = doc.get("profiles", {}) if isinstance(doc.get("profiles"), dict) else {}
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError(
+                f"{file or CONFIG_FILE}: no [profiles.{profile}] table (profiles: {known})",
+                hint=f"add a [profiles.{profile}] table or choose one of the defined profiles",
+            )
+        for key, raw in _flatten(profiles[profile], file).items():
+            put(key, raw, f"{file} [profiles.{profile}]")
+    for key in SCHEMA:
+        var = env_name(key)
+        if var in environ:
+            put(key, environ[var], f"env {var}")
+    for var, key in ENV_ALIASES.items():
+        if var in environ and env_name(key) not in environ:
+            put(key, environ[var], f"env {var}")
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            put(key, raw, "flag")
+    return cfg

@@ -1,0 +1,59 @@
+"""Redaction: nothing secret reaches output, logs, errors or history.
+
+Two mechanisms, both cheap and dependency-free:
+- `redact_url` drops the password from a connection URL (parsed, not regex-guessed);
+- `register_secret` remembers values read from a secret store, and `scrub` replaces any of them
+  (and any URL password) in text before it is printed or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "****"
+_secrets: set[str] = set()
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)(?P<post>@)")
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret value so that `scrub` removes it from anything shown. Short values
+    (< 4 chars) are not registered: masking them would mangle ordinary text."""
+    if value and len(value) >= 4:
+        _secrets.add(value)
+
+
+def redact_url(url: str) -> str:
+    """`postgresql://user:pw@host/db` -> `postgresql://user:****@host/db`; other URLs unchanged."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _URL_PASSWORD.sub(lambda m: m["pre"] + MASK + m["post"], url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    userinfo = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{userinfo}:{MASK}@{netloc[1]}"))
+
+
+def scrub(text: str) -> str:
+    """Remove URL passwords and every registered secret value from `text`."""
+    if not text:
+        return text
+    text = _URL_PASSWORD.sub(lambda m: m["pre"] + MASK + m["post"], text)
+    for value in sorted(_secrets, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Logging filter that scrubs the formatted message of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        clean = scrub(msg)
+        if clean != msg:
+            record.msg, record.args = clean, None
+        return True

@@ -1,0 +1,51 @@
+"""Platform-wide use cases that gather their adapters from the run's App: the health report and
+`infra up`. Each feature adds its probe and its step here, in the order a user expects."""
+
+from __future__ import annotations
+
+from elfctl.domain.health import Check, HealthReport
+from elfctl.errors import InputError
+from elfctl.services import health as health_svc
+from elfctl.services import infra as infra_svc
+from elfctl.services import migrate as migrate_svc
+
+
+def health_probes(app) -> dict[str, health_svc.Probe]:
+    return {
+        "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+    }
+
+
+def health_report(app, components: list[str] | None = None, timeout_s: float | None = None) -> HealthReport:
+    probes = health_probes(app)
+    if components:
+        unknown = [c for c in components if c not in probes]
+        if unknown:
+            raise InputError(f"--component {unknown[0]}: no such component",
+                             hint=f"components: {', '.join(probes)}")
+        probes = {k: v for k, v in probes.items() if k in components}
+    return health_svc.run_checks(probes, timeout_s or app.config.get("health.timeout_s"))
+
+
+def infra_steps(app) -> list[infra_svc.Step]:
+    def migrate_step():
+        r = migrate_svc.migrate(app.store, app.migrations_dir,
+                                lock_timeout_s=app.config.get("store.lock_timeout_s"))
+        if r.applied:
+            return True, f"applied {len(r.applied)} migration(s), now at {r.current_version}"
+        return False, f"schema current at version {r.current_version}"
+
+    return [
+        infra_svc.Step("store", "migrate the store to the newest schema", migrate_step),
+    ]
+
+
+def infra_up(app, dry_run: bool = False, only: list[str] = (), skip: list[str] = ()) -> infra_svc.UpResult:
+    result = infra_svc.UpResult(dry_run=dry_run)
+    result.steps = infra_svc.run_steps(infra_steps(app), dry_run, list(only), list(skip), app.output.info)
+    if not dry_run:
+        result.health = health_report(app)
+    return result
+
+
+__all__ = ["health_report", "infra_up", "Check"]
