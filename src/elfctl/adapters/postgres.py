@@ -16,11 +16,12 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%|\?")
 
 
 def _to_pyformat(sql: str) -> str:
-    """`?` placeholders -> `%s` (and literal `%` -> `%%`), leaving quoted text alone."""
+    """`?` placeholders -> `%s`; every literal `%` -> `%%` (psycopg parses `%` even inside quotes);
+    a `?` inside quoted text stays as it is."""
 
     def sub(m: re.Match) -> str:
         tok = m.group(0)
-        return "%s" if tok == "?" else "%%" if tok == "%" else tok
+        return "%s" if tok == "?" else tok.replace("%", "%%")
 
     return _PLACEHOLDER.sub(sub, sql)
 

@@ -1,0 +1,130 @@
+"""Shared fixtures: projects, the CLI runner, and the real PostgreSQL server.
+
+A fixture that needs a real service and cannot start it fails under CI=true and skips (saying why)
+elsewhere. Services are started once by `make test` (tests/realservices.py) and found through
+ELFCTL_TEST_* variables; without them, this file starts PostgreSQL itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests import realservices
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def unavailable(reason: str):
+    if realservices.in_ci():
+        pytest.fail(f"required service unavailable in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for var in list(os.environ):
+        if var.startswith("ELFCTL_") and not var.startswith("ELFCTL_TEST_"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "200")
+
+
+@pytest.fixture(scope="session")
+def pg_dsn():
+    dsn = os.environ.get("ELFCTL_TEST_PG_DSN")
+    if dsn:
+        yield dsn
+        return
+    try:
+        dsn, data = realservices.start_postgres()
+    except Exception as exc:  # noqa: BLE001
+        unavailable(f"cannot start PostgreSQL: {exc}")
+    yield dsn
+    realservices.stop_postgres(data)
+
+
+@pytest.fixture
+def pg_url(pg_dsn):
+    """A fresh, empty database on the test server; dropped afterwards."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    try:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL at {pg_dsn} unreachable: {exc}")
+    url = pg_dsn.rsplit("/", 1)[0] + "/" + name
+    yield url
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An initialised elfctl project folder, as the current directory."""
+    from elfctl.services.project import init
+
+    init(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, project):
+    """The store URL for both dialects: every store test runs on SQLite and real Postgres."""
+    if request.param == "sqlite":
+        return f"sqlite:///{project / '.elf' / 'elf.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def open_store(project):
+    """Open a store by URL with the project's config; closed at teardown."""
+    from elfctl import config
+    from elfctl.bootstrap import open_store as _open
+
+    opened = []
+
+    def opener(url: str):
+        store = _open(config.load(cwd=project), url)
+        opened.append(store)
+        return store
+
+    yield opener
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process (Typer's CliRunner, exceptions not swallowed)."""
+    from typer.testing import CliRunner
+
+    from elfctl.cli.main import app
+
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None):
+        return runner.invoke(app, list(args), input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def run_elfctl(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 120,
+               input: str | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m elfctl` in a subprocess: what a user or CI pipeline sees."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "elfctl", *args], cwd=cwd, env=full_env, input=input,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def elfctl():
+    return run_elfctl

@@ -1,0 +1,123 @@
+"""Start the real outside systems the tests use, once per `make test` run.
+
+`python -m tests.realservices up` starts what is missing and prints `export VAR=...` lines that the
+Makefile sources; conftest.py falls back to starting them itself when pytest runs alone. A service
+that cannot start is an error in CI (CI=true) and a skip with the reason on a laptop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PG_BIN = Path(os.environ.get("ELFCTL_PG_BIN", "/usr/lib/postgresql/15/bin"))
+STATE = Path(os.environ.get("ELFCTL_TEST_STATE", tempfile.gettempdir())) / "elfctl-test-services"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _as_postgres_user() -> list[str]:
+    # initdb refuses to run as root: drop to the `postgres` system user when we are root.
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"]
+    return []
+
+
+def start_postgres(folder: Path | None = None) -> tuple[str, Path]:
+    """initdb + pg_ctl in a temp folder on a free port. Returns (admin DSN, data folder)."""
+    if not (PG_BIN / "initdb").exists():
+        raise RuntimeError(f"PostgreSQL server binaries not found in {PG_BIN} (apt-get install postgresql-15)")
+    folder = folder or Path(tempfile.mkdtemp(prefix="elfctl-pg-"))
+    data = folder / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    port = free_port()
+    run = _as_postgres_user()
+    subprocess.run(run + [str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                          "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off " \
+           f"-c synchronous_commit=off -c max_connections=200"
+    subprocess.run(run + [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(folder / "log"),
+                          "-w", "-t", "30", "start"], check=True, capture_output=True)
+    return f"postgresql://postgres@127.0.0.1:{port}/postgres", data
+
+
+def stop_postgres(data: Path) -> None:
+    subprocess.run(_as_postgres_user() + [str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                   capture_output=True)
+
+
+def docker_answers(timeout: float = 5) -> bool:
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def ensure_dockerd(wait_s: float = 60) -> None:
+    if docker_answers():
+        return
+    if not shutil.which("dockerd"):
+        raise RuntimeError("dockerd is not installed (apt-get install docker.io)")
+    log = open(STATE / "dockerd.log", "ab")
+    subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if docker_answers():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"dockerd did not answer within {wait_s:g}s (see {STATE / 'dockerd.log'})")
+
+
+def up() -> dict[str, str]:
+    STATE.mkdir(parents=True, exist_ok=True)
+    env: dict[str, str] = {}
+    pg_folder = STATE / "pg"
+    if pg_folder.exists():
+        if (pg_folder / "data").exists():
+            stop_postgres(pg_folder / "data")
+        shutil.rmtree(pg_folder, ignore_errors=True)
+    dsn, _data = start_postgres(pg_folder)
+    env["ELFCTL_TEST_PG_DSN"] = dsn
+    try:
+        ensure_dockerd()
+        env["ELFCTL_TEST_DOCKER"] = "1"
+    except RuntimeError as exc:
+        if in_ci():
+            raise
+        print(f"# docker unavailable: {exc}", file=sys.stderr)
+    return env
+
+
+def down() -> None:
+    data = STATE / "pg" / "data"
+    if data.exists():
+        stop_postgres(data)
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "up"
+    if cmd == "up":
+        for key, value in up().items():
+            print(f"export {key}={value}")
+    elif cmd == "down":
+        down()
+    else:
+        sys.exit(f"usage: python -m tests.realservices up|down (got {cmd!r})")
