@@ -1,0 +1,69 @@
+"""Benchmark helpers: wall-time a command or a callable, compare with a baseline from the SAME run.
+
+Machines here are shared and noisy, so every figure is reported beside a baseline measured in the
+same run, and targets are checked on the ratio where the issue gives one.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+@dataclass
+class Row:
+    suite: str
+    name: str
+    value: float
+    unit: str
+    baseline: str | None = None
+    baseline_value: float | None = None
+    target: str | None = None
+    ok: bool | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline_value:
+            return self.value / self.baseline_value
+        return None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ratio"] = self.ratio
+        return d
+
+
+def time_command(argv: list[str], repeat: int = 7, cwd: Path | None = None, env: dict | None = None,
+                 warmup: int = 1, check: bool = True) -> float:
+    """Median wall time in ms of running argv `repeat` times."""
+    full_env = {**os.environ, **(env or {})}
+    samples = []
+    for i in range(warmup + repeat):
+        t0 = time.perf_counter()
+        proc = subprocess.run(argv, cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        elapsed = (time.perf_counter() - t0) * 1000
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")
+        if i >= warmup:
+            samples.append(elapsed)
+    return statistics.median(samples)
+
+
+def time_call(fn, repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time in ms of fn()."""
+    samples = []
+    for i in range(warmup + repeat):
+        t0 = time.perf_counter()
+        fn()
+        if i >= warmup:
+            samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
