@@ -42,6 +42,11 @@ class App:
 
         return migrations_dir(self.config)
 
+    @property
+    def teams_dir(self) -> Path:
+        path = Path(self.config.get("teams.dir"))
+        return path if path.is_absolute() else self.config.root / path
+
     def close(self) -> None:
         for close in reversed(self._closers):
             try:

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from elfctl import __version__
-from elfctl.cli import config_cmd, db, health, infra, init_cmd
+from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd
 from elfctl.cli.common import ElfGroup
 
 app = typer.Typer(
@@ -64,6 +64,7 @@ app.command("init")(init_cmd.init)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db.app, name="db")
 app.add_typer(infra.app, name="infra")
+app.add_typer(cost.app, name="cost")
 app.command("health")(health.health)
 
 

@@ -1,0 +1,279 @@
+"""A team: `teams/<name>/team.yaml` beside its build context. Parsing and validation, no I/O
+beyond reading the file. Every error names the file, the field and the fix."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elfctl.errors import InputError
+
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+CPU = re.compile(r"^\d+(\.\d+)?m?$")
+MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+ACTIONS = ("warn", "downgrade", "block")
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    path: str = "/health"
+    period_s: float = 1.0
+    timeout_s: float = 2.0
+    success_threshold: int = 2
+    failure_threshold: int = 3
+    start_timeout_s: float = 60.0  # how long the new version may take to pass the gate
+    soak_s: float = 3.0  # keep probing after the switch; roll back if it fails
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+    soft_limit: float = 0.8
+    soft_action: str = "warn"
+    hard_action: str = "block"
+
+
+@dataclass(frozen=True)
+class LLMSpec:
+    model: str | None = None  # preferred model
+    fallbacks: tuple[str, ...] = ()  # cheaper models, then other providers, in order
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+
+
+@dataclass(frozen=True)
+class ResourcesSpec:
+    cpu: str | None = None  # Kubernetes notation: "500m", "1"
+    memory: str | None = None  # "256Mi", "1Gi"
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    name: str
+    path: Path  # the team.yaml
+    port: int = 8080
+    replicas: int = 1
+    description: str = ""
+    build: BuildSpec = field(default_factory=BuildSpec)
+    health: HealthSpec = field(default_factory=HealthSpec)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # names only; values come from the credential store
+    resources: ResourcesSpec = field(default_factory=ResourcesSpec)
+    llm: LLMSpec = field(default_factory=LLMSpec)
+    mcp_servers: tuple[str, ...] = ()
+
+    @property
+    def folder(self) -> Path:
+        return self.path.parent
+
+    @property
+    def context_dir(self) -> Path:
+        return (self.folder / self.build.context).resolve()
+
+
+# field -> (type check description, allowed keys of nested tables)
+_TOP = ("name", "description", "port", "replicas", "build", "health", "env", "secrets", "resources", "llm",
+        "mcp_servers")
+_NESTED = {
+    "build": ("context", "dockerfile"),
+    "health": ("path", "period_s", "timeout_s", "success_threshold", "failure_threshold", "start_timeout_s",
+               "soak_s"),
+    "resources": ("cpu", "memory"),
+    "llm": ("model", "fallbacks", "budget"),
+    "llm.budget": ("daily_usd", "monthly_usd", "soft_limit", "soft_action", "hard_action"),
+}
+
+
+class _V:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def fail(self, fld: str, problem: str, fix: str) -> InputError:
+        return InputError(f"{self.path}: {fld}: {problem}", hint=fix)
+
+    def keys(self, table: Any, where: str, allowed: tuple[str, ...]) -> dict:
+        if not isinstance(table, dict):
+            raise self.fail(where or "(top level)", f"must be a mapping, got {type(table).__name__}",
+                            f"write {where or 'the file'} as `key: value` lines")
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), allowed, n=1)
+                fld = f"{where}.{key}" if where else str(key)
+                fix = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+                raise self.fail(fld, "unknown key", fix)
+        return table
+
+    def integer(self, value: Any, fld: str, lo: int, hi: int) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(fld, f"must be a whole number from {lo} to {hi}, got {value!r}",
+                            f"set {fld} to a number in {lo}..{hi}")
+        return value
+
+    def number(self, value: Any, fld: str, lo: float, hi: float) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise self.fail(fld, f"must be a number from {lo:g} to {hi:g}, got {value!r}",
+                            f"set {fld} to a number in {lo:g}..{hi:g}")
+        return float(value)
+
+    def string(self, value: Any, fld: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(fld, f"must be a non-empty string, got {value!r}", f"set {fld} to text")
+        return value
+
+    def names(self, value: Any, fld: str, pattern: re.Pattern, what: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            raise self.fail(fld, f"must be a list, got {type(value).__name__}", f"write {fld} as a YAML list")
+        for i, item in enumerate(value):
+            if not isinstance(item, str) or not pattern.match(item):
+                raise self.fail(f"{fld}[{i}]", f"{item!r} is not {what}", f"use {what}")
+        if len(set(value)) != len(value):
+            raise self.fail(fld, "lists a name twice", "remove the duplicate")
+        return tuple(value)
+
+
+def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
+    v = _V(path)
+    doc = v.keys(doc, "", _TOP)
+    if "name" not in doc:
+        raise v.fail("name", "missing", f"add `name: {expected_name or path.parent.name}`")
+    name = doc["name"]
+    if not isinstance(name, str) or len(name) > 63 or not DNS1123.match(name):
+        raise v.fail("name", f"{name!r} is not a DNS-1123 label",
+                     "use lower case letters, digits and '-', starting and ending alphanumeric, max 63")
+    if expected_name and name != expected_name:
+        raise v.fail("name", f"'{name}' differs from its folder '{expected_name}'",
+                     f"rename the folder or set name: {expected_name}")
+    kw: dict[str, Any] = {"name": name, "path": path}
+    if "description" in doc:
+        kw["description"] = str(doc["description"] or "")
+    if "port" in doc:
+        kw["port"] = v.integer(doc["port"], "port", 1, 65535)
+    if "replicas" in doc:
+        kw["replicas"] = v.integer(doc["replicas"], "replicas", 0, 100)
+    if "build" in doc:
+        b = v.keys(doc["build"] or {}, "build", _NESTED["build"])
+        kw["build"] = BuildSpec(**{k: v.string(b[k], f"build.{k}") for k in b})
+        if Path(kw["build"].context).is_absolute() or ".." in Path(kw["build"].context).parts:
+            raise v.fail("build.context", "must stay inside the team folder", "use a relative path like '.'")
+    if "health" in doc:
+        h = v.keys(doc["health"] or {}, "health", _NESTED["health"])
+        hk: dict[str, Any] = {}
+        if "path" in h:
+            p = v.string(h["path"], "health.path")
+            if not p.startswith("/") or any(c.isspace() for c in p):
+                raise v.fail("health.path", f"{p!r} must start with '/' and contain no spaces",
+                             "use a path such as /health")
+            hk["path"] = p
+        for k in ("period_s", "timeout_s", "start_timeout_s", "soak_s"):
+            if k in h:
+                hk[k] = v.number(h[k], f"health.{k}", 0.0 if k == "soak_s" else 0.05, 3600)
+        for k in ("success_threshold", "failure_threshold"):
+            if k in h:
+                hk[k] = v.integer(h[k], f"health.{k}", 1, 100)
+        kw["health"] = HealthSpec(**hk)
+    if "env" in doc:
+        env = doc["env"] or {}
+        if not isinstance(env, dict):
+            raise v.fail("env", "must be a mapping of NAME: value", "write env as `NAME: value` lines")
+        for k, val in env.items():
+            if not isinstance(k, str) or not ENV_NAME.match(k):
+                raise v.fail(f"env.{k}", "is not a valid environment variable name", "use UPPER_SNAKE_CASE")
+            if isinstance(val, (dict, list)) or val is None:
+                raise v.fail(f"env.{k}", "must be a plain value", "quote it as a string")
+        kw["env"] = {k: (str(val).lower() if isinstance(val, bool) else str(val)) for k, val in env.items()}
+    if "secrets" in doc:
+        kw["secrets"] = v.names(doc["secrets"] or [], "secrets", ENV_NAME, "an UPPER_SNAKE_CASE name")
+        clash = set(kw["secrets"]) & set(kw.get("env", {}))
+        if clash:
+            raise v.fail("secrets", f"{sorted(clash)[0]} is also in env", "keep secret values out of env")
+    if "resources" in doc:
+        r = v.keys(doc["resources"] or {}, "resources", _NESTED["resources"])
+        rk = {}
+        if "cpu" in r:
+            rk["cpu"] = str(r["cpu"])
+            if not CPU.match(rk["cpu"]):
+                raise v.fail("resources.cpu", f"{r['cpu']!r} is not a CPU quantity", "use e.g. 500m or 1")
+        if "memory" in r:
+            rk["memory"] = str(r["memory"])
+            if not MEMORY.match(rk["memory"]):
+                raise v.fail("resources.memory", f"{r['memory']!r} is not a memory quantity", "use e.g. 256Mi")
+        kw["resources"] = ResourcesSpec(**rk)
+    if "llm" in doc:
+        llm = v.keys(doc["llm"] or {}, "llm", _NESTED["llm"])
+        lk: dict[str, Any] = {}
+        if "model" in llm:
+            lk["model"] = v.string(llm["model"], "llm.model")
+        if "fallbacks" in llm:
+            fb = llm["fallbacks"] or []
+            if not isinstance(fb, list) or not all(isinstance(m, str) and m for m in fb):
+                raise v.fail("llm.fallbacks", "must be a list of model names", "write it as a YAML list")
+            lk["fallbacks"] = tuple(fb)
+        if "budget" in llm:
+            b = v.keys(llm["budget"] or {}, "llm.budget", _NESTED["llm.budget"])
+            bk: dict[str, Any] = {}
+            for k in ("daily_usd", "monthly_usd"):
+                if k in b and b[k] is not None:
+                    bk[k] = v.number(b[k], f"llm.budget.{k}", 0, 1e9)
+            if "soft_limit" in b:
+                bk["soft_limit"] = v.number(b["soft_limit"], "llm.budget.soft_limit", 0.01, 1.0)
+            for k in ("soft_action", "hard_action"):
+                if k in b:
+                    if b[k] not in ACTIONS:
+                        raise v.fail(f"llm.budget.{k}", f"{b[k]!r} is not an action", f"use one of {', '.join(ACTIONS)}")
+                    bk[k] = b[k]
+            lk["budget"] = BudgetSpec(**bk)
+        kw["llm"] = LLMSpec(**lk)
+    if "mcp_servers" in doc:
+        kw["mcp_servers"] = v.names(doc["mcp_servers"] or [], "mcp_servers", DNS1123, "a DNS-1123 name")
+    return TeamSpec(**kw)
+
+
+def load(path: Path) -> TeamSpec:
+    """Read and validate one team.yaml."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})", hint="check the path") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: not valid YAML{where} ({problem})", hint="fix the YAML syntax") from None
+    if doc is None:
+        raise InputError(f"{path}: file is empty", hint="run `elfctl team new NAME` for a template")
+    return parse(doc, path, expected_name=path.parent.name)
+
+
+def discover(teams_dir: Path) -> list[Path]:
+    """Every teams/<name>/team.yaml, sorted by name."""
+    if not teams_dir.is_dir():
+        return []
+    return sorted(p for p in teams_dir.glob("*/team.yaml"))
+
+
+def find(teams_dir: Path, name: str) -> TeamSpec:
+    path = teams_dir / name / "team.yaml"
+    if not DNS1123.match(name or ""):
+        raise InputError(f"team name {name!r} is not a DNS-1123 label",
+                         hint="use lower case letters, digits and '-'")
+    if not path.is_file():
+        known = [p.parent.name for p in discover(teams_dir)]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else (
+            f"teams: {', '.join(known)}" if known else f"create it with `elfctl team new {name}`")
+        raise InputError(f"{path}: no such team", hint=hint)
+    return load(path)

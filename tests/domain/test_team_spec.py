@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from elfctl.domain.team import find, load, parse
+from elfctl.errors import InputError
+
+P = Path("teams/mkt/team.yaml")
+
+
+def test_full_spec_parses():
+    spec = parse(yaml.safe_load("""
+name: mkt
+port: 9000
+replicas: 2
+health: {path: /healthz, success_threshold: 3}
+env: {LOG_LEVEL: debug, FLAG: true}
+secrets: [OPENAI_API_KEY]
+resources: {cpu: 500m, memory: 256Mi}
+llm: {model: gpt-4o, fallbacks: [gpt-4o-mini], budget: {daily_usd: 10, hard_action: downgrade}}
+mcp_servers: [search]
+"""), P, "mkt")
+    assert spec.port == 9000 and spec.health.path == "/healthz" and spec.health.success_threshold == 3
+    assert spec.env == {"LOG_LEVEL": "debug", "FLAG": "true"}
+    assert spec.llm.fallbacks == ("gpt-4o-mini",) and spec.llm.budget.hard_action == "downgrade"
+
+
+@pytest.mark.parametrize("doc, field, fix", [
+    ({"name": "Bad_Name"}, "name", "DNS-1123"),
+    ({"name": "mkt", "prot": 80}, "prot", "did you mean 'port'"),
+    ({"name": "mkt", "port": 70000}, "port", "1..65535"),
+    ({"name": "mkt", "health": {"path": "health"}}, "health.path", "/health"),
+    ({"name": "mkt", "secrets": ["lower"]}, "secrets[0]", "UPPER_SNAKE_CASE"),
+    ({"name": "mkt", "llm": {"budget": {"hard_action": "explode"}}}, "llm.budget.hard_action", "warn"),
+    ({"name": "mkt", "build": {"context": "../../etc"}}, "build.context", "relative"),
+    ({"name": "other"}, "name", "set name: mkt"),
+])
+def test_errors_name_file_field_and_fix(doc, field, fix):
+    with pytest.raises(InputError) as err:
+        parse(doc, P, "mkt")
+    assert err.value.message.startswith(f"{P}: {field}:")
+    assert fix in err.value.message + " " + err.value.hint
+
+
+def test_find_suggests_close_team(tmp_path):
+    (tmp_path / "marketing-team").mkdir()
+    (tmp_path / "marketing-team" / "team.yaml").write_text("name: marketing-team\n")
+    assert find(tmp_path, "marketing-team").name == "marketing-team"
+    with pytest.raises(InputError, match="did you mean 'marketing-team'"):
+        find(tmp_path, "marketing-tem")
+
+
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["name", "port", "replicas", "health", "env", "secrets", "llm",
+                                        "resources", "build", "mcp_servers", "junk"]), yaml_values))
+def test_fuzzed_specs_never_crash(doc):
+    doc.setdefault("name", "mkt")
+    try:
+        parse(doc, P, "mkt")
+    except InputError as err:
+        assert err.message.startswith(str(P)) and err.hint
+
+
+def test_bad_yaml_names_line(tmp_path):
+    path = tmp_path / "mkt" / "team.yaml"
+    path.parent.mkdir()
+    path.write_text("name: mkt\nport: [1,\n")
+    with pytest.raises(InputError, match="not valid YAML at line"):
+        load(path)
