@@ -49,8 +49,9 @@ def test_find_suggests_close_team(tmp_path):
     (tmp_path / "marketing-team").mkdir()
     (tmp_path / "marketing-team" / "team.yaml").write_text("name: marketing-team\n")
     assert find(tmp_path, "marketing-team").name == "marketing-team"
-    with pytest.raises(InputError, match="did you mean 'marketing-team'"):
+    with pytest.raises(InputError) as err:
         find(tmp_path, "marketing-tem")
+    assert "no such team" in err.value.message and "did you mean 'marketing-team'" in err.value.hint
 
 
 yaml_values = st.recursive(
