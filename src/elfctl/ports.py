@@ -42,3 +42,50 @@ class Store(Tx, Protocol):
     def server_version(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+# --- Deploy targets (Docker, Kubernetes) --------------------------------------------------------
+# The deploy service (lock, state machine, build/push, history, rollback decisions) is the same for
+# every target; a target only knows how to run a given image of a team and report on it.
+
+
+class Rollout(Protocol):
+    """What a target reports after trying to put an image into service."""
+
+    ok: bool  # True: the new version serves (health gate / rollout status passed)
+    reason: str  # why not, or what happened ("3/3 replicas ready", "health gate: 500 from /health")
+    logs: str  # last lines of the new version's log when it failed ("" otherwise)
+    warnings: list[str]  # e.g. IETF health `warn` seen during the gate
+
+
+class DeployTarget(Protocol):
+    name: str  # "docker" | "kubernetes"
+
+    def prepare(self) -> tuple[bool, str]:
+        """`infra up` step: make the target ready (network / namespace, pull secret ...).
+        Idempotent: returns (changed, details)."""
+        ...
+
+    def serving(self, team: str) -> str | None:
+        """The image reference currently serving this team, or None."""
+        ...
+
+    def rollout(self, spec: Any, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any],
+                deadline_s: float) -> Rollout:
+        """Start `image` for the team beside what serves now, wait until it is healthy (within
+        `deadline_s`), then switch to it and retire the old version. On failure leave the old version
+        serving, remove the new one, and return ok=False with the reason and the log tail.
+        `secrets` values are `elfctl` Secret objects (masked str/repr); never store or print them."""
+        ...
+
+    def stop(self, team: str) -> bool:
+        """Stop the team entirely (infra down). Returns whether anything was running."""
+        ...
+
+    def logs(self, team: str, tail: int = 100, follow: bool = False) -> Any:
+        """An iterator of log lines of the serving version."""
+        ...
+
+    def status(self, team: str) -> dict[str, Any]:
+        """For `elfctl health`: desired/ready replicas, worst condition and its reason, image."""
+        ...
