@@ -40,6 +40,10 @@ SCHEMA: dict[str, Key] = {
     "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),
     "teams.dir": Key(str, "teams", "Folder holding teams/<name>/team.yaml, relative to the project root."),
     "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`."),
+    "health.disk_warn_free": Key(float, 0.10, "Warn when less than this share of the disk is free."),
+    "health.disk_fail_free": Key(float, 0.02, "Fail when less than this share of the disk is free."),
+    "health.memory_warn_free": Key(float, 0.10, "Warn when less than this share of memory is available."),
+    "health.memory_fail_free": Key(float, 0.03, "Fail when less than this share of memory is available."),
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.

@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-
 from tests.conftest import run_elfctl
 
 
