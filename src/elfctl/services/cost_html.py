@@ -84,7 +84,7 @@ def _daily_chart(daily: list) -> str:
 
 def _fan(tf) -> str:
     """History (bars) and the forecast's P50 path for one team."""
-    w, h = 360, 90
+    w, h = 240, 60
     hist = [d["cost_nanousd"] for d in tf.history]
     fut = [d["p50_nanousd"] for d in tf.daily]
     top = max(hist + fut + [1])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from elfctl.domain import forecast as fm
 from elfctl.errors import InputError
+from elfctl.services.cost_views import require_schema
 
 HISTORY_DAYS = 182  # half a year of daily totals is plenty for weekly models and bounds the read
 HORIZONS = ("7d", "30d", "month")
@@ -76,6 +77,7 @@ def horizon_days(horizon: str, today: dt.date) -> int:
 
 
 def predict(store, team: str | None = None, horizon: str = "7d", now: dt.datetime | None = None) -> Prediction:
+    require_schema(store)
     now = now or dt.datetime.now(dt.UTC)
     today = now.date()
     n_h = horizon_days(horizon, today)
@@ -118,9 +120,11 @@ def _team(name: str, by_day: dict[str, int], budget: dict, today: dt.date, rest:
         if budget_nano:
             dates = fm.exhaustion_dates(fc, spent, budget_nano, n, rest)
             w.exhausts = {k: (v.isoformat() if v else None) for k, v in dates.items()}
-            w.verdict = (f"exhausts the budget on {w.exhausts['p50']} (P50)" if w.exhausts["p50"]
-                         else "will not exhaust the budget (P50)"
-                         + (f"; 10% chance by {w.exhausts['p10']}" if w.exhausts["p10"] else ""))
+            if w.exhausts["p50"]:
+                w.verdict = f"runs out {w.exhausts['p50']} (P50)"
+            else:
+                w.verdict = "will not run out (P50)" + (
+                    f"; 10% chance by {w.exhausts['p10']}" if w.exhausts["p10"] else "")
         return w
 
     h10, h50, h90 = (int(round(spent_today + v)) for v in fc.total(n_h, first_weight=rest))

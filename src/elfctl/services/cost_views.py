@@ -117,6 +117,7 @@ def dashboard(store, team: str | None = None, days: int = 14, now: dt.datetime |
     now = now or dt.datetime.now(dt.UTC)
     today = now.date()
     start, end = period(now, days, since, until)
+    require_schema(store)
     month_start = today.replace(day=1)
     lo = min(start, month_start, today - dt.timedelta(days=HISTORY_DAYS))
     hi = max(end, today)
@@ -168,6 +169,14 @@ def dashboard(store, team: str | None = None, days: int = 14, now: dt.datetime |
         period_totals=_totals([r for r in rows if start.isoformat() <= r["day"] <= end.isoformat()]),
         teams=teams, models=models, daily=list(daily.values()), at_risk=at_risk,
         breakers=[Breaker(b["name"], b["state"], b["opened_at"]) for b in breakers], notes=notes)
+
+
+def require_schema(store) -> None:
+    """A store nobody migrated yet gets a clear error instead of 'no such table'."""
+    missing = {"daily_cost_summary", "budgets", "breaker_state"} - set(store.tables())
+    if missing:
+        raise InputError(f"the store {store.display_url} has no cost tables ({', '.join(sorted(missing))})",
+                         hint="run `elfctl db migrate` (or `elfctl infra up`) first", code="not_migrated")
 
 
 def _risk(t: TeamView) -> float:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from elfctl.services.cost_views import require_schema, usd
+
 WINDOW_DAYS = 30
 SHORT_ANSWER = 1024  # completion tokens: short answers are where small models usually suffice
 MIN_CALLS = 20  # below this, rates are noise
@@ -41,6 +43,7 @@ class Recommendations:
 
 def optimize(store, catalog: dict, team: str | None = None, now: dt.datetime | None = None) -> Recommendations:
     """`catalog`: model -> ModelFacts (adapters.model_catalog.load())."""
+    require_schema(store)
     now = now or dt.datetime.now(dt.UTC)
     since_day = now.date() - dt.timedelta(days=WINDOW_DAYS)
     since_ts, until_ts = since_day.isoformat() + "T00:00:00", now.isoformat()
@@ -97,8 +100,6 @@ def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scal
     if best is None:
         return None
     saving, cand, n, cost, new_cost, pt, ct = best
-    from elfctl.services.cost_views import usd
-
     return Recommendation(
         "cheaper_model", team, f"{team}: move short {model} calls to {cand.model}",
         f"route {model} calls with answers up to {SHORT_ANSWER} tokens to {cand.model} ({cand.provider}), "
@@ -122,8 +123,6 @@ def _repeats(store, team, since_ts, until_ts, scale) -> Recommendation | None:
     saving = sum(int(r["cost"]) * (int(r["n"]) - 1) // int(r["n"]) for r in rows)
     if saving <= 0:
         return None
-    from elfctl.services.cost_views import usd
-
     return Recommendation(
         "cache_repeats", team, f"{team}: cache repeated identical prompts",
         "put an exact-match response cache (e.g. litellm's cache) in front of these calls",
@@ -133,8 +132,6 @@ def _repeats(store, team, since_ts, until_ts, scale) -> Recommendation | None:
 
 
 def _budgets(store, summary, team, since_day, today) -> list[Recommendation]:
-    from elfctl.services.cost_views import usd
-
     budgets = {b["team"]: b for b in store.query(
         "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
         [team] if team else [])}

@@ -59,7 +59,8 @@ def render(d):
     breakers = Text("Open breakers: " + (", ".join(f"{b.name} ({b.state} since {b.opened_at or '?'})"
                                                    for b in d.breakers) or "none"),
                     style="red" if d.breakers else "")
-    parts = [head, budgets, models, chart, risk, breakers] + [Text("note: " + n, style="dim") for n in d.notes]
+    # Alerts first: in a short terminal, --watch crops the bottom of the view.
+    parts = [head, risk, breakers, budgets, models, chart] + [Text("note: " + n, style="dim") for n in d.notes]
     return Group(*parts)
 
 
