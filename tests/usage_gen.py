@@ -25,11 +25,37 @@ MODELS = {
     "claude-haiku-4-5": ("anthropic", 1000, 5000, 100),
 }
 SHAPES = 512  # call shapes per (team, model)
-USAGE_COLUMNS = ("request_id", "ts", "day", "team", "agent", "requested_model", "model", "provider",
-                 "prompt_tokens", "completion_tokens", "cached_tokens", "cost_nanousd", "priced", "outcome",
-                 "fallback_reason", "prompt_hash")
-SUMMARY_COLUMNS = ("day", "team", "model", "calls", "errors", "fallbacks", "unpriced", "prompt_tokens",
-                   "completion_tokens", "cached_tokens", "cost_nanousd")
+USAGE_COLUMNS = (
+    "request_id",
+    "ts",
+    "day",
+    "team",
+    "agent",
+    "requested_model",
+    "model",
+    "provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nanousd",
+    "priced",
+    "outcome",
+    "fallback_reason",
+    "prompt_hash",
+)
+SUMMARY_COLUMNS = (
+    "day",
+    "team",
+    "model",
+    "calls",
+    "errors",
+    "fallbacks",
+    "unpriced",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nanousd",
+)
 
 
 @dataclass
@@ -51,24 +77,54 @@ class TeamProfile:
 def default_teams(n: int = 6) -> list[TeamProfile]:
     base = [
         TeamProfile("marketing", 40.0, trend=0.004, daily_budget_usd=60, monthly_budget_usd=1200),
-        TeamProfile("support", 25.0, weekend=0.6, noise=0.06, models=(("claude-sonnet-4-5", 0.6),
-                    ("claude-haiku-4-5", 0.4)), daily_budget_usd=40, monthly_budget_usd=900),
-        TeamProfile("research", 60.0, weekend=0.2, trend=0.01, spike_prob=0.05, error_rate=0.08,
-                    daily_budget_usd=90, monthly_budget_usd=1500),
-        TeamProfile("sales", 10.0, trend=-0.003, repeat_rate=0.3, daily_budget_usd=50,
-                    monthly_budget_usd=3000),
+        TeamProfile(
+            "support",
+            25.0,
+            weekend=0.6,
+            noise=0.06,
+            models=(("claude-sonnet-4-5", 0.6), ("claude-haiku-4-5", 0.4)),
+            daily_budget_usd=40,
+            monthly_budget_usd=900,
+        ),
+        TeamProfile(
+            "research",
+            60.0,
+            weekend=0.2,
+            trend=0.01,
+            spike_prob=0.05,
+            error_rate=0.08,
+            daily_budget_usd=90,
+            monthly_budget_usd=1500,
+        ),
+        TeamProfile(
+            "sales", 10.0, trend=-0.003, repeat_rate=0.3, daily_budget_usd=50, monthly_budget_usd=3000
+        ),
         TeamProfile("ops", 5.0, weekend=0.9, fallback_rate=0.15, models=(("gpt-4o-mini", 1.0),)),
-        TeamProfile("legal", 15.0, weekend=0.1, models=(("claude-sonnet-4-5", 1.0),),
-                    daily_budget_usd=25, monthly_budget_usd=400),
+        TeamProfile(
+            "legal",
+            15.0,
+            weekend=0.1,
+            models=(("claude-sonnet-4-5", 1.0),),
+            daily_budget_usd=25,
+            monthly_budget_usd=400,
+        ),
     ]
     out = base[:n]
     rng = random.Random(7)
     while len(out) < n:
         i = len(out)
-        out.append(TeamProfile(f"team-{i:02d}", rng.uniform(3, 50), weekend=rng.uniform(0.1, 0.9),
-                               trend=rng.uniform(-0.004, 0.01), spike_prob=rng.choice([0, 0.03]),
-                               models=rng.choice(base).models, daily_budget_usd=rng.choice([None, 80.0]),
-                               monthly_budget_usd=rng.choice([None, 1500.0])))
+        out.append(
+            TeamProfile(
+                f"team-{i:02d}",
+                rng.uniform(3, 50),
+                weekend=rng.uniform(0.1, 0.9),
+                trend=rng.uniform(-0.004, 0.01),
+                spike_prob=rng.choice([0, 0.03]),
+                models=rng.choice(base).models,
+                daily_budget_usd=rng.choice([None, 80.0]),
+                monthly_budget_usd=rng.choice([None, 1500.0]),
+            )
+        )
     return out
 
 
@@ -133,8 +189,17 @@ def _shapes(team: TeamProfile, model: str, seed: int) -> _Shapes:
     prefix = [(0, 0, 0, 0, 0, 0, 0)]
     for r in doubled:
         p = prefix[-1]
-        prefix.append((p[0] + 1, p[1] + (r[6] != "ok"), p[2] + (r[7] is not None), p[3] + r[2], p[4] + r[3],
-                       p[5] + r[4], p[6] + r[5]))
+        prefix.append(
+            (
+                p[0] + 1,
+                p[1] + (r[6] != "ok"),
+                p[2] + (r[7] is not None),
+                p[3] + r[2],
+                p[4] + r[3],
+                p[5] + r[4],
+                p[6] + r[5],
+            )
+        )
     return _Shapes(rows, prefix)
 
 
@@ -176,12 +241,33 @@ class Plan:
                 agent, req, p, c, cached, cost, outcome, fb, rep = rows[(offset + i) % SHAPES]
                 rid += 1
                 key = f"{prefix}{rid:010d}"
-                yield (key, day + hms[(i * span) // n], day, team, agent, req, model, provider, p, c, cached,
-                       cost, 1, outcome, fb, rep or key)
+                yield (
+                    key,
+                    day + hms[(i * span) // n],
+                    day,
+                    team,
+                    agent,
+                    req,
+                    model,
+                    provider,
+                    p,
+                    c,
+                    cached,
+                    cost,
+                    1,
+                    outcome,
+                    fb,
+                    rep or key,
+                )
 
 
-def make_plan(teams: list[TeamProfile] | None = None, days: int = 120, now: dt.datetime | None = None,
-              seed: int = 1, rows: int | None = None) -> Plan:
+def make_plan(
+    teams: list[TeamProfile] | None = None,
+    days: int = 120,
+    now: dt.datetime | None = None,
+    seed: int = 1,
+    rows: int | None = None,
+) -> Plan:
     """History of `days` days ending at `now` (UTC). With `rows`, call counts are scaled so the plan
     holds about that many usage rows (for benchmarks); spend scales with them."""
     teams = teams or default_teams()
@@ -215,11 +301,23 @@ def make_plan(teams: list[TeamProfile] | None = None, days: int = 120, now: dt.d
 def write_budgets(store, plan: Plan, soft_ratio: float = 0.8) -> None:
     """The profiles' budgets, scaled like the plan's spend (so ratios stay realistic)."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    rows = [(t.name, _nano(t.daily_budget_usd, plan.scale), _nano(t.monthly_budget_usd, plan.scale), soft_ratio, now)
-            for t in plan.teams if t.daily_budget_usd or t.monthly_budget_usd]
+    rows = [
+        (
+            t.name,
+            _nano(t.daily_budget_usd, plan.scale),
+            _nano(t.monthly_budget_usd, plan.scale),
+            soft_ratio,
+            now,
+        )
+        for t in plan.teams
+        if t.daily_budget_usd or t.monthly_budget_usd
+    ]
     with store.transaction() as tx:
-        tx.executemany("INSERT INTO budgets (team, daily_nanousd, monthly_nanousd, soft_ratio, updated_at) "
-                       "VALUES (?, ?, ?, ?, ?)", rows)
+        tx.executemany(
+            "INSERT INTO budgets (team, daily_nanousd, monthly_nanousd, soft_ratio, updated_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
 
 
 def _nano(usd: float | None, scale: float = 1.0) -> int | None:
@@ -231,8 +329,10 @@ def write(store, plan: Plan, usage: bool = True, batch: int = 200_000, progress=
     summary = plan.summary_rows()
     cols = ", ".join(SUMMARY_COLUMNS)
     with store.transaction() as tx:
-        tx.executemany(f"INSERT INTO daily_cost_summary ({cols}) VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))})",
-                       summary)
+        tx.executemany(
+            f"INSERT INTO daily_cost_summary ({cols}) VALUES ({', '.join('?' * len(SUMMARY_COLUMNS))})",
+            summary,
+        )
     if not usage:
         return 0
     if store.dialect == "postgres":
@@ -275,12 +375,21 @@ def _copy_postgres(store, plan: Plan, progress) -> int:
 
 def open_breaker(store, model: str, state: str = "open", when: str | None = None) -> None:
     now = when or dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    store.execute("INSERT INTO breaker_state (name, state, fail_counter, opened_at, updated_at) "
-                  "VALUES (?, ?, 5, ?, ?)", (f"llm:{model}", state, now, now))
+    store.execute(
+        "INSERT INTO breaker_state (name, state, fail_counter, opened_at, updated_at) VALUES (?, ?, 5, ?, ?)",
+        (f"llm:{model}", state, now, now),
+    )
 
 
-def populate(store, days: int = 70, rows: int = 20_000, now: dt.datetime | None = None, teams=None,
-             seed: int = 1, breakers: tuple = ("gpt-4o",)) -> Plan:
+def populate(
+    store,
+    days: int = 70,
+    rows: int = 20_000,
+    now: dt.datetime | None = None,
+    teams=None,
+    seed: int = 1,
+    breakers: tuple = ("gpt-4o",),
+) -> Plan:
     """Migrate `store`, then fill it with a plan's usage, budgets and open breakers (tests)."""
     from elfctl.bootstrap import migrations_dir
     from elfctl.config import load

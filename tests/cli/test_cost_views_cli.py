@@ -19,7 +19,7 @@ from tests.conftest import unavailable
 @pytest.fixture
 def populated(store_url, open_store):
     store = open_store(store_url)
-    plan = g.populate(store, days=45, rows=10_000, now=dt.datetime.now(dt.timezone.utc))
+    plan = g.populate(store, days=45, rows=10_000, now=dt.datetime.now(dt.UTC))
     return store, {"ELFCTL_STORE_URL": store_url}, plan
 
 
@@ -28,10 +28,13 @@ def test_dashboard_json_and_human_view_show_the_same_figures(populated, cli):
     res = cli("cost", "dashboard", "--days", "7", "--json", env=env)
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-    raw = store.query("SELECT team, SUM(cost_nanousd) AS c FROM api_usage WHERE day = ? GROUP BY team", [today])
-    assert {t["team"]: t["today_nanousd"] for t in data["teams"] if t["today_nanousd"]} == \
-        {r["team"]: int(r["c"]) for r in raw}
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    raw = store.query(
+        "SELECT team, SUM(cost_nanousd) AS c FROM api_usage WHERE day = ? GROUP BY team", [today]
+    )
+    assert {t["team"]: t["today_nanousd"] for t in data["teams"] if t["today_nanousd"]} == {
+        r["team"]: int(r["c"]) for r in raw
+    }
     human = cli("cost", "dashboard", "--days", "7", "--watch", env=env)  # no TTY: one snapshot
     assert human.exit_code == 0
     for t in data["teams"]:
@@ -80,13 +83,16 @@ def test_watch_refreshes_in_a_terminal_and_ctrl_c_exits_0(project, open_store, t
     if not shutil.which("tmux"):
         unavailable("tmux is not installed (apt-get install tmux)")
     store = open_store(f"sqlite:///{project / '.elf' / 'elf.db'}")
-    g.populate(store, days=20, rows=3_000, now=dt.datetime.now(dt.timezone.utc))
+    g.populate(store, days=20, rows=3_000, now=dt.datetime.now(dt.UTC))
     session = f"elf5-{uuid.uuid4().hex[:8]}"
     status = tmp_path / "status"
-    cmd = (f"cd {project} && {sys.executable} -m elfctl cost dashboard --watch --interval 0.3 --days 3; "
-           f"echo $? > {status}; sleep 60")
+    cmd = (
+        f"cd {project} && {sys.executable} -m elfctl cost dashboard --watch --interval 0.3 --days 3; "
+        f"echo $? > {status}; sleep 60"
+    )
     assert _tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "80", cmd).returncode == 0
     try:
+
         def screen_has(text, timeout=20):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -97,13 +103,18 @@ def test_watch_refreshes_in_a_terminal_and_ctrl_c_exits_0(project, open_store, t
             raise AssertionError(f"{text!r} never appeared:\n{out}")
 
         first = screen_has("Open breakers")
-        today = dt.datetime.now(dt.timezone.utc).date().isoformat()
-        before = sum(int(r["c"]) for r in store.query(
-            "SELECT cost_nanousd AS c FROM daily_cost_summary WHERE day = ?", [today]))
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        before = sum(
+            int(r["c"])
+            for r in store.query("SELECT cost_nanousd AS c FROM daily_cost_summary WHERE day = ?", [today])
+        )
         assert f"today {usd(before)}" in first
         # A new team spends $1234.56 today: the next refresh shows it without a restart.
-        store.execute("INSERT INTO daily_cost_summary (day, team, model, calls, cost_nanousd) "
-                      "VALUES (?, 'newteam', 'gpt-4o', 3, 1234560000000)", [today])
+        store.execute(
+            "INSERT INTO daily_cost_summary (day, team, model, calls, cost_nanousd) "
+            "VALUES (?, 'newteam', 'gpt-4o', 3, 1234560000000)",
+            [today],
+        )
         screen_has(f"today {usd(before + 1234560000000)}")
         screen_has("newteam")
         _tmux("send-keys", "-t", session, "C-c")

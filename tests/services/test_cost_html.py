@@ -13,16 +13,27 @@ from elfctl.services.cost_html import write_html
 from tests import usage_gen as g
 from tests.conftest import unavailable
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if not exe:
         unavailable("chromium is not installed (apt-get install chromium)")
-    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 class Figures(HTMLParser):
@@ -51,7 +62,7 @@ class Figures(HTMLParser):
 def populated(project, open_store):
     url = f"sqlite:///{project / '.elf' / 'elf.db'}"
     store = open_store(url)
-    g.populate(store, days=60, rows=12_000, now=dt.datetime.now(dt.timezone.utc))
+    g.populate(store, days=60, rows=12_000, now=dt.datetime.now(dt.UTC))
     return store, url
 
 
@@ -101,7 +112,7 @@ def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl
 
 def test_report_for_one_team_and_period(populated, tmp_path):
     store, _ = populated
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     since = (today - dt.timedelta(days=6)).isoformat()
     data = write_html(store, tmp_path / "legal.html", team="legal", since=since, until=today.isoformat())
     d = data["dashboard"]

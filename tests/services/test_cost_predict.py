@@ -8,7 +8,7 @@ from elfctl.errors import InputError
 from elfctl.services import cost_predict
 from tests import usage_gen as g
 
-NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -45,10 +45,13 @@ def test_month_forecast_is_close_to_what_the_generator_spends(store):
     assert t.horizon_days == 7
     rest = g.spend_series(g.TeamProfile("support", 25.0, weekend=0.6, noise=0.0), dt.date(2026, 3, 10), 7)
     # scale the profile's USD to the plan's (rows) scale using the recorded history
-    hist = store.query("SELECT SUM(cost_nanousd) AS c FROM daily_cost_summary WHERE team = 'support' "
-                       "AND day >= '2026-03-02' AND day <= '2026-03-08'")[0]["c"]
-    week_level = sum(g.spend_series(g.TeamProfile("support", 25.0, weekend=0.6, noise=0.0),
-                                    dt.date(2026, 3, 2), 7))
+    hist = store.query(
+        "SELECT SUM(cost_nanousd) AS c FROM daily_cost_summary WHERE team = 'support' "
+        "AND day >= '2026-03-02' AND day <= '2026-03-08'"
+    )[0]["c"]
+    week_level = sum(
+        g.spend_series(g.TeamProfile("support", 25.0, weekend=0.6, noise=0.0), dt.date(2026, 3, 2), 7)
+    )
     expected = sum(rest) * int(hist) / week_level
     assert t.horizon_p10_nanousd * 0.9 <= expected <= t.horizon_p90_nanousd * 1.1
 

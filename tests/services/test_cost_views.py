@@ -8,7 +8,7 @@ from elfctl.errors import InputError
 from elfctl.services import cost_views
 from tests import usage_gen as g
 
-NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=dt.timezone.utc)  # a Wednesday afternoon
+NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=dt.UTC)  # a Wednesday afternoon
 
 
 @pytest.fixture
@@ -20,19 +20,28 @@ def store(store_url, open_store):
 
 def _raw(store, where="1=1", params=()):
     """Independent figures from api_usage itself (what the rollup must agree with)."""
-    rows = store.query(f"SELECT team, model, day, cost_nanousd, outcome, fallback_reason FROM api_usage WHERE {where}",
-                       params)
+    rows = store.query(
+        f"SELECT team, model, day, cost_nanousd, outcome, fallback_reason FROM api_usage WHERE {where}",
+        params,
+    )
     return rows
 
 
 def test_dashboard_figures_match_the_raw_usage(store):
     d = cost_views.dashboard(store, days=14, now=NOW)
-    assert (d.today, d.month_start, d.since, d.until) == ("2026-03-18", "2026-03-01", "2026-03-05", "2026-03-18")
+    assert (d.today, d.month_start, d.since, d.until) == (
+        "2026-03-18",
+        "2026-03-01",
+        "2026-03-05",
+        "2026-03-18",
+    )
     raw = _raw(store)
     for t in d.teams:
         mine = [r for r in raw if r["team"] == t.team]
         assert t.today_nanousd == sum(r["cost_nanousd"] for r in mine if r["day"] == "2026-03-18")
-        assert t.month_nanousd == sum(r["cost_nanousd"] for r in mine if "2026-03-01" <= r["day"] <= "2026-03-18")
+        assert t.month_nanousd == sum(
+            r["cost_nanousd"] for r in mine if "2026-03-01" <= r["day"] <= "2026-03-18"
+        )
     period = [r for r in raw if "2026-03-05" <= r["day"] <= "2026-03-18"]
     assert d.period_totals.cost_nanousd == sum(r["cost_nanousd"] for r in period)
     assert d.period_totals.calls == len(period)

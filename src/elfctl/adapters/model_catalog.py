@@ -16,6 +16,7 @@ from pathlib import Path
 from elfctl.errors import ConfigError
 
 PRICE_FILE = "model_prices_and_context_window_backup.json"
+NANO = Decimal(10) ** 9
 
 
 @dataclass(frozen=True)
@@ -30,15 +31,18 @@ class ModelFacts:
 
     def cost(self, prompt: int, completion: int, cached: int = 0) -> int:
         """Nano-USD for these token counts, rounded half-even once."""
-        exact = (prompt - cached) * self.input_nano + cached * self.cached_nano + completion * self.output_nano
+        exact = (
+            (prompt - cached) * self.input_nano + cached * self.cached_nano + completion * self.output_nano
+        )
         return int(exact.quantize(Decimal(1)))
 
 
 def price_file() -> Path:
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the litellm package is not installed, so model prices are unknown",
-                          hint="pip install litellm")
+        raise ConfigError(
+            "the litellm package is not installed, so model prices are unknown", hint="pip install litellm"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / PRICE_FILE
 
 
@@ -48,22 +52,29 @@ def load(path: str | None = None) -> dict[str, ModelFacts]:
     try:
         raw = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{file}: cannot read the model price map ({exc})",
-                          hint="reinstall litellm, or check the file") from None
+        raise ConfigError(
+            f"{file}: cannot read the model price map ({exc})", hint="reinstall litellm, or check the file"
+        ) from None
     out = {}
     for name, e in raw.items():
         if not isinstance(e, dict) or e.get("mode") != "chat" or "input_cost_per_token" not in e:
             continue
-        nano = Decimal(10) ** 9
 
         def price(key, default=None, e=e):
             value = e.get(key, default)
-            return Decimal(str(value)) * nano if value is not None else None
+            return Decimal(str(value)) * NANO if value is not None else None
 
         inp, outp = price("input_cost_per_token"), price("output_cost_per_token", 0)
         cached = price("cache_read_input_token_cost") or inp
-        out[name] = ModelFacts(name, str(e.get("litellm_provider", "")), inp, outp, cached,
-                               _int(e.get("max_input_tokens")), _int(e.get("max_output_tokens")))
+        out[name] = ModelFacts(
+            name,
+            str(e.get("litellm_provider", "")),
+            inp,
+            outp,
+            cached,
+            _int(e.get("max_input_tokens")),
+            _int(e.get("max_output_tokens")),
+        )
     return out
 
 

@@ -49,7 +49,9 @@ def seasonal_naive(y: Sequence[float], start: dt.date, h: int) -> list[float]:
     return [week[i % 7] for i in range(h)]
 
 
-def _seasonal(y: Sequence[float], start: dt.date, h: int, group: Callable[[int], int], groups: int) -> list[float]:
+def _seasonal(
+    y: Sequence[float], start: dt.date, h: int, group: Callable[[int], int], groups: int
+) -> list[float]:
     """y_t = exp(a + b t) * s[group(weekday)], fitted by alternating least squares (the level in log
     space) on the last FIT_WINDOW days; the trend stops growing beyond 2 weeks ahead (no runaway
     extrapolation over a month) and forecasts are >= 0."""
@@ -122,8 +124,14 @@ class Backtest:
     errors: list[list[float]] = field(default_factory=list)  # per origin: actual - forecast, per day ahead
 
 
-def backtest(name: str, y: Sequence[float], start: dt.date, horizon: int = BT_HORIZON,
-             origins: int = BT_ORIGINS, min_fit: int = 14) -> Backtest:
+def backtest(
+    name: str,
+    y: Sequence[float],
+    start: dt.date,
+    horizon: int = BT_HORIZON,
+    origins: int = BT_ORIGINS,
+    min_fit: int = 14,
+) -> Backtest:
     fn = MODELS[name]
     first = max(min_fit, len(y) - horizon - origins + 1)
     errs, abs_sum, act_sum, count = [], 0.0, 0.0, 0
@@ -198,7 +206,7 @@ class SeriesForecast:
     def total(self, n: int, skip: int = 0, first_weight: float = 1.0) -> tuple[float, float, float]:
         """P10/P50/P90 of the spend over days skip..skip+n-1 ahead (first day weighted, e.g. the
         part of today still to come). Never below zero."""
-        point = sum(self.daily[skip:skip + n])
+        point = sum(self.daily[skip : skip + n])
         if n > 0 and first_weight != 1.0:
             point -= self.daily[skip] * (1 - first_weight)
         q10, q50, q90 = cumulative_error_quantiles(self.errors, n)
@@ -210,21 +218,51 @@ def forecast_series(y: Sequence[float], start: dt.date, horizon: int) -> SeriesF
     """Forecast `horizon` days after the history y (daily spend from `start`, no gaps)."""
     first_day = start + dt.timedelta(days=len(y))
     if not y:
-        return SeriesForecast(SIMPLE_MODEL, "no history: forecasting zero", 0, None, None, None, {},
-                              first_day, [0.0] * horizon, [])
+        return SeriesForecast(
+            SIMPLE_MODEL,
+            "no history: forecasting zero",
+            0,
+            None,
+            None,
+            None,
+            {},
+            first_day,
+            [0.0] * horizon,
+            [],
+        )
     if len(y) < MIN_HISTORY:
-        bt = backtest(SIMPLE_MODEL, y, start, horizon=min(BT_HORIZON, max(1, len(y) // 3)), min_fit=3) \
-            if len(y) >= 6 else None
+        bt = (
+            backtest(SIMPLE_MODEL, y, start, horizon=min(BT_HORIZON, max(1, len(y) // 3)), min_fit=3)
+            if len(y) >= 6
+            else None
+        )
         errors = bt.errors if bt and bt.origins else _spread_errors(y)
         return SeriesForecast(
-            SIMPLE_MODEL, f"too little history ({len(y)} days, need {MIN_HISTORY}): simple model, wide interval",
-            len(y), bt.mae if bt and bt.origins else None, bt.wape if bt and bt.origins else None, None, {},
-            first_day, moving_average(y, start, horizon), errors)
+            SIMPLE_MODEL,
+            f"too little history ({len(y)} days, need {MIN_HISTORY}): simple model, wide interval",
+            len(y),
+            bt.mae if bt and bt.origins else None,
+            bt.wape if bt and bt.origins else None,
+            None,
+            {},
+            first_day,
+            moving_average(y, start, horizon),
+            errors,
+        )
     results = {name: backtest(name, y, start) for name in MODELS}
     best = min(results.values(), key=lambda r: (r.mae, name_rank(r.model)))
-    return SeriesForecast(best.model, "lowest backtest error", len(y), best.mae, best.wape,
-                          coverage(best.errors), {k: v.mae for k, v in results.items()}, first_day,
-                          MODELS[best.model](y, start, horizon), best.errors)
+    return SeriesForecast(
+        best.model,
+        "lowest backtest error",
+        len(y),
+        best.mae,
+        best.wape,
+        coverage(best.errors),
+        {k: v.mae for k, v in results.items()},
+        first_day,
+        MODELS[best.model](y, start, horizon),
+        best.errors,
+    )
 
 
 def name_rank(name: str) -> int:
@@ -242,8 +280,9 @@ def _spread_errors(y: Sequence[float]) -> list[list[float]]:
 # --- budgets --------------------------------------------------------------------------------------
 
 
-def exhaustion_dates(fc: SeriesForecast, spent: float, budget: float, days_left: int,
-                     today_weight: float) -> dict[str, dt.date | None]:
+def exhaustion_dates(
+    fc: SeriesForecast, spent: float, budget: float, days_left: int, today_weight: float
+) -> dict[str, dt.date | None]:
     """The day cumulative spend crosses `budget` within the next `days_left` days (the window's
     rest, today first with `today_weight` of its spend still to come). 'p10' is the early date
     (from the P90 spend path), 'p90' the late one; None: it will not within the window."""

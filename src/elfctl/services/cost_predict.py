@@ -72,40 +72,57 @@ def horizon_days(horizon: str, today: dt.date) -> int:
         return 30
     if horizon == "month":
         return calendar.monthrange(today.year, today.month)[1] - today.day + 1
-    raise InputError(f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}",
-                     hint="use --horizon 7d, 30d or month")
+    raise InputError(
+        f"--horizon {horizon!r} is not one of {', '.join(HORIZONS)}", hint="use --horizon 7d, 30d or month"
+    )
 
 
-def predict(store, team: str | None = None, horizon: str = "7d", now: dt.datetime | None = None) -> Prediction:
+def predict(
+    store, team: str | None = None, horizon: str = "7d", now: dt.datetime | None = None
+) -> Prediction:
     require_schema(store)
     now = now or dt.datetime.now(dt.UTC)
     today = now.date()
     n_h = horizon_days(horizon, today)
     lo = today - dt.timedelta(days=HISTORY_DAYS)
-    sql = ("SELECT day, team, SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
-           + (" AND team = ?" if team else "") + " GROUP BY day, team")
+    sql = (
+        "SELECT day, team, SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
+        + (" AND team = ?" if team else "")
+        + " GROUP BY day, team"
+    )
     rows = store.query(sql, [lo.isoformat(), today.isoformat()] + ([team] if team else []))
-    budgets = {b["team"]: b for b in store.query(
-        "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
-        [team] if team else [])}
+    budgets = {
+        b["team"]: b
+        for b in store.query(
+            "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
+            [team] if team else [],
+        )
+    }
     per_team: dict[str, dict[str, int]] = {}
     for r in rows:
         per_team.setdefault(r["team"], {})[r["day"]] = int(r["cost"])
     if team and team not in per_team and team not in budgets:
-        raise InputError(f"team {team!r} has no recorded usage and no budget",
-                         hint="check the name with `elfctl cost dashboard`")
+        raise InputError(
+            f"team {team!r} has no recorded usage and no budget",
+            hint="check the name with `elfctl cost dashboard`",
+        )
     elapsed = (now - dt.datetime.combine(today, dt.time(), now.tzinfo)).total_seconds() / 86400
-    out = [_team(name, per_team.get(name, {}), budgets.get(name, {}), today, 1 - elapsed, n_h)
-           for name in sorted(set(per_team) | set(budgets))]
+    out = [
+        _team(name, per_team.get(name, {}), budgets.get(name, {}), today, 1 - elapsed, n_h)
+        for name in sorted(set(per_team) | set(budgets))
+    ]
     end = today + dt.timedelta(days=n_h - 1)
     return Prediction(now.isoformat(timespec="seconds"), horizon, today.isoformat(), end.isoformat(), out)
 
 
-def _team(name: str, by_day: dict[str, int], budget: dict, today: dt.date, rest: float, n_h: int) -> TeamForecast:
+def _team(
+    name: str, by_day: dict[str, int], budget: dict, today: dt.date, rest: float, n_h: int
+) -> TeamForecast:
     past = sorted(d for d in by_day if d < today.isoformat())
     start = dt.date.fromisoformat(past[0]) if past else today
-    y = [float(by_day.get((start + dt.timedelta(days=i)).isoformat(), 0))
-         for i in range((today - start).days)]
+    y = [
+        float(by_day.get((start + dt.timedelta(days=i)).isoformat(), 0)) for i in range((today - start).days)
+    ]
     month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
     days_left = (month_end - today).days + 1
     fc = fm.forecast_series(y, start, max(n_h, days_left))
@@ -115,8 +132,9 @@ def _team(name: str, by_day: dict[str, int], budget: dict, today: dt.date, rest:
 
     def window(kind, first, last, spent, n, budget_nano):
         q = fc.total(n, first_weight=rest)
-        w = Window(kind, first.isoformat(), last.isoformat(), spent, *(int(round(spent + v)) for v in q),
-                   budget_nano)
+        w = Window(
+            kind, first.isoformat(), last.isoformat(), spent, *(int(round(spent + v)) for v in q), budget_nano
+        )
         if budget_nano:
             dates = fm.exhaustion_dates(fc, spent, budget_nano, n, rest)
             w.exhausts = {k: (v.isoformat() if v else None) for k, v in dates.items()}
@@ -124,24 +142,44 @@ def _team(name: str, by_day: dict[str, int], budget: dict, today: dt.date, rest:
                 w.verdict = f"runs out {w.exhausts['p50']} (P50)"
             else:
                 w.verdict = "will not run out (P50)" + (
-                    f"; 10% chance by {w.exhausts['p10']}" if w.exhausts["p10"] else "")
+                    f"; 10% chance by {w.exhausts['p10']}" if w.exhausts["p10"] else ""
+                )
         return w
 
     h10, h50, h90 = (int(round(spent_today + v)) for v in fc.total(n_h, first_weight=rest))
     return TeamForecast(
-        team=name, model=fc.model, reason=fc.reason, history_days=fc.history_days,
+        team=name,
+        model=fc.model,
+        reason=fc.reason,
+        history_days=fc.history_days,
         backtest_mae_nanousd=None if fc.backtest_mae is None else int(round(fc.backtest_mae)),
-        backtest_wape=fc.backtest_wape, coverage=fc.coverage,
-        candidates={k: int(round(v)) for k, v in fc.candidates.items()}, horizon_days=n_h,
-        horizon_p10_nanousd=h10, horizon_p50_nanousd=h50, horizon_p90_nanousd=h90,
-        daily=[{"day": (today + dt.timedelta(days=i)).isoformat(),
-                "p50_nanousd": int(round(fc.daily[i] * (rest if i == 0 else 1) + (spent_today if i == 0 else 0)))}
-               for i in range(n_h)],
-        history=[{"day": (today - dt.timedelta(days=i)).isoformat(),
-                  "cost_nanousd": by_day.get((today - dt.timedelta(days=i)).isoformat(), 0)}
-                 for i in range(28, 0, -1)],
+        backtest_wape=fc.backtest_wape,
+        coverage=fc.coverage,
+        candidates={k: int(round(v)) for k, v in fc.candidates.items()},
+        horizon_days=n_h,
+        horizon_p10_nanousd=h10,
+        horizon_p50_nanousd=h50,
+        horizon_p90_nanousd=h90,
+        daily=[
+            {
+                "day": (today + dt.timedelta(days=i)).isoformat(),
+                "p50_nanousd": int(
+                    round(fc.daily[i] * (rest if i == 0 else 1) + (spent_today if i == 0 else 0))
+                ),
+            }
+            for i in range(n_h)
+        ],
+        history=[
+            {
+                "day": (today - dt.timedelta(days=i)).isoformat(),
+                "cost_nanousd": by_day.get((today - dt.timedelta(days=i)).isoformat(), 0),
+            }
+            for i in range(28, 0, -1)
+        ],
         today=window("day", today, today, spent_today, 1, _int(budget.get("daily_nanousd"))),
-        month=window("month", month_start, month_end, spent_month, days_left, _int(budget.get("monthly_nanousd"))),
+        month=window(
+            "month", month_start, month_end, spent_month, days_left, _int(budget.get("monthly_nanousd"))
+        ),
     )
 
 

@@ -112,8 +112,14 @@ def period(now: dt.datetime, days: int, since: str | None, until: str | None) ->
     return start, end
 
 
-def dashboard(store, team: str | None = None, days: int = 14, now: dt.datetime | None = None,
-              since: str | None = None, until: str | None = None) -> Dashboard:
+def dashboard(
+    store,
+    team: str | None = None,
+    days: int = 14,
+    now: dt.datetime | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> Dashboard:
     now = now or dt.datetime.now(dt.UTC)
     today = now.date()
     start, end = period(now, days, since, until)
@@ -130,7 +136,9 @@ def dashboard(store, team: str | None = None, days: int = 14, now: dt.datetime |
         "SELECT day, team, SUM(cost_nanousd) AS cost, SUM(calls) AS calls, SUM(errors) AS errors, "
         "SUM(fallbacks) AS fallbacks, SUM(unpriced) AS unpriced, SUM(prompt_tokens) AS pt, "
         "SUM(completion_tokens) AS ct, SUM(cached_tokens) AS cached "
-        f"FROM daily_cost_summary WHERE {where} GROUP BY day, team", params)
+        f"FROM daily_cost_summary WHERE {where} GROUP BY day, team",
+        params,
+    )
     pwhere, pparams = "day >= ? AND day <= ?", [start.isoformat(), end.isoformat()]
     if team:
         pwhere += " AND team = ?"
@@ -138,14 +146,21 @@ def dashboard(store, team: str | None = None, days: int = 14, now: dt.datetime |
     by_model = store.query(
         "SELECT model, SUM(cost_nanousd) AS cost, SUM(calls) AS calls, SUM(errors) AS errors, "
         "SUM(fallbacks) AS fallbacks, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct, "
-        f"SUM(cached_tokens) AS cached FROM daily_cost_summary WHERE {pwhere} GROUP BY model", pparams)
+        f"SUM(cached_tokens) AS cached FROM daily_cost_summary WHERE {pwhere} GROUP BY model",
+        pparams,
+    )
     budget_rows = store.query(
         "SELECT team, daily_nanousd, monthly_nanousd, soft_ratio, timezone FROM budgets"
-        + (" WHERE team = ?" if team else ""), [team] if team else [])
-    breakers = store.query("SELECT name, state, opened_at FROM breaker_state WHERE state <> 'closed' "
-                           "ORDER BY name")
-    rows = [{k: (int(v) if k not in ("day", "team") and v is not None else v) for k, v in r.items()}
-            for r in by_day_team]
+        + (" WHERE team = ?" if team else ""),
+        [team] if team else [],
+    )
+    breakers = store.query(
+        "SELECT name, state, opened_at FROM breaker_state WHERE state <> 'closed' ORDER BY name"
+    )
+    rows = [
+        {k: (int(v) if k not in ("day", "team") and v is not None else v) for k, v in r.items()}
+        for r in by_day_team
+    ]
 
     teams = _team_views(rows, budget_rows, now)
     day_set = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
@@ -163,20 +178,32 @@ def dashboard(store, team: str | None = None, days: int = 14, now: dt.datetime |
     if any(t.approx_window for t in teams):
         notes.append("budgets in a time zone other than UTC are compared on UTC days")
     return Dashboard(
-        generated_at=now.isoformat(timespec="seconds"), today=today.isoformat(),
-        month_start=month_start.isoformat(), since=start.isoformat(), until=end.isoformat(), team=team,
+        generated_at=now.isoformat(timespec="seconds"),
+        today=today.isoformat(),
+        month_start=month_start.isoformat(),
+        since=start.isoformat(),
+        until=end.isoformat(),
+        team=team,
         today_totals=_totals([r for r in rows if r["day"] == today.isoformat()]),
         period_totals=_totals([r for r in rows if start.isoformat() <= r["day"] <= end.isoformat()]),
-        teams=teams, models=models, daily=list(daily.values()), at_risk=at_risk,
-        breakers=[Breaker(b["name"], b["state"], b["opened_at"]) for b in breakers], notes=notes)
+        teams=teams,
+        models=models,
+        daily=list(daily.values()),
+        at_risk=at_risk,
+        breakers=[Breaker(b["name"], b["state"], b["opened_at"]) for b in breakers],
+        notes=notes,
+    )
 
 
 def require_schema(store) -> None:
     """A store nobody migrated yet gets a clear error instead of 'no such table'."""
     missing = {"daily_cost_summary", "budgets", "breaker_state"} - set(store.tables())
     if missing:
-        raise InputError(f"the store {store.display_url} has no cost tables ({', '.join(sorted(missing))})",
-                         hint="run `elfctl db migrate` (or `elfctl infra up`) first", code="not_migrated")
+        raise InputError(
+            f"the store {store.display_url} has no cost tables ({', '.join(sorted(missing))})",
+            hint="run `elfctl db migrate` (or `elfctl infra up`) first",
+            code="not_migrated",
+        )
 
 
 def _risk(t: TeamView) -> float:
@@ -209,15 +236,28 @@ def _team_views(rows: list[dict], budgets: list[dict], now: dt.datetime) -> list
         projected = int(t["today"] + typical * max(0.0, 1 - elapsed))
         today_ratio = t["today"] / daily_b if daily_b else None
         month_ratio = t["month"] / monthly_b if monthly_b else None
-        out.append(TeamView(
-            team=name, today_nanousd=t["today"], month_nanousd=t["month"], daily_budget_nanousd=daily_b,
-            monthly_budget_nanousd=monthly_b, soft_ratio=soft, today_ratio=today_ratio, month_ratio=month_ratio,
-            today_level=level(today_ratio, soft), month_level=level(month_ratio, soft),
-            projected_today_nanousd=projected,
-            hit_today=max(projected / daily_b if daily_b else 0.0,
-                          (t["month"] - t["today"] + projected) / monthly_b if monthly_b else 0.0)
-            if (daily_b or monthly_b) else None,
-            approx_window=(b.get("timezone") or "UTC") != "UTC"))
+        out.append(
+            TeamView(
+                team=name,
+                today_nanousd=t["today"],
+                month_nanousd=t["month"],
+                daily_budget_nanousd=daily_b,
+                monthly_budget_nanousd=monthly_b,
+                soft_ratio=soft,
+                today_ratio=today_ratio,
+                month_ratio=month_ratio,
+                today_level=level(today_ratio, soft),
+                month_level=level(month_ratio, soft),
+                projected_today_nanousd=projected,
+                hit_today=max(
+                    projected / daily_b if daily_b else 0.0,
+                    (t["month"] - t["today"] + projected) / monthly_b if monthly_b else 0.0,
+                )
+                if (daily_b or monthly_b)
+                else None,
+                approx_window=(b.get("timezone") or "UTC") != "UTC",
+            )
+        )
     return out
 
 
@@ -232,17 +272,39 @@ def _int(v) -> int | None:
 
 
 def _totals(rows: list[dict]) -> Totals:
-    s = {k: sum(r[k] for r in rows) for k in ("cost", "calls", "errors", "fallbacks", "unpriced", "pt", "ct",
-                                               "cached")}
+    s = {
+        k: sum(r[k] for r in rows)
+        for k in ("cost", "calls", "errors", "fallbacks", "unpriced", "pt", "ct", "cached")
+    }
     calls = s["calls"]
-    return Totals(s["cost"], calls, s["errors"], s["fallbacks"], s["unpriced"], s["pt"], s["ct"], s["cached"],
-                  s["errors"] / calls if calls else 0.0, s["fallbacks"] / calls if calls else 0.0)
+    return Totals(
+        s["cost"],
+        calls,
+        s["errors"],
+        s["fallbacks"],
+        s["unpriced"],
+        s["pt"],
+        s["ct"],
+        s["cached"],
+        s["errors"] / calls if calls else 0.0,
+        s["fallbacks"] / calls if calls else 0.0,
+    )
 
 
 def _model_view(r: dict) -> ModelView:
     calls, errors, fallbacks = int(r["calls"]), int(r["errors"]), int(r["fallbacks"])
-    return ModelView(r["model"], int(r["cost"]), calls, errors, fallbacks, int(r["pt"]), int(r["ct"]),
-                     int(r["cached"]), errors / calls if calls else 0.0, fallbacks / calls if calls else 0.0)
+    return ModelView(
+        r["model"],
+        int(r["cost"]),
+        calls,
+        errors,
+        fallbacks,
+        int(r["pt"]),
+        int(r["ct"]),
+        int(r["cached"]),
+        errors / calls if calls else 0.0,
+        fallbacks / calls if calls else 0.0,
+    )
 
 
 def usd(nano: int | float | None, places: int = 2) -> str:

@@ -41,7 +41,9 @@ class Recommendations:
     items: list[Recommendation]
 
 
-def optimize(store, catalog: dict, team: str | None = None, now: dt.datetime | None = None) -> Recommendations:
+def optimize(
+    store, catalog: dict, team: str | None = None, now: dt.datetime | None = None
+) -> Recommendations:
     """`catalog`: model -> ModelFacts (adapters.model_catalog.load())."""
     require_schema(store)
     now = now or dt.datetime.now(dt.UTC)
@@ -51,7 +53,10 @@ def optimize(store, catalog: dict, team: str | None = None, now: dt.datetime | N
     summary = store.query(
         "SELECT team, model, SUM(calls) AS calls, SUM(errors) AS errors, SUM(fallbacks) AS fallbacks, "
         "SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
-        + (" AND team = ?" if team else "") + " GROUP BY team, model", params)
+        + (" AND team = ?" if team else "")
+        + " GROUP BY team, model",
+        params,
+    )
     summary = [{k: (v if k in ("team", "model") else int(v or 0)) for k, v in r.items()} for r in summary]
     scale = 30 / WINDOW_DAYS
     items: list[Recommendation] = []
@@ -68,17 +73,29 @@ def optimize(store, catalog: dict, team: str | None = None, now: dt.datetime | N
     items += _budgets(store, summary, team, since_day, now.date())
     items += _reliability(summary)
     items.sort(key=lambda r: (-r.monthly_savings_nanousd, r.kind, r.team or ""))
-    return Recommendations(now.isoformat(timespec="seconds"), since_day.isoformat(), now.date().isoformat(), team,
-                           sum(r.monthly_savings_nanousd for r in items), items)
+    return Recommendations(
+        now.isoformat(timespec="seconds"),
+        since_day.isoformat(),
+        now.date().isoformat(),
+        team,
+        sum(r.monthly_savings_nanousd for r in items),
+        items,
+    )
 
 
 def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scale) -> Recommendation | None:
     current = catalog.get(model)
     if current is None:
         return None
-    cheaper = [catalog[m] for m in sorted(in_use) if m in catalog and m != model
-               and catalog[m].provider == current.provider
-               and catalog[m].input_nano < current.input_nano and catalog[m].output_nano < current.output_nano]
+    cheaper = [
+        catalog[m]
+        for m in sorted(in_use)
+        if m in catalog
+        and m != model
+        and catalog[m].provider == current.provider
+        and catalog[m].input_nano < current.input_nano
+        and catalog[m].output_nano < current.output_nano
+    ]
     best = None
     for cand in cheaper:
         max_in = cand.max_input_tokens or 10**12
@@ -88,7 +105,8 @@ def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scal
             "SUM(completion_tokens) AS ct, SUM(cached_tokens) AS cached FROM api_usage "
             "WHERE team = ? AND ts >= ? AND ts <= ? AND model = ? AND outcome = 'ok' "
             "AND prompt_tokens <= ? AND completion_tokens <= ?",
-            [team, since_ts, until_ts, model, max_in, max_out])[0]
+            [team, since_ts, until_ts, model, max_in, max_out],
+        )[0]
         n = int(row["n"] or 0)
         if not n:
             continue
@@ -100,22 +118,36 @@ def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scal
     if best is None:
         return None
     saving, cand, n, cost, new_cost, pt, ct = best
+    max_out = min(cand.max_output_tokens or SHORT_ANSWER, SHORT_ANSWER)
     return Recommendation(
-        "cheaper_model", team, f"{team}: move short {model} calls to {cand.model}",
+        "cheaper_model",
+        team,
+        f"{team}: move short {model} calls to {cand.model}",
         f"route {model} calls with answers up to {SHORT_ANSWER} tokens to {cand.model} ({cand.provider}), "
         "after checking their quality on a sample",
-        saving, int(saving * scale),
-        {"calls": n, "model": model, "cheaper_model": cand.model, "cost_nanousd": cost,
-         "cost_on_cheaper_nanousd": new_cost, "prompt_tokens": pt, "completion_tokens": ct,
-         "fits": f"prompt <= {cand.max_input_tokens} and answer <= {min(cand.max_output_tokens or SHORT_ANSWER, SHORT_ANSWER)} tokens",
-         "text": f"{n} calls cost {usd(cost)}; on {cand.model} they would cost {usd(new_cost)}"})
+        saving,
+        int(saving * scale),
+        {
+            "calls": n,
+            "model": model,
+            "cheaper_model": cand.model,
+            "cost_nanousd": cost,
+            "cost_on_cheaper_nanousd": new_cost,
+            "prompt_tokens": pt,
+            "completion_tokens": ct,
+            "fits": f"prompt <= {cand.max_input_tokens} and answer <= {max_out} tokens",
+            "text": f"{n} calls cost {usd(cost)}; on {cand.model} they would cost {usd(new_cost)}",
+        },
+    )
 
 
 def _repeats(store, team, since_ts, until_ts, scale) -> Recommendation | None:
     rows = store.query(
         "SELECT prompt_hash, COUNT(*) AS n, SUM(cost_nanousd) AS cost FROM api_usage "
         "WHERE team = ? AND ts >= ? AND ts <= ? AND prompt_hash IS NOT NULL AND outcome = 'ok' "
-        "GROUP BY prompt_hash HAVING COUNT(*) > 1", [team, since_ts, until_ts])
+        "GROUP BY prompt_hash HAVING COUNT(*) > 1",
+        [team, since_ts, until_ts],
+    )
     if not rows:
         return None
     repeats = sum(int(r["n"]) - 1 for r in rows)
@@ -124,17 +156,28 @@ def _repeats(store, team, since_ts, until_ts, scale) -> Recommendation | None:
     if saving <= 0:
         return None
     return Recommendation(
-        "cache_repeats", team, f"{team}: cache repeated identical prompts",
+        "cache_repeats",
+        team,
+        f"{team}: cache repeated identical prompts",
         "put an exact-match response cache (e.g. litellm's cache) in front of these calls",
-        saving, int(saving * scale),
-        {"distinct_prompts": len(rows), "repeated_calls": repeats,
-         "text": f"{len(rows)} prompts were sent {repeats} extra times, costing {usd(saving)}"})
+        saving,
+        int(saving * scale),
+        {
+            "distinct_prompts": len(rows),
+            "repeated_calls": repeats,
+            "text": f"{len(rows)} prompts were sent {repeats} extra times, costing {usd(saving)}",
+        },
+    )
 
 
 def _budgets(store, summary, team, since_day, today) -> list[Recommendation]:
-    budgets = {b["team"]: b for b in store.query(
-        "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
-        [team] if team else [])}
+    budgets = {
+        b["team"]: b
+        for b in store.query(
+            "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
+            [team] if team else [],
+        )
+    }
     spend: dict[str, int] = {}
     for r in summary:
         spend[r["team"]] = spend.get(r["team"], 0) + r["cost"]
@@ -146,20 +189,47 @@ def _budgets(store, summary, team, since_day, today) -> list[Recommendation]:
         ev = {"spend_30d_nanousd": month, "monthly_budget_nanousd": monthly}
         if monthly is None:
             if month:
-                out.append(Recommendation("no_budget", name, f"{name}: no monthly budget",
-                                          f"set one, e.g. `elfctl cost budget set {name} --monthly "
-                                          f"{month * 1.5 / 1e9:.0f}` (1.5x the last 30 days)", 0, 0,
-                                          {**ev, "text": f"spent {usd(month)} in 30 days with no monthly limit"}))
+                out.append(
+                    Recommendation(
+                        "no_budget",
+                        name,
+                        f"{name}: no monthly budget",
+                        f"set one, e.g. `elfctl cost budget set {name} --monthly "
+                        f"{month * 1.5 / 1e9:.0f}` (1.5x the last 30 days)",
+                        0,
+                        0,
+                        {**ev, "text": f"spent {usd(month)} in 30 days with no monthly limit"},
+                    )
+                )
         elif month > monthly:
-            out.append(Recommendation("budget_low", name, f"{name}: spend is above the monthly budget",
-                                      "raise the budget or cut usage: calls are being downgraded or blocked",
-                                      0, 0, {**ev, "text": f"spent {usd(month)} in 30 days against {usd(monthly)}"}))
+            out.append(
+                Recommendation(
+                    "budget_low",
+                    name,
+                    f"{name}: spend is above the monthly budget",
+                    "raise the budget or cut usage: calls are being downgraded or blocked",
+                    0,
+                    0,
+                    {**ev, "text": f"spent {usd(month)} in 30 days against {usd(monthly)}"},
+                )
+            )
         elif month and monthly > BUDGET_FAR_ABOVE * month:
-            out.append(Recommendation("budget_high", name, f"{name}: budget far above spend",
-                                      f"lower the monthly budget to about {usd(month * 1.5, 0)} so a runaway "
-                                      "loop is caught early", 0, 0,
-                                      {**ev, "text": f"spent {usd(month)} in 30 days; budget {usd(monthly)} "
-                                                     f"({monthly / month:.1f}x)"}))
+            out.append(
+                Recommendation(
+                    "budget_high",
+                    name,
+                    f"{name}: budget far above spend",
+                    f"lower the monthly budget to about {usd(month * 1.5, 0)} so a runaway "
+                    "loop is caught early",
+                    0,
+                    0,
+                    {
+                        **ev,
+                        "text": f"spent {usd(month)} in 30 days; budget {usd(monthly)} "
+                        f"({monthly / month:.1f}x)",
+                    },
+                )
+            )
     return out
 
 
@@ -176,10 +246,24 @@ def _reliability(summary) -> list[Recommendation]:
             continue
         err, fb = m["errors"] / m["calls"], m["fallbacks"] / m["calls"]
         if err >= ERROR_RATE or fb >= FALLBACK_RATE:
-            out.append(Recommendation(
-                "unreliable_model", None, f"{model}: {err:.1%} errors, {fb:.1%} fallbacks",
-                "check the provider's limits and status; make a steadier model the preferred one",
-                0, 0, {"model": model, "calls": m["calls"], "errors": m["errors"], "fallbacks": m["fallbacks"],
-                       "error_rate": round(err, 4), "fallback_rate": round(fb, 4), "teams": sorted(m["teams"]),
-                       "text": f"{m['errors']} errors and {m['fallbacks']} fallbacks in {m['calls']} calls"}))
+            out.append(
+                Recommendation(
+                    "unreliable_model",
+                    None,
+                    f"{model}: {err:.1%} errors, {fb:.1%} fallbacks",
+                    "check the provider's limits and status; make a steadier model the preferred one",
+                    0,
+                    0,
+                    {
+                        "model": model,
+                        "calls": m["calls"],
+                        "errors": m["errors"],
+                        "fallbacks": m["fallbacks"],
+                        "error_rate": round(err, 4),
+                        "fallback_rate": round(fb, 4),
+                        "teams": sorted(m["teams"]),
+                        "text": f"{m['errors']} errors and {m['fallbacks']} fallbacks in {m['calls']} calls",
+                    },
+                )
+            )
     return out

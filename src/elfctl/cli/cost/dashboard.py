@@ -32,35 +32,58 @@ def render(d):
         f"updated {d.generated_at[11:19]}\n"
         f"today {usd(t.cost_nanousd)} in {t.calls:,} calls · {d.since}..{d.until}: {usd(p.cost_nanousd)}, "
         f"{p.calls:,} calls, {p.prompt_tokens + p.completion_tokens:,} tokens, errors {p.error_rate:.1%}, "
-        f"fallbacks {p.fallback_rate:.1%}" + (f", {p.unpriced:,} UNPRICED calls" if p.unpriced else ""))
+        f"fallbacks {p.fallback_rate:.1%}" + (f", {p.unpriced:,} UNPRICED calls" if p.unpriced else "")
+    )
     budgets = Table(title="Budgets", title_justify="left", expand=False)
     for col in ("team", "today", "of daily", "", "month", "of monthly", "", "today projected"):
         budgets.add_column(col, justify="right" if col in ("today", "month", "today projected") else "left")
     for v in d.teams:
-        budgets.add_row(v.team, usd(v.today_nanousd), usd(v.daily_budget_nanousd), _bar(v.today_ratio, v.today_level),
-                        usd(v.month_nanousd), usd(v.monthly_budget_nanousd), _bar(v.month_ratio, v.month_level),
-                        usd(v.projected_today_nanousd))
+        budgets.add_row(
+            v.team,
+            usd(v.today_nanousd),
+            usd(v.daily_budget_nanousd),
+            _bar(v.today_ratio, v.today_level),
+            usd(v.month_nanousd),
+            usd(v.monthly_budget_nanousd),
+            _bar(v.month_ratio, v.month_level),
+            usd(v.projected_today_nanousd),
+        )
     models = Table(title=f"By model ({d.since}..{d.until})", title_justify="left")
     for col in ("model", "cost", "calls", "prompt tok", "completion tok", "errors", "fallbacks"):
         models.add_column(col, justify="left" if col == "model" else "right")
     for m in d.models:
-        models.add_row(m.model, usd(m.cost_nanousd), f"{m.calls:,}", f"{m.prompt_tokens:,}",
-                       f"{m.completion_tokens:,}", f"{m.error_rate:.1%}", f"{m.fallback_rate:.1%}")
+        models.add_row(
+            m.model,
+            usd(m.cost_nanousd),
+            f"{m.calls:,}",
+            f"{m.prompt_tokens:,}",
+            f"{m.completion_tokens:,}",
+            f"{m.error_rate:.1%}",
+            f"{m.fallback_rate:.1%}",
+        )
     top = max((x.cost_nanousd for x in d.daily), default=0) or 1
     chart = Table(title=f"Last {len(d.daily)} days", title_justify="left", show_header=False, box=None)
     chart.add_column("day")
     chart.add_column("bar")
     chart.add_column("cost", justify="right")
     for x in d.daily:
-        chart.add_row(x.day[5:], "[blue]" + "█" * int(round(x.cost_nanousd / top * 40)) + "[/]", usd(x.cost_nanousd))
+        chart.add_row(
+            x.day[5:], "[blue]" + "█" * int(round(x.cost_nanousd / top * 40)) + "[/]", usd(x.cost_nanousd)
+        )
     by_team = {v.team: v for v in d.teams}
-    risk = Text("Likely to hit a budget today: " + (", ".join(
-        f"{n} ({by_team[n].hit_today:.0%} of budget projected)" for n in d.at_risk) or "none"))
-    breakers = Text("Open breakers: " + (", ".join(f"{b.name} ({b.state} since {b.opened_at or '?'})"
-                                                   for b in d.breakers) or "none"),
-                    style="red" if d.breakers else "")
+    risk = Text(
+        "Likely to hit a budget today: "
+        + (", ".join(f"{n} ({by_team[n].hit_today:.0%} of budget projected)" for n in d.at_risk) or "none")
+    )
+    breakers = Text(
+        "Open breakers: "
+        + (", ".join(f"{b.name} ({b.state} since {b.opened_at or '?'})" for b in d.breakers) or "none"),
+        style="red" if d.breakers else "",
+    )
     # Alerts first: in a short terminal, --watch crops the bottom of the view.
-    parts = [head, risk, breakers, budgets, models, chart] + [Text("note: " + n, style="dim") for n in d.notes]
+    parts = [head, risk, breakers, budgets, models, chart] + [
+        Text("note: " + n, style="dim") for n in d.notes
+    ]
     return Group(*parts)
 
 
@@ -88,8 +111,12 @@ def dashboard(
     from rich.live import Live
 
     try:
-        with Live(render(build(store, team=team, days=days)), console=app_.output.out, auto_refresh=False,
-                  screen=False) as live:
+        with Live(
+            render(build(store, team=team, days=days)),
+            console=app_.output.out,
+            auto_refresh=False,
+            screen=False,
+        ) as live:
             while True:
                 time.sleep(interval)
                 live.update(render(build(store, team=team, days=days)), refresh=True)

@@ -15,13 +15,19 @@ def render(recs):
 
     from elfctl.services.cost_views import usd
 
-    table = Table(title=f"Recommendations from usage {recs.since}..{recs.until}: "
-                        f"{usd(recs.total_monthly_savings_nanousd)}/month to save", title_justify="left")
+    table = Table(
+        title=f"Recommendations from usage {recs.since}..{recs.until}: "
+        f"{usd(recs.total_monthly_savings_nanousd)}/month to save",
+        title_justify="left",
+    )
     for col in ("saves / month", "recommendation", "evidence"):
         table.add_column(col, justify="right" if col.startswith("saves") else "left")
     for r in recs.items:
-        table.add_row(usd(r.monthly_savings_nanousd) if r.monthly_savings_nanousd else "-",
-                      f"[bold]{r.title}[/]\n{r.action}", str(r.evidence.get("text", "")))
+        table.add_row(
+            usd(r.monthly_savings_nanousd) if r.monthly_savings_nanousd else "-",
+            f"[bold]{r.title}[/]\n{r.action}",
+            str(r.evidence.get("text", "")),
+        )
     if not recs.items:
         return "No recommendations: spend, budgets and error rates look fine."
     return table
