@@ -12,11 +12,11 @@ from elfctl.cli.cost import app
 COLOUR = {"ok": "green", "soft": "yellow", "hard": "red", "none": "dim"}
 
 
-def _bar(ratio, level: str, width: int = 20) -> str:
+def _bar(ratio, level: str, budget: str, width: int = 12) -> str:
     if ratio is None:
         return "[dim]no budget[/]"
     filled = min(width, int(round(min(ratio, 1.0) * width)))
-    return f"[{COLOUR[level]}]{'█' * filled}[/][dim]{'░' * (width - filled)}[/] {ratio:.0%}"
+    return f"[{COLOUR[level]}]{'█' * filled}[/][dim]{'░' * (width - filled)}[/] {ratio:.0%} of {budget}"
 
 
 def render(d):
@@ -35,17 +35,15 @@ def render(d):
         f"fallbacks {p.fallback_rate:.1%}" + (f", {p.unpriced:,} UNPRICED calls" if p.unpriced else "")
     )
     budgets = Table(title="Budgets", title_justify="left", expand=False)
-    for col in ("team", "today", "of daily", "", "month", "of monthly", "", "today projected"):
+    for col in ("team", "today", "of the daily budget", "month", "of the monthly budget", "today projected"):
         budgets.add_column(col, justify="right" if col in ("today", "month", "today projected") else "left")
     for v in d.teams:
         budgets.add_row(
             v.team,
             usd(v.today_nanousd),
-            usd(v.daily_budget_nanousd),
-            _bar(v.today_ratio, v.today_level),
+            _bar(v.today_ratio, v.today_level, usd(v.daily_budget_nanousd)),
             usd(v.month_nanousd),
-            usd(v.monthly_budget_nanousd),
-            _bar(v.month_ratio, v.month_level),
+            _bar(v.month_ratio, v.month_level, usd(v.monthly_budget_nanousd)),
             usd(v.projected_today_nanousd),
         )
     models = Table(title=f"By model ({d.since}..{d.until})", title_justify="left")
