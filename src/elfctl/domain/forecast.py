@@ -63,7 +63,7 @@ def _seasonal(
     s = [1.0] * groups
     a, b = 0.0, 0.0
     eps = max(sum(ys) / n * 0.01, 1e-9) if n else 1e-9  # keeps log() finite on zero-spend days
-    for _ in range(4):
+    for _ in range(3):  # converges in two or three rounds
         z = [ys[t] / s[g[t]] if s[g[t]] > 1e-9 else 0.0 for t in range(n)]
         a, b = _ols([math.log(max(v, 0.0) + eps) for v in z])  # growth compounds: log-linear level
         level = [math.exp(a + b * t) for t in range(n)]
@@ -91,14 +91,15 @@ def weekpart_trend(y, start, h):
 
 
 def _ols(z: Sequence[float]) -> tuple[float, float]:
+    """Least-squares line through (t, z_t), t = 0..n-1 (closed form for evenly spaced t)."""
     n = len(z)
     if n < 2:
         return (z[0] if n else 0.0), 0.0
     mx = (n - 1) / 2
     my = sum(z) / n
-    sxx = sum((t - mx) ** 2 for t in range(n))
-    sxy = sum((t - mx) * (z[t] - my) for t in range(n))
-    b = sxy / sxx if sxx else 0.0
+    sxx = n * (n * n - 1) / 12
+    sxy = sum(t * v for t, v in enumerate(z)) - mx * my * n
+    b = sxy / sxx
     return my - b * mx, b
 
 
