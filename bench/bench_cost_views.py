@@ -39,8 +39,9 @@ def _plan(rows: int):
 
 
 def _fill(store, rows: int) -> tuple[int, float]:
-    from elfctl.services.migrate import migrate
     from tests import usage_gen as g
+
+    from elfctl.services.migrate import migrate
 
     migrate(store, REPO / "migrations")
     plan = _plan(rows)

@@ -10,10 +10,10 @@ import time
 import uuid
 
 import pytest
-
-from elfctl.services.cost_views import usd
 from tests import usage_gen as g
 from tests.conftest import unavailable
+
+from elfctl.services.cost_views import usd
 
 
 @pytest.fixture

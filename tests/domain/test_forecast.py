@@ -3,9 +3,9 @@
 import datetime as dt
 
 import pytest
+from tests import usage_gen as g
 
 from elfctl.domain import forecast as fm
-from tests import usage_gen as g
 
 START = dt.date(2026, 1, 5)  # a Monday
 

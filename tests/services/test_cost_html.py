@@ -8,10 +8,10 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-
-from elfctl.services.cost_html import write_html
 from tests import usage_gen as g
 from tests.conftest import unavailable
+
+from elfctl.services.cost_html import write_html
 
 CHROMIUM_FLAGS = [
     "--headless",

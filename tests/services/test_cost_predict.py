@@ -3,10 +3,10 @@
 import datetime as dt
 
 import pytest
+from tests import usage_gen as g
 
 from elfctl.errors import InputError
 from elfctl.services import cost_predict
-from tests import usage_gen as g
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 

@@ -3,10 +3,10 @@
 import datetime as dt
 
 import pytest
+from tests import usage_gen as g
 
 from elfctl.errors import InputError
 from elfctl.services import cost_views
-from tests import usage_gen as g
 
 NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=dt.UTC)  # a Wednesday afternoon
 
