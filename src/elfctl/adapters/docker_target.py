@@ -185,13 +185,20 @@ class DockerTarget:
                 addr = addresses[name] or self._address(name)
                 addresses[name] = addr
                 if addr is None:
-                    return False, f"{name}: container is gone", []
+                    info = self.engine.inspect(name)
+                    if info is None:
+                        return False, f"{name}: container is gone", []
+                    if not info["State"].get("Running"):
+                        return False, f"{name}: container exited with code {info['State'].get('ExitCode')}", []
+                    continue
                 outcome, reason, refused = self._probe(addr, spec.port, h.path, h.timeout_s)
                 gate.record(outcome, reason, refused)
-                if refused:
-                    state = (self.engine.inspect(name) or {}).get("State", {})
-                    if not state.get("Running"):
-                        return False, f"{name}: container exited with code {state.get('ExitCode')}", []
+                if outcome == "fail":
+                    info = self.engine.inspect(name) or {"State": {}}
+                    state, restarts = info["State"], info.get("RestartCount", 0)
+                    if not state.get("Running") or state.get("Restarting") or restarts:
+                        return False, (f"{name}: container exited with code {state.get('ExitCode')}"
+                                       + (f" (restarted {restarts} times)" if restarts else "")), []
                 if gate.failed:
                     return False, (f"{name}: {h.failure_threshold} consecutive failed health checks on {h.path} "
                                    f"(last: {reason})"), []

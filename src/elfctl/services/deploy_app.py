@@ -35,8 +35,17 @@ def resolve_secrets(spec) -> dict[str, str]:
     return values
 
 
+def _store(app):
+    store = app.store
+    if "deployments" not in store.tables():
+        raise InputError(f"store {store.display_url} has no deployments table yet",
+                         hint="run `elfctl infra up` (or `elfctl db migrate`) first")
+    return store
+
+
 def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
+    _store(app)
     opts = options(app, **given)
     if opts.dry_run:
         return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
@@ -49,6 +58,7 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
 
 def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
+    _store(app)
     secrets = resolve_secrets(spec)
     app.docker.ping()
     return deploy_svc.rollback(app.store, app.docker, app.registry, app.target, spec, to, options(app, **given),
@@ -58,7 +68,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
 def deployments(app, team: str | None, limit: int) -> list[dict]:
     if team is not None and not team_mod.DNS1123.match(team):
         raise InputError(f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits and '-'")
-    return deploy_svc.history(app.store, team, limit)
+    return deploy_svc.history(_store(app), team, limit)
 
 
 def logs(app, name: str, tail: int, follow: bool):
