@@ -53,10 +53,10 @@ SCHEMA: dict[str, Key] = {
     "registry.timeout_s": Key(float, 5.0, "Timeout of every registry HTTP request."),
     "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
-    "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image for teams (built from busybox-static)."),
+    "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),
     "deploy.publish_address": Key(str, "127.0.0.1", "Host address the team proxies publish their port on."),
     "deploy.timeout_s": Key(float, 120.0, "Time budget of the health gate of one deploy."),
-    "deploy.lock_ttl_s": Key(float, 30.0, "Lease of the deploy lock; a killed holder's lock expires after it."),
+    "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it."),
     "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team."),
     "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),
 }

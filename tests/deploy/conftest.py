@@ -93,8 +93,14 @@ def team_name(docker_env):
     return "t" + docker_env["ELFCTL_DEPLOY_PREFIX"][4:] + "-" + uuid.uuid4().hex[:6]
 
 
-def make_team(project: Path, env: dict, name: str, health_doc: str = '{"status": "pass"}', page: str = "v1",
-              replicas: int = 1) -> Path:
+def make_team(
+    project: Path,
+    env: dict,
+    name: str,
+    health_doc: str = '{"status": "pass"}',
+    page: str = "v1",
+    replicas: int = 1,
+) -> Path:
     """`elfctl team new` with short health timings for tests, then set the page and health document."""
     proc = run_elfctl("db", "migrate", cwd=project, env=env)
     assert proc.returncode == 0, proc.stderr

@@ -74,7 +74,9 @@ def test_deploy_lifecycle(project, store_url, docker_env, team_name, engine):
 
     # Unchanged: nothing built, pushed or recorded.
     proc, again = _deploy(project, env, team_name)
-    assert proc.returncode == 0 and again["state"] == "unchanged" and not again["built"] and not again["pushed"]
+    assert (
+        proc.returncode == 0 and again["state"] == "unchanged" and not again["built"] and not again["pushed"]
+    )
     assert list(_history(project, env, team_name)) == [1]
 
     # A change deploys a new revision behind the same port.
@@ -134,10 +136,13 @@ def test_first_deploy_that_never_gets_healthy_fails_cleanly(project, docker_env,
     env = dict(docker_env)
     folder = make_team(project, env, team_name)
     (folder / "Dockerfile").write_text(
-        f"FROM {env['ELFCTL_DEPLOY_BASE_IMAGE']}\nCMD [\"sh\", \"-c\", \"echo boom-at-start; exit 3\"]\n")
+        f'FROM {env["ELFCTL_DEPLOY_BASE_IMAGE"]}\nCMD ["sh", "-c", "echo boom-at-start; exit 3"]\n'
+    )
     proc, res = _deploy(project, env, team_name)
     assert proc.returncode == 1
-    assert res["state"] == "failed" and "exited with code 3" in res["reason"] and "boom-at-start" in res["logs"]
+    assert (
+        res["state"] == "failed" and "exited with code 3" in res["reason"] and "boom-at-start" in res["logs"]
+    )
     assert not engine.containers({"elfctl.team": team_name, "elfctl.role": "app"})
 
 
@@ -148,10 +153,13 @@ def test_dry_run_changes_nothing(project, docker_env, team_name):
     assert _history(project, docker_env, team_name) == {}
 
 
-@pytest.mark.parametrize("override, needle", [
-    ({"ELFCTL_DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "Docker engine not reachable"),
-    ({"ELFCTL_REGISTRY_URL": "127.0.0.1:1"}, "registry http://127.0.0.1:1 not reachable"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ({"ELFCTL_DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "Docker engine not reachable"),
+        ({"ELFCTL_REGISTRY_URL": "127.0.0.1:1"}, "registry http://127.0.0.1:1 not reachable"),
+    ],
+)
 def test_unreachable_docker_or_registry_exit_3(project, docker_env, team_name, override, needle):
     make_team(project, docker_env, team_name)
     proc = run_elfctl("deploy", team_name, cwd=project, env={**docker_env, **override})

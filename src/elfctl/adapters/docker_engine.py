@@ -16,9 +16,11 @@ from typing import Any
 
 from elfctl.errors import ElfError, OperationFailed, Unreachable
 
-INSTALL_HINT = ("install Docker (Debian/Ubuntu: `sudo apt-get install docker.io`) and start it "
-                "(`sudo systemctl start docker`, or run `sudo dockerd &`); set docker.host or DOCKER_HOST "
-                "if the engine listens elsewhere")
+INSTALL_HINT = (
+    "install Docker (Debian/Ubuntu: `sudo apt-get install docker.io`) and start it "
+    "(`sudo systemctl start docker`, or run `sudo dockerd &`); set docker.host or DOCKER_HOST "
+    "if the engine listens elsewhere"
+)
 
 
 def _host_label(base_url: str | None) -> str:
@@ -68,19 +70,33 @@ class DockerEngine:
         except docker.errors.NotFound as exc:
             raise NotFoundError(f"docker {what}: {_explain(exc)}", hint="check the name") from None
         except (requests.exceptions.Timeout, TimeoutError) as exc:
-            raise Unreachable(f"Docker engine at {_host_label(self.base_url)}: {what} got no answer in time "
-                              f"({type(exc).__name__})", hint="the engine is overloaded or hung; "
-                              "check `docker info`, raise docker.timeout_s") from None
+            raise Unreachable(
+                f"Docker engine at {_host_label(self.base_url)}: {what} got no answer in time "
+                f"({type(exc).__name__})",
+                hint="the engine is overloaded or hung; check `docker info`, raise docker.timeout_s",
+            ) from None
         except docker.errors.APIError as exc:
             if exc.status_code and exc.status_code >= 500 and "connection refused" in str(exc).lower():
-                raise Unreachable(f"docker {what}: {_explain(exc)}", hint="is the registry running? "
-                                  "`elfctl infra up` starts it") from None
-            raise OperationFailed(f"docker {what}: {_explain(exc)}", hint="see the message from the engine") from None
-        except (docker.errors.DockerException, requests.exceptions.ConnectionError, ConnectionError,
-                FileNotFoundError) as exc:
-            missing = "" if shutil.which("dockerd") or shutil.which("docker") else " (Docker is not installed)"
-            raise Unreachable(f"Docker engine not reachable at {_host_label(self.base_url)}{missing}: "
-                              f"{_explain(exc)}", hint=INSTALL_HINT) from None
+                raise Unreachable(
+                    f"docker {what}: {_explain(exc)}",
+                    hint="is the registry running? `elfctl infra up` starts it",
+                ) from None
+            raise OperationFailed(
+                f"docker {what}: {_explain(exc)}", hint="see the message from the engine"
+            ) from None
+        except (
+            docker.errors.DockerException,
+            requests.exceptions.ConnectionError,
+            ConnectionError,
+            FileNotFoundError,
+        ) as exc:
+            missing = (
+                "" if shutil.which("dockerd") or shutil.which("docker") else " (Docker is not installed)"
+            )
+            raise Unreachable(
+                f"Docker engine not reachable at {_host_label(self.base_url)}{missing}: {_explain(exc)}",
+                hint=INSTALL_HINT,
+            ) from None
 
     def close(self) -> None:
         for c in (self._api, self._slow):
@@ -119,17 +135,27 @@ class DockerEngine:
         log: list[str] = []
         image_id = None
         with self._errors(f"build {tag}"):
-            for chunk in self.slow.build(path=context, dockerfile=dockerfile, tag=tag, labels=labels, rm=True,
-                                         forcerm=True, decode=True, pull=False):
+            for chunk in self.slow.build(
+                path=context,
+                dockerfile=dockerfile,
+                tag=tag,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                pull=False,
+            ):
                 if "stream" in chunk:
                     log.extend(line for line in chunk["stream"].splitlines() if line.strip())
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 if "error" in chunk:
                     tail = "\n".join(log[-10:])
-                    raise BuildFailed(f"docker build of {context} failed: {chunk['error'].strip()}\n{tail}",
-                                      hint="fix the Dockerfile; base images must exist locally "
-                                           "(`elfctl infra up` builds elfctl's base image)")
+                    raise BuildFailed(
+                        f"docker build of {context} failed: {chunk['error'].strip()}\n{tail}",
+                        hint="fix the Dockerfile; base images must exist locally "
+                        "(`elfctl infra up` builds elfctl's base image)",
+                    )
         return image_id or self.image_id(tag) or "", log
 
     def tag(self, ref: str, repository: str, tag: str) -> None:
@@ -144,8 +170,10 @@ class DockerEngine:
                 if "error" in chunk:
                     msg = chunk["error"].strip()
                     if "connection refused" in msg or "no such host" in msg or "dial tcp" in msg:
-                        raise Unreachable(f"registry for {repository}: {msg}",
-                                          hint="start it with `elfctl infra up` or fix registry.url")
+                        raise Unreachable(
+                            f"registry for {repository}: {msg}",
+                            hint="start it with `elfctl infra up` or fix registry.url",
+                        )
                     raise OperationFailed(f"push {repository}:{tag}: {msg}", hint="check the registry")
                 aux = chunk.get("aux") or {}
                 digest = aux.get("Digest", digest)
@@ -155,10 +183,18 @@ class DockerEngine:
         with self._errors(f"pull {repository}:{tag}"):
             for chunk in self.slow.pull(repository, tag=tag, stream=True, decode=True):
                 if "error" in chunk:
-                    raise OperationFailed(f"pull {repository}:{tag}: {chunk['error']}", hint="check the registry")
+                    raise OperationFailed(
+                        f"pull {repository}:{tag}: {chunk['error']}", hint="check the registry"
+                    )
 
-    def import_rootfs(self, files: dict[str, tuple[bytes | str, int]], repository: str, tag: str,
-                      changes: list[str], labels: dict[str, str]) -> str:
+    def import_rootfs(
+        self,
+        files: dict[str, tuple[bytes | str, int]],
+        repository: str,
+        tag: str,
+        changes: list[str],
+        labels: dict[str, str],
+    ) -> str:
         """`docker import` of a rootfs tarball built in memory. files: path -> (bytes | symlink target
         given as str, mode). Used for base images, since nothing can be pulled."""
         buf = io.BytesIO()
@@ -179,8 +215,9 @@ class DockerEngine:
                     tar.addfile(info, io.BytesIO(content))
         label_changes = [f'LABEL {k}="{v}"' for k, v in labels.items()]
         with self._errors(f"import {repository}:{tag}"):
-            self.slow.import_image_from_data(buf.getvalue(), repository=repository, tag=tag,
-                                             changes=changes + label_changes)
+            self.slow.import_image_from_data(
+                buf.getvalue(), repository=repository, tag=tag, changes=changes + label_changes
+            )
         return self.image_id(f"{repository}:{tag}") or ""
 
     def images(self, label: str) -> list[dict[str, Any]]:
@@ -209,26 +246,56 @@ class DockerEngine:
         except NotFoundError:
             return None
 
-    def run(self, name: str, image: str, *, network: str, labels: dict[str, str], env: dict[str, str],
-            command: list[str] | None = None, ports: dict[int, tuple[str, int | None]] | None = None,
-            volumes: dict[str, str] | None = None, restart: bool = True, mem_limit: str | None = None,
-            nano_cpus: int | None = None, aliases: list[str] | None = None) -> str:
+    def run(
+        self,
+        name: str,
+        image: str,
+        *,
+        network: str,
+        labels: dict[str, str],
+        env: dict[str, str],
+        command: list[str] | None = None,
+        ports: dict[int, tuple[str, int | None]] | None = None,
+        volumes: dict[str, str] | None = None,
+        restart: bool = True,
+        mem_limit: str | None = None,
+        nano_cpus: int | None = None,
+        aliases: list[str] | None = None,
+    ) -> str:
         """Create and start a detached container; returns its id."""
         with self._errors(f"start container {name}"):
             host_config = self.api.create_host_config(
                 port_bindings={p: b for p, b in (ports or {}).items()},
                 binds={src: {"bind": dst, "mode": "rw"} for src, dst in (volumes or {}).items()},
                 restart_policy={"Name": "unless-stopped"} if restart else None,
-                network_mode=network, mem_limit=mem_limit, nano_cpus=nano_cpus,
+                network_mode=network,
+                mem_limit=mem_limit,
+                nano_cpus=nano_cpus,
                 log_config={"Type": "json-file", "Config": {"max-size": "10m", "max-file": "2"}},
             )
-            networking = self.api.create_networking_config(
-                {network: self.api.create_endpoint_config(aliases=aliases)}) if aliases else None
+            networking = (
+                self.api.create_networking_config({network: self.api.create_endpoint_config(aliases=aliases)})
+                if aliases
+                else None
+            )
             created = self.api.create_container(
-                image, command=command, name=name, labels=labels, environment=env, detach=True,
-                ports=list((ports or {}).keys()), host_config=host_config, networking_config=networking)
+                image,
+                command=command,
+                name=name,
+                labels=labels,
+                environment=env,
+                detach=True,
+                ports=list((ports or {}).keys()),
+                host_config=host_config,
+                networking_config=networking,
+            )
             self.api.start(created["Id"])
             return created["Id"]
+
+    def keep_running(self, name: str) -> None:
+        """Give a container the `unless-stopped` restart policy (after it proved healthy)."""
+        with self._errors(f"update {name}"):
+            self.api.update_container(name, restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})
 
     def start(self, name: str) -> None:
         with self._errors(f"start {name}"):
@@ -296,7 +363,9 @@ class DockerEngine:
 
     def ensure_volume(self, name: str, labels: dict[str, str]) -> bool:
         with self._errors(f"volume {name}"):
-            if any(v["Name"] == name for v in (self.api.volumes(filters={"name": name}).get("Volumes") or [])):
+            if any(
+                v["Name"] == name for v in (self.api.volumes(filters={"name": name}).get("Volumes") or [])
+            ):
                 return False
             self.api.create_volume(name, labels=labels)
             return True

@@ -42,7 +42,16 @@ class DockerRollout:
 def _memory_bytes(q: str | None) -> int | None:
     if not q:
         return None
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+    units = {
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "K": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+    }
     for suffix, mult in units.items():
         if q.endswith(suffix):
             return int(float(q[: -len(suffix)]) * mult)
@@ -66,8 +75,15 @@ def _reveal(value: Any) -> str:
 class DockerTarget:
     name = "docker"
 
-    def __init__(self, engine, network: str = "elfctl", prefix: str = "elfctl", base_image: str = "elfctl/base:busybox",
-                 publish_address: str = "127.0.0.1", drain_s: float = 0.5):
+    def __init__(
+        self,
+        engine,
+        network: str = "elfctl",
+        prefix: str = "elfctl",
+        base_image: str = "elfctl/base:busybox",
+        publish_address: str = "127.0.0.1",
+        drain_s: float = 0.5,
+    ):
         self.engine = engine
         self.network = network
         self.prefix = prefix
@@ -85,8 +101,13 @@ class DockerTarget:
             self._progress(phase)
 
     def _labels(self, team: str, role: str, **extra: str) -> dict[str, str]:
-        return {"elfctl.managed": "true", "elfctl.prefix": self.prefix, "elfctl.team": team, "elfctl.role": role,
-                **extra}
+        return {
+            "elfctl.managed": "true",
+            "elfctl.prefix": self.prefix,
+            "elfctl.team": team,
+            "elfctl.role": role,
+            **extra,
+        }
 
     def proxy_name(self, team: str) -> str:
         return f"{self.prefix}-{team}"
@@ -107,8 +128,10 @@ class DockerTarget:
         proxy = self.engine.inspect(self.proxy_name(team))
         if not proxy or not proxy["State"].get("Running"):
             return [], None, None
-        code, out = self.engine.exec(self.proxy_name(team), ["sh", "-c", f"cat {STATE}/targets; echo ---; "
-                                                             f"cat {STATE}/live 2>/dev/null"])
+        code, out = self.engine.exec(
+            self.proxy_name(team),
+            ["sh", "-c", f"cat {STATE}/targets; echo ---; cat {STATE}/live 2>/dev/null"],
+        )
         targets_txt, _, live = out.partition("---")
         targets = [t.rsplit(":", 1)[0] for t in targets_txt.split()]
         parts = live.split()
@@ -136,19 +159,36 @@ class DockerTarget:
             self.engine.start(name)
             return
         host_port = getattr(spec, "host_port", None) or None
-        self.engine.run(name, self.base_image, network=self.network, labels=self._labels(spec.name, "proxy"),
-                        env={}, command=["sh", "-c", PROXY_BOOT],
-                        ports={PROXY_PORT: (self.publish_address, host_port)})
+        self.engine.run(
+            name,
+            self.base_image,
+            network=self.network,
+            labels=self._labels(spec.name, "proxy"),
+            env={},
+            command=["sh", "-c", PROXY_BOOT],
+            ports={PROXY_PORT: (self.publish_address, host_port)},
+        )
 
-    def _write_targets(self, team: str, names: list[str], port: int, revision: int | None, image: str | None) -> None:
+    def _write_targets(
+        self, team: str, names: list[str], port: int, revision: int | None, image: str | None
+    ) -> None:
         targets = " ".join(f"{n}:{port}" for n in names)
         live = f"{revision} {image}" if image else ""
         # Rename is atomic: a connection reads either the old list or the new one, never half.
-        self.engine.exec(self.proxy_name(team), ["sh", "-c", f'echo "{targets}" > {STATE}/t.new && '
-                         f'echo "{live}" > {STATE}/live && mv {STATE}/t.new {STATE}/targets'])
+        self.engine.exec(
+            self.proxy_name(team),
+            [
+                "sh",
+                "-c",
+                f'echo "{targets}" > {STATE}/t.new && '
+                f'echo "{live}" > {STATE}/live && mv {STATE}/t.new {STATE}/targets',
+            ],
+        )
 
     def _app_containers(self, team: str) -> list[dict]:
-        return self.engine.containers({"elfctl.prefix": self.prefix, "elfctl.team": team, "elfctl.role": "app"})
+        return self.engine.containers(
+            {"elfctl.prefix": self.prefix, "elfctl.team": team, "elfctl.role": "app"}
+        )
 
     def _address(self, name: str) -> str | None:
         info = self.engine.inspect(name)
@@ -172,7 +212,9 @@ class DockerTarget:
             refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
             return "fail", f"no answer ({reason})", refused
 
-    def _gate(self, spec, names: list[str], budget_s: float, require_ready: bool) -> tuple[bool, str, list[str]]:
+    def _gate(
+        self, spec, names: list[str], budget_s: float, require_ready: bool
+    ) -> tuple[bool, str, list[str]]:
         """Probe every replica each period until all are ready (require_ready) or the budget ends
         (soak). Returns (ok, reason, warnings)."""
         h = spec.health
@@ -189,7 +231,11 @@ class DockerTarget:
                     if info is None:
                         return False, f"{name}: container is gone", []
                     if not info["State"].get("Running"):
-                        return False, f"{name}: container exited with code {info['State'].get('ExitCode')}", []
+                        return (
+                            False,
+                            f"{name}: container exited with code {info['State'].get('ExitCode')}",
+                            [],
+                        )
                     continue
                 outcome, reason, refused = self._probe(addr, spec.port, h.path, h.timeout_s)
                 gate.record(outcome, reason, refused)
@@ -197,14 +243,30 @@ class DockerTarget:
                     info = self.engine.inspect(name) or {"State": {}}
                     state, restarts = info["State"], info.get("RestartCount", 0)
                     if not state.get("Running") or state.get("Restarting") or restarts:
-                        return False, (f"{name}: container exited with code {state.get('ExitCode')}"
-                                       + (f" (restarted {restarts} times)" if restarts else "")), []
+                        return (
+                            False,
+                            (
+                                f"{name}: container exited with code {state.get('ExitCode')}"
+                                + (f" (restarted {restarts} times)" if restarts else "")
+                            ),
+                            [],
+                        )
                 if gate.failed:
-                    return False, (f"{name}: {h.failure_threshold} consecutive failed health checks on {h.path} "
-                                   f"(last: {reason})"), []
+                    return (
+                        False,
+                        (
+                            f"{name}: {h.failure_threshold} consecutive failed health checks on {h.path} "
+                            f"(last: {reason})"
+                        ),
+                        [],
+                    )
             warnings = [w for g in gates.values() for w in g.warnings]
             if require_ready and all(g.ready for g in gates.values()):
-                return True, f"{len(names)}/{len(names)} replicas passed {h.success_threshold} health checks", warnings
+                return (
+                    True,
+                    f"{len(names)}/{len(names)} replicas passed {h.success_threshold} health checks",
+                    warnings,
+                )
             if time.monotonic() >= deadline:
                 if not require_ready:
                     return True, f"soak {budget_s:g}s passed", warnings
@@ -230,26 +292,39 @@ class DockerTarget:
             except ElfError:
                 pass
 
-    def rollout(self, spec, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any],
-                deadline_s: float) -> DockerRollout:
+    def rollout(
+        self, spec, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any], deadline_s: float
+    ) -> DockerRollout:
         team = spec.name
         self.engine.ensure_network(self.network, {"elfctl.managed": "true", "elfctl.prefix": self.prefix})
         self._ensure_proxy(spec)
         old_targets, old_image, old_rev = self._live(team)
         # Leftovers of a killed deploy (not in the proxy's list) are removed first.
         live_set = set(old_targets)
-        self._remove([c["Names"][0].lstrip("/") for c in self._app_containers(team)
-                      if c["Names"][0].lstrip("/") not in live_set])
+        self._remove(
+            [
+                c["Names"][0].lstrip("/")
+                for c in self._app_containers(team)
+                if c["Names"][0].lstrip("/") not in live_set
+            ]
+        )
         self._phase("starting")
         full_env = {**spec.env, **env, **{k: _reveal(v) for k, v in secrets.items()}}
         names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
         try:
             for n in names:
-                self.engine.run(n, image, network=self.network, env=full_env,
-                                labels=self._labels(team, "app", **{"elfctl.revision": str(revision),
-                                                                    "elfctl.image": image}),
-                                mem_limit=_memory_bytes(spec.resources.memory),
-                                nano_cpus=_nano_cpus(spec.resources.cpu))
+                self.engine.run(
+                    n,
+                    image,
+                    network=self.network,
+                    env=full_env,
+                    labels=self._labels(
+                        team, "app", **{"elfctl.revision": str(revision), "elfctl.image": image}
+                    ),
+                    restart=False,  # a crash during the gate must show, not loop
+                    mem_limit=_memory_bytes(spec.resources.memory),
+                    nano_cpus=_nano_cpus(spec.resources.cpu),
+                )
         except ElfError as exc:
             logs = self._log_tail(names)
             self._remove(names)
@@ -261,6 +336,8 @@ class DockerTarget:
             logs = self._log_tail(names)
             self._remove(names)
             return DockerRollout(False, f"health gate: {reason}", logs, warnings)
+        for n in names:
+            self.engine.keep_running(n)
         self._write_targets(team, names, spec.port, revision, image)
         self._phase("switched")
         if spec.health.soak_s > 0:
@@ -274,7 +351,9 @@ class DockerTarget:
                     self._write_targets(team, [], spec.port, None, None)
                 time.sleep(self.drain_s)
                 self._remove(names)
-                return DockerRollout(False, f"soak after switch: {soak_reason}; switched back", logs, warnings)
+                return DockerRollout(
+                    False, f"soak after switch: {soak_reason}; switched back", logs, warnings
+                )
         time.sleep(self.drain_s)  # let connections opened before the switch finish
         self._remove([n for n in old_targets if n not in names])
         return DockerRollout(True, reason, "", warnings)
@@ -302,8 +381,15 @@ class DockerTarget:
                 worst, reason = "fail", f"{n} is not running"
         if not targets:
             worst, reason = "fail", "nothing serving"
-        return {"desired": len(targets), "ready": ready, "status": worst, "reason": reason, "image": image,
-                "revision": rev, "host_port": self.host_port(team)}
+        return {
+            "desired": len(targets),
+            "ready": ready,
+            "status": worst,
+            "reason": reason,
+            "image": image,
+            "revision": rev,
+            "host_port": self.host_port(team),
+        }
 
     def teams(self) -> list[str]:
         """Teams with a proxy on this engine (for infra down/status)."""

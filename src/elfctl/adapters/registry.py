@@ -9,12 +9,14 @@ import urllib.request
 
 from elfctl.errors import OperationFailed, Unreachable
 
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.oci.image.index.v1+json",
+    ]
+)
 
 
 class Registry:
@@ -33,7 +35,7 @@ class Registry:
     def _path(self, repository: str) -> str:
         """Accept `host:port/name` image repositories as well as the bare `name`."""
         prefix = self.address + "/"
-        return repository[len(prefix):] if repository.startswith(prefix) else repository
+        return repository[len(prefix) :] if repository.startswith(prefix) else repository
 
     def _request(self, method: str, path: str, headers: dict | None = None):
         req = urllib.request.Request(self.base + path, method=method, headers=headers or {})
@@ -43,8 +45,10 @@ class Registry:
             return exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise Unreachable(f"registry {self.base} not reachable: {reason}",
-                              hint="run `elfctl infra up` to start the local registry, or fix registry.url") from None
+            raise Unreachable(
+                f"registry {self.base} not reachable: {reason}",
+                hint="run `elfctl infra up` to start the local registry, or fix registry.url",
+            ) from None
 
     def ping(self) -> str:
         """GET /v2/: 200 (open) or 401 (needs auth) mean a v2 registry answers."""
@@ -52,18 +56,23 @@ class Registry:
         status = resp.status if hasattr(resp, "status") else resp.code
         if status in (200, 401):
             return resp.headers.get("Docker-Distribution-Api-Version", "registry/2.0")
-        raise Unreachable(f"registry {self.base}/v2/ answered HTTP {status}: not a v2 registry",
-                          hint="check registry.url")
+        raise Unreachable(
+            f"registry {self.base}/v2/ answered HTTP {status}: not a v2 registry", hint="check registry.url"
+        )
 
     def digest(self, repository: str, tag: str) -> str | None:
         """The manifest digest of repository:tag, or None when the registry does not hold it."""
-        resp = self._request("HEAD", f"/v2/{self._path(repository)}/manifests/{tag}", {"Accept": MANIFEST_TYPES})
+        resp = self._request(
+            "HEAD", f"/v2/{self._path(repository)}/manifests/{tag}", {"Accept": MANIFEST_TYPES}
+        )
         status = resp.status if hasattr(resp, "status") else resp.code
         if status == 404:
             return None
         if status != 200:
-            raise OperationFailed(f"registry {self.base}: manifest {repository}:{tag} answered HTTP {status}",
-                                  hint="check the registry's log and credentials")
+            raise OperationFailed(
+                f"registry {self.base}: manifest {repository}:{tag} answered HTTP {status}",
+                hint="check the registry's log and credentials",
+            )
         return resp.headers.get("Docker-Content-Digest")
 
     def tags(self, repository: str) -> list[str]:

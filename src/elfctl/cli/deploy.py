@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from elfctl.cli.common import JsonOpt, get_app
 
-LockWait = Annotated[Optional[float], typer.Option("--lock-wait", help="Wait up to S seconds for another "
-                                                   "deploy of the team to finish (default: deploy.lock_wait_s).")]
+LockWait = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-wait",
+        help="Wait up to S seconds for another deploy of the team to finish (default: deploy.lock_wait_s).",
+    ),
+]
 
 
 def _render(r):
@@ -19,7 +24,9 @@ def _render(r):
     elif r.state == "planned":
         lines.append(f"{r.team} (dry run): {r.reason}")
     else:
-        what = ", ".join(w for w, done in (("built", r.built), ("pushed", r.pushed)) if done) or "image reused"
+        what = (
+            ", ".join(w for w, done in (("built", r.built), ("pushed", r.pushed)) if done) or "image reused"
+        )
         lines.append(f"{r.team} revision {r.revision}: {r.state} ({what}) {r.image}")
         if r.digest:
             lines.append(f"  digest {r.digest}")
@@ -35,9 +42,14 @@ def _finish(app_, result) -> None:
     if result.exit_code:
         from elfctl.errors import OperationFailed
 
-        where = "the previous version keeps serving" if result.state == "rolled_back" else "nothing was switched"
-        err = OperationFailed(f"{result.team} revision {result.revision} {result.state.replace('_', ' ')}: "
-                              f"{result.reason}; {where}", hint=f"see `elfctl deployments {result.team}`")
+        where = (
+            "the previous version keeps serving" if result.state == "rolled_back" else "nothing was switched"
+        )
+        err = OperationFailed(
+            f"{result.team} revision {result.revision} {result.state.replace('_', ' ')}: "
+            f"{result.reason}; {where}",
+            hint=f"see `elfctl deployments {result.team}`",
+        )
         if not app_.output.json:
             app_.output.error(err)
         raise typer.Exit(result.exit_code)
@@ -46,29 +58,46 @@ def _finish(app_, result) -> None:
 def deploy(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="The team (teams/TEAM/team.yaml).")],
-    tag: Annotated[Optional[str], typer.Option("--tag", help="Image tag (default: content hash).")] = None,
-    no_build: Annotated[bool, typer.Option("--no-build", help="Use the image already in the registry.")] = False,
-    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait through the soak window after the "
-                                       "switch (--no-wait returns once switched).")] = True,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Image tag (default: content hash).")] = None,
+    no_build: Annotated[
+        bool, typer.Option("--no-build", help="Use the image already in the registry.")
+    ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait through the soak window after the switch (--no-wait returns once switched).",
+        ),
+    ] = True,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     lock_wait: LockWait = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Build (by content hash), push, roll out beside the old version, health-gate, switch; roll back on failure."""
+    """Build (by content hash), push, start beside the old, health-gate, switch; roll back on failure."""
     from elfctl.services.deploy_app import deploy_team
 
     app_ = get_app(ctx, json_mode)
-    result = deploy_team(app_, team, tag=tag, no_build=no_build or None, wait=wait, timeout_s=timeout,
-                         dry_run=dry_run or None, lock_wait_s=lock_wait)
+    result = deploy_team(
+        app_,
+        team,
+        tag=tag,
+        no_build=no_build or None,
+        wait=wait,
+        timeout_s=timeout,
+        dry_run=dry_run or None,
+        lock_wait_s=lock_wait,
+    )
     _finish(app_, result)
 
 
 def rollback(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="The team.")],
-    to: Annotated[Optional[int], typer.Option("--to", help="Revision to return to (default: the one before).")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
+    to: Annotated[
+        int | None, typer.Option("--to", help="Revision to return to (default: the one before).")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
     lock_wait: LockWait = None,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -81,7 +110,7 @@ def rollback(
 
 def deployments(
     ctx: typer.Context,
-    team: Annotated[Optional[str], typer.Argument(help="Only this team.")] = None,
+    team: Annotated[str | None, typer.Argument(help="Only this team.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -100,8 +129,15 @@ def deployments(
         for col in ("team", "rev", "state", "image", "who", "started", "error"):
             table.add_column(col)
         for r in rs:
-            table.add_row(r["team"], str(r["revision"]), r["state"], (r["image"] or "").rsplit("/", 1)[-1],
-                          r["who"] or "", r["started_at"][:19], (r["error"] or "")[:120])
+            table.add_row(
+                r["team"],
+                str(r["revision"]),
+                r["state"],
+                (r["image"] or "").rsplit("/", 1)[-1],
+                r["who"] or "",
+                r["started_at"][:19],
+                (r["error"] or "")[:120],
+            )
         return table
 
     app_.output.result(rows, human)

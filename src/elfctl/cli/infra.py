@@ -17,7 +17,7 @@ def up(
     skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Skip this step (repeatable).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Bring the platform up, idempotently: environment, store, registry, deploy target, teams, then health."""
+    """Bring the platform up, idempotently: environment, store, registry, target, teams, then health."""
     from elfctl.cli.health import render
     from elfctl.services.platform import infra_up
 
@@ -59,7 +59,8 @@ def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
         for col in ("component", "state", "details"):
             table.add_column(col)
         for c in r.components:
-            table.add_row(c["component"], c["state"] if c["state"] == "up" else f"[red]{c['state']}[/]", c["details"])
+            state = c["state"] if c["state"] == "up" else f"[red]{c['state']}[/]"
+            table.add_row(c["component"], state, c["details"])
         return table
 
     app_.output.result(result, human)
@@ -69,7 +70,9 @@ def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
 @app.command("down")
 def down(
     ctx: typer.Context,
-    purge: Annotated[bool, typer.Option("--purge", help="Also remove the registry volume, network and images.")] = False,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also remove the registry volume, network and images.")
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Stop the teams and the local registry; data stays unless --purge."""
@@ -78,5 +81,6 @@ def down(
     app_ = get_app(ctx, json_mode)
     result = infra_down(app_, purge)
     app_.output.result(result, lambda r: "\n".join(
-        [f"stopped {s}" for s in r.stopped] + [f"removed {s}" for s in r.removed] + [f"kept {s}" for s in r.kept]
+        [f"stopped {s}" for s in r.stopped] + [f"removed {s}" for s in r.removed]
+        + [f"kept {s}" for s in r.kept]
         or ["nothing was running"]))

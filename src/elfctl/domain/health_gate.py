@@ -25,9 +25,11 @@ def classify(status_code: int | None, body: bytes | str | None) -> tuple[str, st
         return "pass", f"HTTP {status_code}"  # not health JSON: the status code decides
     status = str(doc.get("status", "pass")).lower() if isinstance(doc, dict) else "pass"
     if status in FAILING:
-        return "fail", f"health JSON status '{status}'" + (f": {doc.get('output')}" if doc.get("output") else "")
+        return "fail", f"health JSON status '{status}'" + (
+            f": {doc.get('output')}" if doc.get("output") else ""
+        )
     if status in WARNING:
-        return "warn", f"health JSON status 'warn'" + (f": {doc.get('output')}" if doc.get("output") else "")
+        return "warn", "health JSON status 'warn'" + (f": {doc.get('output')}" if doc.get("output") else "")
     return "pass", f"HTTP {status_code}, status '{status}'"
 
 

@@ -13,8 +13,12 @@ from elfctl.services import deploy as deploy_svc
 
 def options(app, **given) -> deploy_svc.DeployOptions:
     cfg = app.config
-    opts = deploy_svc.DeployOptions(timeout_s=cfg.get("deploy.timeout_s"), lock_wait_s=cfg.get("deploy.lock_wait_s"),
-                                    lock_ttl_s=cfg.get("deploy.lock_ttl_s"), keep_images=cfg.get("deploy.keep_images"))
+    opts = deploy_svc.DeployOptions(
+        timeout_s=cfg.get("deploy.timeout_s"),
+        lock_wait_s=cfg.get("deploy.lock_wait_s"),
+        lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
+        keep_images=cfg.get("deploy.keep_images"),
+    )
     for key, value in given.items():
         if value is not None:
             setattr(opts, key, value)
@@ -28,8 +32,10 @@ def resolve_secrets(spec) -> dict[str, str]:
     for name in spec.secrets:
         value = os.environ.get(name)
         if value is None:
-            raise InputError(f"{spec.path}: secrets: {name} has no value",
-                             hint=f"export {name} in the environment that runs `elfctl deploy`")
+            raise InputError(
+                f"{spec.path}: secrets: {name} has no value",
+                hint=f"export {name} in the environment that runs `elfctl deploy`",
+            )
         register_secret(value)
         values[name] = value
     return values
@@ -38,8 +44,10 @@ def resolve_secrets(spec) -> dict[str, str]:
 def _store(app):
     store = app.store
     if "deployments" not in store.tables():
-        raise InputError(f"store {store.display_url} has no deployments table yet",
-                         hint="run `elfctl infra up` (or `elfctl db migrate`) first")
+        raise InputError(
+            f"store {store.display_url} has no deployments table yet",
+            hint="run `elfctl infra up` (or `elfctl db migrate`) first",
+        )
     return store
 
 
@@ -52,8 +60,9 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
     secrets = resolve_secrets(spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
-    return deploy_svc.deploy(app.store, app.docker, app.registry, app.target, spec, opts, app.output.info,
-                             secrets=secrets)
+    return deploy_svc.deploy(
+        app.store, app.docker, app.registry, app.target, spec, opts, app.output.info, secrets=secrets
+    )
 
 
 def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployResult:
@@ -61,13 +70,24 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
     _store(app)
     secrets = resolve_secrets(spec)
     app.docker.ping()
-    return deploy_svc.rollback(app.store, app.docker, app.registry, app.target, spec, to, options(app, **given),
-                               app.output.info, secrets=secrets)
+    return deploy_svc.rollback(
+        app.store,
+        app.docker,
+        app.registry,
+        app.target,
+        spec,
+        to,
+        options(app, **given),
+        app.output.info,
+        secrets=secrets,
+    )
 
 
 def deployments(app, team: str | None, limit: int) -> list[dict]:
     if team is not None and not team_mod.DNS1123.match(team):
-        raise InputError(f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits and '-'")
+        raise InputError(
+            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits and '-'"
+        )
     return deploy_svc.history(_store(app), team, limit)
 
 

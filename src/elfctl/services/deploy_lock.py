@@ -54,12 +54,15 @@ class Holder:
     expires_at: str
 
     def describe(self) -> str:
-        return f"{self.owner} (pid {self.pid} on {self.host}, since {self.acquired_at}, lease until {self.expires_at})"
+        return (f"{self.owner} (pid {self.pid} on {self.host}, since {self.acquired_at}, "
+                f"lease until {self.expires_at})")
 
 
 def holder(store, team: str) -> Holder | None:
-    rows = store.query("SELECT owner, host, pid, acquired_at, heartbeat_at, expires_at FROM deploy_locks "
-                       "WHERE team = ?", (team,))
+    rows = store.query(
+        "SELECT owner, host, pid, acquired_at, heartbeat_at, expires_at FROM deploy_locks WHERE team = ?",
+        (team,),
+    )
     return Holder(**rows[0]) if rows else None
 
 
@@ -69,9 +72,11 @@ def try_acquire(store, team: str, owner: str, ttl_s: float) -> Holder | None:
     host, pid = socket.gethostname(), os.getpid()
     t = now()
     stamp, expiry = iso(t), iso(t + dt.timedelta(seconds=ttl_s))
-    store.execute("INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
-                  "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (team) DO NOTHING",
-                  (team, owner, host, pid, stamp, stamp, expiry))
+    store.execute(
+        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (team) DO NOTHING",
+        (team, owner, host, pid, stamp, stamp, expiry),
+    )
     current = holder(store, team)
     if current is None:  # released between the two statements: try again
         return try_acquire(store, team, owner, ttl_s)
@@ -80,9 +85,11 @@ def try_acquire(store, team: str, owner: str, ttl_s: float) -> Holder | None:
     stale = current.expires_at < stamp or (current.host == host and not _pid_alive(current.pid))
     if stale:
         # Compare-and-swap on the stale owner: of two takers, one updates the row, the other sees 0.
-        taken = store.execute("UPDATE deploy_locks SET owner = ?, host = ?, pid = ?, acquired_at = ?, "
-                              "heartbeat_at = ?, expires_at = ? WHERE team = ? AND owner = ?",
-                              (owner, host, pid, stamp, stamp, expiry, team, current.owner))
+        taken = store.execute(
+            "UPDATE deploy_locks SET owner = ?, host = ?, pid = ?, acquired_at = ?, "
+            "heartbeat_at = ?, expires_at = ? WHERE team = ? AND owner = ?",
+            (owner, host, pid, stamp, stamp, expiry, team, current.owner),
+        )
         if taken:
             return None
         return holder(store, team) or current
@@ -91,8 +98,12 @@ def try_acquire(store, team: str, owner: str, ttl_s: float) -> Holder | None:
 
 def renew(store, team: str, owner: str, ttl_s: float) -> bool:
     t = now()
-    return bool(store.execute("UPDATE deploy_locks SET heartbeat_at = ?, expires_at = ? WHERE team = ? AND owner = ?",
-                              (iso(t), iso(t + dt.timedelta(seconds=ttl_s)), team, owner)))
+    return bool(
+        store.execute(
+            "UPDATE deploy_locks SET heartbeat_at = ?, expires_at = ? WHERE team = ? AND owner = ?",
+            (iso(t), iso(t + dt.timedelta(seconds=ttl_s)), team, owner),
+        )
+    )
 
 
 def release(store, team: str, owner: str) -> None:
@@ -100,8 +111,9 @@ def release(store, team: str, owner: str) -> None:
 
 
 @contextmanager
-def lease(store, team: str, who: str, ttl_s: float = 30.0, wait_s: float = 0.0,
-          progress=None, poll_s: float = 0.25) -> Iterator[str]:
+def lease(
+    store, team: str, who: str, ttl_s: float = 30.0, wait_s: float = 0.0, progress=None, poll_s: float = 0.25
+) -> Iterator[str]:
     """Hold the team's deploy lease for the block, renewing it every ttl/3 seconds."""
     owner = f"{who}:{uuid.uuid4().hex[:8]}"
     deadline = time.monotonic() + wait_s
@@ -111,9 +123,11 @@ def lease(store, team: str, who: str, ttl_s: float = 30.0, wait_s: float = 0.0,
         if current is None:
             break
         if time.monotonic() >= deadline:
-            raise LockTimeout(f"team {team}: another deploy holds the lock: {current.describe()}",
-                              hint="wait for it to finish, or pass --lock-wait SECONDS to wait; a lock left by "
-                                   f"a killed process is recovered when its lease expires ({current.expires_at})")
+            raise LockTimeout(
+                f"team {team}: another deploy holds the lock: {current.describe()}",
+                hint="wait for it to finish, or pass --lock-wait SECONDS to wait; a lock left by "
+                f"a killed process is recovered when its lease expires ({current.expires_at})",
+            )
         if progress and not told:
             progress(f"waiting for the deploy lock of {team}, held by {current.describe()}")
             told = True

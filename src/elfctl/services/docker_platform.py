@@ -27,10 +27,16 @@ def _specs(app) -> list:
 
 def _autostart_docker(app) -> str | None:
     """Start an installed local dockerd (systemd, else in the background as root). Returns how."""
-    if app.config.get("docker.host") or os.environ.get("DOCKER_HOST") or not app.config.get("docker.autostart"):
+    if (
+        app.config.get("docker.host")
+        or os.environ.get("DOCKER_HOST")
+        or not app.config.get("docker.autostart")
+    ):
         return None
-    if shutil.which("systemctl") and subprocess.run(["systemctl", "start", "docker"], capture_output=True,
-                                                    timeout=60).returncode == 0:
+    if (
+        shutil.which("systemctl")
+        and subprocess.run(["systemctl", "start", "docker"], capture_output=True, timeout=60).returncode == 0
+    ):
         return "systemctl start docker"
     if shutil.which("dockerd") and os.geteuid() == 0:
         app.config.elf_dir.mkdir(parents=True, exist_ok=True)
@@ -64,8 +70,10 @@ def environment_step(app) -> tuple[bool, str]:
     if missing:
         from elfctl.errors import InputError
 
-        raise InputError(f"credentials missing (by name): {', '.join(missing)}",
-                         hint="export them in the environment that runs elfctl; values are never printed")
+        raise InputError(
+            f"credentials missing (by name): {', '.join(missing)}",
+            hint="export them in the environment that runs elfctl; values are never printed",
+        )
     return changed, "; ".join(notes)
 
 
@@ -84,9 +92,15 @@ def registry_step(app) -> tuple[bool, str]:
         notes.append(f"created volume {cfg.get('registry.volume')}")
     found = engine.inspect(name)
     if found is None:
-        engine.run(name, image, network="bridge", labels={**MANAGED, "elfctl.role": "registry"}, env={},
-                   ports={5000: ("127.0.0.1", cfg.get("registry.port"))},
-                   volumes={cfg.get("registry.volume"): "/var/lib/registry"})
+        engine.run(
+            name,
+            image,
+            network="bridge",
+            labels={**MANAGED, "elfctl.role": "registry"},
+            env={},
+            ports={5000: ("127.0.0.1", cfg.get("registry.port"))},
+            volumes={cfg.get("registry.volume"): "/var/lib/registry"},
+        )
         changed = True
         notes.append(f"started container {name} on 127.0.0.1:{cfg.get('registry.port')}")
     elif not found["State"].get("Running"):
@@ -114,8 +128,10 @@ def teams_step(app) -> tuple[bool, str]:
     for spec in _specs(app):
         result = deploy_team(app, spec.name)
         if result.exit_code:
-            raise OperationFailed(f"team {spec.name}: deploy {result.state}: {result.reason}",
-                                  hint=f"see `elfctl deployments {spec.name}`; `--skip teams` brings up the rest")
+            raise OperationFailed(
+                f"team {spec.name}: deploy {result.state}: {result.reason}",
+                hint=f"see `elfctl deployments {spec.name}`; `--skip teams` brings up the rest",
+            )
         changed = changed or result.changed
         port = app.target.host_port(spec.name) if hasattr(app.target, "host_port") else None
         where = f" at http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
@@ -129,13 +145,24 @@ def steps(app) -> list:
     if not in_use(app):
         return []
     return [
-        Step("environment", "check Docker (start it if installed) and the teams' credentials by name",
-             lambda: environment_step(app)),
-        Step("registry", "check the external registry, or start the local registry container",
-             lambda: registry_step(app)),
-        Step("target", f"prepare the {app.config.get('deploy.target')} deploy target (network, base image)",
-             lambda: app.target.prepare()),
-        Step("teams", "deploy every team in teams/ (unchanged teams are left alone)", lambda: teams_step(app)),
+        Step(
+            "environment",
+            "check Docker (start it if installed) and the teams' credentials by name",
+            lambda: environment_step(app),
+        ),
+        Step(
+            "registry",
+            "check the external registry, or start the local registry container",
+            lambda: registry_step(app),
+        ),
+        Step(
+            "target",
+            f"prepare the {app.config.get('deploy.target')} deploy target (network, base image)",
+            lambda: app.target.prepare(),
+        ),
+        Step(
+            "teams", "deploy every team in teams/ (unchanged teams are left alone)", lambda: teams_step(app)
+        ),
     ]
 
 
@@ -146,6 +173,7 @@ def _docker_probe(app):
     def probe() -> Check:
         version = app.docker.ping()
         return Check("docker", "pass", output=f"engine {version}")
+
     return probe
 
 
@@ -153,6 +181,7 @@ def _registry_probe(app):
     def probe() -> Check:
         app.registry.ping()
         return Check("registry", "pass", output=f"v2 API answers at {app.registry.address}")
+
     return probe
 
 
@@ -162,16 +191,26 @@ def _team_probe(app, team: str):
         status = st["status"]
         port = st.get("host_port")
         out = f"{st['ready']}/{st['desired']} ready, revision {st.get('revision')}" + (
-            f", http://{app.config.get('deploy.publish_address')}:{port}" if port else "")
-        return Check(f"team:{team}", status, st["ready"], "replicas", output=out if status == "pass" else st["reason"],
-                     hint=None if status == "pass" else f"`elfctl logs {team}`, then `elfctl deploy {team}`")
+            f", http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
+        )
+        return Check(
+            f"team:{team}",
+            status,
+            st["ready"],
+            "replicas",
+            output=out if status == "pass" else st["reason"],
+            hint=None if status == "pass" else f"`elfctl logs {team}`, then `elfctl deploy {team}`",
+        )
+
     return probe
 
 
 def deployed_teams(app) -> list[str]:
     try:
-        rows = app.store.query("SELECT DISTINCT team FROM deployments WHERE state = 'switched' AND target = ?",
-                               (app.config.get("deploy.target"),))
+        rows = app.store.query(
+            "SELECT DISTINCT team FROM deployments WHERE state = 'switched' AND target = ?",
+            (app.config.get("deploy.target"),),
+        )
     except ElfError:
         return []
     except Exception:  # the store probe reports a broken store; teams are then unknown
@@ -215,13 +254,18 @@ def status(app) -> InfraStatus:
         if not app.docker.network_exists(app.config.get("deploy.network")):
             raise OperationFailed(f"network {app.config.get('deploy.network')} missing")
         return f"network {app.config.get('deploy.network')}"
+
     add("target", network)
     for team in deployed_teams(app):
+
         def team_state(team=team):
             st = app.target.status(team)
             if st["status"] != "pass":
                 raise OperationFailed(st["reason"])
-            return f"revision {st['revision']}, {st['ready']}/{st['desired']} ready, host port {st['host_port']}"
+            return (
+                f"revision {st['revision']}, {st['ready']}/{st['desired']} ready, host port {st['host_port']}"
+            )
+
         add(f"team:{team}", team_state)
     return out
 

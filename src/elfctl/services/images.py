@@ -19,11 +19,15 @@ def context_hash(spec) -> str:
     left out: its runtime fields are compared separately (config_key) and need no new image."""
     root = spec.context_dir
     if not root.is_dir():
-        raise InputError(f"{spec.path}: build.context: {root} is not a folder", hint="point it at the build context")
+        raise InputError(
+            f"{spec.path}: build.context: {root} is not a folder", hint="point it at the build context"
+        )
     dockerfile = root / spec.build.dockerfile
     if not dockerfile.is_file():
-        raise InputError(f"{spec.path}: build.dockerfile: {dockerfile} does not exist",
-                         hint="add a Dockerfile or fix build.dockerfile")
+        raise InputError(
+            f"{spec.path}: build.dockerfile: {dockerfile} does not exist",
+            hint="add a Dockerfile or fix build.dockerfile",
+        )
     h = hashlib.sha256()
     h.update(f"dockerfile={spec.build.dockerfile}\n".encode())
     for path in sorted(root.rglob("*")):
@@ -40,21 +44,33 @@ def context_hash(spec) -> str:
 
 def config_key(spec, image: str) -> str:
     """What the running containers depend on besides the image: a change here redeploys."""
-    runtime = {"image": image, "port": spec.port, "replicas": spec.replicas, "env": spec.env,
-               "secrets": list(spec.secrets), "resources": asdict(spec.resources), "health": asdict(spec.health),
-               "host_port": spec.host_port}
+    runtime = {
+        "image": image,
+        "port": spec.port,
+        "replicas": spec.replicas,
+        "env": spec.env,
+        "secrets": list(spec.secrets),
+        "resources": asdict(spec.resources),
+        "health": asdict(spec.health),
+        "host_port": spec.host_port,
+    }
     return hashlib.sha256(json.dumps(runtime, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def git_commit(folder: Path) -> str | None:
     """HEAD of the repository holding the team (with '-dirty' when it has local changes)."""
     try:
-        head = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5)
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--", "."], capture_output=True,
-                               text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--", "."],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None

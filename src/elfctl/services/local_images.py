@@ -37,12 +37,17 @@ def _split(ref: str) -> tuple[str, str]:
 def _busybox() -> Path:
     for cand in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
         if cand and Path(cand).is_file():
-            out = subprocess.run(["file", "-L", cand], capture_output=True, text=True).stdout \
-                if shutil.which("file") else "statically linked"
+            out = (
+                subprocess.run(["file", "-L", cand], capture_output=True, text=True).stdout
+                if shutil.which("file")
+                else "statically linked"
+            )
             if "statically linked" in out or "static-pie" in out:
                 return Path(cand)
-    raise InputError("no static busybox on this machine: elfctl's base image is built from it",
-                     hint="install it: `sudo apt-get install busybox-static`")
+    raise InputError(
+        "no static busybox on this machine: elfctl's base image is built from it",
+        hint="install it: `sudo apt-get install busybox-static`",
+    )
 
 
 def ensure_base_image(engine, ref: str) -> tuple[bool, str]:
@@ -55,7 +60,10 @@ def ensure_base_image(engine, ref: str) -> tuple[bool, str]:
     for applet in applets:
         if re.fullmatch(r"[a-z0-9_.\[\]-]+", applet) and applet != "busybox":
             files[f"bin/{applet}"] = ("busybox", 0o777)
-    files["etc/passwd"] = (b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n", 0o644)
+    files["etc/passwd"] = (
+        b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+        0o644,
+    )
     files["etc/group"] = (b"root:x:0:\nnogroup:x:65534:\n", 0o644)
     files["tmp/.keep"] = (b"", 0o644)
     repo, tag = _split(ref)
@@ -79,9 +87,11 @@ def ensure_registry_image(engine, ref: str, binary: str = "/usr/bin/docker-regis
         return False, f"registry image {ref} present"
     path = Path(binary)
     if not path.is_file():
-        raise InputError(f"registry image {ref} is not present and {binary} is missing to build it",
-                         hint="install it (`sudo apt-get install docker-registry`), or set registry.image to an "
-                              "image you have (e.g. a mirrored registry:2), or set registry.url to an external one")
+        raise InputError(
+            f"registry image {ref} is not present and {binary} is missing to build it",
+            hint="install it (`sudo apt-get install docker-registry`), or set registry.image to an "
+            "image you have (e.g. a mirrored registry:2), or set registry.url to an external one",
+        )
     files: dict[str, tuple[bytes | str, int]] = {"usr/bin/docker-registry": (path.read_bytes(), 0o755)}
     for lib in _libs(path):
         files[str(lib).lstrip("/")] = (lib.read_bytes(), 0o755)
@@ -89,6 +99,11 @@ def ensure_registry_image(engine, ref: str, binary: str = "/usr/bin/docker-regis
     files["var/lib/registry/.keep"] = (b"", 0o644)
     files["tmp/.keep"] = (b"", 0o644)
     repo, tag = _split(ref)
-    engine.import_rootfs(files, repo, tag, [
-        'CMD ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]', "EXPOSE 5000"], MANAGED)
+    engine.import_rootfs(
+        files,
+        repo,
+        tag,
+        ['CMD ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]', "EXPOSE 5000"],
+        MANAGED,
+    )
     return True, f"built registry image {ref} from {binary}"

@@ -75,13 +75,19 @@ class TeamRow:
 
 def new(teams_dir: Path, name: str, base_image: str, description: str = "") -> NewResult:
     if not isinstance(name, str) or len(name) > 63 or not team_mod.DNS1123.match(name):
-        raise InputError(f"team name {name!r} is not a DNS-1123 label",
-                         hint="use lower case letters, digits and '-', starting and ending alphanumeric, max 63")
+        raise InputError(
+            f"team name {name!r} is not a DNS-1123 label",
+            hint="use lower case letters, digits and '-', starting and ending alphanumeric, max 63",
+        )
     folder = teams_dir / name
     if folder.exists():
-        raise InputError(f"{folder}: already exists", hint=f"choose another name, or edit {folder / 'team.yaml'}")
+        raise InputError(
+            f"{folder}: already exists", hint=f"choose another name, or edit {folder / 'team.yaml'}"
+        )
     files = {
-        "team.yaml": TEAM_YAML.format(name=name, description=description.replace('"', "'") or f"The {name} team"),
+        "team.yaml": TEAM_YAML.format(
+            name=name, description=description.replace('"', "'") or f"The {name} team"
+        ),
         "Dockerfile": DOCKERFILE.format(base_image=base_image),
         "www/health": HEALTH,
         "www/index.html": INDEX.format(name=name),
@@ -92,8 +98,10 @@ def new(teams_dir: Path, name: str, base_image: str, description: str = "") -> N
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{exc.filename or folder}: cannot write ({exc.strerror})",
-                         hint="check the permissions of teams.dir") from None
+        raise InputError(
+            f"{exc.filename or folder}: cannot write ({exc.strerror})",
+            hint="check the permissions of teams.dir",
+        ) from None
     team_mod.load(folder / "team.yaml")  # the scaffold must itself be valid
     return NewResult(name, folder, sorted(files))
 
@@ -117,7 +125,9 @@ def validate(teams_dir: Path, name: str | None = None) -> list[TeamRow]:
     """Every team (or one); raises InputError naming the first invalid one after checking all."""
     result = rows(teams_dir, name)
     if not result and name is None:
-        raise InputError(f"{teams_dir}: no teams (no */team.yaml)", hint="create one with `elfctl team new NAME`")
+        raise InputError(
+            f"{teams_dir}: no teams (no */team.yaml)", hint="create one with `elfctl team new NAME`"
+        )
     bad = [r for r in result if not r.valid]
     if bad:
         more = f" (and {len(bad) - 1} more invalid team(s))" if len(bad) > 1 else ""
