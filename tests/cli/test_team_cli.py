@@ -98,3 +98,11 @@ def test_bad_spec_through_a_real_process_has_no_traceback(project):
             proc = run_elfctl(*argv, cwd=project)
             assert proc.returncode == 2, (text, proc.stderr)
             assert "team.yaml" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_repository_example_team_is_valid():
+    from tests.conftest import REPO
+
+    proc = run_elfctl("team", "validate", "--json", cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert [t["name"] for t in json.loads(proc.stdout)] == ["example-team"]
