@@ -61,7 +61,8 @@ class Prober:
 
 
 def test_deploy_lifecycle(project, store_url, docker_env, team_name, engine):
-    env = {**docker_env, "ELFCTL_STORE_URL": store_url}
+    # Keep one revision's image on this machine: the others are pruned (once no container uses them).
+    env = {**docker_env, "ELFCTL_STORE_URL": store_url, "ELFCTL_DEPLOY_KEEP_IMAGES": "1"}
     assert run_elfctl("db", "migrate", cwd=project, env=env).returncode == 0
     folder = make_team(project, env, team_name, page="v1")
 
@@ -103,12 +104,15 @@ def test_deploy_lifecycle(project, store_url, docker_env, team_name, engine):
     assert "db down" in hist[3]["error"] and hist[3]["finished_at"]
     assert hist[2]["digest"] == second["digest"] and hist[2]["who"]
 
-    # Rollback to an earlier revision goes through the same gate and serves v1 again.
+    # Rollback to an earlier revision goes through the same gate and serves v1 again, pulling its
+    # image back from the registry when it is no longer on this machine.
+    assert engine.remove_image(first["image"])
     proc = run_elfctl("rollback", team_name, "--to", "1", "--json", cwd=project, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     back = json.loads(proc.stdout)
     assert back["state"] == "switched" and back["image"] == first["image"] and back["revision"] == 4
-    assert _get(port) == "v1"
+    assert _get(port) == "v1" and engine.image_id(first["image"])
+    assert bad["image"] in back["pruned"] and engine.image_id(bad["image"]) is None
     hist = _history(project, env, team_name)
     assert hist[4]["details"]["rollback_of"] == 1 and hist[2]["state"] == "superseded"
 

@@ -297,6 +297,16 @@ class DockerEngine:
         with self._errors(f"update {name}"):
             self.api.update_container(name, restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})
 
+    def retire(self, name: str) -> None:
+        """SIGTERM without waiting, and no restart: the container ends on its own time; whatever is
+        left is removed by the next rollout. Saves the stop grace period on every deploy."""
+        try:
+            with self._errors(f"retire {name}"):
+                self.api.update_container(name, restart_policy={"Name": "no", "MaximumRetryCount": 0})
+                self.api.kill(name, signal="SIGTERM")
+        except (NotFoundError, OperationFailed):
+            pass
+
     def start(self, name: str) -> None:
         with self._errors(f"start {name}"):
             self.api.start(name)

@@ -82,7 +82,7 @@ class DockerTarget:
         prefix: str = "elfctl",
         base_image: str = "elfctl/base:busybox",
         publish_address: str = "127.0.0.1",
-        drain_s: float = 0.5,
+        drain_s: float = 0.2,
     ):
         self.engine = engine
         self.network = network
@@ -286,9 +286,10 @@ class DockerTarget:
         return "\n".join(out)
 
     def _remove(self, names: list[str]) -> None:
+        """For versions that never served (or are leftovers): no grace period."""
         for n in names:
             try:
-                self.engine.remove(n, grace_s=2)
+                self.engine.remove(n, grace_s=0)
             except ElfError:
                 pass
 
@@ -354,14 +355,17 @@ class DockerTarget:
                 return DockerRollout(
                     False, f"soak after switch: {soak_reason}; switched back", logs, warnings
                 )
-        time.sleep(self.drain_s)  # let connections opened before the switch finish
-        self._remove([n for n in old_targets if n not in names])
+        time.sleep(self.drain_s)  # let connections opened before the switch reach the old version
+        for n in old_targets:
+            if n not in names:
+                self.engine.retire(n)
         return DockerRollout(True, reason, "", warnings)
 
     def stop(self, team: str) -> bool:
         names = [c["Names"][0].lstrip("/") for c in self._app_containers(team)]
         proxy = self.engine.inspect(self.proxy_name(team))
-        self._remove(names + ([self.proxy_name(team)] if proxy else []))
+        for n in names + ([self.proxy_name(team)] if proxy else []):
+            self.engine.remove(n, grace_s=2)  # a deliberate stop: give requests in flight a moment
         return bool(names or proxy)
 
     def logs(self, team: str, tail: int = 100, follow: bool = False):
