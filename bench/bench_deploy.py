@@ -51,9 +51,14 @@ def run(env) -> list[Row]:
 
     tag = uuid.uuid4().hex[:8]
     prefix = f"elfb{tag}"
-    cfg_env = {**os.environ, "ELFCTL_REGISTRY_URL": registry, "ELFCTL_DEPLOY_PREFIX": prefix,
-               "ELFCTL_DEPLOY_NETWORK": prefix, "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
-               "NO_COLOR": "1"}
+    cfg_env = {
+        **os.environ,
+        "ELFCTL_REGISTRY_URL": registry,
+        "ELFCTL_DEPLOY_PREFIX": prefix,
+        "ELFCTL_DEPLOY_NETWORK": prefix,
+        "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
+        "NO_COLOR": "1",
+    }
     docker_env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     engine = DockerEngine()
     ensure_base_image(engine, cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
@@ -67,15 +72,23 @@ def run(env) -> list[Row]:
             project = Path(tmp)
 
             def elf(*args, check=True):
-                return subprocess.run([PY, "-m", "elfctl", *args], cwd=project, env=cfg_env, capture_output=True,
-                                      text=True, check=check)
+                return subprocess.run(
+                    [PY, "-m", "elfctl", *args],
+                    cwd=project,
+                    env=cfg_env,
+                    capture_output=True,
+                    text=True,
+                    check=check,
+                )
 
             elf("init")
             elf("db", "migrate")
             elf("team", "new", team)
             folder = project / "teams" / team
             text = (folder / "team.yaml").read_text()
-            (folder / "team.yaml").write_text(text[: text.index("health:")] + HEALTH + text[text.index("env:"):])
+            (folder / "team.yaml").write_text(
+                text[: text.index("health:")] + HEALTH + text[text.index("env:") :]
+            )
             elf("deploy", team)  # warm: base layers cached, proxy created
 
             def change(i: int) -> None:
@@ -87,9 +100,18 @@ def run(env) -> list[Row]:
                 _sh(["docker", "push", "-q", ref], env=docker_env)
                 name = f"{prefix}-plain-{i}"
                 _sh(["docker", "run", "-d", "--name", name, "--network", prefix, ref])
-                ip = _sh(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                          name]).stdout.strip()
-                while _sh(["curl", "-sf", "-m", "1", f"http://{ip}:8080/health"], check=False).returncode != 0:
+                ip = _sh(
+                    [
+                        "docker",
+                        "inspect",
+                        "-f",
+                        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                        name,
+                    ]
+                ).stdout.strip()
+                while (
+                    _sh(["curl", "-sf", "-m", "1", f"http://{ip}:8080/health"], check=False).returncode != 0
+                ):
                     time.sleep(0.1)
                 if plain_names:
                     _sh(["docker", "rm", "-f", plain_names.pop()])
@@ -102,19 +124,44 @@ def run(env) -> list[Row]:
                 plain_changed.append(_timed(lambda i=i: plain_deploy(i)))
                 elf_changed.append(_timed(lambda: elf("deploy", team)))
             e, p = statistics.median(elf_changed), statistics.median(plain_changed)
-            rows.append(Row("deploy", "elfctl deploy (changed team)", e, "ms",
-                            "docker build+push+run+curl loop", p, "<=1.2x", ok=e <= 1.2 * p))
+            rows.append(
+                Row(
+                    "deploy",
+                    "elfctl deploy (changed team)",
+                    e,
+                    "ms",
+                    "docker build+push+run+curl loop",
+                    p,
+                    "<=1.2x",
+                    ok=e <= 1.2 * p,
+                )
+            )
 
             elf_same, plain_same = [], []
             last = f"{plain_repo}:v3"
             for _ in range(5):
                 elf_same.append(_timed(lambda: elf("deploy", team)))
-                plain_same.append(_timed(lambda: (_sh(["docker", "build", "-q", "-t", last, str(folder)],
-                                                      env=docker_env),
-                                                  _sh(["docker", "push", "-q", last], env=docker_env))))
+                plain_same.append(
+                    _timed(
+                        lambda: (
+                            _sh(["docker", "build", "-q", "-t", last, str(folder)], env=docker_env),
+                            _sh(["docker", "push", "-q", last], env=docker_env),
+                        )
+                    )
+                )
             e, p = statistics.median(elf_same), statistics.median(plain_same)
-            rows.append(Row("deploy", "elfctl deploy (unchanged team)", e, "ms",
-                            "docker build+push (cached, no run)", p, "<2000 ms", ok=e < 2000))
+            rows.append(
+                Row(
+                    "deploy",
+                    "elfctl deploy (unchanged team)",
+                    e,
+                    "ms",
+                    "docker build+push (cached, no run)",
+                    p,
+                    "<2000 ms",
+                    ok=e < 2000,
+                )
+            )
             elf("infra", "down", check=False)
     finally:
         for c in engine.containers({"elfctl.prefix": prefix}):
