@@ -50,3 +50,32 @@ def migrations_dir(cfg: Config) -> Path:
     here = Path(__file__).resolve().parent
     shipped = here / "migrations"  # inside an installed wheel
     return shipped if shipped.is_dir() else here.parents[1] / "migrations"  # source checkout
+
+
+def docker_engine(cfg: Config):
+    from elfctl.adapters.docker_engine import DockerEngine
+
+    return DockerEngine(cfg.get("docker.host") or None, timeout_s=cfg.get("docker.timeout_s"),
+                        build_timeout_s=cfg.get("docker.build_timeout_s"))
+
+
+def registry_address(cfg: Config) -> str:
+    return cfg.get("registry.url") or f"127.0.0.1:{cfg.get('registry.port')}"
+
+
+def registry(cfg: Config):
+    from elfctl.adapters.registry import Registry
+
+    return Registry(registry_address(cfg), timeout_s=cfg.get("registry.timeout_s"))
+
+
+def deploy_target(cfg: Config, engine):
+    target = cfg.get("deploy.target")
+    if target == "docker":
+        from elfctl.adapters.docker_target import DockerTarget
+
+        return DockerTarget(engine, network=cfg.get("deploy.network"), prefix=cfg.get("deploy.prefix"),
+                            base_image=cfg.get("deploy.base_image"),
+                            publish_address=cfg.get("deploy.publish_address"))
+    raise InputError(f"deploy.target {target!r} (from {cfg.source('deploy.target')}): not available here",
+                     hint="use deploy.target = \"docker\"")

@@ -44,6 +44,25 @@ SCHEMA: dict[str, Key] = {
     "health.disk_fail_free": Key(float, 0.02, "Fail when less than this share of the disk is free."),
     "health.memory_warn_free": Key(float, 0.10, "Warn when less than this share of memory is available."),
     "health.memory_fail_free": Key(float, 0.03, "Fail when less than this share of memory is available."),
+    "docker.host": Key(str, "", "Docker engine URL (default: DOCKER_HOST, else the local socket)."),
+    "docker.timeout_s": Key(float, 15.0, "Hard timeout of every Docker API call."),
+    "docker.build_timeout_s": Key(float, 600.0, "Hard read timeout of docker build, push and pull."),
+    "docker.autostart": Key(bool, True, "`infra up` starts an installed but stopped local dockerd."),
+    "registry.url": Key(str, "", "External image registry host[:port] (empty: a local registry container)."),
+    "registry.port": Key(int, 5000, "Host port of the local registry container (127.0.0.1)."),
+    "registry.image": Key(str, "elfctl/registry:local", "Image of the local registry (built from "
+                          "/usr/bin/docker-registry when absent; a mirrored registry:2 works too)."),
+    "registry.container": Key(str, "elfctl-registry", "Name of the local registry container."),
+    "registry.volume": Key(str, "elfctl-registry-data", "Volume holding the local registry's images."),
+    "registry.timeout_s": Key(float, 5.0, "Timeout of every registry HTTP request."),
+    "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
+    "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
+    "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),
+    "deploy.publish_address": Key(str, "127.0.0.1", "Host address the team proxies publish their port on."),
+    "deploy.timeout_s": Key(float, 120.0, "Time budget of the health gate of one deploy."),
+    "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it."),
+    "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team."),
+    "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
