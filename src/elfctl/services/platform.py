@@ -13,7 +13,17 @@ from elfctl.services import migrate as migrate_svc
 def health_probes(app) -> dict[str, health_svc.Probe]:
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+        "credentials": _credentials_probe(app),
     }
+
+
+def _credentials_probe(app) -> health_svc.Probe:
+    def probe() -> Check:
+        from elfctl.services import credentials as creds_svc
+
+        return creds_svc.health_check(creds_svc.vault_for(app, command="elfctl health"))
+
+    return probe
 
 
 def health_report(app, components: list[str] | None = None, timeout_s: float | None = None) -> HealthReport:
