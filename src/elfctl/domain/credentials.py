@@ -131,11 +131,11 @@ def expiry_findings(rows: list[dict], at: dt.datetime, max_age: dt.timedelta | N
         born = parse_iso(r.get("rotated_at") or r.get("created_at"))
         if expires and expires <= at:
             found.append(Finding(r["name"], r["scope"], "fail", "expired", iso(expires)))
-        elif max_age and born and born + max_age <= at:
+        elif max_age is not None and born and born + max_age <= at:
             found.append(Finding(r["name"], r["scope"], "fail", "past max age", iso(born + max_age)))
         elif expires and expires - warn_before <= at:
             found.append(Finding(r["name"], r["scope"], "warn", "expires soon", iso(expires)))
-        elif max_age and born and born + max_age - warn_before <= at:
+        elif max_age is not None and born and born + max_age - warn_before <= at:
             found.append(Finding(r["name"], r["scope"], "warn", "reaches max age soon", iso(born + max_age)))
     return found
 
