@@ -21,6 +21,9 @@ TeamOpt = Annotated[Optional[str], typer.Option("--team", "-t", help="Team scope
 StdinOpt = Annotated[bool, typer.Option("--stdin", help="Read the value from stdin.")]
 FromEnvOpt = Annotated[Optional[str], typer.Option("--from-env", metavar="VAR",
                                                    help="Read the value from environment variable VAR.")]
+# A value typed after the name would be in shell history already; refuse it without echoing it
+# (Click's own "unexpected extra argument" error would print it).
+ArgvValue = Annotated[Optional[list[str]], typer.Argument(hidden=True, show_default=False)]
 ExpiresOpt = Annotated[Optional[str], typer.Option("--expires", help="Expire after this long, e.g. 90d.")]
 
 
@@ -31,13 +34,18 @@ def _vault(ctx, json_mode: bool, verb: str):
     return app_, svc.vault_for(app_, prompt=svc.default_prompt, command=f"elfctl creds {verb}")
 
 
-def _value(name: str, stdin: bool, from_env: str | None):
+def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] | None = None):
     """The value from exactly one safe source, as a Secret from the first moment."""
     import getpass
 
     from elfctl.domain.secret import Secret
     from elfctl.errors import InputError
 
+    if argv_value:
+        for word in argv_value:
+            Secret(word)  # register it, so nothing printed later can show it
+        raise InputError("values are never taken from the command line (shell history and `ps` show them)",
+                         hint="use --stdin, --from-env VAR or the hidden prompt; consider that value exposed")
     if stdin and from_env:
         raise InputError("--stdin and --from-env both given", hint="use one of them")
     if from_env:
@@ -63,6 +71,7 @@ def _info_line(verb: str):
 def set_(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="UPPER_SNAKE_CASE name, e.g. OPENAI_API_KEY.")],
+    argv_value: ArgvValue = None,
     team: TeamOpt = None, stdin: StdinOpt = False, from_env: FromEnvOpt = None, expires: ExpiresOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
@@ -70,7 +79,7 @@ def set_(
     from elfctl.services import credentials as svc
 
     app_, vault = _vault(ctx, json_mode, "set")
-    info = svc.set_value(vault, name, _value(name, stdin, from_env), team=team, expires=expires)
+    info = svc.set_value(vault, name, _value(name, stdin, from_env, argv_value), team=team, expires=expires)
     app_.output.result(info, _info_line("stored"))
 
 
@@ -142,6 +151,7 @@ def rm(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Credential 
 def rotate(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Credential name.")],
+    argv_value: ArgvValue = None,
     team: TeamOpt = None, stdin: StdinOpt = False, from_env: FromEnvOpt = None,
     generate: Annotated[bool, typer.Option("--generate", help="Make a random value (secrets module).")] = False,
     length: Annotated[int, typer.Option("--length", help="Length of a generated value.")] = 32,
@@ -151,7 +161,7 @@ def rotate(
     from elfctl.services import credentials as svc
 
     app_, vault = _vault(ctx, json_mode, "rotate")
-    value = None if generate else _value(name, stdin, from_env)
+    value = None if generate and not argv_value else _value(name, stdin, from_env, argv_value)
     info = svc.rotate(vault, name, value, team=team, generate_length=length if generate else None,
                       expires=expires)
     app_.output.result(info, _info_line("rotated"))
