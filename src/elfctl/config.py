@@ -40,13 +40,13 @@ SCHEMA: dict[str, Key] = {
     "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),
     "teams.dir": Key(str, "teams", "Folder holding teams/<name>/team.yaml, relative to the project root."),
     "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`."),
-    "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else file), "
-                                      "keyring or file."),
-    "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file, relative to the project root."),
-    "creds.keyring_service": Key(str, "", "OS keyring service name (default: elfctl:<hash of the project root>)."),
+    "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
+                                      "file), keyring or file."),
+    "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),
+    "creds.keyring_service": Key(str, "", "OS keyring service name (default: elfctl:<hash of the root>)."),
     "creds.grace_period": Key(str, "24h", "How long the previous version stays readable after a rotation."),
-    "creds.max_age": Key(str, "", "Maximum age of a credential version before `creds check` fails (e.g. 90d)."),
-    "creds.warn_before": Key(str, "14d", "Warn this long before a credential expires or reaches its max age."),
+    "creds.max_age": Key(str, "", "Maximum age of a credential version for `creds check` (e.g. 90d)."),
+    "creds.warn_before": Key(str, "14d", "Warn this long before a credential expires or reaches max age."),
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.

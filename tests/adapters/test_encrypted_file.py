@@ -34,7 +34,7 @@ def test_roundtrip_mode_and_no_plaintext(cred_file):
     assert stat.S_IMODE(cred_file.stat().st_mode) == 0o600
     raw = cred_file.read_bytes()
     assert raw.startswith(MAGIC) and CANARY.encode() not in raw and b"bee-value" not in raw
-    header = json.loads(raw[len(MAGIC):raw.index(b"\n", len(MAGIC))])
+    header = json.loads(raw[len(MAGIC) : raw.index(b"\n", len(MAGIC))])
     assert header["format"] == 1 and header["kdf"]["alg"] == "scrypt" and header["kdf"]["n"] >= 2**14
     assert len(v.master_key()) == 32 and v.master_key() == vault(cred_file).master_key()
     v.update({"_/A@1": None})
@@ -68,7 +68,7 @@ def test_flipped_byte_in_body_or_header_is_detected(cred_file):
     with pytest.raises(CorruptFile):
         vault(cred_file).get_many(["_/A@1"])
     header_end = data.index(b"\n", len(MAGIC))
-    header = json.loads(data[len(MAGIC):header_end])
+    header = json.loads(data[len(MAGIC) : header_end])
     header["nonce"] = header["nonce"][:-4] + ("AAAA" if header["nonce"][-4:] != "AAAA" else "BBBB")
     cred_file.write_bytes(MAGIC + json.dumps(header, sort_keys=True).encode() + bytes(data[header_end:]))
     with pytest.raises(CorruptFile):
@@ -78,7 +78,7 @@ def test_flipped_byte_in_body_or_header_is_detected(cred_file):
 def test_newer_format_is_refused(cred_file):
     data = cred_file.read_bytes()
     end = data.index(b"\n", len(MAGIC))
-    header = json.loads(data[len(MAGIC):end])
+    header = json.loads(data[len(MAGIC) : end])
     header["format"] = 2
     cred_file.write_bytes(MAGIC + json.dumps(header).encode() + data[end:])
     with pytest.raises(NewerFormat) as e:
@@ -109,12 +109,14 @@ for i in range(n):
 
 
 def test_two_processes_writing_at_once_lose_no_update(cred_file):
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(cred_file), tag, "25", "0"])
-             for tag in ("P", "Q")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(cred_file), tag, "25", "0"]) for tag in ("P", "Q")
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     keys = vault(cred_file).keys()
-    assert {k for k in keys if k.startswith(("_/P", "_/Q"))} == \
-        {f"_/{t}{i}@1" for t in "PQ" for i in range(25)}
+    assert {k for k in keys if k.startswith(("_/P", "_/Q"))} == {
+        f"_/{t}{i}@1" for t in "PQ" for i in range(25)
+    }
 
 
 def test_writer_killed_mid_write_leaves_a_readable_file(cred_file):

@@ -27,7 +27,10 @@ def test_set_get_rotate_delete(backend):
     backend.update({"_/K@1": "first-value", "team/K@1": "team-value"})
     backend.update({"_/K@2": "second-value"})
     assert backend.get_many(["_/K@1", "_/K@2", "team/K@1"]) == {
-        "_/K@1": "first-value", "_/K@2": "second-value", "team/K@1": "team-value"}
+        "_/K@1": "first-value",
+        "_/K@2": "second-value",
+        "team/K@1": "team-value",
+    }
     backend.update({"_/K@1": None, "_/NEVER@1": None})  # deleting a missing key is not an error
     assert backend.get_many(["_/K@1", "_/K@2"]) == {"_/K@1": None, "_/K@2": "second-value"}
 
@@ -43,14 +46,23 @@ def test_keyring_items_are_visible_to_secret_tool(os_keyring):
 
     service = f"elfctl-test:{uuid.uuid4().hex}"
     KeyringBackend(service).update({"_/SEEN@1": "seen-by-secret-tool"})
-    out = subprocess.run(["secret-tool", "lookup", "service", service, "username", "_/SEEN@1"],
-                         capture_output=True, text=True, timeout=20,
-                         env={"DBUS_SESSION_BUS_ADDRESS": os_keyring, "PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        ["secret-tool", "lookup", "service", service, "username", "_/SEEN@1"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={"DBUS_SESSION_BUS_ADDRESS": os_keyring, "PATH": "/usr/bin:/bin"},
+    )
     assert out.stdout == "seen-by-secret-tool"
 
 
 def test_without_a_session_bus_the_keyring_is_not_usable(tmp_path):
     probe = "from elfctl.adapters.keyring_backend import usable; print(usable())"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
-                         env={**__import__("os").environ, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/none"})
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**__import__("os").environ, "DBUS_SESSION_BUS_ADDRESS": f"unix:path={tmp_path}/none"},
+    )
     assert out.stdout.startswith("(False,"), out.stdout + out.stderr

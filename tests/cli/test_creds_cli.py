@@ -10,7 +10,6 @@ import sys
 import uuid
 
 import pytest
-
 from tests.conftest import run_elfctl
 
 CANARY = f"canary-{uuid.uuid4().hex}"
@@ -20,7 +19,9 @@ SEEN: list[str] = []  # every stdout/stderr of the module, checked once more at 
 
 def elf(project, *args, input=None, env=None, rc=0, value_ok=False):
     proc = run_elfctl(*args, cwd=project, input=input, env=env)
-    assert proc.returncode == rc, f"elfctl {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == rc, (
+        f"elfctl {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    )
     assert CANARY not in proc.stderr, f"canary in stderr of {args}"
     if not value_ok:
         assert CANARY not in proc.stdout, f"canary in stdout of {args}"
@@ -54,8 +55,9 @@ def dump_everything(project) -> str:
 def test_canary_never_leaks(proj):
     elf(proj, "creds", "set", "CANARY_KEY", "--stdin", "--expires", "30d", input=CANARY + "\n")
     listed = json.loads(elf(proj, "creds", "list", "--json").stdout)
-    assert [(c["name"], c["scope"], c["version"], c["backend"]) for c in listed] == \
-        [("CANARY_KEY", "global", 1, "file")]
+    assert [(c["name"], c["scope"], c["version"], c["backend"]) for c in listed] == [
+        ("CANARY_KEY", "global", 1, "file")
+    ]
     elf(proj, "creds", "list")
     elf(proj, "--debug", "creds", "list")
     assert elf(proj, "creds", "get", "CANARY_KEY", value_ok=True).stdout == CANARY  # a pipe: exact bytes
@@ -89,8 +91,14 @@ def test_get_refuses_a_terminal_unless_reveal(proj):
     elf(proj, "creds", "set", "TTY_KEY", "--stdin", input=CANARY)
     for extra, want_rc in (([], 2), (["--reveal"], 0)):
         main, child = pty.openpty()
-        proc = subprocess.run([sys.executable, "-m", "elfctl", "creds", "get", "TTY_KEY", *extra], cwd=proj,
-                              stdout=child, stderr=subprocess.PIPE, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "elfctl", "creds", "get", "TTY_KEY", *extra],
+            cwd=proj,
+            stdout=child,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
         os.close(child)
         shown = os.read(main, 65536).decode() if want_rc == 0 else ""
         os.close(main)
@@ -107,7 +115,9 @@ def test_wrong_passphrase_exit_2_changes_nothing(proj):
     elf(proj, "creds", "set", "PW_KEY", "--from-env", "THE_VALUE", env={"THE_VALUE": CANARY})
     before = dump_everything(proj)
     for args in (["get", "PW_KEY"], ["set", "OTHER", "--stdin"], ["rotate", "PW_KEY", "--generate"]):
-        proc = elf(proj, "creds", *args, input="x-value-1", env={"ELFCTL_MASTER_KEY": "not the passphrase"}, rc=2)
+        proc = elf(
+            proj, "creds", *args, input="x-value-1", env={"ELFCTL_MASTER_KEY": "not the passphrase"}, rc=2
+        )
         assert "wrong passphrase" in proc.stderr
     assert dump_everything(proj) == before
 
@@ -116,8 +126,10 @@ def test_rekey_then_only_the_new_passphrase_works(proj):
     elf(proj, "creds", "set", "RK", "--stdin", input=CANARY)
     elf(proj, "creds", "rekey", "--stdin", input="the new passphrase")
     elf(proj, "creds", "get", "RK", rc=2)
-    assert elf(proj, "creds", "get", "RK", env={"ELFCTL_MASTER_KEY": "the new passphrase"},
-               value_ok=True).stdout == CANARY
+    assert (
+        elf(proj, "creds", "get", "RK", env={"ELFCTL_MASTER_KEY": "the new passphrase"}, value_ok=True).stdout
+        == CANARY
+    )
     elf(proj, "creds", "audit", "--verify", env={"ELFCTL_MASTER_KEY": "the new passphrase"})
 
 
@@ -171,8 +183,10 @@ def test_real_os_keyring_through_the_cli(project, os_keyring):
     assert listed[0]["backend"] == "keyring" and listed[0]["scope"] == "alpha"
     assert elf(project, "creds", "get", "KR_KEY", "--team", "alpha", env=env, value_ok=True).stdout == CANARY
     elf(project, "creds", "rotate", "KR_KEY", "--team", "alpha", "--generate", env=env)
-    assert elf(project, "creds", "get", "KR_KEY", "--team", "alpha", "--previous", env=env,
-               value_ok=True).stdout == CANARY
+    assert (
+        elf(project, "creds", "get", "KR_KEY", "--team", "alpha", "--previous", env=env, value_ok=True).stdout
+        == CANARY
+    )
     elf(project, "creds", "run", "--team", "alpha", "--", "sh", "-c", 'test -n "$KR_KEY"', env=env)
     elf(project, "creds", "rm", "KR_KEY", "--team", "alpha", env=env)
     elf(project, "creds", "audit", "--verify", env=env)

@@ -16,7 +16,8 @@ from elfctl.redact import RedactingFilter, scrub
 
 def test_secret_is_masked_everywhere_but_reveal():
     s = Secret("sk-live-0123456789")
-    for shown in (str(s), repr(s), f"{s}", f"{s!r}", "%s" % s, dumps({"k": s}), json.dumps(str(s))):
+    old_style = "%s" % s  # noqa: UP031
+    for shown in (str(s), repr(s), f"{s}", f"{s!r}", old_style, dumps({"k": s}), json.dumps(str(s))):
         assert "sk-live" not in shown and "****" in shown
     assert s.reveal() == "sk-live-0123456789"
     # Registered for redaction: a copied-out value is scrubbed from text and logs too.
@@ -51,16 +52,28 @@ def test_durations():
 
 
 def test_dotenv_parses_the_usual_forms():
-    text = ("# comment\n\nexport A=1\nB = two # trailing comment\nC='lit # not comment'\n"
-            'D="line\\nnext \\"q\\""\nE=\n')
-    assert rules.parse_dotenv(text, ".env") == [("A", "1"), ("B", "two"), ("C", "lit # not comment"),
-                                                 ("D", 'line\nnext "q"'), ("E", "")]
+    text = (
+        "# comment\n\nexport A=1\nB = two # trailing comment\nC='lit # not comment'\n"
+        'D="line\\nnext \\"q\\""\nE=\n'
+    )
+    assert rules.parse_dotenv(text, ".env") == [
+        ("A", "1"),
+        ("B", "two"),
+        ("C", "lit # not comment"),
+        ("D", 'line\nnext "q"'),
+        ("E", ""),
+    ]
 
 
-@pytest.mark.parametrize("line, why", [("sk-secret-value-no-equals", "no '='"),
-                                       ("bad-name=sk-secret-value", "not a valid credential name"),
-                                       ('A="sk-secret-value', "no closing"),
-                                       ("A='sk-secret-value' junk", "after the closing quote")])
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("sk-secret-value-no-equals", "no '='"),
+        ("bad-name=sk-secret-value", "not a valid credential name"),
+        ('A="sk-secret-value', "no closing"),
+        ("A='sk-secret-value' junk", "after the closing quote"),
+    ],
+)
 def test_bad_dotenv_lines_name_the_line_but_never_echo_it(line, why):
     with pytest.raises(InputError) as e:
         rules.parse_dotenv(f"OK=1\n# c\n{line}\n", "prod.env")
@@ -71,14 +84,34 @@ def test_bad_dotenv_lines_name_the_line_but_never_echo_it(line, why):
 def test_expiry_findings():
     at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     rows = [
-        {"name": "OLD", "scope": "", "created_at": "2026-01-01T00:00:00+00:00", "rotated_at": None,
-         "expires_at": "2026-05-01T00:00:00+00:00"},
-        {"name": "SOON", "scope": "t", "created_at": "2026-05-30T00:00:00+00:00", "rotated_at": None,
-         "expires_at": "2026-06-05T00:00:00+00:00"},
-        {"name": "AGED", "scope": "", "created_at": "2026-01-01T00:00:00+00:00", "rotated_at": None,
-         "expires_at": None},
-        {"name": "FINE", "scope": "", "created_at": "2026-05-30T00:00:00+00:00", "rotated_at": None,
-         "expires_at": None},
+        {
+            "name": "OLD",
+            "scope": "",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "rotated_at": None,
+            "expires_at": "2026-05-01T00:00:00+00:00",
+        },
+        {
+            "name": "SOON",
+            "scope": "t",
+            "created_at": "2026-05-30T00:00:00+00:00",
+            "rotated_at": None,
+            "expires_at": "2026-06-05T00:00:00+00:00",
+        },
+        {
+            "name": "AGED",
+            "scope": "",
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "rotated_at": None,
+            "expires_at": None,
+        },
+        {
+            "name": "FINE",
+            "scope": "",
+            "created_at": "2026-05-30T00:00:00+00:00",
+            "rotated_at": None,
+            "expires_at": None,
+        },
     ]
     found = {f.name: f for f in rules.expiry_findings(rows, at, dt.timedelta(days=90), dt.timedelta(days=7))}
     assert found["OLD"].status == "fail" and found["OLD"].reason == "expired"
@@ -91,8 +124,18 @@ def test_expiry_findings():
 def _chain(key, n):
     rows, prev = [], rules.GENESIS
     for i in range(1, n + 1):
-        e = {"seq": i, "ts": f"t{i}", "os_user": "u", "host": "h", "command": "c", "action": "read",
-             "name": f"N{i}", "scope": "", "version": 1, "result": "ok"}
+        e = {
+            "seq": i,
+            "ts": f"t{i}",
+            "os_user": "u",
+            "host": "h",
+            "command": "c",
+            "action": "read",
+            "name": f"N{i}",
+            "scope": "",
+            "version": 1,
+            "result": "ok",
+        }
         e["mac"], e["prev_mac"] = rules.entry_mac(key, prev, e), prev
         prev = e["mac"]
         rows.append(e)

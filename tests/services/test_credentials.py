@@ -9,8 +9,8 @@ import pytest
 
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError
+from elfctl.services import credential_audit, credential_checks, credential_run, migrate
 from elfctl.services import credentials as svc
-from elfctl.services import migrate
 
 CANARY = "canary-svc-5b1d77e2c0"
 
@@ -50,9 +50,13 @@ def test_versions_previous_grace_and_remove(vault):
     info = svc.rotate(vault, "API_KEY", generate_length=40)
     _, gen = svc.get(vault, "API_KEY")
     assert len(gen.reveal()) == 40 and gen.reveal() not in (CANARY, "second-value")
-    assert vault.backend("file").get_many(["_/API_KEY@1"]) == {"_/API_KEY@1": None}  # older than previous: gone
-    vault.store.execute("UPDATE credentials SET previous_valid_until = ? WHERE name = ?",
-                        ("2000-01-01T00:00:00+00:00", "API_KEY"))
+    assert vault.backend("file").get_many(["_/API_KEY@1"]) == {
+        "_/API_KEY@1": None
+    }  # older than previous: gone
+    vault.store.execute(
+        "UPDATE credentials SET previous_valid_until = ? WHERE name = ?",
+        ("2000-01-01T00:00:00+00:00", "API_KEY"),
+    )
     with pytest.raises(InputError, match="grace period"):
         svc.get(vault, "API_KEY", previous=True)
     [row] = svc.list_(vault)
@@ -83,25 +87,32 @@ def test_teams_resolve_and_run_env(vault, project):
     # run: globals only when the team's team.yaml allows them
     (project / "teams" / "alpha").mkdir(parents=True)
     (project / "teams" / "alpha" / "team.yaml").write_text("name: alpha\nsecrets: [OTHER_GLOBAL]\n")
-    env = {k: v.reveal() for k, v in svc.run_env(vault, "alpha").items()}
+    env = {k: v.reveal() for k, v in credential_run.run_env(vault, "alpha").items()}
     assert env == {"SHARED": "team-shared", "TEAM_ONLY": "alpha-only", "OTHER_GLOBAL": "not-for-team"}
-    assert set(svc.run_env(vault, None)) == {"SHARED", "OTHER_GLOBAL"}
+    assert set(credential_run.run_env(vault, None)) == {"SHARED", "OTHER_GLOBAL"}
 
 
 def test_check_and_health(vault):
     svc.set_value(vault, "FRESH", Secret("fresh-value"))
-    assert svc.health_check(vault).status == "pass"
+    assert credential_checks.health_check(vault).status == "pass"
     svc.set_value(vault, "SOON", Secret("soon-value"), expires="3d")
-    c = svc.health_check(vault)
+    c = credential_checks.health_check(vault)
     assert c.status == "warn" and "SOON" in c.output
     svc.set_value(vault, "GONE", Secret("gone-value"))
-    vault.store.execute("UPDATE credentials SET expires_at = ? WHERE name = ?", ("2026-01-02T03:04:05+00:00", "GONE"))
-    result = svc.check(vault)
-    assert result.failed and [(f.name, f.since) for f in result.findings if f.status == "fail"] == \
-        [("GONE", "2026-01-02T03:04:05+00:00")]
-    assert svc.health_check(vault).status == "fail"
+    vault.store.execute(
+        "UPDATE credentials SET expires_at = ? WHERE name = ?", ("2026-01-02T03:04:05+00:00", "GONE")
+    )
+    result = credential_checks.check(vault)
+    assert result.failed and [(f.name, f.since) for f in result.findings if f.status == "fail"] == [
+        ("GONE", "2026-01-02T03:04:05+00:00")
+    ]
+    assert credential_checks.health_check(vault).status == "fail"
     vault.max_age = dt.timedelta(seconds=0)
-    assert {f.name for f in svc.check(vault).findings if f.status == "fail"} == {"FRESH", "SOON", "GONE"}
+    assert {f.name for f in credential_checks.check(vault).findings if f.status == "fail"} == {
+        "FRESH",
+        "SOON",
+        "GONE",
+    }
 
 
 def test_import_env_validates_whole_file_first(vault, tmp_path):
@@ -122,24 +133,28 @@ def test_audit_records_every_action_and_verify_finds_tampering(vault):
     svc.rotate(vault, "A_KEY", generate_length=20)
     svc.resolve(vault, ["A_KEY"], action="run")
     svc.remove(vault, "A_KEY")
-    entries = svc.audit_entries(vault)
+    entries = credential_audit.audit_entries(vault)
     assert [(e["action"], e["name"], e["version"]) for e in entries] == [
-        ("set", "A_KEY", 1), ("read", "A_KEY", 1), ("rotate", "A_KEY", 2), ("run", "A_KEY", 2),
-        ("delete", "A_KEY", 2)]
+        ("set", "A_KEY", 1),
+        ("read", "A_KEY", 1),
+        ("rotate", "A_KEY", 2),
+        ("run", "A_KEY", 2),
+        ("delete", "A_KEY", 2),
+    ]
     assert all(e["os_user"] and e["host"] and e["command"] == "pytest" for e in entries)
-    assert svc.audit_verify(vault).ok
+    assert credential_audit.audit_verify(vault).ok
     assert CANARY not in dump_store(vault.store)
     seqs = [e["seq"] for e in entries]
     st = vault.store
 
     st.execute("UPDATE credential_audit SET os_user = 'mallory' WHERE seq = ?", (seqs[1],))
-    problems = svc.audit_verify(vault).problems
+    problems = credential_audit.audit_verify(vault).problems
     assert [(p.seq, p.kind) for p in problems] == [(seqs[1], "edited")]
     st.execute("UPDATE credential_audit SET os_user = ? WHERE seq = ?", (entries[1]["os_user"], seqs[1]))
-    assert svc.audit_verify(vault).ok
+    assert credential_audit.audit_verify(vault).ok
 
     st.execute("DELETE FROM credential_audit WHERE seq = ?", (seqs[2],))
-    [p] = svc.audit_verify(vault).problems
+    [p] = credential_audit.audit_verify(vault).problems
     assert p.kind == "removed" and f"between {seqs[1]} and {seqs[3]}" in p.detail
 
 
@@ -148,12 +163,26 @@ def test_audit_reordering_is_found(vault):
         svc.set_value(vault, f"K{i}", Secret(f"value-number-{i}"))
     rows = vault.store.query("SELECT * FROM credential_audit ORDER BY seq")
     a, b = rows[1], rows[2]
-    cols = ["ts", "os_user", "host", "command", "action", "name", "scope", "version", "result", "mac", "prev_mac"]
+    cols = [
+        "ts",
+        "os_user",
+        "host",
+        "command",
+        "action",
+        "name",
+        "scope",
+        "version",
+        "result",
+        "mac",
+        "prev_mac",
+    ]
     with vault.store.transaction() as tx:
         for src, dst in ((b, a["seq"]), (a, b["seq"])):
-            tx.execute(f"UPDATE credential_audit SET {', '.join(c + ' = ?' for c in cols)} WHERE seq = ?",
-                       (*(src[c] for c in cols), dst))
-    kinds = {p.kind for p in svc.audit_verify(vault).problems}
+            tx.execute(
+                f"UPDATE credential_audit SET {', '.join(c + ' = ?' for c in cols)} WHERE seq = ?",
+                (*(src[c] for c in cols), dst),
+            )
+    kinds = {p.kind for p in credential_audit.audit_verify(vault).problems}
     assert kinds == {"reordered"}
 
 
@@ -162,6 +191,7 @@ import os, sys
 from elfctl.app import App
 from elfctl.output import Output
 from elfctl.domain.secret import Secret
+from elfctl.services import credential_audit, credential_checks, credential_run
 from elfctl.services import credentials as svc
 app = App(Output())
 v = svc.vault_for(app, command="writer")
@@ -172,10 +202,12 @@ for i in range(int(sys.argv[2])):
 
 
 def test_two_processes_setting_at_once_lose_nothing(vault, project):
-    procs = [subprocess.Popen([sys.executable, "-c", CONCURRENT, name, "6"], cwd=project)
-             for name in ("ONE", "TWO")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", CONCURRENT, name, "6"], cwd=project)
+        for name in ("ONE", "TWO")
+    ]
     assert [p.wait(timeout=180) for p in procs] == [0, 0]
     rows = {r.name: r.version for r in svc.list_(vault)}
     assert rows == {"ONE": 6, "TWO": 6, "SHARED_NAME": 12}
     assert svc.get(vault, "ONE")[1].reveal() == "value-ONE-5"
-    assert svc.audit_verify(vault).ok and len(svc.audit_entries(vault)) == 24 + 1
+    assert credential_audit.audit_verify(vault).ok and len(credential_audit.audit_entries(vault)) == 24 + 1

@@ -59,8 +59,15 @@ def derive_key(passphrase: str, kdf: dict) -> bytes:
     cache_key = (hashlib.sha256(passphrase.encode()).digest(), salt, kdf["n"], kdf["r"], kdf["p"])
     key = _KEY_CACHE.get(cache_key)
     if key is None:
-        key = hashlib.scrypt(passphrase.encode(), salt=salt, n=kdf["n"], r=kdf["r"], p=kdf["p"],
-                             maxmem=256 * 1024 * 1024, dklen=32)
+        key = hashlib.scrypt(
+            passphrase.encode(),
+            salt=salt,
+            n=kdf["n"],
+            r=kdf["r"],
+            p=kdf["p"],
+            maxmem=256 * 1024 * 1024,
+            dklen=32,
+        )
         _KEY_CACHE[cache_key] = key
     return key
 
@@ -139,7 +146,9 @@ class EncryptedFile:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot read ({exc.strerror})", hint="check its permissions") from None
+            raise InputError(
+                f"{self.path}: cannot read ({exc.strerror})", hint="check its permissions"
+            ) from None
         header, aad, body = self._parse(data)
         key = self._key_for(header)
         from cryptography.exceptions import InvalidTag
@@ -149,46 +158,63 @@ class EncryptedFile:
             plain = AESGCM(key).decrypt(_unb64(header["nonce"]), body, aad)
             payload = json.loads(plain)
         except (InvalidTag, ValueError, KeyError):
-            raise CorruptFile(f"{self.path}: the encrypted content is damaged (truncated or modified)",
-                              hint="restore the file from a backup; nothing was changed") from None
+            raise CorruptFile(
+                f"{self.path}: the encrypted content is damaged (truncated or modified)",
+                hint="restore the file from a backup; nothing was changed",
+            ) from None
         self._header = header
         return payload
 
     def _parse(self, data: bytes) -> tuple[dict, bytes, bytes]:
         if not data.startswith(MAGIC):
             if MAGIC.startswith(data):
-                raise CorruptFile(f"{self.path}: the file is truncated (only {len(data)} bytes)",
-                                  hint="restore the file from a backup; nothing was changed")
-            raise CorruptFile(f"{self.path}: not an elfctl credential file",
-                              hint="move it away or restore it from a backup")
+                raise CorruptFile(
+                    f"{self.path}: the file is truncated (only {len(data)} bytes)",
+                    hint="restore the file from a backup; nothing was changed",
+                )
+            raise CorruptFile(
+                f"{self.path}: not an elfctl credential file", hint="move it away or restore it from a backup"
+            )
         end = data.find(b"\n", len(MAGIC))
         if end < 0:
-            raise CorruptFile(f"{self.path}: the file is truncated inside its header",
-                              hint="restore the file from a backup; nothing was changed")
+            raise CorruptFile(
+                f"{self.path}: the file is truncated inside its header",
+                hint="restore the file from a backup; nothing was changed",
+            )
         try:
-            header = json.loads(data[len(MAGIC):end])
+            header = json.loads(data[len(MAGIC) : end])
             fmt = int(header["format"])
         except (ValueError, KeyError, TypeError):
-            raise CorruptFile(f"{self.path}: the file header is damaged",
-                              hint="restore the file from a backup; nothing was changed") from None
+            raise CorruptFile(
+                f"{self.path}: the file header is damaged",
+                hint="restore the file from a backup; nothing was changed",
+            ) from None
         if fmt > FORMAT:
-            raise NewerFormat(f"{self.path}: written by a newer elfctl (format {fmt}; this elfctl reads "
-                              f"format {FORMAT})", hint="upgrade elfctl to read this file; nothing was changed")
+            raise NewerFormat(
+                f"{self.path}: written by a newer elfctl (format {fmt}; this elfctl reads format {FORMAT})",
+                hint="upgrade elfctl to read this file; nothing was changed",
+            )
         if fmt < 1 or header.get("aead") != "AES-256-GCM" or header.get("kdf", {}).get("alg") != "scrypt":
-            raise CorruptFile(f"{self.path}: unknown cipher or key derivation in the header",
-                              hint="restore the file from a backup")
-        return header, data[: end + 1], data[end + 1:]
+            raise CorruptFile(
+                f"{self.path}: unknown cipher or key derivation in the header",
+                hint="restore the file from a backup",
+            )
+        return header, data[: end + 1], data[end + 1 :]
 
     def _key_for(self, header: dict) -> bytes:
         try:
             kdf = {k: header["kdf"][k] for k in ("alg", "n", "r", "p", "salt")}
             key = derive_key(self._passphrase(False), kdf)
         except (KeyError, ValueError, TypeError):
-            raise CorruptFile(f"{self.path}: the key derivation parameters are damaged",
-                              hint="restore the file from a backup") from None
+            raise CorruptFile(
+                f"{self.path}: the key derivation parameters are damaged",
+                hint="restore the file from a backup",
+            ) from None
         if not hmac.compare_digest(_check_value(key), str(header.get("check", ""))):
-            raise WrongPassphrase(f"{self.path}: wrong passphrase for the credential file",
-                                  hint="check ELFCTL_MASTER_KEY (or the passphrase typed); nothing was changed")
+            raise WrongPassphrase(
+                f"{self.path}: wrong passphrase for the credential file",
+                hint="check ELFCTL_MASTER_KEY (or the passphrase typed); nothing was changed",
+            )
         self._key = key
         return key
 
@@ -215,7 +241,7 @@ class EncryptedFile:
             try:
                 view = memoryview(data)
                 while view:
-                    view = view[os.write(fd, view):]
+                    view = view[os.write(fd, view) :]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -227,8 +253,9 @@ class EncryptedFile:
                 os.close(dfd)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise InputError(f"{self.path}: cannot write ({exc.strerror})",
-                             hint=f"make {folder} writable") from None
+            raise InputError(
+                f"{self.path}: cannot write ({exc.strerror})", hint=f"make {folder} writable"
+            ) from None
 
     @contextmanager
     def _locked(self):
@@ -236,8 +263,9 @@ class EncryptedFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path.parent / (self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise InputError(f"{self.path}: cannot lock ({exc.strerror})",
-                             hint=f"make {self.path.parent} writable") from None
+            raise InputError(
+                f"{self.path}: cannot lock ({exc.strerror})", hint=f"make {self.path.parent} writable"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._header = None  # re-read under the lock: another process may have written

@@ -24,7 +24,7 @@ def usable() -> tuple[bool, str]:
         from keyring.backends import chainer
 
         kr = keyring.get_keyring()
-    except Exception as exc:  # noqa: BLE001: any import/backend failure means "not usable"
+    except Exception as exc:  # noqa: BLE001 (any import/backend failure means "not usable")
         return False, f"keyring unavailable: {type(exc).__name__}"
     backends = kr.backends if isinstance(kr, chainer.ChainerBackend) else [kr]
     good = [b for b in backends if not type(b).__module__.startswith(_REJECT)]
@@ -50,16 +50,21 @@ class KeyringBackend:
         except PasswordDeleteError:
             return None
         except KeyringLocked:
-            raise Unreachable("the OS keyring is locked", hint="unlock it (log in to the desktop session, or "
-                                                               "`gnome-keyring-daemon --unlock`)") from None
+            raise Unreachable(
+                "the OS keyring is locked",
+                hint="unlock it (log in to the desktop session, or `gnome-keyring-daemon --unlock`)",
+            ) from None
         except KeyringError as exc:
-            raise Unreachable(f"the OS keyring failed to {what} ({type(exc).__name__})",
-                              hint="check that the Secret Service (gnome-keyring) runs, or set "
-                                   "creds.backend = \"file\"") from None
-        except Exception as exc:  # noqa: BLE001: D-Bus/secretstorage errors surface untyped
-            raise Unreachable(f"the OS keyring failed to {what} ({type(exc).__name__})",
-                              hint="check that the Secret Service (gnome-keyring) runs and is unlocked, "
-                                   "or set creds.backend = \"file\"") from None
+            raise Unreachable(
+                f"the OS keyring failed to {what} ({type(exc).__name__})",
+                hint='check that the Secret Service (gnome-keyring) runs, or set creds.backend = "file"',
+            ) from None
+        except Exception as exc:  # noqa: BLE001 (D-Bus/secretstorage errors surface untyped)
+            raise Unreachable(
+                f"the OS keyring failed to {what} ({type(exc).__name__})",
+                hint="check that the Secret Service (gnome-keyring) runs and is unlocked, "
+                'or set creds.backend = "file"',
+            ) from None
 
     def get_many(self, keys: list[str]) -> dict[str, str | None]:
         return {k: self._call("read", self._keyring.get_password, k) for k in keys}
@@ -79,8 +84,10 @@ class KeyringBackend:
         try:
             return base64.b64decode(raw, validate=True)
         except ValueError:
-            raise InputError(f"OS keyring item {self.service}/{MASTER} is damaged",
-                             hint="restore it; the audit log cannot be verified without it") from None
+            raise InputError(
+                f"OS keyring item {self.service}/{MASTER} is damaged",
+                hint="restore it; the audit log cannot be verified without it",
+            ) from None
 
     def file_passphrase(self) -> str | None:
         return self._call("read", self._keyring.get_password, PASSPHRASE)

@@ -24,7 +24,7 @@ def check_name(name: str, where: str = "NAME") -> str:
         raise InputError(
             f"{where}: {shown!r} is not a valid credential name",
             hint="use UPPER_SNAKE_CASE like an environment variable: letters A-Z, digits, '_', "
-                 f"not starting with a digit, at most {MAX_NAME} characters (e.g. OPENAI_API_KEY)",
+            f"not starting with a digit, at most {MAX_NAME} characters (e.g. OPENAI_API_KEY)",
         )
     return name
 
@@ -34,8 +34,10 @@ def check_team(team: str | None) -> str:
     if team is None or team == "":
         return ""
     if not DNS1123.match(team) or len(team) > 63:
-        raise InputError(f"--team: {team!r} is not a valid team name",
-                         hint="team names are DNS-1123 labels: lower case letters, digits and '-'")
+        raise InputError(
+            f"--team: {team!r} is not a valid team name",
+            hint="team names are DNS-1123 labels: lower case letters, digits and '-'",
+        )
     return team
 
 
@@ -43,8 +45,9 @@ def parse_duration(text: str, where: str) -> dt.timedelta:
     """'90d', '24h', '30m', '2w', '45s' -> timedelta."""
     m = _DURATION.match(text or "")
     if not m:
-        raise InputError(f"{where}: {text!r} is not a duration",
-                         hint="write a number and a unit: 45s, 30m, 24h, 90d, 2w")
+        raise InputError(
+            f"{where}: {text!r} is not a duration", hint="write a number and a unit: 45s, 30m, 24h, 90d, 2w"
+        )
     return dt.timedelta(seconds=int(m[1]) * _UNITS[m[2]])
 
 
@@ -74,16 +77,20 @@ def parse_dotenv(text: str, path: Path | str) -> list[tuple[str, str]]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         where = f"{path}:{no}"
         if "=" not in line:
-            raise InputError(f"{where}: not a KEY=VALUE line (no '=')",
-                             hint="fix or remove that line; comments start with #")
+            raise InputError(
+                f"{where}: not a KEY=VALUE line (no '=')",
+                hint="fix or remove that line; comments start with #",
+            )
         key, rest = line.split("=", 1)
         key = key.strip()
         if not ENV_NAME.match(key) or len(key) > MAX_NAME:
-            raise InputError(f"{where}: the name before '=' is not a valid credential name",
-                             hint="names are UPPER_SNAKE_CASE like environment variables")
+            raise InputError(
+                f"{where}: the name before '=' is not a valid credential name",
+                hint="names are UPPER_SNAKE_CASE like environment variables",
+            )
         out.append((key, _dotenv_value(rest.strip(), where)))
     return out
 
@@ -95,10 +102,12 @@ def _dotenv_value(rest: str, where: str) -> str:
         while i < len(rest):
             ch = rest[i]
             if ch == quote:
-                tail = rest[i + 1:].strip()
+                tail = rest[i + 1 :].strip()
                 if tail and not tail.startswith("#"):
-                    raise InputError(f"{where}: text after the closing quote",
-                                     hint="put a comment after '#', or quote the whole value")
+                    raise InputError(
+                        f"{where}: text after the closing quote",
+                        hint="put a comment after '#', or quote the whole value",
+                    )
                 return "".join(value)
             if ch == "\\" and quote == '"' and i + 1 < len(rest):
                 value.append(_ESCAPES.get(rest[i + 1], "\\" + rest[i + 1]))
@@ -106,13 +115,16 @@ def _dotenv_value(rest: str, where: str) -> str:
                 continue
             value.append(ch)
             i += 1
-        raise InputError(f"{where}: the quoted value has no closing {quote}",
-                         hint="multi-line values are not supported; use \\n inside double quotes")
+        raise InputError(
+            f"{where}: the quoted value has no closing {quote}",
+            hint="multi-line values are not supported; use \\n inside double quotes",
+        )
     value = re.split(r"\s+#", rest, maxsplit=1)[0].strip()
     return value
 
 
 # --- expiry -------------------------------------------------------------------------------------
+
 
 @dataclass
 class Finding:
@@ -123,8 +135,9 @@ class Finding:
     since: str  # ISO time: when it expired / will expire / passed its max age
 
 
-def expiry_findings(rows: list[dict], at: dt.datetime, max_age: dt.timedelta | None,
-                    warn_before: dt.timedelta) -> list[Finding]:
+def expiry_findings(
+    rows: list[dict], at: dt.datetime, max_age: dt.timedelta | None, warn_before: dt.timedelta
+) -> list[Finding]:
     found: list[Finding] = []
     for r in rows:
         expires = parse_iso(r.get("expires_at"))
@@ -184,18 +197,21 @@ def verify_chain(key: bytes, rows: list[dict], head: dict | None) -> VerifyResul
     for r in rows:
         seq = r["seq"]
         if not hmac.compare_digest(entry_mac(key, r["prev_mac"] or "", r), r["mac"]):
-            result.problems.append(Problem(seq, "edited", f"entry {seq}: its MAC does not match its "
-                                                          "content (edited)"))
+            result.problems.append(
+                Problem(seq, "edited", f"entry {seq}: its MAC does not match its content (edited)")
+            )
         elif r["prev_mac"] != prev_mac:
             after = seq_of.get(r["prev_mac"])
             if after is not None:
-                result.problems.append(Problem(seq, "reordered", f"entry {seq} belongs after entry {after} "
-                                                                 "(entries reordered)"))
+                result.problems.append(
+                    Problem(seq, "reordered", f"entry {seq} belongs after entry {after} (entries reordered)")
+                )
             elif prev_seq is None:
                 result.problems.append(Problem(seq, "removed", f"entries before {seq} were removed"))
             else:
-                result.problems.append(Problem(seq, "removed", f"entries between {prev_seq} and {seq} "
-                                                               "were removed"))
+                result.problems.append(
+                    Problem(seq, "removed", f"entries between {prev_seq} and {seq} were removed")
+                )
         prev_mac, prev_seq = r["mac"], seq
     count = len(rows)
     if head is None:
@@ -205,12 +221,19 @@ def verify_chain(key: bytes, rows: list[dict], head: dict | None) -> VerifyResul
         result.problems.append(Problem(None, "head", "the audit head record was edited"))
     elif int(head["count"]) != count or head["last_mac"] != prev_mac:
         if head["last_mac"] not in seq_of:
-            result.problems.append(Problem(None, "removed", f"the newest entries after {prev_seq} were removed "
-                                                            f"(the log had {head['count']}, has {count})"))
+            result.problems.append(
+                Problem(
+                    None,
+                    "removed",
+                    f"the newest entries after {prev_seq} were removed "
+                    f"(the log had {head['count']}, has {count})",
+                )
+            )
         elif int(head["count"]) != count:
             if not any(p.kind == "removed" for p in result.problems):
-                result.problems.append(Problem(None, "removed",
-                                               f"the log had {head['count']} entries, has {count}"))
+                result.problems.append(
+                    Problem(None, "removed", f"the log had {head['count']} entries, has {count}")
+                )
         else:
             result.problems.append(Problem(None, "reordered", "the newest entry is not last (reordered)"))
     return result

@@ -13,11 +13,10 @@ import getpass
 import os
 import secrets as pysecrets
 import socket
-import subprocess
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from elfctl.domain import credentials as rules
@@ -27,7 +26,9 @@ from elfctl.ports import Secrets, Store
 from elfctl.services import credential_audit as audit
 
 LOCK = "elfctl-credentials"
-COLUMNS = "name, scope, backend, version, created_at, rotated_at, expires_at, last_used_at, previous_valid_until"
+COLUMNS = (
+    "name, scope, backend, version, created_at, rotated_at, expires_at, last_used_at, previous_valid_until"
+)
 
 
 @dataclass
@@ -51,9 +52,19 @@ class CredInfo:
 class Vault:
     """What the use cases need, built once per run by `vault_for(app)` (or by tests directly)."""
 
-    def __init__(self, store: Store, open_backend: Callable[[str], Secrets], default_backend: Callable[[], str],
-                 *, grace: dt.timedelta, max_age: dt.timedelta | None, warn_before: dt.timedelta,
-                 actor: audit.Actor, teams_dir: Path | None = None, lock_timeout_s: float = 60.0):
+    def __init__(
+        self,
+        store: Store,
+        open_backend: Callable[[str], Secrets],
+        default_backend: Callable[[], str],
+        *,
+        grace: dt.timedelta,
+        max_age: dt.timedelta | None,
+        warn_before: dt.timedelta,
+        actor: audit.Actor,
+        teams_dir: Path | None = None,
+        lock_timeout_s: float = 60.0,
+    ):
         self.store = store
         self._open_backend = open_backend
         self._default_backend = default_backend
@@ -76,8 +87,10 @@ class Vault:
         if self._schema_ok:
             return
         if "credential_audit_head" not in self.store.tables():
-            raise InputError(f"{self.store.display_url}: the store has no credential tables yet",
-                             hint="run `elfctl db migrate` (or `elfctl infra up`) first")
+            raise InputError(
+                f"{self.store.display_url}: the store has no credential tables yet",
+                hint="run `elfctl db migrate` (or `elfctl infra up`) first",
+            )
         self._schema_ok = True
 
     @contextmanager
@@ -106,11 +119,14 @@ def vault_for(app, prompt: Callable[[bool], str] | None = None, command: str = "
         return chosen[0]
 
     return Vault(
-        app.store, lambda name: bootstrap.open_secrets(cfg, name, prompt), default_backend,
+        app.store,
+        lambda name: bootstrap.open_secrets(cfg, name, prompt),
+        default_backend,
         grace=rules.parse_duration(cfg.get("creds.grace_period"), "creds.grace_period"),
         max_age=rules.parse_duration(max_age, "creds.max_age") if max_age else None,
         warn_before=rules.parse_duration(cfg.get("creds.warn_before"), "creds.warn_before"),
-        actor=audit.Actor(_os_user(), socket.gethostname(), command), teams_dir=app.teams_dir,
+        actor=audit.Actor(_os_user(), socket.gethostname(), command),
+        teams_dir=app.teams_dir,
         lock_timeout_s=cfg.get("store.lock_timeout_s"),
     )
 
@@ -118,7 +134,7 @@ def vault_for(app, prompt: Callable[[bool], str] | None = None, command: str = "
 def _os_user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001: no passwd entry in some containers
+    except Exception:  # noqa: BLE001 (no passwd entry in some containers)
         return str(os.getuid())
 
 
@@ -140,14 +156,24 @@ def _where(name: str, scope: str) -> str:
 
 
 def _not_found(name: str, scope: str) -> InputError:
-    return InputError(f"no credential {_where(name, scope)}", code="not_found",
-                      hint="`elfctl creds list` shows the names; `elfctl creds set NAME` adds one")
+    return InputError(
+        f"no credential {_where(name, scope)}",
+        code="not_found",
+        hint="`elfctl creds list` shows the names; `elfctl creds set NAME` adds one",
+    )
 
 
 # --- set / rotate / rm ----------------------------------------------------------------------------
 
-def set_value(vault: Vault, name: str, value: Secret, team: str | None = None, expires: str | None = None,
-              action: str = "set") -> CredInfo:
+
+def set_value(
+    vault: Vault,
+    name: str,
+    value: Secret,
+    team: str | None = None,
+    expires: str | None = None,
+    action: str = "set",
+) -> CredInfo:
     """Store a new current version. An existing value becomes the previous version, readable for
     the grace period; anything older is deleted from the backend."""
     rules.check_name(name)
@@ -165,19 +191,36 @@ def set_value(vault: Vault, name: str, value: Secret, team: str | None = None, e
             changes[_key(scope, name, version - 2)] = None
         vault.backend(backend).update(changes)
         if row:
-            tx.execute("UPDATE credentials SET version = ?, rotated_at = ?, expires_at = ?, "
-                       "previous_valid_until = ? WHERE name = ? AND scope = ?",
-                       (version, rules.iso(at), expires_at if expires else row["expires_at"],
-                        rules.iso(at + vault.grace), name, scope))
+            tx.execute(
+                "UPDATE credentials SET version = ?, rotated_at = ?, expires_at = ?, "
+                "previous_valid_until = ? WHERE name = ? AND scope = ?",
+                (
+                    version,
+                    rules.iso(at),
+                    expires_at if expires else row["expires_at"],
+                    rules.iso(at + vault.grace),
+                    name,
+                    scope,
+                ),
+            )
         else:
-            tx.execute("INSERT INTO credentials (name, scope, backend, version, created_at, expires_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (name, scope, backend, version, rules.iso(at), expires_at))
+            tx.execute(
+                "INSERT INTO credentials (name, scope, backend, version, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (name, scope, backend, version, rules.iso(at), expires_at),
+            )
         vault.audit(tx, [{"action": action, "name": name, "scope": scope, "version": version}])
         return _info(_row(tx, name, scope))
 
 
-def rotate(vault: Vault, name: str, value: Secret | None = None, team: str | None = None,
-           generate_length: int | None = None, expires: str | None = None) -> CredInfo:
+def rotate(
+    vault: Vault,
+    name: str,
+    value: Secret | None = None,
+    team: str | None = None,
+    generate_length: int | None = None,
+    expires: str | None = None,
+) -> CredInfo:
     """A new version of an existing credential (given, or generated with `secrets`)."""
     rules.check_name(name)
     scope = rules.check_team(team)
@@ -208,6 +251,7 @@ def remove(vault: Vault, name: str, team: str | None = None) -> CredInfo:
 
 # --- read -----------------------------------------------------------------------------------------
 
+
 def get(vault: Vault, name: str, team: str | None = None, previous: bool = False) -> tuple[CredInfo, Secret]:
     """One value (the current version, or the previous one within its grace period). Audited."""
     rules.check_name(name)
@@ -220,21 +264,31 @@ def get(vault: Vault, name: str, team: str | None = None, previous: bool = False
         if previous:
             until = rules.parse_iso(row["previous_valid_until"])
             if version < 2 or until is None or until <= rules.now():
-                raise InputError(f"{_where(name, scope)}: no previous version within its grace period",
-                                 hint="the previous version is readable for creds.grace_period after a rotation")
+                raise InputError(
+                    f"{_where(name, scope)}: no previous version within its grace period",
+                    hint="the previous version is readable for creds.grace_period after a rotation",
+                )
             version -= 1
-        value = vault.backend(row["backend"]).get_many([_key(scope, name, version)])[_key(scope, name, version)]
+        value = vault.backend(row["backend"]).get_many([_key(scope, name, version)])[
+            _key(scope, name, version)
+        ]
         if value is None:
-            raise OperationFailed(f"{_where(name, scope)} version {version}: the value is missing from the "
-                                  f"{row['backend']} backend (removed outside elfctl?)",
-                                  hint=f"set it again with `elfctl creds set {name}`")
-        tx.execute("UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?",
-                   (rules.iso(rules.now()), name, scope))
+            raise OperationFailed(
+                f"{_where(name, scope)} version {version}: the value is missing from the "
+                f"{row['backend']} backend (removed outside elfctl?)",
+                hint=f"set it again with `elfctl creds set {name}`",
+            )
+        tx.execute(
+            "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?",
+            (rules.iso(rules.now()), name, scope),
+        )
         vault.audit(tx, [{"action": "read", "name": name, "scope": scope, "version": version}])
         return _info(row), Secret(value)
 
 
-def read_many(vault: Vault, wanted: list[tuple[str, str]], action: str = "read") -> dict[tuple[str, str], Secret]:
+def read_many(
+    vault: Vault, wanted: list[tuple[str, str]], action: str = "read"
+) -> dict[tuple[str, str], Secret]:
     """Values of (name, scope) pairs that exist, one backend round per backend, one audit entry
     each. Missing pairs are simply absent from the result."""
     if not wanted:
@@ -254,19 +308,29 @@ def read_many(vault: Vault, wanted: list[tuple[str, str]], action: str = "read")
             values = vault.backend(backend).get_many(list(keys.values()))
             for p, k in keys.items():
                 if values.get(k) is None:
-                    raise OperationFailed(f"{_where(*p)}: the value is missing from the {backend} backend",
-                                          hint=f"set it again with `elfctl creds set {p[0]}`")
+                    raise OperationFailed(
+                        f"{_where(*p)}: the value is missing from the {backend} backend",
+                        hint=f"set it again with `elfctl creds set {p[0]}`",
+                    )
                 out[p] = Secret(values[k])
         stamp = rules.iso(rules.now())
         for name, scope in out:
-            tx.execute("UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?", (stamp, name, scope))
-        vault.audit(tx, [{"action": action, "name": n, "scope": s, "version": int(rows[(n, s)]["version"])}
-                         for n, s in out])
+            tx.execute(
+                "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?", (stamp, name, scope)
+            )
+        vault.audit(
+            tx,
+            [
+                {"action": action, "name": n, "scope": s, "version": int(rows[(n, s)]["version"])}
+                for n, s in out
+            ],
+        )
         return out
 
 
-def resolve(source, names: list[str], team: str | None = None, *, required: bool = True,
-            action: str = "read") -> dict[str, Secret]:
+def resolve(
+    source, names: list[str], team: str | None = None, *, required: bool = True, action: str = "read"
+) -> dict[str, Secret]:
     """Library entry point: {NAME: Secret} for `names`, each looked up in the team's scope first,
     then globally. `source` is the run's App (or a Vault). With required=False missing names are
     left out (e.g. an LLM key that may come from the environment instead); otherwise they are an
@@ -284,9 +348,12 @@ def resolve(source, names: list[str], team: str | None = None, *, required: bool
             out[n] = hit
     missing = [n for n in names if n not in out]
     if missing and required:
-        raise InputError(f"credential(s) not set: {', '.join(missing)}"
-                         + (f" (team {scope} or global)" if scope else " (global)"), code="not_found",
-                         hint=f"set them with `elfctl creds set {missing[0]}" + (f" --team {scope}`" if scope else "`"))
+        raise InputError(
+            f"credential(s) not set: {', '.join(missing)}"
+            + (f" (team {scope} or global)" if scope else " (global)"),
+            code="not_found",
+            hint=f"set them with `elfctl creds set {missing[0]}" + (f" --team {scope}`" if scope else "`"),
+        )
     return out
 
 
@@ -298,62 +365,7 @@ def list_(vault: Vault, team: str | None = None) -> list[CredInfo]:
     return [_info(r) for r in vault.store.query(sql + " ORDER BY scope, name", params)]
 
 
-# --- run ------------------------------------------------------------------------------------------
-
-def run_env(vault: Vault, team: str | None = None) -> dict[str, Secret]:
-    """The secrets `creds run` injects: all global ones; with a team, the team's own plus the global
-    names its team.yaml lists under `secrets:` (team values win)."""
-    scope = rules.check_team(team)
-    vault.require_schema()
-    rows = vault.store.query("SELECT name, scope FROM credentials WHERE scope = ?", (scope,))
-    wanted = [(r["name"], scope) for r in rows]
-    if scope:
-        allowed = _team_allowed_globals(vault, scope)
-        own = {n for n, _ in wanted}
-        wanted += [(n, "") for n in allowed if n not in own]
-    got = read_many(vault, wanted, action="run")
-    return {n: v for (n, _s), v in got.items()}
-
-
-def _team_allowed_globals(vault: Vault, team: str) -> list[str]:
-    if vault.teams_dir is None or not (vault.teams_dir / team / "team.yaml").is_file():
-        return []
-    from elfctl.domain import team as team_spec
-
-    return list(team_spec.load(vault.teams_dir / team / "team.yaml").secrets)
-
-
-def run(vault: Vault, argv: list[str], team: str | None = None) -> int:
-    """Run argv with the secrets in its environment; returns its exit code. Nothing is written."""
-    if not argv:
-        raise InputError("no command to run", hint="elfctl creds run [--team T] -- COMMAND [ARGS...]")
-    env = {**os.environ, **{k: v.reveal() for k, v in run_env(vault, team).items()}}
-    try:
-        return subprocess.call(argv, env=env)
-    except FileNotFoundError:
-        raise InputError(f"command not found: {argv[0]}", hint="check the command after `--`") from None
-    except PermissionError:
-        raise InputError(f"cannot execute {argv[0]} (permission denied)", hint="make it executable") from None
-    except KeyboardInterrupt:
-        return 130
-
-
-# --- check / import / audit / rekey -----------------------------------------------------------
-
-@dataclass
-class CheckResult:
-    checked: int
-    findings: list[rules.Finding] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return any(f.status == "fail" for f in self.findings)
-
-
-def check(vault: Vault) -> CheckResult:
-    """Expired or past max age -> fail; within creds.warn_before of either -> warn. Metadata only."""
-    rows = [dict(r.__dict__) for r in list_(vault)]
-    return CheckResult(len(rows), rules.expiry_findings(rows, rules.now(), vault.max_age, vault.warn_before))
+# --- import / rekey -----------------------------------------------------------
 
 
 @dataclass
@@ -368,38 +380,16 @@ def import_env(vault: Vault, path: Path, team: str | None = None) -> ImportResul
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})",
-                         hint="give the path of a readable UTF-8 .env file") from None
+        raise InputError(
+            f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})",
+            hint="give the path of a readable UTF-8 .env file",
+        ) from None
     pairs = rules.parse_dotenv(text, path)
     secrets = [(k, Secret(v)) for k, v in pairs]  # registered for redaction before anything else
     for k, v in secrets:
         if not v.reveal():
             raise InputError(f"{path}: {k} has an empty value", hint="remove the line or give it a value")
     return ImportResult(str(path), [set_value(vault, k, v, team=scope, action="import") for k, v in secrets])
-
-
-def audit_entries(vault: Vault, team: str | None = None, since: str | None = None) -> list[dict]:
-    vault.require_schema()
-    scope = rules.check_team(team) if team is not None else None
-    start = None
-    if since:
-        try:
-            start = rules.now() - rules.parse_duration(since, "--since")
-        except InputError:
-            try:
-                start = dt.datetime.fromisoformat(since)
-                start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
-            except ValueError:
-                raise InputError(f"--since {since!r}: neither a duration nor a date",
-                                 hint="use 24h, 7d or 2026-01-31") from None
-    return audit.entries(vault.store, scope, start)
-
-
-def audit_verify(vault: Vault) -> rules.VerifyResult:
-    with vault.locked() as tx:
-        h = audit.head(tx)
-        name = h["key_backend"] if h else vault.default_backend()
-        return audit.verify(tx, audit.audit_key(vault.backend(name).master_key()))
 
 
 @dataclass
@@ -425,18 +415,3 @@ def default_prompt(new_file: bool) -> str | None:
     if new_file and getpass.getpass("repeat it: ") != first:
         raise InputError("the passphrases differ", hint="type the same passphrase twice")
     return first
-
-
-def health_check(vault: Vault):
-    """For `elfctl health`: expired / past max age -> fail, expiring soon -> warn. Metadata only."""
-    from elfctl.domain.health import Check
-
-    result = check(vault)
-    bad = [f for f in result.findings if f.status == "fail"] or result.findings
-    if not bad:
-        return Check("credentials", "pass", result.checked, "credentials",
-                     output=f"{result.checked} credential(s), none expired or near expiry")
-    listed = ", ".join(f"{f.name}{' (' + f.scope + ')' if f.scope else ''} {f.reason} {f.since}" for f in bad[:5])
-    return Check("credentials", "fail" if result.failed else "warn", len(bad), "credentials",
-                 output=listed + (f" and {len(bad) - 5} more" if len(bad) > 5 else ""),
-                 hint="rotate them: `elfctl creds rotate NAME` (`elfctl creds check` lists all)")

@@ -19,9 +19,9 @@ def health_probes(app) -> dict[str, health_svc.Probe]:
 
 def _credentials_probe(app) -> health_svc.Probe:
     def probe() -> Check:
-        from elfctl.services import credentials as creds_svc
+        from elfctl.services import credential_checks, credentials
 
-        return creds_svc.health_check(creds_svc.vault_for(app, command="elfctl health"))
+        return credential_checks.health_check(credentials.vault_for(app, command="elfctl health"))
 
     return probe
 
