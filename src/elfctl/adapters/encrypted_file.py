@@ -235,6 +235,7 @@ class EncryptedFile:
 
     def _atomic_write(self, data: bytes) -> None:
         folder = self.path.parent
+        self._remove_orphans()
         tmp = folder / f".{self.path.name}.tmp-{os.getpid()}-{pysecrets.token_hex(4)}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -256,6 +257,16 @@ class EncryptedFile:
             raise InputError(
                 f"{self.path}: cannot write ({exc.strerror})", hint=f"make {folder} writable"
             ) from None
+
+    def _remove_orphans(self) -> None:
+        """Temp files of writers killed mid-write (we hold the lock: none is being written now)."""
+        for tmp in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+            try:
+                os.kill(int(tmp.name.split("-")[-2]), 0)
+            except (ProcessLookupError, ValueError, IndexError):
+                tmp.unlink(missing_ok=True)
+            except PermissionError:
+                pass
 
     @contextmanager
     def _locked(self):
