@@ -147,6 +147,13 @@ def _row(tx, name: str, scope: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def _existing(tx, name: str, scope: str) -> dict:
+    row = _row(tx, name, scope)
+    if row is None:
+        raise _not_found(name, scope)
+    return row
+
+
 def _info(row: dict) -> CredInfo:
     return CredInfo(**{k: row[k] for k in COLUMNS.split(", ")})
 
@@ -225,8 +232,7 @@ def rotate(
     rules.check_name(name)
     scope = rules.check_team(team)
     vault.require_schema()
-    if _row(vault.store, name, scope) is None:
-        raise _not_found(name, scope)
+    _existing(vault.store, name, scope)
     if value is None:
         length = generate_length or 32
         if not 16 <= length <= 512:
@@ -239,9 +245,7 @@ def remove(vault: Vault, name: str, team: str | None = None) -> CredInfo:
     rules.check_name(name)
     scope = rules.check_team(team)
     with vault.locked() as tx:
-        row = _row(tx, name, scope)
-        if row is None:
-            raise _not_found(name, scope)
+        row = _existing(tx, name, scope)
         v = int(row["version"])
         vault.backend(row["backend"]).update({_key(scope, name, i): None for i in (v, v - 1) if i >= 1})
         tx.execute("DELETE FROM credentials WHERE name = ? AND scope = ?", (name, scope))
@@ -257,9 +261,7 @@ def get(vault: Vault, name: str, team: str | None = None, previous: bool = False
     rules.check_name(name)
     scope = rules.check_team(team)
     with vault.locked() as tx:
-        row = _row(tx, name, scope)
-        if row is None:
-            raise _not_found(name, scope)
+        row = _existing(tx, name, scope)
         version = int(row["version"])
         if previous:
             until = rules.parse_iso(row["previous_valid_until"])
