@@ -40,7 +40,10 @@ SCHEMA: dict[str, Key] = {
     "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),
     "teams.dir": Key(str, "teams", "Folder holding teams/<name>/team.yaml, relative to the project root."),
     "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`."),
-<<<<<<< HEAD
+    "health.disk_warn_free": Key(float, 0.10, "Warn when less than this share of the disk is free."),
+    "health.disk_fail_free": Key(float, 0.02, "Fail when less than this share of the disk is free."),
+    "health.memory_warn_free": Key(float, 0.10, "Warn when less than this share of memory is available."),
+    "health.memory_fail_free": Key(float, 0.03, "Fail when less than this share of memory is available."),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
                                       "file), keyring or file."),
     "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),
@@ -48,12 +51,6 @@ SCHEMA: dict[str, Key] = {
     "creds.grace_period": Key(str, "24h", "How long the previous version stays readable after a rotation."),
     "creds.max_age": Key(str, "", "Maximum age of a credential version for `creds check` (e.g. 90d)."),
     "creds.warn_before": Key(str, "14d", "Warn this long before a credential expires or reaches max age."),
-=======
-    "health.disk_warn_free": Key(float, 0.10, "Warn when less than this share of the disk is free."),
-    "health.disk_fail_free": Key(float, 0.02, "Fail when less than this share of the disk is free."),
-    "health.memory_warn_free": Key(float, 0.10, "Warn when less than this share of memory is available."),
-    "health.memory_fail_free": Key(float, 0.03, "Fail when less than this share of memory is available."),
->>>>>>> main
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
