@@ -157,7 +157,7 @@ def test_check_exit_1_and_audit_verify_finds_tampering(proj):
     proc = elf(proj, "creds", "check", rc=1)
     assert "OLD_KEY" in proc.stdout and "expired since 2026-01-01" in proc.stdout
     health = json.loads(elf(proj, "health", "--json", rc=1).stdout)
-    assert health["checks"]["credentials"][0]["status"] == "fail"
+    assert health["checks"]["creds"][0]["status"] == "fail"
     elf(proj, "creds", "get", "OLD_KEY", value_ok=True)
     seq = store.query("SELECT max(seq) AS s FROM credential_audit")[0]["s"]
     store.execute("UPDATE credential_audit SET result = 'denied' WHERE seq = ?", (seq,))

@@ -26,13 +26,16 @@ def check(vault: Vault) -> CheckResult:
     return CheckResult(len(rows), rules.expiry_findings(rows, rules.now(), vault.max_age, vault.warn_before))
 
 
+COMPONENT = "creds"  # the `elfctl health` component, named like the command group
+
+
 def health_check(vault: Vault):
     """For `elfctl health`: expired / past max age -> fail, expiring soon -> warn. Metadata only."""
     result = check(vault)
     bad = [f for f in result.findings if f.status == "fail"] or result.findings
     if not bad:
         return Check(
-            "credentials",
+            COMPONENT,
             "pass",
             result.checked,
             "credentials",
@@ -42,7 +45,7 @@ def health_check(vault: Vault):
         f"{f.name}{' (' + f.scope + ')' if f.scope else ''} {f.reason} {f.since}" for f in bad[:5]
     )
     return Check(
-        "credentials",
+        COMPONENT,
         "fail" if result.failed else "warn",
         len(bad),
         "credentials",

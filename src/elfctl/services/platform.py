@@ -17,7 +17,7 @@ def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
                                       app.config.get("health.disk_fail_free")),
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
                                           app.config.get("health.memory_fail_free")),
-        "credentials": _credentials_probe(app),
+        "creds": _credentials_probe(app),
     }
 
 
