@@ -19,9 +19,7 @@ SEEN: list[str] = []  # every stdout/stderr of the module, checked once more at 
 
 def elf(project, *args, input=None, env=None, rc=0, value_ok=False):
     proc = run_elfctl(*args, cwd=project, input=input, env=env)
-    assert proc.returncode == rc, (
-        f"elfctl {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    )
+    assert proc.returncode == rc, f"elfctl {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     assert CANARY not in proc.stderr, f"canary in stderr of {args}"
     if not value_ok:
         assert CANARY not in proc.stdout, f"canary in stdout of {args}"
@@ -55,9 +53,7 @@ def dump_everything(project) -> str:
 def test_canary_never_leaks(proj):
     elf(proj, "creds", "set", "CANARY_KEY", "--stdin", "--expires", "30d", input=CANARY + "\n")
     listed = json.loads(elf(proj, "creds", "list", "--json").stdout)
-    assert [(c["name"], c["scope"], c["version"], c["backend"]) for c in listed] == [
-        ("CANARY_KEY", "global", 1, "file")
-    ]
+    assert [(c["name"], c["scope"], c["version"], c["backend"]) for c in listed] == [("CANARY_KEY", "global", 1, "file")]
     elf(proj, "creds", "list")
     elf(proj, "--debug", "creds", "list")
     assert elf(proj, "creds", "get", "CANARY_KEY", value_ok=True).stdout == CANARY  # a pipe: exact bytes
@@ -115,9 +111,7 @@ def test_wrong_passphrase_exit_2_changes_nothing(proj):
     elf(proj, "creds", "set", "PW_KEY", "--from-env", "THE_VALUE", env={"THE_VALUE": CANARY})
     before = dump_everything(proj)
     for args in (["get", "PW_KEY"], ["set", "OTHER", "--stdin"], ["rotate", "PW_KEY", "--generate"]):
-        proc = elf(
-            proj, "creds", *args, input="x-value-1", env={"ELFCTL_MASTER_KEY": "not the passphrase"}, rc=2
-        )
+        proc = elf(proj, "creds", *args, input="x-value-1", env={"ELFCTL_MASTER_KEY": "not the passphrase"}, rc=2)
         assert "wrong passphrase" in proc.stderr
     assert dump_everything(proj) == before
 
@@ -126,10 +120,7 @@ def test_rekey_then_only_the_new_passphrase_works(proj):
     elf(proj, "creds", "set", "RK", "--stdin", input=CANARY)
     elf(proj, "creds", "rekey", "--stdin", input="the new passphrase")
     elf(proj, "creds", "get", "RK", rc=2)
-    assert (
-        elf(proj, "creds", "get", "RK", env={"ELFCTL_MASTER_KEY": "the new passphrase"}, value_ok=True).stdout
-        == CANARY
-    )
+    assert elf(proj, "creds", "get", "RK", env={"ELFCTL_MASTER_KEY": "the new passphrase"}, value_ok=True).stdout == CANARY
     elf(proj, "creds", "audit", "--verify", env={"ELFCTL_MASTER_KEY": "the new passphrase"})
 
 
@@ -183,12 +174,50 @@ def test_real_os_keyring_through_the_cli(project, os_keyring):
     assert listed[0]["backend"] == "keyring" and listed[0]["scope"] == "alpha"
     assert elf(project, "creds", "get", "KR_KEY", "--team", "alpha", env=env, value_ok=True).stdout == CANARY
     elf(project, "creds", "rotate", "KR_KEY", "--team", "alpha", "--generate", env=env)
-    assert (
-        elf(project, "creds", "get", "KR_KEY", "--team", "alpha", "--previous", env=env, value_ok=True).stdout
-        == CANARY
-    )
+    assert elf(project, "creds", "get", "KR_KEY", "--team", "alpha", "--previous", env=env, value_ok=True).stdout == CANARY
     elf(project, "creds", "run", "--team", "alpha", "--", "sh", "-c", 'test -n "$KR_KEY"', env=env)
     elf(project, "creds", "rm", "KR_KEY", "--team", "alpha", env=env)
     elf(project, "creds", "audit", "--verify", env=env)
     assert not (project / ".elf" / "credentials.enc").exists()
     assert CANARY not in dump_everything(project)
+
+
+def _in_terminal(project, args, typed: list[str], timeout=60) -> tuple[int, str]:
+    """Run elfctl with a real terminal as its controlling tty (so getpass turns echo off) and type."""
+    import fcntl
+    import termios
+    import time
+
+    main, child = pty.openpty()
+
+    def ctty():
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elfctl", *args], cwd=project, stdin=child, stdout=child, stderr=child, preexec_fn=ctty
+    )
+    os.close(child)
+    shown = b""
+    for line in typed:
+        deadline = time.monotonic() + timeout
+        while b": " not in shown.rsplit(b"\n", 1)[-1] and time.monotonic() < deadline:
+            shown += os.read(main, 4096)
+        os.write(main, line.encode() + b"\n")
+        shown += os.read(main, 4096)
+    rc = proc.wait(timeout=timeout)
+    try:
+        while chunk := os.read(main, 4096):
+            shown += chunk
+    except OSError:  # EIO once the child side is closed
+        pass
+    os.close(main)
+    return rc, shown.decode(errors="replace")
+
+
+def test_hidden_prompt_does_not_echo_the_value(proj):
+    rc, screen = _in_terminal(proj, ["creds", "set", "PROMPTED"], [CANARY])
+    assert rc == 0 and "value for PROMPTED (hidden)" in screen and CANARY not in screen
+    assert elf(proj, "creds", "get", "PROMPTED", value_ok=True).stdout == CANARY
+    rc, screen = _in_terminal(proj, ["creds", "rekey"], ["new pass one", "new pass two"])
+    assert rc == 2 and "differ" in screen

@@ -142,6 +142,11 @@ def test_audit_records_every_action_and_verify_finds_tampering(vault):
         ("delete", "A_KEY", 2),
     ]
     assert all(e["os_user"] and e["host"] and e["command"] == "pytest" for e in entries)
+    with pytest.raises(InputError):
+        svc.get(vault, "A_KEY")  # deleted: the refused read is audited too
+    last = credential_audit.audit_entries(vault)[-1]
+    assert (last["action"], last["name"], last["result"]) == ("read", "A_KEY", "refused: not_found")
+    entries = credential_audit.audit_entries(vault)
     assert credential_audit.audit_verify(vault).ok
     assert CANARY not in dump_store(vault.store)
     seqs = [e["seq"] for e in entries]

@@ -38,7 +38,8 @@ def _vault(ctx, json_mode: bool, verb: str):
     return app_, svc.vault_for(app_, prompt=svc.default_prompt, command=f"elfctl creds {verb}")
 
 
-def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] | None = None):
+def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] | None = None,
+           confirm: bool = False):
     """The value from exactly one safe source, as a Secret from the first moment."""
     import getpass
 
@@ -70,7 +71,10 @@ def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] |
             hint="pipe it with --stdin, use --from-env VAR, or run "
             "in a terminal to be prompted (values never go in argv)",
         )
-    return Secret(getpass.getpass(f"value for {name} (hidden): "))
+    value = Secret(getpass.getpass(f"value for {name} (hidden): "))
+    if confirm and getpass.getpass("repeat it: ") != value.reveal():
+        raise InputError("the two entries differ", hint="type the same value twice")
+    return value
 
 
 def _info_line(verb: str):
@@ -336,7 +340,7 @@ def rekey(
     from elfctl.services import credentials as svc
 
     app_, vault = _vault(ctx, json_mode, "rekey")
-    result = svc.rekey(vault, _value("the new passphrase", stdin, from_env))
+    result = svc.rekey(vault, _value("the new passphrase", stdin, from_env, confirm=True))
     app_.output.result(
         result,
         lambda r: (

@@ -257,9 +257,29 @@ def remove(vault: Vault, name: str, team: str | None = None) -> CredInfo:
 
 
 def get(vault: Vault, name: str, team: str | None = None, previous: bool = False) -> tuple[CredInfo, Secret]:
-    """One value (the current version, or the previous one within its grace period). Audited."""
+    """One value (the current version, or the previous one within its grace period). Audited,
+    refused reads too (unknown name, grace period over)."""
     rules.check_name(name)
     scope = rules.check_team(team)
+    try:
+        return _get(vault, name, scope, previous)
+    except (InputError, OperationFailed) as exc:
+        if exc.code in ("not_found", "no_previous", "value_missing"):
+            _audit_refusal(vault, "read", name, scope, exc.code)
+        raise
+
+
+def _audit_refusal(vault: Vault, action: str, name: str, scope: str, code: str) -> None:
+    from elfctl.errors import ElfError
+
+    try:
+        with vault.locked() as tx:
+            vault.audit(tx, [{"action": action, "name": name, "scope": scope, "result": f"refused: {code}"}])
+    except ElfError:
+        pass  # the refusal itself is what the user sees; a failing audit must not mask it
+
+
+def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo, Secret]:
     with vault.locked() as tx:
         row = _existing(tx, name, scope)
         version = int(row["version"])
@@ -269,6 +289,7 @@ def get(vault: Vault, name: str, team: str | None = None, previous: bool = False
                 raise InputError(
                     f"{_where(name, scope)}: no previous version within its grace period",
                     hint="the previous version is readable for creds.grace_period after a rotation",
+                    code="no_previous",
                 )
             version -= 1
         value = vault.backend(row["backend"]).get_many([_key(scope, name, version)])[
@@ -279,6 +300,7 @@ def get(vault: Vault, name: str, team: str | None = None, previous: bool = False
                 f"{_where(name, scope)} version {version}: the value is missing from the "
                 f"{row['backend']} backend (removed outside elfctl?)",
                 hint=f"set it again with `elfctl creds set {name}`",
+                code="value_missing",
             )
         tx.execute(
             "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?",
