@@ -11,6 +11,7 @@ from elfctl import __version__
 from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd
 from elfctl.cli import deploy as deploy_cmd
 from elfctl.cli import team
+from elfctl.cli import creds
 from elfctl.cli.common import ElfGroup
 
 app = typer.Typer(
@@ -73,6 +74,7 @@ app.command("deploy")(deploy_cmd.deploy)
 app.command("rollback")(deploy_cmd.rollback)
 app.command("deployments")(deploy_cmd.deployments)
 app.command("logs")(deploy_cmd.logs)
+app.add_typer(creds.app, name="creds")
 
 
 def main() -> None:
