@@ -8,10 +8,8 @@ from typing import Annotated
 import typer
 
 from elfctl import __version__
-from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd
+from elfctl.cli import config_cmd, cost, creds, db, health, infra, init_cmd, team
 from elfctl.cli import deploy as deploy_cmd
-from elfctl.cli import team
-from elfctl.cli import creds
 from elfctl.cli.common import ElfGroup
 
 app = typer.Typer(
