@@ -8,6 +8,7 @@ Tests call it through real litellm with `api_base=server.url` and a model such a
     server.fail("gpt-4o", status=500, times=2)                  # next 2 calls fail, then answer
     server.rate_limit("gpt-4o", retry_after=1)                 # 429 + Retry-After, always
     server.stall("gpt-4o", seconds=5)                           # answer after 5 s (past a timeout)
+    server.answer("*", prompt=10, completion=100, delay=0.05)   # default for models not set
     server.calls("gpt-4o")                                      # requests seen for that model
     server.reset(); server.stop()
 
@@ -36,9 +37,10 @@ class LLMServer:
 
     # -- control ---------------------------------------------------------------------------
     def answer(self, model: str, prompt: int = 10, completion: int = 5, cached: int = 0, reasoning: int = 0,
-               content: str = "ok") -> LLMServer:
+               content: str = "ok", delay: float = 0.0) -> LLMServer:
+        """Answer with this usage (after `delay` seconds). model "*" sets the default for all."""
         self._set(model, {"status": 200, "usage": dict(prompt=prompt, completion=completion, cached=cached,
-                                                       reasoning=reasoning), "content": content})
+                                                       reasoning=reasoning), "content": content, "stall": delay})
         return self
 
     def fail(self, model: str, status: int = 500, times: int | None = None) -> LLMServer:
