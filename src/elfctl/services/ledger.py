@@ -17,7 +17,7 @@ from elfctl.ports import Store, Tx
 
 CHUNK = 400  # rows per multi-row INSERT (20 columns: well under SQLite's 32766 variables)
 
-_SUMMARY_UPSERT = (
+SUMMARY_UPSERT = (
     "INSERT INTO daily_cost_summary (day, team, model, calls, errors, fallbacks, unpriced, prompt_tokens, "
     "completion_tokens, cached_tokens, cost_nanousd) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
     "ON CONFLICT (day, team, model) DO UPDATE SET calls = daily_cost_summary.calls + excluded.calls, "
@@ -29,7 +29,7 @@ _SUMMARY_UPSERT = (
     "cached_tokens = daily_cost_summary.cached_tokens + excluded.cached_tokens, "
     "cost_nanousd = daily_cost_summary.cost_nanousd + excluded.cost_nanousd"
 )
-_COUNTER_UPSERT = (
+COUNTER_UPSERT = (
     "INSERT INTO spend_counters (team, window_kind, window_start, spent_nanousd) VALUES (?,?,?,?) "
     "ON CONFLICT (team, window_kind, window_start) DO UPDATE SET "
     "spent_nanousd = spend_counters.spent_nanousd + excluded.spent_nanousd"
@@ -79,7 +79,7 @@ def _rollup(tx: Tx, rows: list[UsageRow]) -> None:
         s[5] += r.completion_tokens
         s[6] += r.cached_tokens
         s[7] += r.cost_nanousd
-    tx.executemany(_SUMMARY_UPSERT, [(*k, *v) for k, v in summary.items()])
+    tx.executemany(SUMMARY_UPSERT, [(*k, *v) for k, v in summary.items()])
     tz = timezones(tx, {r.team for r in rows})
     counters: dict[tuple, int] = defaultdict(int)
     for r in rows:
@@ -89,7 +89,7 @@ def _rollup(tx: Tx, rows: list[UsageRow]) -> None:
         for kind in bmod.WINDOWS:
             counters[(r.team, kind, bmod.window_start(kind, t, tz.get(r.team, "UTC")))] += r.cost_nanousd
     if counters:
-        tx.executemany(_COUNTER_UPSERT, [(*k, v) for k, v in counters.items()])
+        tx.executemany(COUNTER_UPSERT, [(*k, v) for k, v in counters.items()])
 
 
 def timezones(tx: Tx, teams: Iterable[str]) -> dict[str, str]:
