@@ -36,11 +36,26 @@ class LLMServer:
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- control ---------------------------------------------------------------------------
-    def answer(self, model: str, prompt: int = 10, completion: int = 5, cached: int = 0, reasoning: int = 0,
-               content: str = "ok", delay: float = 0.0) -> LLMServer:
+    def answer(
+        self,
+        model: str,
+        prompt: int = 10,
+        completion: int = 5,
+        cached: int = 0,
+        reasoning: int = 0,
+        content: str = "ok",
+        delay: float = 0.0,
+    ) -> LLMServer:
         """Answer with this usage (after `delay` seconds). model "*" sets the default for all."""
-        self._set(model, {"status": 200, "usage": dict(prompt=prompt, completion=completion, cached=cached,
-                                                       reasoning=reasoning), "content": content, "stall": delay})
+        self._set(
+            model,
+            {
+                "status": 200,
+                "usage": dict(prompt=prompt, completion=completion, cached=cached, reasoning=reasoning),
+                "content": content,
+                "stall": delay,
+            },
+        )
         return self
 
     def fail(self, model: str, status: int = 500, times: int | None = None) -> LLMServer:
@@ -106,20 +121,35 @@ class LLMServer:
                     time.sleep(rule["stall"])
                 status = rule.get("status", 200)
                 if status != 200:
-                    payload = {"error": {"message": f"test server: {status} for {model}", "type": "test",
-                                         "code": status}}
+                    payload = {
+                        "error": {
+                            "message": f"test server: {status} for {model}",
+                            "type": "test",
+                            "code": status,
+                        }
+                    }
                     headers = {"Retry-After": str(rule["retry_after"])} if "retry_after" in rule else {}
                     return self._send(status, payload, headers)
                 u = rule.get("usage") or dict(prompt=10, completion=5, cached=0, reasoning=0)
                 payload = {
-                    "id": "chatcmpl-" + uuid.uuid4().hex, "object": "chat.completion", "created": int(time.time()),
+                    "id": "chatcmpl-" + uuid.uuid4().hex,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
                     "model": model,
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": rule.get("content", "ok")}}],
-                    "usage": {"prompt_tokens": u["prompt"], "completion_tokens": u["completion"],
-                              "total_tokens": u["prompt"] + u["completion"],
-                              "prompt_tokens_details": {"cached_tokens": u["cached"]},
-                              "completion_tokens_details": {"reasoning_tokens": u["reasoning"]}},
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": rule.get("content", "ok")},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": u["prompt"],
+                        "completion_tokens": u["completion"],
+                        "total_tokens": u["prompt"] + u["completion"],
+                        "prompt_tokens_details": {"cached_tokens": u["cached"]},
+                        "completion_tokens_details": {"reasoning_tokens": u["reasoning"]},
+                    },
                 }
                 self._send(200, payload, {})
 

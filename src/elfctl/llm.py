@@ -19,9 +19,16 @@ _lock = threading.Lock()
 _runtime: Any = None
 
 # Provider -> environment variable holding its key (what litellm itself reads).
-_KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "azure": "AZURE_API_KEY",
-             "gemini": "GEMINI_API_KEY", "mistral": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY",
-             "cohere": "COHERE_API_KEY", "deepseek": "DEEPSEEK_API_KEY"}
+_KEY_VARS = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "azure": "AZURE_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+}
 
 
 def _provider_key(name: str) -> str | None:

@@ -54,8 +54,13 @@ PER_CALL_COST = PROMPT_BILLED * 2500 + COMPLETION * 10000
 
 def run(project, server, procs: int = 8, timeout: float = 300) -> dict:
     server.answer("gpt-4o", prompt=PROMPT_BILLED, completion=COMPLETION, delay=0.02)
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, str(procs), server.url], cwd=project,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(procs), server.url],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -65,6 +70,15 @@ def run(project, server, procs: int = 8, timeout: float = 300) -> dict:
 
 
 def figures(store, limit: int, calls: int, procs: int = 8) -> dict:
-    spent = int(store.query("SELECT COALESCE(SUM(cost_nanousd),0) AS s FROM api_usage WHERE team='alpha'")[0]["s"])
-    return {"limit": limit, "spent": spent, "overshoot": max(0, spent - limit), "bound": procs * PER_CALL_ERROR,
-            "per_call": PER_CALL_COST, "calls": calls, "procs": procs}
+    spent = int(
+        store.query("SELECT COALESCE(SUM(cost_nanousd),0) AS s FROM api_usage WHERE team='alpha'")[0]["s"]
+    )
+    return {
+        "limit": limit,
+        "spent": spent,
+        "overshoot": max(0, spent - limit),
+        "bound": procs * PER_CALL_ERROR,
+        "per_call": PER_CALL_COST,
+        "calls": calls,
+        "procs": procs,
+    }

@@ -125,7 +125,10 @@ def test_breaker_opens_then_half_open_probe_closes_it(llm_env, llm_server):
     time.sleep(1.1)  # breaker_reset_s = 1
     resp = llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
     assert resp._hidden_params["elfctl"]["model"] == "openai/gpt-4o"  # the probe succeeded
-    assert store.query("SELECT state FROM breaker_state WHERE name = 'llm:openai/gpt-4o'")[0]["state"] == "closed"
+    assert (
+        store.query("SELECT state FROM breaker_state WHERE name = 'llm:openai/gpt-4o'")[0]["state"]
+        == "closed"
+    )
 
 
 def test_budget_block_says_budget_spend_and_reset(llm_env, llm_server):
@@ -236,4 +239,6 @@ def test_callback_records_direct_litellm_calls(llm_env, llm_server):
     finally:
         litellm.callbacks.remove(cb)
     rows = usage(store, "gamma")
-    assert len(rows) == 1 and rows[0]["source"] == "callback" and rows[0]["cost_nanousd"] == 20 * 150 + 4 * 600
+    assert (
+        len(rows) == 1 and rows[0]["source"] == "callback" and rows[0]["cost_nanousd"] == 20 * 150 + 4 * 600
+    )

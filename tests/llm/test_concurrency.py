@@ -25,8 +25,10 @@ def test_eight_processes_overshoot_at_most_the_estimation_error(llm_env, llm_ser
     assert f["overshoot"] <= f["bound"] < PROCS * f["per_call"], f
     # ... and the budget was really used up (the last call that fits was admitted).
     assert f["spent"] > f["limit"] - f["per_call"] - f["bound"], f
-    c = store.query("SELECT SUM(reserved_nanousd) AS r, SUM(spent_nanousd) AS s FROM spend_counters "
-                    "WHERE team='alpha' AND window_kind='day'")[0]
+    c = store.query(
+        "SELECT SUM(reserved_nanousd) AS r, SUM(spent_nanousd) AS s FROM spend_counters "
+        "WHERE team='alpha' AND window_kind='day'"
+    )[0]
     assert c["r"] == 0 and c["s"] == f["spent"]
     assert store.query("SELECT COUNT(*) AS n FROM budget_reservations")[0]["n"] == 0
 
@@ -49,8 +51,13 @@ def test_spool_replay_after_kill(llm_env, llm_server):
     project, store = llm_env
     _team(project, fallbacks=(), budget={"daily_usd": 1})
     llm_server.answer("gpt-4o", prompt=10, completion=40)
-    proc = subprocess.run([sys.executable, "-c", KILLER, llm_server.url], cwd=project, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, llm_server.url],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert llm_server.calls("gpt-4o") == 1
     assert store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] == 0
@@ -63,15 +70,30 @@ def test_spool_replay_after_kill(llm_env, llm_server):
     assert len(row) == 1 and row[0]["cost_nanousd"] == 10 * 2500 + 40 * 10000
     assert not list((project / ".elf" / "spool").glob("*.json"))
     assert store.query("SELECT COUNT(*) AS n FROM budget_reservations")[0]["n"] == 0
-    c = store.query("SELECT reserved_nanousd AS r, spent_nanousd AS s FROM spend_counters "
-                    "WHERE team='alpha' AND window_kind='day'")[0]
+    c = store.query(
+        "SELECT reserved_nanousd AS r, spent_nanousd AS s FROM spend_counters "
+        "WHERE team='alpha' AND window_kind='day'"
+    )[0]
     total = store.query("SELECT SUM(cost_nanousd) AS s FROM api_usage")[0]["s"]
     assert c["r"] == 0 and c["s"] == total
     # Replaying the same spool file again counts nothing twice.
     from elfctl.domain.usage import UsageRow
     from elfctl.services import ledger
-    assert ledger.record(store, [UsageRow(**{**{k: v for k, v in row[0].items() if k in UsageRow.__dataclass_fields__},
-                                             "priced": True})]) == 0
+
+    assert (
+        ledger.record(
+            store,
+            [
+                UsageRow(
+                    **{
+                        **{k: v for k, v in row[0].items() if k in UsageRow.__dataclass_fields__},
+                        "priced": True,
+                    }
+                )
+            ],
+        )
+        == 0
+    )
 
 
 def test_expired_reservation_of_a_killed_process_is_released(llm_env, llm_server):

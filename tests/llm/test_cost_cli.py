@@ -16,14 +16,36 @@ def J(result):
 
 
 def rows(n, team="alpha", model="openai/gpt-4o", day="2026-03-01", cost=1000, start=0):
-    return [UsageRow(request_id=f"{team}-{day}-{start + i}", ts=f"{day}T10:00:{i % 60:02d}.000+00:00", team=team,
-                     requested_model=model, model=model, prompt_tokens=10, completion_tokens=5, cost_nanousd=cost)
-            for i in range(n)]
+    return [
+        UsageRow(
+            request_id=f"{team}-{day}-{start + i}",
+            ts=f"{day}T10:00:{i % 60:02d}.000+00:00",
+            team=team,
+            requested_model=model,
+            model=model,
+            prompt_tokens=10,
+            completion_tokens=5,
+            cost_nanousd=cost,
+        )
+        for i in range(n)
+    ]
 
 
 def test_budget_set_list_show(llm_env, cli):
     project, store = llm_env
-    r = cli("cost", "budget", "set", "alpha", "--daily", "5", "--monthly", "100", "--action", "downgrade", "--json")
+    r = cli(
+        "cost",
+        "budget",
+        "set",
+        "alpha",
+        "--daily",
+        "5",
+        "--monthly",
+        "100",
+        "--action",
+        "downgrade",
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     d = J(r)
     assert d["budget"]["daily_nanousd"] == 5_000_000_000 and d["budget"]["hard_action"] == "downgrade"
@@ -41,11 +63,25 @@ def test_budget_set_list_show(llm_env, cli):
 def test_report_by_model_day_csv_and_unpriced_alert(llm_env, cli):
     project, store = llm_env
     ledger.record(store, rows(3) + rows(2, model="openai/gpt-4o-mini", day="2026-03-02", cost=7))
-    ledger.record(store, [UsageRow(request_id="u1", ts="2026-03-02T00:00:00.000+00:00", team="alpha",
-                                   requested_model="x/y", model="x/y", priced=False)])
+    ledger.record(
+        store,
+        [
+            UsageRow(
+                request_id="u1",
+                ts="2026-03-02T00:00:00.000+00:00",
+                team="alpha",
+                requested_model="x/y",
+                model="x/y",
+                priced=False,
+            )
+        ],
+    )
     d = J(cli("cost", "report", "--by", "model", "--json"))
     assert [(r["key"], r["calls"], r["cost_nanousd"]) for r in d["rows"]] == [
-        ("openai/gpt-4o", 3, 3000), ("openai/gpt-4o-mini", 2, 14), ("x/y", 1, 0)]
+        ("openai/gpt-4o", 3, 3000),
+        ("openai/gpt-4o-mini", 2, 14),
+        ("x/y", 1, 0),
+    ]
     assert d["total"]["cost_nanousd"] == 3014 and d["alerts"] and "no price" in d["alerts"][0]
     d = J(cli("cost", "report", "--by", "day", "--since", "2026-03-02", "--json"))
     assert [r["key"] for r in d["rows"]] == ["2026-03-02"]
@@ -106,8 +142,9 @@ def test_reprice_applies_a_price_correction(llm_env, cli, llm_server):
     llm_server.answer("house-model", prompt=100, completion=10)
     llm.completion(team="alpha", messages=MSG, api_base=llm_server.url)
     assert store.query("SELECT priced FROM api_usage")[0]["priced"] == 0
-    (project / "prices.yaml").write_text("openai/house-model:\n  input_cost_per_token: 1.0e-06\n"
-                                         "  output_cost_per_token: 3.0e-06\n")
+    (project / "prices.yaml").write_text(
+        "openai/house-model:\n  input_cost_per_token: 1.0e-06\n  output_cost_per_token: 3.0e-06\n"
+    )
     day = store.query("SELECT day FROM api_usage")[0]["day"]
     r = cli("cost", "reprice", "--since", day, "--json")
     assert r.exit_code == 0, r.output
@@ -124,10 +161,24 @@ def test_llm_test_command(llm_env, cli, llm_server):
     project, store = llm_env
     cli("cost", "budget", "set", "alpha", "--daily", "1")
     llm_server.answer("gpt-4o-mini", prompt=12, completion=3)
-    r = cli("llm", "test", "--team", "alpha", "--model", "openai/gpt-4o-mini", "--api-base", llm_server.url, "--json")
+    r = cli(
+        "llm",
+        "test",
+        "--team",
+        "alpha",
+        "--model",
+        "openai/gpt-4o-mini",
+        "--api-base",
+        llm_server.url,
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     d = J(r)
-    assert d["model"] == "openai/gpt-4o-mini" and d["prompt_tokens"] == 12 and d["cost_nanousd"] == 12 * 150 + 3 * 600
+    assert (
+        d["model"] == "openai/gpt-4o-mini"
+        and d["prompt_tokens"] == 12
+        and d["cost_nanousd"] == 12 * 150 + 3 * 600
+    )
     assert d["budget_remaining_nanousd"]["day"] == 1_000_000_000 - d["cost_nanousd"]
     r = cli("llm", "test", "--team", "alpha", "--model", "openai/gpt-4o-mini", "--api-base", llm_server.url)
     assert "budget left: day $0.99" in r.stdout

@@ -7,23 +7,69 @@ import json
 
 from tests.llm.test_cost_cli import J, rows
 
-SPEND_FIELDS = ["request_id", "call_type", "api_key", "spend", "total_tokens", "prompt_tokens", "completion_tokens",
-                "startTime", "endTime", "model", "model_id", "model_group", "custom_llm_provider", "api_base", "user",
-                "metadata", "cache_hit", "cache_key", "request_tags", "team_id", "end_user", "requester_ip_address",
-                "status"]
+SPEND_FIELDS = [
+    "request_id",
+    "call_type",
+    "api_key",
+    "spend",
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "startTime",
+    "endTime",
+    "model",
+    "model_id",
+    "model_group",
+    "custom_llm_provider",
+    "api_base",
+    "user",
+    "metadata",
+    "cache_hit",
+    "cache_key",
+    "request_tags",
+    "team_id",
+    "end_user",
+    "requester_ip_address",
+    "status",
+]
 
 
 def spend_rows():
     meta = json.dumps({"user_api_key_team_alias": "marketing-team", "user_api_key_alias": "bot"})
     return [
-        {"request_id": "chatcmpl-1", "spend": "0.000123", "startTime": "2026-03-01 10:00:00.123+00",
-         "model": "gpt-4o", "custom_llm_provider": "openai", "prompt_tokens": "10", "completion_tokens": "5",
-         "team_id": "t-123", "status": "success", "metadata": meta},
-        {"request_id": "chatcmpl-2", "spend": "0.5", "startTime": "2026-03-01T11:00:00Z", "model": "claude-sonnet-4-5",
-         "custom_llm_provider": "anthropic", "prompt_tokens": "100", "completion_tokens": "50", "team_id": "t-9",
-         "status": "failure", "metadata": "{}"},
-        {"request_id": "chatcmpl-3", "spend": "not-a-number", "startTime": "2026-03-01T12:00:00Z", "model": "gpt-4o",
-         "team_id": "t-9", "status": "success", "metadata": "{}"},
+        {
+            "request_id": "chatcmpl-1",
+            "spend": "0.000123",
+            "startTime": "2026-03-01 10:00:00.123+00",
+            "model": "gpt-4o",
+            "custom_llm_provider": "openai",
+            "prompt_tokens": "10",
+            "completion_tokens": "5",
+            "team_id": "t-123",
+            "status": "success",
+            "metadata": meta,
+        },
+        {
+            "request_id": "chatcmpl-2",
+            "spend": "0.5",
+            "startTime": "2026-03-01T11:00:00Z",
+            "model": "claude-sonnet-4-5",
+            "custom_llm_provider": "anthropic",
+            "prompt_tokens": "100",
+            "completion_tokens": "50",
+            "team_id": "t-9",
+            "status": "failure",
+            "metadata": "{}",
+        },
+        {
+            "request_id": "chatcmpl-3",
+            "spend": "not-a-number",
+            "startTime": "2026-03-01T12:00:00Z",
+            "model": "gpt-4o",
+            "team_id": "t-9",
+            "status": "success",
+            "metadata": "{}",
+        },
     ]
 
 

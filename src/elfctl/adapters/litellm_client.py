@@ -20,8 +20,16 @@ class LLMError(OperationFailed):
 
     code = "llm_failed"
 
-    def __init__(self, message: str, hint: str | None = None, *, status: int | None = None,
-                 transient: bool = False, retry_after: float | None = None, kind: str = "error"):
+    def __init__(
+        self,
+        message: str,
+        hint: str | None = None,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        retry_after: float | None = None,
+        kind: str = "error",
+    ):
         super().__init__(message, hint)
         self.status = status
         self.transient = transient
@@ -63,7 +71,10 @@ def usage_of(response: Any) -> tuple[int, int, int, int, int]:
     u = getattr(response, "usage", None) if not isinstance(response, dict) else response.get("usage")
     if u is None:
         return 0, 0, 0, 0, 0
-    get = (lambda o, k: o.get(k) if isinstance(o, dict) else getattr(o, k, None))
+
+    def get(o, k):
+        return o.get(k) if isinstance(o, dict) else getattr(o, k, None)
+
     pd, cd = get(u, "prompt_tokens_details"), get(u, "completion_tokens_details")
     cached = _int(get(pd, "cached_tokens")) if pd is not None else 0
     cached = cached or _int(get(u, "cache_read_input_tokens"))
@@ -74,7 +85,9 @@ def usage_of(response: Any) -> tuple[int, int, int, int, int]:
 
 def _answer(model: str, response: Any) -> Answer:
     hidden = getattr(response, "_hidden_params", None) or {}
-    return Answer(response, model, hidden.get("custom_llm_provider") or provider_of(model), *usage_of(response))
+    return Answer(
+        response, model, hidden.get("custom_llm_provider") or provider_of(model), *usage_of(response)
+    )
 
 
 def provider_of(model: str) -> str | None:
@@ -111,12 +124,19 @@ def translate(exc: BaseException, model: str) -> LLMError:
     else:
         kind, transient = "error", isinstance(status, int) and status in (408, 409)
     msg = str(getattr(exc, "message", None) or exc).splitlines()[0][:300]
-    hint = {"auth": "check the provider key (environment or credential store)",
-            "bad_request": "the request itself is wrong: check the model name and arguments",
-            "rate_limit": "the provider is rate limiting: lower the call rate or raise the quota"}.get(
-        kind, "the provider may be down; the fallback chain and breaker handle repeated failures")
-    return LLMError(f"{model}: {kind} ({status or name}): {msg}", hint, status=status, transient=transient,
-                    retry_after=retry_after, kind=kind)
+    hint = {
+        "auth": "check the provider key (environment or credential store)",
+        "bad_request": "the request itself is wrong: check the model name and arguments",
+        "rate_limit": "the provider is rate limiting: lower the call rate or raise the quota",
+    }.get(kind, "the provider may be down; the fallback chain and breaker handle repeated failures")
+    return LLMError(
+        f"{model}: {kind} ({status or name}): {msg}",
+        hint,
+        status=status,
+        transient=transient,
+        retry_after=retry_after,
+        kind=kind,
+    )
 
 
 def complete(model: str, kwargs: dict[str, Any]) -> Answer:
@@ -143,8 +163,11 @@ def count_prompt_tokens(model: str, kwargs: dict[str, Any]) -> int:
     """Prompt tokens of a request, counted the way litellm does (tiktoken or the model's tokenizer)."""
     litellm = sdk()
     try:
-        return int(litellm.token_counter(model=model, messages=kwargs.get("messages") or [],
-                                         tools=kwargs.get("tools")))
+        return int(
+            litellm.token_counter(
+                model=model, messages=kwargs.get("messages") or [], tools=kwargs.get("tools")
+            )
+        )
     except Exception:  # noqa: BLE001 - an unknown tokenizer: estimate ~4 characters a token
         text = str(kwargs.get("messages") or "")
         return len(text) // 4 + 8

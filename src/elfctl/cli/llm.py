@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,9 +14,11 @@ app = typer.Typer(help="LLM calls through elfctl: budgets, fallbacks, breakers."
 @app.command("test")
 def test(
     ctx: typer.Context,
-    team: Annotated[Optional[str], typer.Option("--team", help="Team whose policy and budget to use.")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Model to ask (default: the team's).")] = None,
-    api_base: Annotated[Optional[str], typer.Option("--api-base", help="Provider URL (OpenAI-compatible).")] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Team whose policy and budget to use.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Model to ask (default: the team's).")] = None,
+    api_base: Annotated[
+        str | None, typer.Option("--api-base", help="Provider URL (OpenAI-compatible).")
+    ] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Make one small call and print model, tokens, cost, latency and budget left."""
@@ -29,11 +31,14 @@ def test(
         from elfctl.domain.budget import fmt_usd
 
         left = r["budget_remaining_nanousd"]
-        lines = [f"team {r['team']}: {r['model']} answered" + (f" (asked {r['requested_model']}: "
-                                                                f"{r['fallback_reason']})" if r["fallback_reason"] else ""),
-                 f"tokens {r['prompt_tokens']} in / {r['completion_tokens']} out, "
-                 f"cost {fmt_usd(r['cost_nanousd']) if r['priced'] else 'UNPRICED'}, {r['latency_ms']} ms",
-                 "budget left: " + (", ".join(f"{k} {fmt_usd(v)}" for k, v in left.items()) if left else "no budget")]
+        lines = [
+            f"team {r['team']}: {r['model']} answered"
+            + (f" (asked {r['requested_model']}: {r['fallback_reason']})" if r["fallback_reason"] else ""),
+            f"tokens {r['prompt_tokens']} in / {r['completion_tokens']} out, "
+            f"cost {fmt_usd(r['cost_nanousd']) if r['priced'] else 'UNPRICED'}, {r['latency_ms']} ms",
+            "budget left: "
+            + (", ".join(f"{k} {fmt_usd(v)}" for k, v in left.items()) if left else "no budget"),
+        ]
         return "\n".join(lines)
 
     app_.output.result(r, human)

@@ -40,13 +40,19 @@ class Budget:
 def validate(b: Budget) -> Budget:
     for name, value in (("--daily", b.daily_nanousd), ("--monthly", b.monthly_nanousd)):
         if value is not None and value < 0:
-            raise InputError(f"budget for {b.team}: {name} must not be negative", hint=f"give {name} in USD, e.g. 5")
+            raise InputError(
+                f"budget for {b.team}: {name} must not be negative", hint=f"give {name} in USD, e.g. 5"
+            )
     if not 0 < b.soft_ratio <= 1:
-        raise InputError(f"budget for {b.team}: --soft {b.soft_ratio} must be in (0, 1]", hint="e.g. --soft 0.8")
+        raise InputError(
+            f"budget for {b.team}: --soft {b.soft_ratio} must be in (0, 1]", hint="e.g. --soft 0.8"
+        )
     for name, value in (("--soft-action", b.soft_action), ("--action", b.hard_action)):
         if value not in ACTIONS:
-            raise InputError(f"budget for {b.team}: {name} {value!r} is not an action",
-                             hint=f"use one of {', '.join(ACTIONS)}")
+            raise InputError(
+                f"budget for {b.team}: {name} {value!r} is not an action",
+                hint=f"use one of {', '.join(ACTIONS)}",
+            )
     zone(b.timezone)
     return b
 
@@ -55,7 +61,9 @@ def zone(name: str) -> dt.tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(f"time zone {name!r} is unknown", hint="use an IANA name such as UTC or Europe/Paris") from None
+        raise InputError(
+            f"time zone {name!r} is unknown", hint="use an IANA name such as UTC or Europe/Paris"
+        ) from None
 
 
 def window_start(window: str, now: dt.datetime, tz: str = "UTC") -> str:
@@ -127,9 +135,10 @@ def fmt_usd(nano: int | None) -> str:
 
 def exceeded_error(team: str, s: WindowState, model: str, need: int) -> BudgetExceeded:
     return BudgetExceeded(
-        f"team {team}: {WINDOW_ADJ[s.window]} budget {fmt_usd(s.limit)} would be exceeded by a call to {model} "
+        f"team {team}: {WINDOW_ADJ[s.window]} budget {fmt_usd(s.limit)} would be exceeded "
+        f"by a call to {model} "
         f"(spent {fmt_usd(s.spent)}, reserved {fmt_usd(s.reserved)}, this call up to {fmt_usd(need)}); "
         f"resets at {s.resets_at.strftime('%Y-%m-%d %H:%M UTC')}",
-        hint=f"raise it with `elfctl cost budget set {team} --{'daily' if s.window == 'day' else 'monthly'} USD`, "
-             f"lower max_tokens, or wait for the reset",
+        hint=f"raise it with `elfctl cost budget set {team} --{WINDOW_ADJ[s.window]} USD`, "
+        f"lower max_tokens, or wait for the reset",
     )

@@ -61,8 +61,13 @@ class Tokens:
         cached = min(self.cached, self.prompt)
         write = min(self.cache_write, self.prompt - cached)
         reasoning = min(self.reasoning, self.completion)
-        return {"input": self.prompt - cached - write, "cached": cached, "cache_write": write,
-                "output": self.completion - reasoning, "reasoning": reasoning}
+        return {
+            "input": self.prompt - cached - write,
+            "cached": cached,
+            "cache_write": write,
+            "output": self.completion - reasoning,
+            "reasoning": reasoning,
+        }
 
 
 def cost_nano(price: Price, tokens: Tokens) -> int:
@@ -86,16 +91,25 @@ def _price(model: str, entry: dict[str, Any]) -> Price | None:
     write = _per_token(entry.get("cache_creation_input_token_cost"))
     reasoning = _per_token(entry.get("output_cost_per_reasoning_token"))
     mot = entry.get("max_output_tokens")
-    return Price(model, inp, out, inp if cached is None else cached, inp if write is None else write,
-                 out if reasoning is None else reasoning, mot if isinstance(mot, int) else None)
+    return Price(
+        model,
+        inp,
+        out,
+        inp if cached is None else cached,
+        inp if write is None else write,
+        out if reasoning is None else reasoning,
+        mot if isinstance(mot, int) else None,
+    )
 
 
 def litellm_map_path() -> Path:
     """The price map inside the installed litellm package, found without importing litellm."""
     spec = importlib.util.find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("litellm is not installed, so there is no price map",
-                         hint="pip install litellm, or give every model a price in the overrides file")
+        raise InputError(
+            "litellm is not installed, so there is no price map",
+            hint="pip install litellm, or give every model a price in the overrides file",
+        )
     return Path(list(spec.submodule_search_locations)[0]) / MAP_FILE
 
 
@@ -131,8 +145,10 @@ def read_overrides(path: Path) -> dict[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the price overrides ({exc.strerror})",
-                         hint="fix llm.prices_file or create the file") from None
+        raise InputError(
+            f"{path}: cannot read the price overrides ({exc.strerror})",
+            hint="fix llm.prices_file or create the file",
+        ) from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -141,23 +157,31 @@ def read_overrides(path: Path) -> dict[str, dict[str, Any]]:
         else:
             doc = json.loads(text or "{}")
     except Exception as exc:  # noqa: BLE001 - YAML and JSON errors alike
-        raise InputError(f"{path}: not valid {path.suffix[1:].upper()} ({exc})", hint="fix the syntax") from None
+        raise InputError(
+            f"{path}: not valid {path.suffix[1:].upper()} ({exc})", hint="fix the syntax"
+        ) from None
     if not isinstance(doc, dict):
-        raise InputError(f"{path}: must map model names to prices", hint="write `model: {input_cost_per_token: ...}`")
+        raise InputError(
+            f"{path}: must map model names to prices", hint="write `model: {input_cost_per_token: ...}`"
+        )
     for model, entry in doc.items():
         if not isinstance(entry, dict):
             raise InputError(f"{path}: {model}: must be a mapping of prices", hint="see litellm's key names")
         for key in ("input_cost_per_token", "output_cost_per_token"):
             value = entry.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise InputError(f"{path}: {model}.{key}: missing or not a number",
-                                 hint=f"set {model}.{key} to USD per token, e.g. 1.5e-07")
+                raise InputError(
+                    f"{path}: {model}.{key}: missing or not a number",
+                    hint=f"set {model}.{key} to USD per token, e.g. 1.5e-07",
+                )
             try:
                 if Decimal(str(value)) < 0:
                     raise ValueError
             except Exception:  # noqa: BLE001
-                raise InputError(f"{path}: {model}.{key}: {value!r} is not a price",
-                                 hint="use a non-negative number of USD per token") from None
+                raise InputError(
+                    f"{path}: {model}.{key}: {value!r} is not a price",
+                    hint="use a non-negative number of USD per token",
+                ) from None
     return doc
 
 
@@ -180,8 +204,10 @@ def load(overrides: Path | None = None, map_path: Path | None = None) -> PriceBo
     try:
         mtime = map_path.stat().st_mtime
     except OSError:
-        raise InputError(f"{map_path}: litellm's price map is missing",
-                         hint="reinstall litellm, or point llm.prices_file at a full price list") from None
+        raise InputError(
+            f"{map_path}: litellm's price map is missing",
+            hint="reinstall litellm, or point llm.prices_file at a full price list",
+        ) from None
     if overrides is not None and not overrides.exists():
         overrides = None
     return _load(map_path, mtime, overrides, overrides.stat().st_mtime if overrides else 0.0)

@@ -48,12 +48,50 @@ class UsageRow:
         return asdict(self)
 
 
-COLUMNS = ("request_id", "ts", "day", "team", "agent", "requested_model", "model", "provider", "prompt_tokens",
-           "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens", "cost_nanousd", "priced",
-           "price_version", "latency_ms", "outcome", "fallback_reason", "source")
+COLUMNS = (
+    "request_id",
+    "ts",
+    "day",
+    "team",
+    "agent",
+    "requested_model",
+    "model",
+    "provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nanousd",
+    "priced",
+    "price_version",
+    "latency_ms",
+    "outcome",
+    "fallback_reason",
+    "source",
+)
 
 
 def values(r: UsageRow) -> tuple:
-    return (r.request_id, r.ts, r.day, r.team, r.agent, r.requested_model, r.model, r.provider, r.prompt_tokens,
-            r.completion_tokens, r.cached_tokens, r.cache_write_tokens, r.reasoning_tokens, r.cost_nanousd,
-            1 if r.priced else 0, r.price_version, r.latency_ms, r.outcome, r.fallback_reason, r.source)
+    return (
+        r.request_id,
+        r.ts,
+        r.day,
+        r.team,
+        r.agent,
+        r.requested_model,
+        r.model,
+        r.provider,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cached_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        r.cost_nanousd,
+        1 if r.priced else 0,
+        r.price_version,
+        r.latency_ms,
+        r.outcome,
+        r.fallback_reason,
+        r.source,
+    )

@@ -35,16 +35,21 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         super().__init__(name)
         self._store = store
         self._key = name
-        store.execute("INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
-                      "ON CONFLICT (name) DO NOTHING", (name, _iso(dt.datetime.now(dt.UTC))))
+        store.execute(
+            "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (name, _iso(dt.datetime.now(dt.UTC))),
+        )
 
     def _get(self, col: str) -> Any:
         rows = self._store.query(f"SELECT {col} FROM breaker_state WHERE name = ?", (self._key,))
         return rows[0][col] if rows else None
 
     def _set(self, assignment: str, params: tuple = ()) -> None:
-        self._store.execute(f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
-                            (*params, _iso(dt.datetime.now(dt.UTC)), self._key))
+        self._store.execute(
+            f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
+            (*params, _iso(dt.datetime.now(dt.UTC)), self._key),
+        )
 
     @property
     def state(self) -> str:
@@ -85,8 +90,12 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
 
 def make(store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60) -> pybreaker.CircuitBreaker:
-    return pybreaker.CircuitBreaker(fail_max=fail_max, reset_timeout=reset_timeout_s, name=name,
-                                    state_storage=StoreBreakerStorage(store, name))
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout_s,
+        name=name,
+        state_storage=StoreBreakerStorage(store, name),
+    )
 
 
 def _before(cb: pybreaker.CircuitBreaker) -> None:
@@ -94,9 +103,14 @@ def _before(cb: pybreaker.CircuitBreaker) -> None:
         if cb.current_state == pybreaker.STATE_OPEN:
             opened = cb._state_storage.opened_at
             if opened and dt.datetime.now(dt.UTC) < opened + dt.timedelta(seconds=cb.reset_timeout):
-                retry_in = (opened + dt.timedelta(seconds=cb.reset_timeout) - dt.datetime.now(dt.UTC)).total_seconds()
-                raise CircuitOpen(f"circuit {cb.name} is open after repeated failures",
-                                  hint=f"a probe call is allowed in {retry_in:.0f}s", code="circuit_open")
+                retry_in = (
+                    opened + dt.timedelta(seconds=cb.reset_timeout) - dt.datetime.now(dt.UTC)
+                ).total_seconds()
+                raise CircuitOpen(
+                    f"circuit {cb.name} is open after repeated failures",
+                    hint=f"a probe call is allowed in {retry_in:.0f}s",
+                    code="circuit_open",
+                )
             cb.half_open()  # the timeout passed: this call is the probe
 
 
@@ -112,8 +126,13 @@ def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None) -> None:
             pass  # the circuit just opened; the caller gets the original error
 
 
-def guarded(cb: pybreaker.CircuitBreaker, fn: Callable[..., T], *args: Any, counts: Callable[[BaseException], bool]
-            = lambda e: True, **kwargs: Any) -> T:
+def guarded(
+    cb: pybreaker.CircuitBreaker,
+    fn: Callable[..., T],
+    *args: Any,
+    counts: Callable[[BaseException], bool] = lambda e: True,
+    **kwargs: Any,
+) -> T:
     """Call fn through the breaker. `counts(exc)`: whether this failure says the provider is unwell
     (a 400 from bad input does not)."""
     _before(cb)
@@ -126,8 +145,13 @@ def guarded(cb: pybreaker.CircuitBreaker, fn: Callable[..., T], *args: Any, coun
     return result
 
 
-async def aguarded(cb: pybreaker.CircuitBreaker, fn: Callable[..., Awaitable[T]], *args: Any,
-                   counts: Callable[[BaseException], bool] = lambda e: True, **kwargs: Any) -> T:
+async def aguarded(
+    cb: pybreaker.CircuitBreaker,
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    counts: Callable[[BaseException], bool] = lambda e: True,
+    **kwargs: Any,
+) -> T:
     _before(cb)
     try:
         result = await fn(*args, **kwargs)

@@ -31,9 +31,20 @@ def from_spec(team: str, spec_budget) -> Budget | None:
     """team.yaml's llm.budget as a Budget (None when it sets no limit)."""
     if spec_budget is None or (spec_budget.daily_usd is None and spec_budget.monthly_usd is None):
         return None
-    conv = (lambda v: None if v is None else usd_to_nano(v))
-    return Budget(team, conv(spec_budget.daily_usd), conv(spec_budget.monthly_usd), spec_budget.soft_limit,
-                  spec_budget.soft_action, spec_budget.hard_action, "UTC", source="team.yaml")
+
+    def conv(v):
+        return None if v is None else usd_to_nano(v)
+
+    return Budget(
+        team,
+        conv(spec_budget.daily_usd),
+        conv(spec_budget.monthly_usd),
+        spec_budget.soft_limit,
+        spec_budget.soft_action,
+        spec_budget.hard_action,
+        "UTC",
+        source="team.yaml",
+    )
 
 
 def get(store: Store, team: str, spec_budget=None) -> Budget | None:
@@ -41,8 +52,16 @@ def get(store: Store, team: str, spec_budget=None) -> Budget | None:
     rows = store.query("SELECT * FROM budgets WHERE team = ?", (team,))
     if rows:
         r = rows[0]
-        return Budget(team, r["daily_nanousd"], r["monthly_nanousd"], float(r["soft_ratio"]), r["soft_action"],
-                      r["hard_action"], r["timezone"], source="store")
+        return Budget(
+            team,
+            r["daily_nanousd"],
+            r["monthly_nanousd"],
+            float(r["soft_ratio"]),
+            r["soft_action"],
+            r["hard_action"],
+            r["timezone"],
+            source="store",
+        )
     return from_spec(team, spec_budget)
 
 
@@ -51,13 +70,24 @@ def set_budget(store: Store, b: Budget, now: dt.datetime | None = None) -> Budge
     now = now or now_utc()
     with store.transaction() as tx:
         tx.execute(
-            "INSERT INTO budgets (team, daily_nanousd, monthly_nanousd, soft_ratio, soft_action, hard_action, "
+            "INSERT INTO budgets (team, daily_nanousd, monthly_nanousd, soft_ratio, soft_action, "
+            "hard_action, "
             "timezone, updated_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (team) DO UPDATE SET "
             "daily_nanousd = excluded.daily_nanousd, monthly_nanousd = excluded.monthly_nanousd, "
             "soft_ratio = excluded.soft_ratio, soft_action = excluded.soft_action, "
-            "hard_action = excluded.hard_action, timezone = excluded.timezone, updated_at = excluded.updated_at",
-            (b.team, b.daily_nanousd, b.monthly_nanousd, b.soft_ratio, b.soft_action, b.hard_action, b.timezone,
-             iso(now)))
+            "hard_action = excluded.hard_action, timezone = excluded.timezone, "
+            "updated_at = excluded.updated_at",
+            (
+                b.team,
+                b.daily_nanousd,
+                b.monthly_nanousd,
+                b.soft_ratio,
+                b.soft_action,
+                b.hard_action,
+                b.timezone,
+                iso(now),
+            ),
+        )
         # The time zone decides the windows: rebuild this team's current counters from the ledger.
         for kind in bmod.WINDOWS:
             rebuild_counter(tx, b.team, kind, now, b.timezone)
@@ -74,20 +104,27 @@ def window_bounds(kind: str, now: dt.datetime, tz: str) -> tuple[str, str, str]:
 
 def spent_in(tx: Tx, team: str, kind: str, now: dt.datetime, tz: str) -> int:
     _, lo, hi = window_bounds(kind, now, tz)
-    row = tx.query("SELECT COALESCE(SUM(cost_nanousd), 0) AS s FROM api_usage WHERE team = ? AND ts >= ? AND ts < ?",
-                   (team, lo, hi))
+    row = tx.query(
+        "SELECT COALESCE(SUM(cost_nanousd), 0) AS s FROM api_usage WHERE team = ? AND ts >= ? AND ts < ?",
+        (team, lo, hi),
+    )
     return int(row[0]["s"])
 
 
 def rebuild_counter(tx: Tx, team: str, kind: str, now: dt.datetime, tz: str) -> None:
     start = bmod.window_start(kind, now, tz)
     spent = spent_in(tx, team, kind, now, tz)
-    reserved = tx.query(f"SELECT COALESCE(SUM(amount_nanousd), 0) AS s FROM budget_reservations WHERE team = ? "
-                        f"AND {'day_start' if kind == 'day' else 'month_start'} = ?", (team, start))[0]["s"]
-    tx.execute("INSERT INTO spend_counters (team, window_kind, window_start, spent_nanousd, reserved_nanousd) "
-               "VALUES (?,?,?,?,?) ON CONFLICT (team, window_kind, window_start) DO UPDATE SET "
-               "spent_nanousd = excluded.spent_nanousd, reserved_nanousd = excluded.reserved_nanousd",
-               (team, kind, start, spent, int(reserved)))
+    reserved = tx.query(
+        f"SELECT COALESCE(SUM(amount_nanousd), 0) AS s FROM budget_reservations WHERE team = ? "
+        f"AND {'day_start' if kind == 'day' else 'month_start'} = ?",
+        (team, start),
+    )[0]["s"]
+    tx.execute(
+        "INSERT INTO spend_counters (team, window_kind, window_start, spent_nanousd, reserved_nanousd) "
+        "VALUES (?,?,?,?,?) ON CONFLICT (team, window_kind, window_start) DO UPDATE SET "
+        "spent_nanousd = excluded.spent_nanousd, reserved_nanousd = excluded.reserved_nanousd",
+        (team, kind, start, spent, int(reserved)),
+    )
 
 
 def states(store: Store, b: Budget, now: dt.datetime | None = None) -> list[WindowState]:
@@ -95,10 +132,15 @@ def states(store: Store, b: Budget, now: dt.datetime | None = None) -> list[Wind
     out = []
     for kind in bmod.WINDOWS:
         start = bmod.window_start(kind, now, b.timezone)
-        row = store.query("SELECT spent_nanousd, reserved_nanousd FROM spend_counters WHERE team = ? AND "
-                          "window_kind = ? AND window_start = ?", (b.team, kind, start))
+        row = store.query(
+            "SELECT spent_nanousd, reserved_nanousd FROM spend_counters WHERE team = ? AND "
+            "window_kind = ? AND window_start = ?",
+            (b.team, kind, start),
+        )
         spent, reserved = (int(row[0]["spent_nanousd"]), int(row[0]["reserved_nanousd"])) if row else (0, 0)
-        out.append(WindowState(kind, start, b.limit(kind), spent, reserved, bmod.resets_at(kind, now, b.timezone)))
+        out.append(
+            WindowState(kind, start, b.limit(kind), spent, reserved, bmod.resets_at(kind, now, b.timezone))
+        )
     return out
 
 
@@ -120,8 +162,9 @@ class Refused(Exception):
         self.state = state
 
 
-def reserve(store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime | None = None,
-            force: bool = False) -> Reservation:
+def reserve(
+    store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime | None = None, force: bool = False
+) -> Reservation:
     """Reserve `amount` in every window of the team, or raise Refused naming the window that is full.
     `force` reserves even past the limit (hard action `warn`), so the spend still shows as in flight."""
     now = now or now_utc()
@@ -130,27 +173,37 @@ def reserve(store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime
     try:
         with store.transaction() as tx:
             expire_in(tx, now, b.team)
-            tx.executemany("INSERT INTO spend_counters (team, window_kind, window_start) VALUES (?,?,?) "
-                           "ON CONFLICT (team, window_kind, window_start) DO NOTHING",
-                           [(b.team, "day", day), (b.team, "month", month)])
+            tx.executemany(
+                "INSERT INTO spend_counters (team, window_kind, window_start) VALUES (?,?,?) "
+                "ON CONFLICT (team, window_kind, window_start) DO NOTHING",
+                [(b.team, "day", day), (b.team, "month", month)],
+            )
             for kind, start in (("day", day), ("month", month)):
                 limit = b.limit(kind)
-                sql = ("UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? "
-                       "WHERE team = ? AND window_kind = ? AND window_start = ?")
+                sql = (
+                    "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? "
+                    "WHERE team = ? AND window_kind = ? AND window_start = ?"
+                )
                 params: tuple = (amount, b.team, kind, start)
                 if limit is not None and not force:
                     sql += " AND spent_nanousd + reserved_nanousd + ? <= ?"
                     params += (amount, limit)
                 if tx.execute(sql, params) != 1:
-                    raise Refused(WindowState(kind, start, limit, 0, 0, bmod.resets_at(kind, now, b.timezone)))
-            tx.execute("INSERT INTO budget_reservations (id, team, amount_nanousd, day_start, month_start, "
-                       "created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
-                       (rid, b.team, amount, day, month, iso(now), iso(now + dt.timedelta(seconds=ttl_s))))
+                    raise Refused(
+                        WindowState(kind, start, limit, 0, 0, bmod.resets_at(kind, now, b.timezone))
+                    )
+            tx.execute(
+                "INSERT INTO budget_reservations (id, team, amount_nanousd, day_start, month_start, "
+                "created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+                (rid, b.team, amount, day, month, iso(now), iso(now + dt.timedelta(seconds=ttl_s))),
+            )
     except Refused as exc:
         full = next(s for s in states(store, b, now) if s.window == exc.state.window)
         raise Refused(full) from None
     st = states(store, b, now)
-    lvl = "forced" if force and bmod.level(b, st) == "hard" else ("soft" if bmod.level(b, st) != "ok" else "ok")
+    lvl = (
+        "forced" if force and bmod.level(b, st) == "hard" else ("soft" if bmod.level(b, st) != "ok" else "ok")
+    )
     return Reservation(rid, b.team, amount, st, lvl)
 
 
@@ -179,7 +232,20 @@ def show(store: Store, team: str, spec_budget=None, now: dt.datetime | None = No
         return {"team": team, "budget": None, "windows": []}
     now = now or now_utc()
     st = states(store, b, now)
-    return {"team": team, "budget": b, "level": bmod.level(b, st),
-            "windows": [{"window": s.window, "start": s.start, "limit_nanousd": s.limit, "spent_nanousd": s.spent,
-                         "reserved_nanousd": s.reserved, "remaining_nanousd": s.remaining,
-                         "resets_at": iso(s.resets_at)} for s in st]}
+    return {
+        "team": team,
+        "budget": b,
+        "level": bmod.level(b, st),
+        "windows": [
+            {
+                "window": s.window,
+                "start": s.start,
+                "limit_nanousd": s.limit,
+                "spent_nanousd": s.spent,
+                "reserved_nanousd": s.reserved,
+                "remaining_nanousd": s.remaining,
+                "resets_at": iso(s.resets_at),
+            }
+            for s in st
+        ],
+    }

@@ -19,15 +19,19 @@ from elfctl.services import budgets, cost_report, llm_service, reconcile, usage_
 def _ready(app) -> Any:
     store = app.store
     if "api_usage" not in store.tables():
-        raise InputError(f"the store {store.display_url} has no cost tables yet",
-                         hint="run `elfctl db migrate` (or `elfctl infra up`) first")
+        raise InputError(
+            f"the store {store.display_url} has no cost tables yet",
+            hint="run `elfctl db migrate` (or `elfctl infra up`) first",
+        )
     llm_service.spool(app.config).replay(store)
     return store
 
 
 def _spec_budget(app, team: str):
     if not team_mod.DNS1123.match(team or ""):
-        raise InputError(f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'")
+        raise InputError(
+            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'"
+        )
     path = llm_service.teams_dir(app.config) / team / "team.yaml"
     return team_mod.load(path).llm.budget if path.is_file() else None
 
@@ -38,20 +42,34 @@ def _usd(value: str | None, flag: str) -> int | None:
     try:
         n = usd_to_nano(value)
     except Exception:  # noqa: BLE001
-        raise InputError(f"{flag} {value!r} is not an amount in USD", hint=f"e.g. {flag} 5 or {flag} 0.25") from None
+        raise InputError(
+            f"{flag} {value!r} is not an amount in USD", hint=f"e.g. {flag} 5 or {flag} 0.25"
+        ) from None
     if n < 0:
         raise InputError(f"{flag} must not be negative", hint=f"e.g. {flag} 5")
     return n
 
 
-def budget_set(app, team: str, daily: str | None, monthly: str | None, soft: float, action: str,
-               soft_action: str, timezone: str) -> dict:
+def budget_set(
+    app,
+    team: str,
+    daily: str | None,
+    monthly: str | None,
+    soft: float,
+    action: str,
+    soft_action: str,
+    timezone: str,
+) -> dict:
     _spec_budget(app, team)  # validates the name (and team.yaml when present)
     if daily is None and monthly is None:
-        raise InputError("give --daily and/or --monthly", hint=f"e.g. elfctl cost budget set {team} --daily 5")
+        raise InputError(
+            "give --daily and/or --monthly", hint=f"e.g. elfctl cost budget set {team} --daily 5"
+        )
     store = _ready(app)
-    budgets.set_budget(store, Budget(team, _usd(daily, "--daily"), _usd(monthly, "--monthly"), soft, soft_action,
-                                     action, timezone))
+    budgets.set_budget(
+        store,
+        Budget(team, _usd(daily, "--daily"), _usd(monthly, "--monthly"), soft, soft_action, action, timezone),
+    )
     return budgets.show(store, team)
 
 
@@ -84,8 +102,9 @@ def reprice(app, since: str, dry_run: bool) -> reconcile.RepriceResult:
 
 def import_usage(app, path: Path, fmt: str, strict: bool) -> usage_import.ImportResult:
     store = _ready(app)
-    return usage_import.import_file(store, path, fmt, strict,
-                                    progress=lambda n: app.output.info(f"{n:,} rows read ..."))
+    return usage_import.import_file(
+        store, path, fmt, strict, progress=lambda n: app.output.info(f"{n:,} rows read ...")
+    )
 
 
 def llm_test(app, team: str | None, model: str | None, api_base: str | None) -> dict:

@@ -55,9 +55,11 @@ def record_in(tx: Tx, rows: Sequence[UsageRow]) -> int:
     cols = ", ".join(COLUMNS)
     one = "(" + ",".join("?" * len(COLUMNS)) + ")"
     for i in range(0, len(unique), CHUNK):
-        chunk = unique[i:i + CHUNK]
-        sql = (f"INSERT INTO api_usage ({cols}) VALUES {','.join([one] * len(chunk))} "
-               "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+        chunk = unique[i : i + CHUNK]
+        sql = (
+            f"INSERT INTO api_usage ({cols}) VALUES {','.join([one] * len(chunk))} "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+        )
         params = [v for r in chunk for v in values(r)]
         new.update(x["request_id"] for x in tx.query(sql, params))
     fresh = [r for r in unique if r.request_id in new]
@@ -104,14 +106,19 @@ def settle_in(tx: Tx, reservation_ids: list[str]) -> None:
     """Delete the reservations (if still there: an expired one was released already) and take their
     amounts off the counters they were added to."""
     for rid in reservation_ids:
-        got = tx.query("DELETE FROM budget_reservations WHERE id = ? RETURNING team, amount_nanousd, day_start, "
-                       "month_start", (rid,))
+        got = tx.query(
+            "DELETE FROM budget_reservations WHERE id = ? RETURNING team, amount_nanousd, day_start, "
+            "month_start",
+            (rid,),
+        )
         for g in got:
             unreserve(tx, g)
 
 
 def unreserve(tx: Tx, g: dict) -> None:
     for kind, start in (("day", g["day_start"]), ("month", g["month_start"])):
-        tx.execute("UPDATE spend_counters SET reserved_nanousd = reserved_nanousd - ? "
-                   "WHERE team = ? AND window_kind = ? AND window_start = ?",
-                   (g["amount_nanousd"], g["team"], kind, start))
+        tx.execute(
+            "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd - ? "
+            "WHERE team = ? AND window_kind = ? AND window_start = ?",
+            (g["amount_nanousd"], g["team"], kind, start),
+        )

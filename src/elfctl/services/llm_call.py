@@ -60,9 +60,16 @@ class Attempt:
 
 
 class Caller:
-    def __init__(self, store: Store, prices: PriceBook, client: Any, spool: Spool, settings: Settings,
-                 warn=None):
-        self.store, self.prices, self.client, self.spool, self.settings = store, prices, client, spool, settings
+    def __init__(
+        self, store: Store, prices: PriceBook, client: Any, spool: Spool, settings: Settings, warn=None
+    ):
+        self.store, self.prices, self.client, self.spool, self.settings = (
+            store,
+            prices,
+            client,
+            spool,
+            settings,
+        )
         self.warn = warn or (lambda msg: log.warning("%s", msg))
         self._breakers: dict[str, Any] = {}
 
@@ -70,19 +77,24 @@ class Caller:
     def check(self, policy: Policy) -> None:
         """Refuse, before any call, a budgeted team whose chain names a model with no price."""
         if not policy.chain:
-            raise InputError(f"team {policy.team}: no model to call",
-                             hint=f"pass model=... or set llm.model in teams/{policy.team}/team.yaml")
+            raise InputError(
+                f"team {policy.team}: no model to call",
+                hint=f"pass model=... or set llm.model in teams/{policy.team}/team.yaml",
+            )
         if policy.budget and policy.budget.limited:
             for m in policy.chain:
                 if self.prices.lookup(m) is None:
-                    raise InputError(f"team {policy.team}: model {m} has no price, so its budget cannot be enforced",
-                                     hint="add it to the price overrides file (llm.prices_file) or remove it "
-                                          "from llm.model / llm.fallbacks")
+                    raise InputError(
+                        f"team {policy.team}: model {m} has no price, so its budget cannot be enforced",
+                        hint="add it to the price overrides file (llm.prices_file) or remove it "
+                        "from llm.model / llm.fallbacks",
+                    )
 
     def breaker(self, model: str):
         if model not in self._breakers:
-            self._breakers[model] = brk.make(self.store, f"llm:{model}", self.settings.breaker_fail_max,
-                                             self.settings.breaker_reset_s)
+            self._breakers[model] = brk.make(
+                self.store, f"llm:{model}", self.settings.breaker_fail_max, self.settings.breaker_reset_s
+            )
         return self._breakers[model]
 
     # -- budget --------------------------------------------------------------------------------
@@ -92,7 +104,9 @@ class Caller:
             return 0
         out = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens")
         if not out:
-            out = min(self.settings.output_cap_tokens, price.max_output_tokens or self.settings.output_cap_tokens)
+            out = min(
+                self.settings.output_cap_tokens, price.max_output_tokens or self.settings.output_cap_tokens
+            )
         prompt = self.client.count_prompt_tokens(model, kwargs)
         return cost_nano(price, Tokens(prompt=prompt, completion=int(out)))
 
@@ -102,16 +116,21 @@ class Caller:
         if b is None or not b.limited:
             return "go", None
         need = self.estimate(model, kwargs)
-        ttl = max(self.settings.reservation_ttl_s,
-                  self.settings.timeout_s * self.settings.retry_max_tries + self.settings.retry_max_time_s + 30)
+        ttl = max(
+            self.settings.reservation_ttl_s,
+            self.settings.timeout_s * self.settings.retry_max_tries + self.settings.retry_max_time_s + 30,
+        )
         try:
             res = budgets.reserve(self.store, b, need, ttl)
         except budgets.Refused as r:
             if b.hard_action == "downgrade" and has_next:
                 return "next", f"{model}: {bmod.WINDOW_ADJ[r.state.window]} budget reached"
             if b.hard_action == "warn":
-                self.warn(f"team {b.team}: {bmod.WINDOW_ADJ[r.state.window]} budget {bmod.fmt_usd(r.state.limit)} reached "
-                          f"(spent {bmod.fmt_usd(r.state.spent)}); calling {model} anyway (action warn)")
+                self.warn(
+                    f"team {b.team}: {bmod.WINDOW_ADJ[r.state.window]} budget "
+                    f"{bmod.fmt_usd(r.state.limit)} reached "
+                    f"(spent {bmod.fmt_usd(r.state.spent)}); calling {model} anyway (action warn)"
+                )
                 return "go", budgets.reserve(self.store, b, need, ttl, force=True)
             raise bmod.exceeded_error(b.team, r.state, model, need) from None
         if res.level == "soft":
@@ -128,17 +147,27 @@ class Caller:
     # -- the call --------------------------------------------------------------------------
     def _attempt_fn(self, model: str, kwargs: dict, is_async: bool):
         cb = self.breaker(model)
-        counts = (lambda e: getattr(e, "kind", "") not in ("bad_request",))
+
+        def counts(e):  # a bad request says nothing about the provider's health
+            return getattr(e, "kind", "") != "bad_request"
+
         if is_async:
+
             async def once():
                 return await brk.aguarded(cb, self.client.acomplete, model, kwargs, counts=counts)
         else:
+
             def once():
                 return brk.guarded(cb, self.client.complete, model, kwargs, counts=counts)
+
         s = self.settings
-        return retry.policy(lambda e: bool(getattr(e, "transient", False)),
-                            lambda e: getattr(e, "retry_after", None),
-                            max_time=s.retry_max_time_s, max_tries=s.retry_max_tries, base=s.retry_base_s)(once)
+        return retry.policy(
+            lambda e: bool(getattr(e, "transient", False)),
+            lambda e: getattr(e, "retry_after", None),
+            max_time=s.retry_max_time_s,
+            max_tries=s.retry_max_tries,
+            base=s.retry_base_s,
+        )(once)
 
     def _prepare(self, policy: Policy, kwargs: dict) -> tuple[str, list[str], dict]:
         kwargs = dict(kwargs)
@@ -199,19 +228,35 @@ class Caller:
         latency = int((time.perf_counter() - t0) * 1000)
         tokens = Tokens(answer.prompt, answer.completion, answer.cached, answer.cache_write, answer.reasoning)
         cost = self.prices.cost(answer.model, tokens)
-        row = UsageRow(request_id=request_id, ts=iso(dt.datetime.now(dt.UTC)), team=policy.team,
-                       agent=policy.agent, requested_model=requested, model=answer.model, provider=answer.provider,
-                       prompt_tokens=answer.prompt, completion_tokens=answer.completion, cached_tokens=answer.cached,
-                       cache_write_tokens=answer.cache_write, reasoning_tokens=answer.reasoning,
-                       cost_nanousd=cost or 0, priced=cost is not None, price_version=self.prices.version,
-                       latency_ms=latency, fallback_reason="; ".join(reasons) or None, source="elfctl",
-                       reservation_id=res.id if res else None)
+        row = UsageRow(
+            request_id=request_id,
+            ts=iso(dt.datetime.now(dt.UTC)),
+            team=policy.team,
+            agent=policy.agent,
+            requested_model=requested,
+            model=answer.model,
+            provider=answer.provider,
+            prompt_tokens=answer.prompt,
+            completion_tokens=answer.completion,
+            cached_tokens=answer.cached,
+            cache_write_tokens=answer.cache_write,
+            reasoning_tokens=answer.reasoning,
+            cost_nanousd=cost or 0,
+            priced=cost is not None,
+            price_version=self.prices.version,
+            latency_ms=latency,
+            fallback_reason="; ".join(reasons) or None,
+            source="elfctl",
+            reservation_id=res.id if res else None,
+        )
         self.spool.put(row)
         ledger.record(self.store, [row])
         self.spool.done(row)
         if cost is None:
-            self.warn(f"model {answer.model} has no price: call recorded as unpriced (team {policy.team}); "
-                      "add it to the price overrides file")
+            self.warn(
+                f"model {answer.model} has no price: call recorded as unpriced (team {policy.team}); "
+                "add it to the price overrides file"
+            )
         attach(answer.response, row)
         return answer.response
 
@@ -219,26 +264,44 @@ class Caller:
         from elfctl.adapters.litellm_client import LLMError
 
         if chain:
-            row = UsageRow(request_id=request_id, ts=iso(dt.datetime.now(dt.UTC)), team=policy.team,
-                           agent=policy.agent, requested_model=chain[0], model=chain[-1], outcome="error",
-                           fallback_reason="; ".join(reasons) or None, price_version=self.prices.version)
+            row = UsageRow(
+                request_id=request_id,
+                ts=iso(dt.datetime.now(dt.UTC)),
+                team=policy.team,
+                agent=policy.agent,
+                requested_model=chain[0],
+                model=chain[-1],
+                outcome="error",
+                fallback_reason="; ".join(reasons) or None,
+                price_version=self.prices.version,
+            )
             ledger.record(self.store, [row])
-        raise LLMError(f"team {policy.team}: every model failed ({'; '.join(reasons)})",
-                       hint="see `elfctl health` for open circuits; check the providers and keys",
-                       kind="exhausted")
+        raise LLMError(
+            f"team {policy.team}: every model failed ({'; '.join(reasons)})",
+            hint="see `elfctl health` for open circuits; check the providers and keys",
+            kind="exhausted",
+        )
 
 
 def attach(response: Any, row: UsageRow) -> None:
     """Put the cost and the answering model on litellm's response (`response._hidden_params['elfctl']`
     and, where the object allows it, `response.elfctl`)."""
-    info = {"request_id": row.request_id, "team": row.team, "requested_model": row.requested_model,
-            "model": row.model, "cost_nanousd": row.cost_nanousd, "priced": row.priced,
-            "cost_usd": str(Decimal(row.cost_nanousd) / NANO), "fallback_reason": row.fallback_reason,
-            "latency_ms": row.latency_ms, "price_version": row.price_version}
+    info = {
+        "request_id": row.request_id,
+        "team": row.team,
+        "requested_model": row.requested_model,
+        "model": row.model,
+        "cost_nanousd": row.cost_nanousd,
+        "priced": row.priced,
+        "cost_usd": str(Decimal(row.cost_nanousd) / NANO),
+        "fallback_reason": row.fallback_reason,
+        "latency_ms": row.latency_ms,
+        "price_version": row.price_version,
+    }
     hidden = getattr(response, "_hidden_params", None)
     if isinstance(hidden, dict):
         hidden["elfctl"] = info
     try:
-        setattr(response, "elfctl", info)
+        response.elfctl = info
     except Exception:  # noqa: BLE001 - a strict model class: _hidden_params still has it
         pass

@@ -20,10 +20,15 @@ from elfctl.services.spool import Spool
 
 def settings(cfg) -> Settings:
     g = cfg.get
-    return Settings(timeout_s=g("llm.timeout_s"), retry_max_time_s=g("llm.retry_max_time_s"),
-                    retry_max_tries=g("llm.retry_max_tries"), breaker_fail_max=g("llm.breaker_fail_max"),
-                    breaker_reset_s=g("llm.breaker_reset_s"), output_cap_tokens=g("llm.output_cap_tokens"),
-                    reservation_ttl_s=g("llm.reservation_ttl_s"))
+    return Settings(
+        timeout_s=g("llm.timeout_s"),
+        retry_max_time_s=g("llm.retry_max_time_s"),
+        retry_max_tries=g("llm.retry_max_tries"),
+        breaker_fail_max=g("llm.breaker_fail_max"),
+        breaker_reset_s=g("llm.breaker_reset_s"),
+        output_cap_tokens=g("llm.output_cap_tokens"),
+        reservation_ttl_s=g("llm.reservation_ttl_s"),
+    )
 
 
 def prices_path(cfg) -> Path:
@@ -55,7 +60,9 @@ def team_policy(cfg, store: Store, team: str) -> Policy:
     if spec is None and not team_mod.DNS1123.match(team or ""):
         from elfctl.errors import InputError
 
-        raise InputError(f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'")
+        raise InputError(
+            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'"
+        )
     chain = [m for m in ([spec.llm.model] + list(spec.llm.fallbacks) if spec else []) if m]
     return Policy(team, chain, budgets.get(store, team, spec.llm.budget if spec else None))
 
@@ -97,12 +104,25 @@ def _callback_class():
             p, c, cached, write, reasoning = litellm_client.usage_of(response)
             cost = caller.prices.cost(name, Tokens(p, c, cached, write, reasoning))
             latency = int((end - start).total_seconds() * 1000) if start and end else None
-            row = UsageRow(request_id=str(kwargs.get("litellm_call_id") or uuid.uuid4().hex),
-                           ts=iso(dt.datetime.now(dt.UTC)), team=team, agent=meta.get("agent"),
-                           requested_model=name, model=name, provider=provider, prompt_tokens=p, completion_tokens=c,
-                           cached_tokens=cached, cache_write_tokens=write, reasoning_tokens=reasoning,
-                           cost_nanousd=cost or 0, priced=cost is not None, price_version=caller.prices.version,
-                           latency_ms=latency, source="callback")
+            row = UsageRow(
+                request_id=str(kwargs.get("litellm_call_id") or uuid.uuid4().hex),
+                ts=iso(dt.datetime.now(dt.UTC)),
+                team=team,
+                agent=meta.get("agent"),
+                requested_model=name,
+                model=name,
+                provider=provider,
+                prompt_tokens=p,
+                completion_tokens=c,
+                cached_tokens=cached,
+                cache_write_tokens=write,
+                reasoning_tokens=reasoning,
+                cost_nanousd=cost or 0,
+                priced=cost is not None,
+                price_version=caller.prices.version,
+                latency_ms=latency,
+                source="callback",
+            )
             caller.spool.put(row)
             ledger.record(caller.store, [row])
             caller.spool.done(row)
@@ -125,19 +145,31 @@ def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: s
     caller.spool.replay(store)
     team = team or "llm-test"
     policy = team_policy(cfg, store, team)
-    kwargs: dict[str, Any] = {"messages": [{"role": "user", "content": "Reply with the word ok."}], "max_tokens": 5}
+    kwargs: dict[str, Any] = {
+        "messages": [{"role": "user", "content": "Reply with the word ok."}],
+        "max_tokens": 5,
+    }
     if model:
         kwargs["model"] = model
     if api_base:
         kwargs["api_base"] = api_base
     resp = caller.call(policy, llm_mod._with_key({**kwargs, "model": model or (policy.chain or [None])[0]}))
     info = resp._hidden_params["elfctl"]
-    row = store.query("SELECT prompt_tokens, completion_tokens FROM api_usage WHERE request_id = ?",
-                      (info["request_id"],))[0]
+    row = store.query(
+        "SELECT prompt_tokens, completion_tokens FROM api_usage WHERE request_id = ?", (info["request_id"],)
+    )[0]
     left = None
     if policy.budget and policy.budget.limited:
         left = {s.window: s.remaining for s in budgets.states(store, policy.budget)}
-    return {"team": team, "requested_model": info["requested_model"], "model": info["model"],
-            "prompt_tokens": row["prompt_tokens"], "completion_tokens": row["completion_tokens"],
-            "cost_nanousd": info["cost_nanousd"], "priced": info["priced"], "latency_ms": info["latency_ms"],
-            "fallback_reason": info["fallback_reason"], "budget_remaining_nanousd": left}
+    return {
+        "team": team,
+        "requested_model": info["requested_model"],
+        "model": info["model"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "cost_nanousd": info["cost_nanousd"],
+        "priced": info["priced"],
+        "latency_ms": info["latency_ms"],
+        "fallback_reason": info["fallback_reason"],
+        "budget_remaining_nanousd": left,
+    }

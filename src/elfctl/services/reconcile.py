@@ -12,8 +12,16 @@ from elfctl.domain.usage import parse_iso
 from elfctl.ports import Store
 from elfctl.services import budgets, ledger
 
-_SUM_COLS = ("calls", "errors", "fallbacks", "unpriced", "prompt_tokens", "completion_tokens", "cached_tokens",
-             "cost_nanousd")
+_SUM_COLS = (
+    "calls",
+    "errors",
+    "fallbacks",
+    "unpriced",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nanousd",
+)
 
 
 @dataclass
@@ -39,11 +47,14 @@ class ReconcileResult:
 
 def _expected_summary(store: Store) -> dict[tuple, dict]:
     rows = store.query(
-        "SELECT day, team, model, COUNT(*) AS calls, SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END) AS errors, "
-        "SUM(CASE WHEN fallback_reason IS NOT NULL AND fallback_reason <> '' THEN 1 ELSE 0 END) AS fallbacks, "
+        "SELECT day, team, model, COUNT(*) AS calls, "
+        "SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END) AS errors, "
+        "SUM(CASE WHEN fallback_reason IS NOT NULL AND fallback_reason <> '' THEN 1 ELSE 0 END) "
+        "AS fallbacks, "
         "SUM(CASE WHEN priced = 0 THEN 1 ELSE 0 END) AS unpriced, SUM(prompt_tokens) AS prompt_tokens, "
         "SUM(completion_tokens) AS completion_tokens, SUM(cached_tokens) AS cached_tokens, "
-        "SUM(cost_nanousd) AS cost_nanousd FROM api_usage GROUP BY day, team, model")
+        "SUM(cost_nanousd) AS cost_nanousd FROM api_usage GROUP BY day, team, model"
+    )
     return {(r["day"], r["team"], r["model"]): {c: int(r[c] or 0) for c in _SUM_COLS} for r in rows}
 
 
@@ -52,8 +63,10 @@ def _expected_counters(store: Store) -> dict[tuple, list[int]]:
     out: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     # Per (team, UTC minute) first, so the scan returns few rows even for millions of calls (and
     # minutes still split correctly for zones offset by :30 or :45).
-    for r in store.query("SELECT team, substr(ts, 1, 16) AS minute, SUM(cost_nanousd) AS s FROM api_usage "
-                         "WHERE cost_nanousd <> 0 GROUP BY team, substr(ts, 1, 16)"):
+    for r in store.query(
+        "SELECT team, substr(ts, 1, 16) AS minute, SUM(cost_nanousd) AS s FROM api_usage "
+        "WHERE cost_nanousd <> 0 GROUP BY team, substr(ts, 1, 16)"
+    ):
         t = parse_iso(r["minute"] + ":00+00:00")
         for kind in bmod.WINDOWS:
             out[(r["team"], kind, bmod.window_start(kind, t, tz.get(r["team"], "UTC")))][0] += int(r["s"])
@@ -69,16 +82,23 @@ def reconcile(store: Store, fix: bool = False) -> ReconcileResult:
         res.expired_released = budgets.expire_in(tx, budgets.now_utc())
     res.rows_checked = int(store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"])
     want = _expected_summary(store)
-    have = {(r["day"], r["team"], r["model"]): {c: int(r[c]) for c in _SUM_COLS}
-            for r in store.query("SELECT * FROM daily_cost_summary")}
+    have = {
+        (r["day"], r["team"], r["model"]): {c: int(r[c]) for c in _SUM_COLS}
+        for r in store.query("SELECT * FROM daily_cost_summary")
+    }
     for key in sorted(set(want) | set(have)):
         w, h = want.get(key, dict.fromkeys(_SUM_COLS, 0)), have.get(key, dict.fromkeys(_SUM_COLS, 0))
         for c in _SUM_COLS:
             if w[c] != h[c]:
                 res.drift.append(Drift("daily_cost_summary", "/".join(key), c, h[c], w[c]))
     want_c = _expected_counters(store)
-    have_c = {(r["team"], r["window_kind"], r["window_start"]): [int(r["spent_nanousd"]), int(r["reserved_nanousd"])]
-              for r in store.query("SELECT * FROM spend_counters")}
+    have_c = {
+        (r["team"], r["window_kind"], r["window_start"]): [
+            int(r["spent_nanousd"]),
+            int(r["reserved_nanousd"]),
+        ]
+        for r in store.query("SELECT * FROM spend_counters")
+    }
     for key in sorted(set(want_c) | set(have_c)):
         w, h = want_c.get(key, [0, 0]), have_c.get(key, [0, 0])
         for i, c in enumerate(("spent_nanousd", "reserved_nanousd")):
@@ -89,8 +109,11 @@ def reconcile(store: Store, fix: bool = False) -> ReconcileResult:
             tx.execute("DELETE FROM daily_cost_summary")
             tx.executemany(ledger.SUMMARY_UPSERT, [(*k, *(v[c] for c in _SUM_COLS)) for k, v in want.items()])
             tx.execute("DELETE FROM spend_counters")
-            tx.executemany("INSERT INTO spend_counters (team, window_kind, window_start, spent_nanousd, "
-                           "reserved_nanousd) VALUES (?,?,?,?,?)", [(*k, *v) for k, v in want_c.items()])
+            tx.executemany(
+                "INSERT INTO spend_counters (team, window_kind, window_start, spent_nanousd, "
+                "reserved_nanousd) VALUES (?,?,?,?,?)",
+                [(*k, *v) for k, v in want_c.items()],
+            )
         res.fixed = True
     return res
 
@@ -105,7 +128,9 @@ class RepriceResult:
     dry_run: bool = False
 
 
-def reprice(store: Store, prices: PriceBook, since: str, dry_run: bool = False, batch: int = 2000) -> RepriceResult:
+def reprice(
+    store: Store, prices: PriceBook, since: str, dry_run: bool = False, batch: int = 2000
+) -> RepriceResult:
     """Re-cost rows from `since` (a day) priced with another price version, or unpriced, from their
     token counts. Rollups and counters move by the exact per-row differences in the same transaction."""
     from elfctl.services.cost_report import _day
@@ -113,15 +138,26 @@ def reprice(store: Store, prices: PriceBook, since: str, dry_run: bool = False, 
     since = _day(since, "--since")
     res = RepriceResult(since, prices.version, dry_run=dry_run)
     with store.transaction() as tx:
-        rows = tx.query("SELECT id, ts, day, team, model, prompt_tokens, completion_tokens, cached_tokens, "
-                        "cache_write_tokens, reasoning_tokens, cost_nanousd, priced FROM api_usage "
-                        "WHERE day >= ? AND outcome = 'ok' AND source NOT LIKE 'import:%' AND "
-                        "(price_version IS NULL OR price_version <> ? OR priced = 0)", (since, prices.version))
+        rows = tx.query(
+            "SELECT id, ts, day, team, model, prompt_tokens, completion_tokens, cached_tokens, "
+            "cache_write_tokens, reasoning_tokens, cost_nanousd, priced FROM api_usage "
+            "WHERE day >= ? AND outcome = 'ok' AND source NOT LIKE 'import:%' AND "
+            "(price_version IS NULL OR price_version <> ? OR priced = 0)",
+            (since, prices.version),
+        )
         tz = ledger.timezones(tx, {r["team"] for r in rows})
         updates, summary, counters = [], defaultdict(lambda: [0, 0]), defaultdict(int)
         for r in rows:
-            cost = prices.cost(r["model"], Tokens(r["prompt_tokens"], r["completion_tokens"], r["cached_tokens"],
-                                                  r["cache_write_tokens"], r["reasoning_tokens"]))
+            cost = prices.cost(
+                r["model"],
+                Tokens(
+                    r["prompt_tokens"],
+                    r["completion_tokens"],
+                    r["cached_tokens"],
+                    r["cache_write_tokens"],
+                    r["reasoning_tokens"],
+                ),
+            )
             if cost is None:
                 res.still_unpriced += 1
                 continue
@@ -140,9 +176,14 @@ def reprice(store: Store, prices: PriceBook, since: str, dry_run: bool = False, 
         if dry_run:
             return res
         for i in range(0, len(updates), batch):
-            tx.executemany("UPDATE api_usage SET cost_nanousd = ?, priced = 1, price_version = ? WHERE id = ?",
-                           updates[i:i + batch])
-        tx.executemany("UPDATE daily_cost_summary SET cost_nanousd = cost_nanousd + ?, unpriced = unpriced - ? "
-                       "WHERE day = ? AND team = ? AND model = ?", [(d, u, *k) for k, (d, u) in summary.items()])
+            tx.executemany(
+                "UPDATE api_usage SET cost_nanousd = ?, priced = 1, price_version = ? WHERE id = ?",
+                updates[i : i + batch],
+            )
+        tx.executemany(
+            "UPDATE daily_cost_summary SET cost_nanousd = cost_nanousd + ?, unpriced = unpriced - ? "
+            "WHERE day = ? AND team = ? AND model = ?",
+            [(d, u, *k) for k, (d, u) in summary.items()],
+        )
         tx.executemany(ledger.COUNTER_UPSERT, [(*k, d) for k, d in counters.items()])
     return res

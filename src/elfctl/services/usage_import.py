@@ -102,8 +102,14 @@ def _elfctl_row(obj: Any) -> UsageRow:
     for k in ("request_id", "ts", "team", "requested_model", "model"):
         if not known.get(k):
             raise BadRow(f"missing {k}")
-    for k in ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens",
-              "cost_nanousd"):
+    for k in (
+        "prompt_tokens",
+        "completion_tokens",
+        "cached_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "cost_nanousd",
+    ):
         if k in known and (isinstance(known[k], bool) or not isinstance(known[k], int)):
             raise BadRow(f"{k} must be an integer, got {known[k]!r}")
     known["ts"] = iso(parse_iso(str(known["ts"])))
@@ -142,12 +148,22 @@ def _spendlog_row(d: dict, fmt: str) -> UsageRow:
     model = d.get("model") or "unknown"
     provider = d.get("custom_llm_provider") or None
     status = (d.get("status") or "success").lower()
-    return UsageRow(request_id=str(rid), ts=ts, team=str(team), requested_model=model, model=model, provider=provider,
-                    agent=(meta.get("user_api_key_alias") if isinstance(meta, dict) else None),
-                    prompt_tokens=_int(d.get("prompt_tokens"), "prompt_tokens"),
-                    completion_tokens=_int(d.get("completion_tokens"), "completion_tokens"),
-                    cost_nanousd=cost, priced=True, price_version="litellm-proxy",
-                    outcome="ok" if status == "success" else "error", source=f"import:{fmt}")
+    return UsageRow(
+        request_id=str(rid),
+        ts=ts,
+        team=str(team),
+        requested_model=model,
+        model=model,
+        provider=provider,
+        agent=(meta.get("user_api_key_alias") if isinstance(meta, dict) else None),
+        prompt_tokens=_int(d.get("prompt_tokens"), "prompt_tokens"),
+        completion_tokens=_int(d.get("completion_tokens"), "completion_tokens"),
+        cost_nanousd=cost,
+        priced=True,
+        price_version="litellm-proxy",
+        outcome="ok" if status == "success" else "error",
+        source=f"import:{fmt}",
+    )
 
 
 def _rows(f, fmt: str) -> Iterator[tuple[int, UsageRow | BadRow]]:
@@ -155,8 +171,10 @@ def _rows(f, fmt: str) -> Iterator[tuple[int, UsageRow | BadRow]]:
         reader = csv.DictReader(f)
         missing = {"request_id", "spend", "startTime", "model"} - set(reader.fieldnames or [])
         if missing:
-            raise InputError(f"not a LiteLLM_SpendLogs CSV: missing column(s) {', '.join(sorted(missing))}",
-                             hint="export with \\copy \"LiteLLM_SpendLogs\" to FILE csv header")
+            raise InputError(
+                f"not a LiteLLM_SpendLogs CSV: missing column(s) {', '.join(sorted(missing))}",
+                hint='export with \\copy "LiteLLM_SpendLogs" to FILE csv header',
+            )
         for d in reader:
             line = reader.line_num
             try:
@@ -189,8 +207,13 @@ def detect(path: Path) -> str:
     return "spendlogs-json" if '"startTime"' in head or '"spend"' in head else "elfctl"
 
 
-def import_file(store: Store, path: Path, fmt: str = "auto", strict: bool = False,
-                progress: Callable[[int], None] | None = None) -> ImportResult:
+def import_file(
+    store: Store,
+    path: Path,
+    fmt: str = "auto",
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportResult:
     if fmt not in FORMATS:
         raise InputError(f"--format {fmt!r} is unknown", hint=f"use one of {', '.join(FORMATS)}")
     if not path.is_file():
@@ -216,8 +239,9 @@ def import_file(store: Store, path: Path, fmt: str = "auto", strict: bool = Fals
                     if len(res.bad) < 100:
                         res.bad.append({"line": line, "error": msg})
                     if strict:
-                        raise InputError(f"{path}: {msg}", hint="fix or remove that row; nothing was imported "
-                                                                "(--strict)")
+                        raise InputError(
+                            f"{path}: {msg}", hint="fix or remove that row; nothing was imported (--strict)"
+                        )
                     continue
                 res.read += 1
                 batch.append(row)

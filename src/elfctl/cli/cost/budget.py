@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from elfctl.cli.common import JsonOpt, get_app
 from elfctl.cli.cost import app as cost_app
 
-app = typer.Typer(help="Daily and monthly budgets per team (they win over team.yaml's llm.budget).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Daily and monthly budgets per team (they win over team.yaml's llm.budget).", no_args_is_help=True
+)
 cost_app.add_typer(app, name="budget")
 
 
@@ -29,9 +30,17 @@ def _table(items):
     for it in items:
         b = it["budget"]
         for w in it["windows"]:
-            t.add_row(it["team"], w["window"], _usd(w["limit_nanousd"]), _usd(w["spent_nanousd"]),
-                      _usd(w["reserved_nanousd"]), _usd(w["remaining_nanousd"]), w["resets_at"][:16],
-                      it.get("level", ""), b.source if b else "")
+            t.add_row(
+                it["team"],
+                w["window"],
+                _usd(w["limit_nanousd"]),
+                _usd(w["spent_nanousd"]),
+                _usd(w["reserved_nanousd"]),
+                _usd(w["remaining_nanousd"]),
+                w["resets_at"][:16],
+                it.get("level", ""),
+                b.source if b else "",
+            )
         if not it["windows"]:
             t.add_row(it["team"], "-", "no budget", "", "", "", "", "", "")
     return t
@@ -41,12 +50,15 @@ def _table(items):
 def set_(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="Team name.")],
-    daily: Annotated[Optional[str], typer.Option("--daily", help="Daily limit in USD.")] = None,
-    monthly: Annotated[Optional[str], typer.Option("--monthly", help="Monthly limit in USD.")] = None,
+    daily: Annotated[str | None, typer.Option("--daily", help="Daily limit in USD.")] = None,
+    monthly: Annotated[str | None, typer.Option("--monthly", help="Monthly limit in USD.")] = None,
     soft: Annotated[float, typer.Option("--soft", help="Soft limit as a fraction of the limit.")] = 0.8,
-    action: Annotated[str, typer.Option("--action", help="At the limit: warn, downgrade or block.")] = "block",
-    soft_action: Annotated[str, typer.Option("--soft-action", help="At the soft limit: warn, downgrade, block.")]
-    = "warn",
+    action: Annotated[
+        str, typer.Option("--action", help="At the limit: warn, downgrade or block.")
+    ] = "block",
+    soft_action: Annotated[
+        str, typer.Option("--soft-action", help="At the soft limit: warn, downgrade, block.")
+    ] = "warn",
     timezone: Annotated[str, typer.Option("--timezone", help="Time zone of the day/month windows.")] = "UTC",
     json_mode: JsonOpt = False,
 ) -> None:
@@ -65,11 +77,15 @@ def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
 
     app_ = get_app(ctx, json_mode)
     result = cost_ops.budget_list(app_)
-    app_.output.result(result, lambda r: _table(r) if r else "no budgets set (elfctl cost budget set TEAM --daily USD)")
+    app_.output.result(
+        result, lambda r: _table(r) if r else "no budgets set (elfctl cost budget set TEAM --daily USD)"
+    )
 
 
 @app.command("show")
-def show(ctx: typer.Context, team: Annotated[str, typer.Argument(help="Team name.")], json_mode: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context, team: Annotated[str, typer.Argument(help="Team name.")], json_mode: JsonOpt = False
+) -> None:
     """A team's budget: spend, reserved, remaining, when each window resets."""
     from elfctl.services import cost_ops
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from elfctl.cli.cost import app
 def check(
     ctx: typer.Context,
     team: Annotated[str, typer.Option("--team", help="The team to check.")],
-    max_usd: Annotated[Optional[str], typer.Option("--max-usd", help="Also fail past N USD this month.")] = None,
+    max_usd: Annotated[str | None, typer.Option("--max-usd", help="Also fail past N USD this month.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Exit 0 under budget (a distinct message past the soft limit), 1 over it."""

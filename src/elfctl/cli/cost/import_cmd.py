@@ -14,9 +14,15 @@ from elfctl.cli.cost import app
 @app.command("import")
 def import_(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="Usage file: elfctl JSON, LiteLLM_SpendLogs CSV or /spend/logs JSON.")],
-    fmt: Annotated[str, typer.Option("--format", help="auto, elfctl, spendlogs-csv or spendlogs-json.")] = "auto",
-    strict: Annotated[bool, typer.Option("--strict", help="Fail (importing nothing) on the first bad row.")] = False,
+    file: Annotated[
+        Path, typer.Argument(help="Usage file: elfctl JSON, LiteLLM_SpendLogs CSV or /spend/logs JSON.")
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, elfctl, spendlogs-csv or spendlogs-json.")
+    ] = "auto",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail (importing nothing) on the first bad row.")
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Import usage recorded elsewhere; re-importing counts nothing twice."""
@@ -28,7 +34,9 @@ def import_(
         app_.output.warn(f"{file}: skipped {b['error']}")
 
     def human(r):
-        return (f"{r.file} ({r.format}): {r.read:,} rows read, {r.imported:,} imported, {r.duplicates:,} already "
-                f"there, {r.bad_count:,} skipped")
+        return (
+            f"{r.file} ({r.format}): {r.read:,} rows read, {r.imported:,} imported, {r.duplicates:,} already "
+            f"there, {r.bad_count:,} skipped"
+        )
 
     app_.output.result(res, human)

@@ -13,7 +13,9 @@ from elfctl.cli.cost import app
 @app.command("reconcile")
 def reconcile(
     ctx: typer.Context,
-    fix: Annotated[bool, typer.Option("--fix", help="Rewrite the rollups and counters from the ledger.")] = False,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Rewrite the rollups and counters from the ledger.")
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Recompute rollups and budget counters from the usage rows; exit 1 if they drifted."""
@@ -24,9 +26,16 @@ def reconcile(
     res = cost_ops.reconcile_all(app_, fix)
 
     def human(r):
-        lines = [f"{r.rows_checked:,} usage rows checked; {r.expired_released} expired reservation(s) released"]
-        lines += [f"drift {d.table} {d.key} {d.column}: stored {d.stored}, ledger says {d.computed}" for d in r.drift]
-        lines.append("fixed from the ledger" if r.fixed else ("no drift" if r.ok else "run with --fix to repair"))
+        lines = [
+            f"{r.rows_checked:,} usage rows checked; {r.expired_released} expired reservation(s) released"
+        ]
+        lines += [
+            f"drift {d.table} {d.key} {d.column}: stored {d.stored}, ledger says {d.computed}"
+            for d in r.drift
+        ]
+        lines.append(
+            "fixed from the ledger" if r.fixed else ("no drift" if r.ok else "run with --fix to repair")
+        )
         return "\n".join(lines)
 
     app_.output.result(res, human)
@@ -46,6 +55,11 @@ def reprice(
 
     app_ = get_app(ctx, json_mode)
     res = cost_ops.reprice(app_, since, dry_run)
-    app_.output.result(res, lambda r: (f"{'would re-cost' if r.dry_run else 're-costed'} {r.rows_changed} row(s) "
-                                       f"since {r.since} with {r.price_version}: {r.delta_nanousd / 1e9:+.9f} USD"
-                                       + (f"; {r.still_unpriced} still unpriced" if r.still_unpriced else "")))
+    app_.output.result(
+        res,
+        lambda r: (
+            f"{'would re-cost' if r.dry_run else 're-costed'} {r.rows_changed} row(s) "
+            f"since {r.since} with {r.price_version}: {r.delta_nanousd / 1e9:+.9f} USD"
+            + (f"; {r.still_unpriced} still unpriced" if r.still_unpriced else "")
+        ),
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,12 +14,14 @@ from elfctl.cli.cost import app
 @app.command("report")
 def report(
     ctx: typer.Context,
-    team: Annotated[Optional[str], typer.Option("--team", help="Only this team.")] = None,
-    since: Annotated[Optional[str], typer.Option("--since", help="First day (YYYY-MM-DD, UTC).")] = None,
-    until: Annotated[Optional[str], typer.Option("--until", help="Last day (YYYY-MM-DD, UTC).")] = None,
-    by: Annotated[str, typer.Option("--by", help="Group by team, model or day (request: every row).")] = "team",
+    team: Annotated[str | None, typer.Option("--team", help="Only this team.")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="First day (YYYY-MM-DD, UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last day (YYYY-MM-DD, UTC).")] = None,
+    by: Annotated[
+        str, typer.Option("--by", help="Group by team, model or day (request: every row).")
+    ] = "team",
     csv_mode: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Also write an HTML report to FILE.")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report to FILE.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Spend per team, model or day from the daily rollup."""
@@ -53,11 +55,28 @@ def _human(rep):
     if rep.by == "request":
         return f"{len(rep.rows)} usage rows (use --json or --csv to export them)"
     t = Table(title=f"LLM spend by {rep.by}" + (f" for {rep.team}" if rep.team else ""))
-    for col in (rep.by, "calls", "errors", "fallbacks", "unpriced", "prompt tok", "completion tok", "cost USD"):
+    for col in (
+        rep.by,
+        "calls",
+        "errors",
+        "fallbacks",
+        "unpriced",
+        "prompt tok",
+        "completion tok",
+        "cost USD",
+    ):
         t.add_column(col, justify="left" if col == rep.by else "right")
     for r in [*rep.rows, rep.total]:
-        t.add_row(r.key, str(r.calls), str(r.errors), str(r.fallbacks), str(r.unpriced), f"{r.prompt_tokens:,}",
-                  f"{r.completion_tokens:,}", f"{r.cost_nanousd / 1e9:,.6f}")
+        t.add_row(
+            r.key,
+            str(r.calls),
+            str(r.errors),
+            str(r.fallbacks),
+            str(r.unpriced),
+            f"{r.prompt_tokens:,}",
+            f"{r.completion_tokens:,}",
+            f"{r.cost_nanousd / 1e9:,.6f}",
+        )
     if rep.alerts:
         from rich.console import Group
         from rich.text import Text
