@@ -118,6 +118,7 @@ def test_breaker_opens_then_half_open_probe_closes_it(llm_env, llm_server):
     state = store.query("SELECT state FROM breaker_state WHERE name = 'llm:openai/gpt-4o'")[0]["state"]
     assert state == "open"
     before = llm_server.calls("gpt-4o")
+    llm.reset()  # a fresh process state: the circuit lives in the store, not in memory
     resp = llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
     assert llm_server.calls("gpt-4o") == before  # open: not even tried
     assert resp._hidden_params["elfctl"]["model"] == "openai/gpt-4o-mini"

@@ -63,7 +63,9 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._set("fail_counter = fail_counter + 1")
 
     def reset_counter(self) -> None:
-        self._set("fail_counter = 0")
+        # Called after every success: only write when there is something to reset.
+        self._store.execute("UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? "
+                            "AND fail_counter <> 0", (_iso(dt.datetime.now(dt.UTC)), self._key))
 
     def increment_success_counter(self) -> None:
         self._set("success_counter = success_counter + 1")
