@@ -1,6 +1,5 @@
-"""LLM fixtures: the local OpenAI-compatible server, and a migrated project store per dialect.
+"""LLM fixtures: a migrated project store per dialect (`llm_server` lives in tests/conftest.py).
 
-`llm_server` (tests/llm_server.py) is started once per session and reset for every test.
 `llm_env(store_url)` gives a project whose store is migrated, with fast retry settings, and the
 api_base / key to call the server through real litellm.
 """
@@ -10,24 +9,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
-from tests.llm_server import LLMServer
-
-
-@pytest.fixture(scope="session")
-def _llm_server_session():
-    server = LLMServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def llm_server(_llm_server_session):
-    _llm_server_session.reset()
-    _llm_server_session.answer("*", prompt=10, completion=5)
-    yield _llm_server_session
-    _llm_server_session.reset()
-
 
 FAST = """
 [llm]
