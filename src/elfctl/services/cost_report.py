@@ -11,6 +11,7 @@ from elfctl.domain.budget import BudgetExceeded, fmt_usd
 from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.services import budgets
+from elfctl.services.ledger import SUMMARY_COLS
 
 BY = ("team", "model", "day", "request")
 
@@ -86,33 +87,9 @@ def report(
         f"SUM(cost_nanousd) AS cost_nanousd FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
     )
     for r in store.query(sql, params):
-        row = ReportRow(
-            str(r["key"]),
-            *(
-                int(r[k] or 0)
-                for k in (
-                    "calls",
-                    "errors",
-                    "fallbacks",
-                    "unpriced",
-                    "prompt_tokens",
-                    "completion_tokens",
-                    "cached_tokens",
-                    "cost_nanousd",
-                )
-            ),
-        )
+        row = ReportRow(str(r["key"]), *(int(r[k] or 0) for k in SUMMARY_COLS))
         rep.rows.append(row)
-        for k in (
-            "calls",
-            "errors",
-            "fallbacks",
-            "unpriced",
-            "prompt_tokens",
-            "completion_tokens",
-            "cached_tokens",
-            "cost_nanousd",
-        ):
+        for k in SUMMARY_COLS:
             setattr(rep.total, k, getattr(rep.total, k) + getattr(row, k))
     if rep.total.unpriced:
         rep.alerts.append(

@@ -15,6 +15,17 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.usage import COLUMNS, UsageRow, parse_iso, values
 from elfctl.ports import Store, Tx
 
+# daily_cost_summary's additive columns, in table order
+SUMMARY_COLS = (
+    "calls",
+    "errors",
+    "fallbacks",
+    "unpriced",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nanousd",
+)
 CHUNK = 400  # rows per multi-row INSERT (20 columns: well under SQLite's 32766 variables)
 
 SUMMARY_UPSERT = (

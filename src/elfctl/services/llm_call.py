@@ -182,8 +182,9 @@ class Caller:
         kwargs["metadata"] = meta
         return request_id, chain, kwargs
 
-    def call(self, policy: Policy, kwargs: dict) -> Any:
-        request_id, chain, kwargs = self._prepare(policy, kwargs)
+    def _drive(self, policy: Policy, request_id: str, chain: list[str], kwargs: dict):
+        """The chain walk, shared by call and acall: yields each model to call and receives
+        ("ok", answer) or ("err", exception); returns the response (StopIteration.value)."""
         reasons: list[str] = []
         for i, model in enumerate(chain):
             verdict, res = self._reserve(policy, model, kwargs, i + 1 < len(chain))
@@ -191,38 +192,43 @@ class Caller:
                 reasons.append(res)
                 continue
             t0 = time.perf_counter()
-            try:
-                answer = self._attempt_fn(model, kwargs, False)()
-            except Exception as exc:
-                if res:
-                    budgets.release(self.store, res.id)
-                if getattr(exc, "kind", "") == "bad_request":
-                    raise
-                reasons.append(f"{model}: {getattr(exc, 'kind', type(exc).__name__)}")
-                continue
-            return self._finish(policy, request_id, chain[0], answer, res, reasons, t0)
+            kind, value = yield model
+            if kind == "ok":
+                return self._finish(policy, request_id, chain[0], value, res, reasons, t0)
+            if res:
+                budgets.release(self.store, res.id)
+            if getattr(value, "kind", "") == "bad_request":
+                raise value
+            reasons.append(f"{model}: {getattr(value, 'kind', type(value).__name__)}")
         return self._all_failed(policy, request_id, chain, reasons)
+
+    def call(self, policy: Policy, kwargs: dict) -> Any:
+        request_id, chain, kwargs = self._prepare(policy, kwargs)
+        walk = self._drive(policy, request_id, chain, kwargs)
+        try:
+            model = next(walk)
+            while True:
+                try:
+                    outcome = ("ok", self._attempt_fn(model, kwargs, False)())
+                except Exception as exc:  # noqa: BLE001 - the walk decides: next model or raise
+                    outcome = ("err", exc)
+                model = walk.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     async def acall(self, policy: Policy, kwargs: dict) -> Any:
         request_id, chain, kwargs = self._prepare(policy, kwargs)
-        reasons: list[str] = []
-        for i, model in enumerate(chain):
-            verdict, res = self._reserve(policy, model, kwargs, i + 1 < len(chain))
-            if verdict == "next":
-                reasons.append(res)
-                continue
-            t0 = time.perf_counter()
-            try:
-                answer = await self._attempt_fn(model, kwargs, True)()
-            except Exception as exc:
-                if res:
-                    budgets.release(self.store, res.id)
-                if getattr(exc, "kind", "") == "bad_request":
-                    raise
-                reasons.append(f"{model}: {getattr(exc, 'kind', type(exc).__name__)}")
-                continue
-            return self._finish(policy, request_id, chain[0], answer, res, reasons, t0)
-        return self._all_failed(policy, request_id, chain, reasons)
+        walk = self._drive(policy, request_id, chain, kwargs)
+        try:
+            model = next(walk)
+            while True:
+                try:
+                    outcome = ("ok", await self._attempt_fn(model, kwargs, True)())
+                except Exception as exc:  # noqa: BLE001
+                    outcome = ("err", exc)
+                model = walk.send(outcome)
+        except StopIteration as done:
+            return done.value
 
     def _finish(self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0) -> Any:
         latency = int((time.perf_counter() - t0) * 1000)

@@ -12,16 +12,7 @@ from elfctl.domain.usage import parse_iso
 from elfctl.ports import Store
 from elfctl.services import budgets, ledger
 
-_SUM_COLS = (
-    "calls",
-    "errors",
-    "fallbacks",
-    "unpriced",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_nanousd",
-)
+_SUM_COLS = ledger.SUMMARY_COLS
 
 
 @dataclass
