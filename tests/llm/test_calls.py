@@ -251,8 +251,19 @@ def _spend_today(store, team, nanousd):
     from elfctl.domain.usage import UsageRow, iso
     from elfctl.services import ledger
 
-    ledger.record(store, [UsageRow(request_id=f"pre-{team}", ts=iso(dt.datetime.now(dt.UTC)), team=team,
-                                   requested_model="openai/gpt-4o", model="openai/gpt-4o", cost_nanousd=nanousd)])
+    ledger.record(
+        store,
+        [
+            UsageRow(
+                request_id=f"pre-{team}",
+                ts=iso(dt.datetime.now(dt.UTC)),
+                team=team,
+                requested_model="openai/gpt-4o",
+                model="openai/gpt-4o",
+                cost_nanousd=nanousd,
+            )
+        ],
+    )
 
 
 def test_soft_limit_downgrade_then_soft_block(llm_env, llm_server):
@@ -260,12 +271,19 @@ def test_soft_limit_downgrade_then_soft_block(llm_env, llm_server):
 
     project, store = llm_env
     _team(project, budget={"daily_usd": 0.01, "soft_limit": 0.5, "soft_action": "downgrade"})
-    _spend_today(store, "alpha", 4_900_000)  # 49%: gpt-4o's worst case (~0.52 m$) crosses 50%, mini's does not
+    _spend_today(
+        store, "alpha", 4_900_000
+    )  # 49%: gpt-4o's worst case (~0.52 m$) crosses 50%, mini's does not
     resp = llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=50)
     info = resp._hidden_params["elfctl"]
     assert info["model"] == "openai/gpt-4o-mini" and "soft budget limit (50%)" in info["fallback_reason"]
     assert llm_server.calls("gpt-4o") == 0
-    _team(project, name="beta", fallbacks=(), budget={"daily_usd": 0.01, "soft_limit": 0.5, "soft_action": "block"})
+    _team(
+        project,
+        name="beta",
+        fallbacks=(),
+        budget={"daily_usd": 0.01, "soft_limit": 0.5, "soft_action": "block"},
+    )
     _spend_today(store, "beta", 4_900_000)
     with pytest.raises(BudgetExceeded):
         llm.completion(team="beta", messages=MSG, api_base=llm_server.url, max_tokens=50)

@@ -182,3 +182,16 @@ def test_llm_test_command(llm_env, cli, llm_server):
     assert d["budget_remaining_nanousd"]["day"] == 1_000_000_000 - d["cost_nanousd"]
     r = cli("llm", "test", "--team", "alpha", "--model", "openai/gpt-4o-mini", "--api-base", llm_server.url)
     assert "budget left: day $0.99" in r.stdout
+
+
+def test_health_warns_about_open_circuits(llm_env, cli):
+    project, store = llm_env
+    r = cli("health", "--json")
+    assert J(r)["checks"]["llm"][0]["status"] == "pass"
+    store.execute(
+        "INSERT INTO breaker_state (name, state, fail_counter, opened_at, updated_at) "
+        "VALUES ('llm:openai/gpt-4o', 'open', 5, '2026-03-01T00:00:00.000+00:00', 'x')"
+    )
+    r = cli("health", "--json")
+    llm = J(r)["checks"]["llm"][0]
+    assert llm["status"] == "warn" and "openai/gpt-4o open" in llm["output"] and r.exit_code == 0

@@ -13,7 +13,14 @@ from elfctl.services import migrate as migrate_svc
 def health_probes(app) -> dict[str, health_svc.Probe]:
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+        "llm": _llm_probe(app),
     }
+
+
+def _llm_probe(app) -> health_svc.Probe:
+    from elfctl.services.llm_health import llm_probe
+
+    return llm_probe(lambda: app.store)
 
 
 def health_report(app, components: list[str] | None = None, timeout_s: float | None = None) -> HealthReport:

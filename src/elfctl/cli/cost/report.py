@@ -30,7 +30,13 @@ def report(
     app_ = get_app(ctx, json_mode)
     rep = cost_ops.report(app_, team, since, until, by)
     if html is not None:
-        from elfctl.services.cost_html import write_html
+        try:
+            from elfctl.services.cost_html import write_html
+        except ImportError:
+            from elfctl.errors import OperationFailed
+
+            raise OperationFailed("--html: this elfctl has no HTML report writer (elfctl.services.cost_html)",
+                                  hint="use --json or --csv, or update elfctl") from None
 
         write_html(app_.store, html, team=team, since=rep.since, until=rep.until)
         app_.output.info(f"wrote {html}")
