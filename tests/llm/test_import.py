@@ -141,6 +141,10 @@ def test_elfctl_json_round_trip_and_bad_json_line(llm_env, cli, tmp_path):
     assert d["format"] == "elfctl" and d["imported"] == 4 and d["bad_count"] == 1
     assert d["bad"][0]["line"] > 1 and "prompt_tokens" in d["bad"][0]["error"]
     assert cli("cost", "reconcile").exit_code == 0
+    # The report's own --json output, as written, imports as it is (idempotently).
+    path.write_text(export.stdout)
+    d = J(cli("cost", "import", str(path), "--json"))
+    assert d["format"] == "elfctl" and d["imported"] == 1 and d["duplicates"] == 4 and d["bad_count"] == 0
 
 
 def test_large_file_streams_in_batches(llm_env, cli, tmp_path):

@@ -1,7 +1,8 @@
 """`cost import FILE`: usage recorded elsewhere, streamed in batches, idempotent by request id.
 
 Formats (auto-detected):
-- `elfctl`: `elfctl cost report --by request --json` (a JSON list of api_usage rows) or JSON lines;
+- `elfctl`: `elfctl cost report --by request --json` output (its "rows" are streamed), a JSON list
+  of api_usage rows, or JSON lines;
 - `spendlogs-csv`: LiteLLM proxy's `LiteLLM_SpendLogs` table exported with
   `\\copy "LiteLLM_SpendLogs" to FILE csv header`;
 - `spendlogs-json`: the JSON list LiteLLM proxy's `/spend/logs` endpoint returns.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +46,9 @@ class ImportResult:
     bad_count: int = 0
 
 
+_REPORT_ROWS = re.compile(r'\{\s*"by"\s*:\s*"request"\s*,.*?"rows"\s*:\s*\[', re.S)
+
+
 def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
     """Stream the items of a top-level JSON list (or JSON lines) with their starting line numbers,
     holding one item at a time."""
@@ -72,6 +77,12 @@ def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
 
     fill()
     skip_ws()
+    if buf.startswith("{", pos):
+        # `cost report --by request --json`: {"by": "request", ..., "rows": [...], ...}; stream "rows".
+        m = _REPORT_ROWS.match(buf, pos)
+        if m:
+            line += buf.count("\n", pos, m.end())
+            pos = m.end() - 1
     in_list = pos < len(buf) and buf[pos] == "["
     if in_list:
         pos += 1
