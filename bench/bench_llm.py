@@ -72,8 +72,16 @@ def overhead(server, folder: Path, n: int = 300) -> list[Row]:
     store.close()
     extra = e - b
     return [
-        Row("llm", "elfctl.llm.completion (budget, breaker, ledger; SQLite)", e, "us/call", "bare litellm.completion",
-            b, "<1 ms and <10% over litellm", ok=extra < 1000 and e <= 1.10 * b),
+        Row(
+            "llm",
+            "elfctl.llm.completion (budget, breaker, ledger; SQLite)",
+            e,
+            "us/call",
+            "bare litellm.completion",
+            b,
+            "<1 ms and <10% over litellm",
+            ok=extra < 1000 and e <= 1.10 * b,
+        ),
         Row("llm", "elfctl.llm overhead per call", extra, "us/call"),
     ]
 
@@ -82,19 +90,38 @@ def ingest(store, label: str, n: int = 60_000, batch: int = 2000) -> Row:
     from elfctl.domain.usage import UsageRow
     from elfctl.services import ledger
 
-    teams, models = [f"team-{i}" for i in range(10)], ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude"]
-    rows = [UsageRow(request_id=uuid.uuid4().hex, ts=f"2026-03-{1 + i % 28:02d}T10:{i % 60:02d}:00.000+00:00",
-                     team=teams[i % 10], requested_model=models[i % 3], model=models[i % 3], prompt_tokens=100,
-                     completion_tokens=20, cost_nanousd=1234 + i) for i in range(n)]
+    teams, models = (
+        [f"team-{i}" for i in range(10)],
+        ["openai/gpt-4o", "openai/gpt-4o-mini", "anthropic/claude"],
+    )
+    rows = [
+        UsageRow(
+            request_id=uuid.uuid4().hex,
+            ts=f"2026-03-{1 + i % 28:02d}T10:{i % 60:02d}:00.000+00:00",
+            team=teams[i % 10],
+            requested_model=models[i % 3],
+            model=models[i % 3],
+            prompt_tokens=100,
+            completion_tokens=20,
+            cost_nanousd=1234 + i,
+        )
+        for i in range(n)
+    ]
     t = time.perf_counter()
     for i in range(0, n, batch):
-        ledger.record(store, rows[i:i + batch])
+        ledger.record(store, rows[i : i + batch])
     rate = n / (time.perf_counter() - t)
     want = sum(r.cost_nanousd for r in rows)
     got = int(store.query("SELECT SUM(cost_nanousd) AS s FROM daily_cost_summary")[0]["s"])
     assert got == want, "rollup disagrees with the rows"
-    return Row("llm", f"usage ingest, {batch}-row batches, rollup kept current ({label})", rate, "rows/s",
-               target=">=20000 rows/s" if label == "SQLite" else None, ok=rate >= 20000 if label == "SQLite" else None)
+    return Row(
+        "llm",
+        f"usage ingest, {batch}-row batches, rollup kept current ({label})",
+        rate,
+        "rows/s",
+        target=">=20000 rows/s" if label == "SQLite" else None,
+        ok=rate >= 20000 if label == "SQLite" else None,
+    )
 
 
 def overshoot(server, folder: Path, store_url: str | None, label: str) -> Row:
@@ -103,7 +130,9 @@ def overshoot(server, folder: Path, store_url: str | None, label: str) -> Row:
     store = _project(folder, store_url)
     team = folder / "teams" / "alpha"
     team.mkdir(parents=True)
-    (team / "team.yaml").write_text("name: alpha\nllm:\n  model: openai/gpt-4o\n  budget:\n    daily_usd: 0.02\n")
+    (team / "team.yaml").write_text(
+        "name: alpha\nllm:\n  model: openai/gpt-4o\n  budget:\n    daily_usd: 0.02\n"
+    )
     env_before = os.environ.get("OPENAI_API_KEY")
     os.environ["OPENAI_API_KEY"] = "sk-bench"
     try:
@@ -113,9 +142,17 @@ def overshoot(server, folder: Path, store_url: str | None, label: str) -> Row:
             os.environ.pop("OPENAI_API_KEY", None)
     f = hammer.figures(store, 20_000_000, got["calls"], 8)
     store.close()
-    return Row("llm", f"budget overshoot, 8 processes, $0.02 budget ({label})", f["overshoot"], "nUSD",
-               "bound: 8 x per-call estimation error", f["bound"], "overshoot <= bound", ok=f["overshoot"] <= f["bound"],
-               extra={**f, "naive_8_whole_calls": 8 * f["per_call"]})
+    return Row(
+        "llm",
+        f"budget overshoot, 8 processes, $0.02 budget ({label})",
+        f["overshoot"],
+        "nUSD",
+        "bound: 8 x per-call estimation error",
+        f["bound"],
+        "overshoot <= bound",
+        ok=f["overshoot"] <= f["bound"],
+        extra={**f, "naive_8_whole_calls": 8 * f["per_call"]},
+    )
 
 
 def run(env) -> list[Row]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 
 def iso(t: dt.datetime) -> str:
@@ -45,7 +45,7 @@ class UsageRow:
         return self.ts[:10]
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return dict(self.__dict__)  # flat fields only: no deep copy needed
 
 
 COLUMNS = (

@@ -51,6 +51,12 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
             (*params, _iso(dt.datetime.now(dt.UTC)), self._key),
         )
 
+    def snapshot(self) -> dict:
+        rows = self._store.query(
+            "SELECT state, fail_counter, opened_at FROM breaker_state WHERE name = ?", (self._key,)
+        )
+        return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None}
+
     @property
     def state(self) -> str:
         return self._get("state") or pybreaker.STATE_CLOSED
@@ -64,8 +70,10 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     def reset_counter(self) -> None:
         # Called after every success: only write when there is something to reset.
-        self._store.execute("UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? "
-                            "AND fail_counter <> 0", (_iso(dt.datetime.now(dt.UTC)), self._key))
+        self._store.execute(
+            "UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? AND fail_counter <> 0",
+            (_iso(dt.datetime.now(dt.UTC)), self._key),
+        )
 
     def increment_success_counter(self) -> None:
         self._set("success_counter = success_counter + 1")
@@ -100,10 +108,13 @@ def make(store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60
     )
 
 
-def _before(cb: pybreaker.CircuitBreaker) -> None:
+def _before(cb: pybreaker.CircuitBreaker) -> bool:
+    """Refuse the call while the circuit is open; returns whether the circuit was closed with no
+    failures counted (then a success needs no bookkeeping: one store read per call)."""
     with cb._lock:
-        if cb.current_state == pybreaker.STATE_OPEN:
-            opened = cb._state_storage.opened_at
+        row = cb._state_storage.snapshot()
+        if row["state"] == pybreaker.STATE_OPEN:
+            opened = dt.datetime.fromisoformat(row["opened_at"]) if row["opened_at"] else None
             if opened and dt.datetime.now(dt.UTC) < opened + dt.timedelta(seconds=cb.reset_timeout):
                 retry_in = (
                     opened + dt.timedelta(seconds=cb.reset_timeout) - dt.datetime.now(dt.UTC)
@@ -114,9 +125,13 @@ def _before(cb: pybreaker.CircuitBreaker) -> None:
                     code="circuit_open",
                 )
             cb.half_open()  # the timeout passed: this call is the probe
+            return False
+        return row["state"] == pybreaker.STATE_CLOSED and not row["fail_counter"]
 
 
-def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None) -> None:
+def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None, clean: bool = False) -> None:
+    if exc is None and clean:
+        return  # closed, nothing counted: pybreaker would only reset a zero counter
     with cb._lock:
         state = cb.state
         try:
@@ -137,13 +152,13 @@ def guarded(
 ) -> T:
     """Call fn through the breaker. `counts(exc)`: whether this failure says the provider is unwell
     (a 400 from bad input does not)."""
-    _before(cb)
+    clean = _before(cb)
     try:
         result = fn(*args, **kwargs)
     except BaseException as exc:
-        _after(cb, exc if counts(exc) else None)
+        _after(cb, exc if counts(exc) else None, clean)
         raise
-    _after(cb, None)
+    _after(cb, None, clean)
     return result
 
 
@@ -154,11 +169,11 @@ async def aguarded(
     counts: Callable[[BaseException], bool] = lambda e: True,
     **kwargs: Any,
 ) -> T:
-    _before(cb)
+    clean = _before(cb)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
-        _after(cb, exc if counts(exc) else None)
+        _after(cb, exc if counts(exc) else None, clean)
         raise
-    _after(cb, None)
+    _after(cb, None, clean)
     return result

@@ -27,9 +27,13 @@ class Spool:
     def put(self, row: UsageRow) -> Path:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self._path(row.request_id)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(row.to_dict()))
-        os.replace(tmp, path)  # a reader never sees half a row
+        # One write() of a few hundred bytes: a reader sees the whole row or none of it in practice;
+        # a torn file (power loss) fails to parse and is left alone by replay.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, json.dumps(row.to_dict()).encode())
+        finally:
+            os.close(fd)
         return path
 
     def done(self, row: UsageRow) -> None:
