@@ -61,14 +61,15 @@ def test_spool_replay_after_kill(llm_env, llm_server):
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert llm_server.calls("gpt-4o") == 1
     assert store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] == 0
-    assert list((project / ".elf" / "spool").glob("*.json"))
+    left = list((project / ".elf" / "spool").glob("spool-*.jsonl"))
+    assert len(left) == 1 and "killed-after-answer" in left[0].read_text()
     assert store.query("SELECT COUNT(*) AS n FROM budget_reservations")[0]["n"] == 1
     # The next start replays the spool: the call is counted once, its reservation settled.
     llm.reset()
     llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=50)
     row = store.query("SELECT * FROM api_usage WHERE request_id = 'killed-after-answer'")
     assert len(row) == 1 and row[0]["cost_nanousd"] == 10 * 2500 + 40 * 10000
-    assert not list((project / ".elf" / "spool").glob("*.json"))
+    assert not left[0].exists()  # replayed, then removed
     assert store.query("SELECT COUNT(*) AS n FROM budget_reservations")[0]["n"] == 0
     c = store.query(
         "SELECT reserved_nanousd AS r, spent_nanousd AS s FROM spend_counters "

@@ -166,45 +166,84 @@ def reserve(
     store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime | None = None, force: bool = False
 ) -> Reservation:
     """Reserve `amount` in every window of the team, or raise Refused naming the window that is full.
-    `force` reserves even past the limit (hard action `warn`), so the spend still shows as in flight."""
+    `force` reserves even past the limit (hard action `warn`), so the spend still shows as in flight.
+    Expired reservations are released first when the budget looks full (and so never block a call)."""
     now = now or now_utc()
+    try:
+        return _reserve_once(store, b, amount, ttl_s, now, force)
+    except Refused:
+        with store.transaction() as tx:
+            if not expire_in(tx, now, b.team):
+                raise
+        return _reserve_once(store, b, amount, ttl_s, now, force)
+
+
+def _reserve_once(
+    store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime, force: bool
+) -> Reservation:
     rid = uuid.uuid4().hex
     day, month = (bmod.window_start(k, now, b.timezone) for k in bmod.WINDOWS)
-    try:
-        with store.transaction() as tx:
-            expire_in(tx, now, b.team)
-            tx.executemany(
-                "INSERT INTO spend_counters (team, window_kind, window_start) VALUES (?,?,?) "
-                "ON CONFLICT (team, window_kind, window_start) DO NOTHING",
-                [(b.team, "day", day), (b.team, "month", month)],
+    st: list[WindowState] = []
+    with store.transaction() as tx:
+        for kind, start in (("day", day), ("month", month)):
+            limit = b.limit(kind)
+            sql = (
+                "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? "
+                "WHERE team = ? AND window_kind = ? AND window_start = ?"
             )
-            for kind, start in (("day", day), ("month", month)):
-                limit = b.limit(kind)
-                sql = (
-                    "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? "
-                    "WHERE team = ? AND window_kind = ? AND window_start = ?"
+            params: tuple = (amount, b.team, kind, start)
+            if limit is not None and not force:
+                sql += " AND spent_nanousd + reserved_nanousd + ? <= ?"
+                params += (amount, limit)
+            sql += " RETURNING spent_nanousd, reserved_nanousd"
+            got = tx.query(sql, params)
+            if not got:
+                exists = tx.query(
+                    "SELECT spent_nanousd, reserved_nanousd FROM spend_counters WHERE team = ? AND "
+                    "window_kind = ? AND window_start = ?",
+                    (b.team, kind, start),
                 )
-                params: tuple = (amount, b.team, kind, start)
-                if limit is not None and not force:
-                    sql += " AND spent_nanousd + reserved_nanousd + ? <= ?"
-                    params += (amount, limit)
-                if tx.execute(sql, params) != 1:
+                if exists:  # the condition failed: this window is full
+                    raise Refused(
+                        WindowState(
+                            kind,
+                            start,
+                            limit,
+                            int(exists[0]["spent_nanousd"]),
+                            int(exists[0]["reserved_nanousd"]),
+                            bmod.resets_at(kind, now, b.timezone),
+                        )
+                    )
+                # First call of a new window: create its counter (a concurrent creator is fine).
+                tx.execute(
+                    "INSERT INTO spend_counters (team, window_kind, window_start) VALUES (?,?,?) "
+                    "ON CONFLICT (team, window_kind, window_start) DO NOTHING",
+                    (b.team, kind, start),
+                )
+                got = tx.query(sql, params)
+                if not got:
                     raise Refused(
                         WindowState(kind, start, limit, 0, 0, bmod.resets_at(kind, now, b.timezone))
                     )
-            tx.execute(
-                "INSERT INTO budget_reservations (id, team, amount_nanousd, day_start, month_start, "
-                "created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
-                (rid, b.team, amount, day, month, iso(now), iso(now + dt.timedelta(seconds=ttl_s))),
+            st.append(
+                WindowState(
+                    kind,
+                    start,
+                    limit,
+                    int(got[0]["spent_nanousd"]),
+                    int(got[0]["reserved_nanousd"]),
+                    bmod.resets_at(kind, now, b.timezone),
+                )
             )
-    except Refused as exc:
-        full = next(s for s in states(store, b, now) if s.window == exc.state.window)
-        raise Refused(full) from None
-    st = states(store, b, now)
-    lvl = (
-        "forced" if force and bmod.level(b, st) == "hard" else ("soft" if bmod.level(b, st) != "ok" else "ok")
+        tx.execute(
+            "INSERT INTO budget_reservations (id, team, amount_nanousd, day_start, month_start, "
+            "created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+            (rid, b.team, amount, day, month, iso(now), iso(now + dt.timedelta(seconds=ttl_s))),
+        )
+    lvl = bmod.level(b, st)
+    return Reservation(
+        rid, b.team, amount, st, "forced" if force and lvl == "hard" else ("soft" if lvl != "ok" else "ok")
     )
-    return Reservation(rid, b.team, amount, st, lvl)
 
 
 def release(store: Store, reservation_id: str) -> None:
