@@ -41,7 +41,7 @@ def _pg_url(dsn: str) -> str:
     return dsn.rsplit("/", 1)[0] + "/" + name
 
 
-def overhead(server, folder: Path, n: int = 300) -> list[Row]:
+def overhead(server, folder: Path, n: int = 600) -> list[Row]:
     from elfctl import llm
     from elfctl.adapters.litellm_client import sdk
     from elfctl.domain.budget import Budget
@@ -57,16 +57,16 @@ def overhead(server, folder: Path, n: int = 300) -> list[Row]:
     elf = lambda: llm.completion(team="bench", model="openai/gpt-4o-mini", **kw)  # noqa: E731
     for _ in range(20):
         bare(), elf()
+    # Alternate call by call and take each side's median: load from other processes on a shared
+    # machine drifts over seconds, and a median of single calls ignores the spikes.
     b_samples, e_samples = [], []
-    for _ in range(5):  # interleaved rounds: machine noise hits both alike
+    for _ in range(n):
         t = time.perf_counter()
-        for _ in range(n // 5):
-            bare()
-        b_samples.append((time.perf_counter() - t) / (n // 5) * 1e6)
+        bare()
+        b_samples.append((time.perf_counter() - t) * 1e6)
         t = time.perf_counter()
-        for _ in range(n // 5):
-            elf()
-        e_samples.append((time.perf_counter() - t) / (n // 5) * 1e6)
+        elf()
+        e_samples.append((time.perf_counter() - t) * 1e6)
     b, e = statistics.median(b_samples), statistics.median(e_samples)
     llm.reset()
     store.close()
