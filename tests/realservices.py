@@ -86,6 +86,83 @@ def ensure_dockerd(wait_s: float = 60) -> None:
     raise RuntimeError(f"dockerd did not answer within {wait_s:g}s (see {STATE / 'dockerd.log'})")
 
 
+REGISTRY_BIN = os.environ.get("ELFCTL_REGISTRY_BIN", "/usr/bin/docker-registry")
+
+
+def start_registry(folder: Path) -> tuple[str, int]:
+    """Debian's docker-registry (the distribution registry) on 127.0.0.1:free port, storage in folder.
+    Returns (host:port, pid)."""
+    if not Path(REGISTRY_BIN).exists():
+        raise RuntimeError(f"{REGISTRY_BIN} not found (apt-get install docker-registry)")
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (folder / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    log = open(folder / "log", "ab")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(folder / "config.yml")], stdout=log, stderr=log,
+                            start_new_session=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                (folder / "pid").write_text(str(proc.pid))
+                return f"127.0.0.1:{port}", proc.pid
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"docker-registry did not listen on {port} (see {folder / 'log'})")
+
+
+def start_keyring(folder: Path, wait_s: float = 20) -> dict[str, str]:
+    """A private D-Bus session bus with gnome-keyring's Secret Service, unlocked with a throw-away
+    password, so pytest itself needs no `dbus-run-session`. Returns the ELFCTL_TEST_KEYRING_* vars;
+    stop_keyring(folder) ends it (gnome-keyring-daemon exits with its bus)."""
+    for tool in ("dbus-daemon", "gnome-keyring-daemon", "dbus-send"):
+        if not shutil.which(tool):
+            raise RuntimeError(f"{tool} not found (apt-get install dbus dbus-bin gnome-keyring)")
+    stop_keyring(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "run").mkdir(parents=True, mode=0o700)
+    (folder / "data").mkdir()
+    proc = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+                          capture_output=True, text=True, timeout=10, check=True)
+    address, pid = proc.stdout.split()[:2]
+    (folder / "dbus.pid").write_text(pid)
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address, "XDG_RUNTIME_DIR": str(folder / "run"),
+           "XDG_DATA_HOME": str(folder / "data")}
+    subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize"], input="PASS",
+                   env=env, capture_output=True, text=True, timeout=wait_s, check=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        has = subprocess.run(["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/",
+                              "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"],
+                             env=env, capture_output=True, text=True, timeout=5)
+        if "boolean true" in has.stdout:
+            return {"ELFCTL_TEST_KEYRING_BUS": address, "ELFCTL_TEST_KEYRING_DIR": str(folder)}
+        time.sleep(0.2)
+    stop_keyring(folder)
+    raise RuntimeError(f"gnome-keyring's Secret Service did not appear on the bus within {wait_s:g}s")
+
+
+def _kill_pidfile(pidfile: Path) -> None:
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+        pidfile.unlink(missing_ok=True)
+
+
+def stop_registry(folder: Path) -> None:
+    _kill_pidfile(folder / "pid")
+
+
+def stop_keyring(folder: Path) -> None:
+    """gnome-keyring-daemon exits with its bus."""
+    _kill_pidfile(folder / "dbus.pid")
+
+
 def up() -> dict[str, str]:
     STATE.mkdir(parents=True, exist_ok=True)
     env: dict[str, str] = {}
@@ -103,13 +180,28 @@ def up() -> dict[str, str]:
         if in_ci():
             raise
         print(f"# docker unavailable: {exc}", file=sys.stderr)
+    stop_registry(STATE / "registry")
+    try:
+        env["ELFCTL_TEST_REGISTRY"], _pid = start_registry(STATE / "registry")
+    except RuntimeError as exc:
+        if in_ci():
+            raise
+        print(f"# registry unavailable: {exc}", file=sys.stderr)
+    try:
+        env.update(start_keyring(STATE / "keyring"))
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        if in_ci():
+            raise
+        print(f"# OS keyring unavailable: {exc}", file=sys.stderr)
     return env
 
 
 def down() -> None:
+    stop_registry(STATE / "registry")
     data = STATE / "pg" / "data"
     if data.exists():
         stop_postgres(data)
+    stop_keyring(STATE / "keyring")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,26 @@ class App:
         path = Path(self.config.get("teams.dir"))
         return path if path.is_absolute() else self.config.root / path
 
+    @cached_property
+    def docker(self):
+        from elfctl.bootstrap import docker_engine
+
+        engine = docker_engine(self.config)
+        self._closers.append(engine.close)
+        return engine
+
+    @cached_property
+    def registry(self):
+        from elfctl.bootstrap import registry
+
+        return registry(self.config)
+
+    @cached_property
+    def target(self):
+        from elfctl.bootstrap import deploy_target
+
+        return deploy_target(self.config, self.docker)
+
     def close(self) -> None:
         for close in reversed(self._closers):
             try:

@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-
 from tests.conftest import run_elfctl
 
 
@@ -35,12 +34,17 @@ def test_db_migrate_status_verify_new_on_both_stores(store_url, cli, project):
     env = {"ELFCTL_STORE_URL": store_url}
     res = cli("db", "migrate", "--json", env=env)
     assert res.exit_code == 0, res.stderr
-    assert [m["version"] for m in json.loads(res.stdout)["applied"]] == [1]
+    # Every shipped migration, from 0001 on (features add theirs, e.g. 0050).
+    from elfctl import config
+    from elfctl.bootstrap import migrations_dir
+
+    shipped = sorted({int(p.name[:4]) for p in migrations_dir(config.load(cwd=project)).glob("*.sql")})
+    assert [m["version"] for m in json.loads(res.stdout)["applied"]] == shipped and shipped[0] == 1
     status = json.loads(cli("db", "status", "--json", env=env).stdout)
-    assert status["current_version"] == 1 and status["pending"] == 0
+    assert status["current_version"] == shipped[-1] and status["pending"] == 0
     assert cli("db", "verify", env=env).exit_code == 0
     human = cli("db", "migrate", env=env)
-    assert "up to date at version 1" in human.stdout
+    assert f"up to date at version {shipped[-1]}" in human.stdout
 
 
 def test_edited_applied_migration_fails_verify_with_exit_1(project, cli, tmp_path):
@@ -138,3 +142,26 @@ def test_profile_flag_selects_profile(project):
     settings = {s["key"]: s for s in json.loads(proc.stdout)["settings"]}
     assert settings["store.url"]["value"].endswith("staging.db")
     assert os.path.basename(settings["store.url"]["value"]) == "staging.db"
+
+
+def test_non_writable_elf_folder_is_a_clear_error(project):
+    """A real permission problem: `.elf/` cannot be written. Root ignores permission bits, so as root
+    the folder is made immutable (chattr +i) instead of read-only."""
+    import subprocess
+
+    elf = project / ".elf"
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(elf)], check=True)
+    else:
+        elf.chmod(0o555)
+    try:
+        proc = run_elfctl("db", "migrate", cwd=project)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert f"{elf}: folder is not writable" in proc.stderr and "hint:" in proc.stderr
+        assert sorted(p.name for p in elf.iterdir()) == [".gitignore"]
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(elf)], check=True)
+        else:
+            elf.chmod(0o755)

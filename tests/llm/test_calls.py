@@ -288,3 +288,15 @@ def test_soft_limit_downgrade_then_soft_block(llm_env, llm_server):
     with pytest.raises(BudgetExceeded):
         llm.completion(team="beta", messages=MSG, api_base=llm_server.url, max_tokens=50)
     assert store.query("SELECT SUM(reserved_nanousd) AS r FROM spend_counters WHERE team='beta'")[0]["r"] == 0
+
+
+def test_prompt_hash_marks_repeated_prompts(llm_env, llm_server):
+    from elfctl import llm
+    from elfctl.domain.usage import prompt_hash
+
+    project, store = llm_env
+    _team(project, fallbacks=())
+    for content in ("same", "same", "other"):
+        llm.completion(team="alpha", messages=[{"role": "user", "content": content}], api_base=llm_server.url)
+    hashes = [r["prompt_hash"] for r in usage(store)]
+    assert hashes[0] == hashes[1] == prompt_hash([{"role": "user", "content": "same"}]) != hashes[2]

@@ -3,12 +3,15 @@ service is imported inside the command that runs, so `elfctl --help` stays insta
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from elfctl import __version__
 from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd
+from elfctl.cli import deploy as deploy_cmd
+from elfctl.cli import team
+from elfctl.cli import creds
 from elfctl.cli import llm as llm_cli
 from elfctl.cli.common import ElfGroup
 
@@ -36,10 +39,10 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     profile: Annotated[
-        Optional[str], typer.Option("--profile", "-p", help="Use the profiles.NAME table of elfctl.toml.")
+        str | None, typer.Option("--profile", "-p", help="Use the profiles.NAME table of elfctl.toml.")
     ] = None,
     store: Annotated[
-        Optional[str], typer.Option("--store", help="Store URL (overrides store.url / ELFCTL_STORE_URL).")
+        str | None, typer.Option("--store", help="Store URL (overrides store.url / ELFCTL_STORE_URL).")
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -67,6 +70,12 @@ app.add_typer(db.app, name="db")
 app.add_typer(infra.app, name="infra")
 app.add_typer(cost.app, name="cost")
 app.command("health")(health.health)
+app.add_typer(team.app, name="team")
+app.command("deploy")(deploy_cmd.deploy)
+app.command("rollback")(deploy_cmd.rollback)
+app.command("deployments")(deploy_cmd.deployments)
+app.command("logs")(deploy_cmd.logs)
+app.add_typer(creds.app, name="creds")
 app.add_typer(llm_cli.app, name="llm")
 
 

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 
 def iso(t: dt.datetime) -> str:
     """The store's time format: ISO-8601 UTC with milliseconds, sortable as text."""
     return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def prompt_hash(messages) -> str | None:
+    """SHA-256 hex of the canonical JSON of a call's messages (migration 0050's `prompt_hash`)."""
+    if not messages:
+        return None
+    text = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def parse_iso(text: str) -> dt.datetime:
@@ -37,6 +47,7 @@ class UsageRow:
     outcome: str = "ok"  # ok | error | blocked
     fallback_reason: str | None = None
     source: str = "elfctl"  # elfctl | callback | import:<format>
+    prompt_hash: str | None = None  # prompt_hash(messages): `cost optimize` finds repeated prompts
     # Not stored in api_usage: the budget reservation this row settles (spool replay needs it).
     reservation_id: str | None = field(default=None, compare=False)
 
@@ -69,6 +80,7 @@ COLUMNS = (
     "outcome",
     "fallback_reason",
     "source",
+    "prompt_hash",
 )
 
 
@@ -94,4 +106,5 @@ def values(r: UsageRow) -> tuple:
         r.outcome,
         r.fallback_reason,
         r.source,
+        r.prompt_hash,
     )

@@ -21,7 +21,7 @@ from typing import Any
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget
 from elfctl.domain.pricing import NANO, PriceBook, Tokens, cost_nano
-from elfctl.domain.usage import UsageRow, iso
+from elfctl.domain.usage import UsageRow, iso, prompt_hash
 from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.resilience import breaker as brk
@@ -194,7 +194,7 @@ class Caller:
             t0 = time.perf_counter()
             kind, value = yield model
             if kind == "ok":
-                return self._finish(policy, request_id, chain[0], value, res, reasons, t0)
+                return self._finish(policy, request_id, chain[0], value, res, reasons, t0, kwargs.get("messages"))
             if res:
                 budgets.release(self.store, res.id)
             if getattr(value, "kind", "") == "bad_request":
@@ -230,7 +230,9 @@ class Caller:
         except StopIteration as done:
             return done.value
 
-    def _finish(self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0) -> Any:
+    def _finish(
+        self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0, messages=None
+    ) -> Any:
         latency = int((time.perf_counter() - t0) * 1000)
         tokens = Tokens(answer.prompt, answer.completion, answer.cached, answer.cache_write, answer.reasoning)
         cost = self.prices.cost(answer.model, tokens)
@@ -254,6 +256,7 @@ class Caller:
             fallback_reason="; ".join(reasons) or None,
             source="elfctl",
             reservation_id=res.id if res else None,
+            prompt_hash=prompt_hash(messages),
         )
         self.spool.put(row)
         ledger.record(self.store, [row])

@@ -11,7 +11,7 @@ from typing import Any
 from elfctl.domain import pricing
 from elfctl.domain import team as team_mod
 from elfctl.domain.pricing import Tokens
-from elfctl.domain.usage import UsageRow, iso
+from elfctl.domain.usage import UsageRow, iso, prompt_hash
 from elfctl.ports import Store
 from elfctl.services import budgets, ledger
 from elfctl.services.llm_call import Caller, Policy, Settings
@@ -122,6 +122,7 @@ def _callback_class():
                 price_version=caller.prices.version,
                 latency_ms=latency,
                 source="callback",
+                prompt_hash=prompt_hash(kwargs.get("messages")),
             )
             caller.spool.put(row)
             ledger.record(caller.store, [row])

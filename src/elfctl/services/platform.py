@@ -10,9 +10,17 @@ from elfctl.services import infra as infra_svc
 from elfctl.services import migrate as migrate_svc
 
 
-def health_probes(app) -> dict[str, health_svc.Probe]:
+def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
+    from elfctl.services import docker_platform
+
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+        **docker_platform.probes(app),  # docker, registry, team:<name> (when the project runs teams)
+        "disk": health_svc.disk_probe(app.config.root, app.config.get("health.disk_warn_free"),
+                                      app.config.get("health.disk_fail_free")),
+        "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
+                                          app.config.get("health.memory_fail_free")),
+        "creds": _credentials_probe(app),
         "llm": _llm_probe(app),
     }
 
@@ -23,8 +31,18 @@ def _llm_probe(app) -> health_svc.Probe:
     return llm_probe(lambda: app.store)
 
 
-def health_report(app, components: list[str] | None = None, timeout_s: float | None = None) -> HealthReport:
-    probes = health_probes(app)
+def _credentials_probe(app) -> health_svc.Probe:
+    def probe() -> Check:
+        from elfctl.services import credential_checks, credentials
+
+        return credential_checks.health_check(credentials.vault_for(app, command="elfctl health"))
+
+    return probe
+
+
+def health_report(app, components: list[str] | None = None, timeout_s: float | None = None,
+                  deep: bool = False) -> HealthReport:
+    probes = health_probes(app, deep=deep)
     if components:
         unknown = [c for c in components if c not in probes]
         if unknown:
@@ -42,9 +60,14 @@ def infra_steps(app) -> list[infra_svc.Step]:
             return True, f"applied {len(r.applied)} migration(s), now at {r.current_version}"
         return False, f"schema current at version {r.current_version}"
 
-    return [
+    from elfctl.services import docker_platform
+
+    steps = [
         infra_svc.Step("store", "migrate the store to the newest schema", migrate_step),
     ]
+    # environment, registry, target, teams: only when the project has teams or a registry.
+    docker_steps = docker_platform.steps(app)
+    return docker_steps[:1] + steps + docker_steps[1:]
 
 
 def infra_up(app, dry_run: bool = False, only: list[str] = (), skip: list[str] = ()) -> infra_svc.UpResult:
@@ -53,6 +76,18 @@ def infra_up(app, dry_run: bool = False, only: list[str] = (), skip: list[str] =
     if not dry_run:
         result.health = health_report(app)
     return result
+
+
+def infra_status(app):
+    from elfctl.services import docker_platform
+
+    return docker_platform.status(app)
+
+
+def infra_down(app, purge: bool = False):
+    from elfctl.services import docker_platform
+
+    return docker_platform.down(app, purge)
 
 
 __all__ = ["health_report", "infra_up", "Check"]
