@@ -156,3 +156,22 @@ def os_keyring(keyring_bus, monkeypatch):
 
     monkeypatch.setattr(keyring.core, "_keyring_backend", SecretService.Keyring())
     return keyring_bus
+
+# --- LLM provider (issue 4): tests/llm_server.py, an OpenAI-compatible server on 127.0.0.1 ----------
+@pytest.fixture(scope="session")
+def _llm_server_session():
+    from tests.llm_server import LLMServer
+
+    server = LLMServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def llm_server(_llm_server_session):
+    """The local LLM server, reset for this test; every model answers 10 prompt / 5 completion tokens
+    unless told otherwise (see tests/llm_server.py). Call it via litellm with api_base=llm_server.url."""
+    _llm_server_session.reset()
+    _llm_server_session.answer("*", prompt=10, completion=5)
+    yield _llm_server_session
+    _llm_server_session.reset()

@@ -70,6 +70,14 @@ SCHEMA: dict[str, Key] = {
     "creds.grace_period": Key(str, "24h", "How long the previous version stays readable after a rotation."),
     "creds.max_age": Key(str, "", "Maximum age of a credential version for `creds check` (e.g. 90d)."),
     "creds.warn_before": Key(str, "14d", "Warn this long before a credential expires or reaches max age."),
+    "llm.prices_file": Key(str, "prices.yaml", "Price overrides for custom models (litellm key names, USD/token)."),
+    "llm.timeout_s": Key(float, 30.0, "Timeout of one LLM request."),
+    "llm.retry_max_time_s": Key(float, 20.0, "Longest time spent retrying one model (429/5xx/timeouts)."),
+    "llm.retry_max_tries": Key(int, 3, "Attempts per model before falling back."),
+    "llm.breaker_fail_max": Key(int, 5, "Failures in a row that open a model's circuit."),
+    "llm.breaker_reset_s": Key(float, 60.0, "How long an open circuit waits before a probe call."),
+    "llm.output_cap_tokens": Key(int, 4096, "Output tokens reserved when a call gives no max_tokens."),
+    "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires."),
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.

@@ -10,6 +10,7 @@ import typer
 from elfctl import __version__
 from elfctl.cli import config_cmd, cost, creds, db, health, infra, init_cmd, team
 from elfctl.cli import deploy as deploy_cmd
+from elfctl.cli import llm as llm_cli
 from elfctl.cli.common import ElfGroup
 
 app = typer.Typer(
@@ -73,6 +74,7 @@ app.command("rollback")(deploy_cmd.rollback)
 app.command("deployments")(deploy_cmd.deployments)
 app.command("logs")(deploy_cmd.logs)
 app.add_typer(creds.app, name="creds")
+app.add_typer(llm_cli.app, name="llm")
 
 
 def main() -> None:

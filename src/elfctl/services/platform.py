@@ -21,7 +21,14 @@ def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
                                           app.config.get("health.memory_fail_free")),
         "creds": _credentials_probe(app),
+        "llm": _llm_probe(app),
     }
+
+
+def _llm_probe(app) -> health_svc.Probe:
+    from elfctl.services.llm_health import llm_probe
+
+    return llm_probe(lambda: app.store)
 
 
 def _credentials_probe(app) -> health_svc.Probe:

@@ -1,0 +1,213 @@
+"""LLM prices: litellm's shipped price map read as a file (no `import litellm`), plus local overrides.
+
+Money is integer nano-dollars. A per-token price is kept as an exact Decimal of nano-dollars (the
+map's float printed with repr, so 1.5e-07 USD is exactly 150 nUSD), a row's cost is the exact sum
+over its token classes, rounded half-even ONCE to an integer. The price version names the map file's
+litellm version and content hash plus the overrides hash, so `cost reprice` knows what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from elfctl.errors import InputError
+
+MAP_FILE = "model_prices_and_context_window_backup.json"
+NANO = Decimal(1_000_000_000)
+TOKEN_CLASSES = ("input", "cached", "cache_write", "output", "reasoning")
+
+
+def usd_to_nano(usd: Any) -> int:
+    """A USD amount (float, str, Decimal) -> integer nano-dollars, half-even."""
+    return int((Decimal(str(usd)) * NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def nano_to_usd(nano: int) -> Decimal:
+    return Decimal(nano) / NANO
+
+
+@dataclass(frozen=True)
+class Price:
+    """Nano-dollars per token for each class. cached/cache_write/reasoning fall back to input/output."""
+
+    model: str
+    input: Decimal
+    output: Decimal
+    cached: Decimal
+    cache_write: Decimal
+    reasoning: Decimal
+    max_output_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Token counts as providers report them: prompt includes cached and cache-write tokens,
+    completion includes reasoning tokens (OpenAI's and litellm's convention)."""
+
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
+
+    def classes(self) -> dict[str, int]:
+        cached = min(self.cached, self.prompt)
+        write = min(self.cache_write, self.prompt - cached)
+        reasoning = min(self.reasoning, self.completion)
+        return {
+            "input": self.prompt - cached - write,
+            "cached": cached,
+            "cache_write": write,
+            "output": self.completion - reasoning,
+            "reasoning": reasoning,
+        }
+
+
+def cost_nano(price: Price, tokens: Tokens) -> int:
+    """Exact cost of one usage row in nano-dollars, rounded half-even once."""
+    total = sum((getattr(price, cls) * n for cls, n in tokens.classes().items()), Decimal(0))
+    return int(total.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def _per_token(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    return Decimal(repr(float(value))) * NANO if not isinstance(value, str) else Decimal(value) * NANO
+
+
+def _price(model: str, entry: dict[str, Any]) -> Price | None:
+    inp = _per_token(entry.get("input_cost_per_token"))
+    out = _per_token(entry.get("output_cost_per_token"))
+    if inp is None or out is None:
+        return None
+    cached = _per_token(entry.get("cache_read_input_token_cost"))
+    write = _per_token(entry.get("cache_creation_input_token_cost"))
+    reasoning = _per_token(entry.get("output_cost_per_reasoning_token"))
+    mot = entry.get("max_output_tokens")
+    return Price(
+        model,
+        inp,
+        out,
+        inp if cached is None else cached,
+        inp if write is None else write,
+        out if reasoning is None else reasoning,
+        mot if isinstance(mot, int) else None,
+    )
+
+
+def litellm_map_path() -> Path:
+    """The price map inside the installed litellm package, found without importing litellm."""
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(
+            "litellm is not installed, so there is no price map",
+            hint="pip install litellm, or give every model a price in the overrides file",
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / MAP_FILE
+
+
+class PriceBook:
+    """Model name -> Price, with the version string recorded on every usage row."""
+
+    def __init__(self, entries: dict[str, dict[str, Any]], version: str):
+        self._entries = entries
+        self.version = version
+        self._cache: dict[str, Price | None] = {}
+
+    def lookup(self, model: str) -> Price | None:
+        """Exact name, then without the provider prefix (`openai/gpt-4o` -> `gpt-4o`). None: unpriced."""
+        if model in self._cache:
+            return self._cache[model]
+        found = None
+        for name in (model, model.split("/", 1)[1] if "/" in model else None):
+            if name and name in self._entries:
+                found = _price(model, self._entries[name])
+                if found:
+                    break
+        self._cache[model] = found
+        return found
+
+    def cost(self, model: str, tokens: Tokens) -> int | None:
+        price = self.lookup(model)
+        return None if price is None else cost_nano(price, tokens)
+
+
+def read_overrides(path: Path) -> dict[str, dict[str, Any]]:
+    """`prices.json` / `prices.yaml`: {model: {input_cost_per_token, output_cost_per_token, ...}}
+    in litellm's own key names (USD per token)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot read the price overrides ({exc.strerror})",
+            hint="fix llm.prices_file or create the file",
+        ) from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            doc = yaml.safe_load(text) or {}
+        else:
+            doc = json.loads(text or "{}")
+    except Exception as exc:  # noqa: BLE001 - YAML and JSON errors alike
+        raise InputError(
+            f"{path}: not valid {path.suffix[1:].upper()} ({exc})", hint="fix the syntax"
+        ) from None
+    if not isinstance(doc, dict):
+        raise InputError(
+            f"{path}: must map model names to prices", hint="write `model: {input_cost_per_token: ...}`"
+        )
+    for model, entry in doc.items():
+        if not isinstance(entry, dict):
+            raise InputError(f"{path}: {model}: must be a mapping of prices", hint="see litellm's key names")
+        for key in ("input_cost_per_token", "output_cost_per_token"):
+            value = entry.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise InputError(
+                    f"{path}: {model}.{key}: missing or not a number",
+                    hint=f"set {model}.{key} to USD per token, e.g. 1.5e-07",
+                )
+            try:
+                if Decimal(str(value)) < 0:
+                    raise ValueError
+            except Exception:  # noqa: BLE001
+                raise InputError(
+                    f"{path}: {model}.{key}: {value!r} is not a price",
+                    hint="use a non-negative number of USD per token",
+                ) from None
+    return doc
+
+
+@lru_cache(maxsize=8)
+def _load(map_path: Path, map_mtime: float, overrides: Path | None, ov_mtime: float) -> PriceBook:
+    raw = map_path.read_bytes()
+    entries = json.loads(raw)
+    entries.pop("sample_spec", None)
+    ver = f"litellm:{hashlib.sha256(raw).hexdigest()[:12]}"
+    if overrides is not None:
+        ov = read_overrides(overrides)
+        entries.update({k: {**entries.get(k, {}), **v} for k, v in ov.items()})
+        ver += f"+local:{hashlib.sha256(overrides.read_bytes()).hexdigest()[:8]}"
+    return PriceBook(entries, ver)
+
+
+def load(overrides: Path | None = None, map_path: Path | None = None) -> PriceBook:
+    """The price book (cached per process until a file changes)."""
+    map_path = map_path or litellm_map_path()
+    try:
+        mtime = map_path.stat().st_mtime
+    except OSError:
+        raise InputError(
+            f"{map_path}: litellm's price map is missing",
+            hint="reinstall litellm, or point llm.prices_file at a full price list",
+        ) from None
+    if overrides is not None and not overrides.exists():
+        overrides = None
+    return _load(map_path, mtime, overrides, overrides.stat().st_mtime if overrides else 0.0)

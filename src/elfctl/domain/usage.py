@@ -1,0 +1,110 @@
+"""One LLM call as the ledger records it (a row of `api_usage`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+
+def iso(t: dt.datetime) -> str:
+    """The store's time format: ISO-8601 UTC with milliseconds, sortable as text."""
+    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+def prompt_hash(messages) -> str | None:
+    """SHA-256 hex of the canonical JSON of a call's messages (migration 0050's `prompt_hash`)."""
+    if not messages:
+        return None
+    text = json.dumps(messages, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def parse_iso(text: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class UsageRow:
+    request_id: str
+    ts: str  # iso()
+    team: str
+    requested_model: str
+    model: str  # the model that answered (or was last tried, when the call failed)
+    provider: str | None = None
+    agent: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_nanousd: int = 0
+    priced: bool = True
+    price_version: str | None = None
+    latency_ms: int | None = None
+    outcome: str = "ok"  # ok | error | blocked
+    fallback_reason: str | None = None
+    source: str = "elfctl"  # elfctl | callback | import:<format>
+    prompt_hash: str | None = None  # prompt_hash(messages): `cost optimize` finds repeated prompts
+    # Not stored in api_usage: the budget reservation this row settles (spool replay needs it).
+    reservation_id: str | None = field(default=None, compare=False)
+
+    @property
+    def day(self) -> str:
+        return self.ts[:10]
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)  # flat fields only: no deep copy needed
+
+
+COLUMNS = (
+    "request_id",
+    "ts",
+    "day",
+    "team",
+    "agent",
+    "requested_model",
+    "model",
+    "provider",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "cost_nanousd",
+    "priced",
+    "price_version",
+    "latency_ms",
+    "outcome",
+    "fallback_reason",
+    "source",
+    "prompt_hash",
+)
+
+
+def values(r: UsageRow) -> tuple:
+    return (
+        r.request_id,
+        r.ts,
+        r.day,
+        r.team,
+        r.agent,
+        r.requested_model,
+        r.model,
+        r.provider,
+        r.prompt_tokens,
+        r.completion_tokens,
+        r.cached_tokens,
+        r.cache_write_tokens,
+        r.reasoning_tokens,
+        r.cost_nanousd,
+        1 if r.priced else 0,
+        r.price_version,
+        r.latency_ms,
+        r.outcome,
+        r.fallback_reason,
+        r.source,
+        r.prompt_hash,
+    )

@@ -1,0 +1,179 @@
+"""Circuit breakers (pybreaker) whose state lives in the store, so every process sees one circuit.
+
+`breaker_state.name` is `llm:<model>` for LLM calls (one circuit per model the team may call).
+pybreaker's own async support is Tornado-only, so `guarded`/`aguarded` drive its state machine
+around a plain call or an awaited coroutine the same way: the original error is raised to the
+caller (the breaker only counts it); an open circuit raises `CircuitOpen` without calling.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pybreaker
+
+from elfctl.errors import OperationFailed
+from elfctl.ports import Store
+
+T = TypeVar("T")
+
+
+class CircuitOpen(OperationFailed):
+    code = "circuit_open"
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
+    """pybreaker storage over the `breaker_state` table. Counters move with atomic UPDATEs."""
+
+    def __init__(self, store: Store, name: str):
+        super().__init__(name)
+        self._store = store
+        self._key = name
+        store.execute(
+            "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
+            "ON CONFLICT (name) DO NOTHING",
+            (name, _iso(dt.datetime.now(dt.UTC))),
+        )
+
+    def _get(self, col: str) -> Any:
+        rows = self._store.query(f"SELECT {col} FROM breaker_state WHERE name = ?", (self._key,))
+        return rows[0][col] if rows else None
+
+    def _set(self, assignment: str, params: tuple = ()) -> None:
+        self._store.execute(
+            f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
+            (*params, _iso(dt.datetime.now(dt.UTC)), self._key),
+        )
+
+    def snapshot(self) -> dict:
+        rows = self._store.query(
+            "SELECT state, fail_counter, opened_at FROM breaker_state WHERE name = ?", (self._key,)
+        )
+        return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None}
+
+    @property
+    def state(self) -> str:
+        return self._get("state") or pybreaker.STATE_CLOSED
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self._set("state = ?", (str(state),))
+
+    def increment_counter(self) -> None:
+        self._set("fail_counter = fail_counter + 1")
+
+    def reset_counter(self) -> None:
+        # Called after every success: only write when there is something to reset.
+        self._store.execute(
+            "UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? AND fail_counter <> 0",
+            (_iso(dt.datetime.now(dt.UTC)), self._key),
+        )
+
+    def increment_success_counter(self) -> None:
+        self._set("success_counter = success_counter + 1")
+
+    def reset_success_counter(self) -> None:
+        self._set("success_counter = 0")
+
+    @property
+    def counter(self) -> int:
+        return int(self._get("fail_counter") or 0)
+
+    @property
+    def success_counter(self) -> int:
+        return int(self._get("success_counter") or 0)
+
+    @property
+    def opened_at(self) -> dt.datetime | None:
+        value = self._get("opened_at")
+        return dt.datetime.fromisoformat(value) if value else None
+
+    @opened_at.setter
+    def opened_at(self, when: dt.datetime) -> None:
+        self._set("opened_at = ?", (_iso(when),))
+
+
+def make(store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60) -> pybreaker.CircuitBreaker:
+    return pybreaker.CircuitBreaker(
+        fail_max=fail_max,
+        reset_timeout=reset_timeout_s,
+        name=name,
+        state_storage=StoreBreakerStorage(store, name),
+    )
+
+
+def _before(cb: pybreaker.CircuitBreaker) -> bool:
+    """Refuse the call while the circuit is open; returns whether the circuit was closed with no
+    failures counted (then a success needs no bookkeeping: one store read per call)."""
+    with cb._lock:
+        row = cb._state_storage.snapshot()
+        if row["state"] == pybreaker.STATE_OPEN:
+            opened = dt.datetime.fromisoformat(row["opened_at"]) if row["opened_at"] else None
+            if opened and dt.datetime.now(dt.UTC) < opened + dt.timedelta(seconds=cb.reset_timeout):
+                retry_in = (
+                    opened + dt.timedelta(seconds=cb.reset_timeout) - dt.datetime.now(dt.UTC)
+                ).total_seconds()
+                raise CircuitOpen(
+                    f"circuit {cb.name} is open after repeated failures",
+                    hint=f"a probe call is allowed in {retry_in:.0f}s",
+                    code="circuit_open",
+                )
+            cb.half_open()  # the timeout passed: this call is the probe
+            return False
+        return row["state"] == pybreaker.STATE_CLOSED and not row["fail_counter"]
+
+
+def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None, clean: bool = False) -> None:
+    if exc is None and clean:
+        return  # closed, nothing counted: pybreaker would only reset a zero counter
+    with cb._lock:
+        state = cb.state
+        try:
+            if exc is None:
+                state._handle_success()
+            else:
+                state._handle_error(exc, reraise=False)
+        except pybreaker.CircuitBreakerError:
+            pass  # the circuit just opened; the caller gets the original error
+
+
+def guarded(
+    cb: pybreaker.CircuitBreaker,
+    fn: Callable[..., T],
+    *args: Any,
+    counts: Callable[[BaseException], bool] = lambda e: True,
+    **kwargs: Any,
+) -> T:
+    """Call fn through the breaker. `counts(exc)`: whether this failure says the provider is unwell
+    (a 400 from bad input does not)."""
+    clean = _before(cb)
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        _after(cb, exc if counts(exc) else None, clean)
+        raise
+    _after(cb, None, clean)
+    return result
+
+
+async def aguarded(
+    cb: pybreaker.CircuitBreaker,
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    counts: Callable[[BaseException], bool] = lambda e: True,
+    **kwargs: Any,
+) -> T:
+    clean = _before(cb)
+    try:
+        result = await fn(*args, **kwargs)
+    except BaseException as exc:
+        _after(cb, exc if counts(exc) else None, clean)
+        raise
+    _after(cb, None, clean)
+    return result

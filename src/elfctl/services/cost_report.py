@@ -1,0 +1,163 @@
+"""`cost report` and `cost check`: spend read from the rollup (`daily_cost_summary`), never raw usage
+(except `--by request`, the row export that `cost import` reads back)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from elfctl.domain import budget as bmod
+from elfctl.domain.budget import BudgetExceeded, fmt_usd
+from elfctl.errors import InputError
+from elfctl.ports import Store
+from elfctl.services import budgets
+from elfctl.services.ledger import SUMMARY_COLS
+
+BY = ("team", "model", "day", "request")
+
+
+def _day(value: str | None, flag: str) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value[:10]).isoformat()
+    except ValueError:
+        raise InputError(f"{flag} {value!r} is not a date", hint=f"use {flag} YYYY-MM-DD") from None
+
+
+@dataclass
+class ReportRow:
+    key: str
+    calls: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    unpriced: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_nanousd: int = 0
+
+    @property
+    def cost_usd(self) -> str:
+        return f"{self.cost_nanousd / 1e9:.9f}"
+
+    def to_data(self) -> dict:
+        d = dict(self.__dict__)
+        d["cost_usd"] = self.cost_usd
+        return d
+
+
+@dataclass
+class Report:
+    by: str
+    since: str | None
+    until: str | None
+    team: str | None
+    rows: list = field(default_factory=list)
+    total: ReportRow = field(default_factory=lambda: ReportRow("total"))
+    alerts: list[str] = field(default_factory=list)
+
+
+def report(
+    store: Store,
+    team: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    by: str = "team",
+) -> Report:
+    if by not in BY:
+        raise InputError(f"--by {by!r} is not a grouping", hint=f"use one of {', '.join(BY)}")
+    since, until = _day(since, "--since"), _day(until, "--until")
+    where, params = [], []
+    for cond, value in (("team = ?", team), ("day >= ?", since), ("day <= ?", until)):
+        if value:
+            where.append(cond)
+            params.append(value)
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    rep = Report(by, since, until, team)
+    if by == "request":
+        from elfctl.domain.usage import COLUMNS
+
+        rep.rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM api_usage{clause} ORDER BY ts, id", params)
+        return rep
+    sql = (
+        f"SELECT {by} AS key, SUM(calls) AS calls, SUM(errors) AS errors, SUM(fallbacks) AS fallbacks, "
+        f"SUM(unpriced) AS unpriced, SUM(prompt_tokens) AS prompt_tokens, "
+        f"SUM(completion_tokens) AS completion_tokens, SUM(cached_tokens) AS cached_tokens, "
+        f"SUM(cost_nanousd) AS cost_nanousd FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
+    )
+    for r in store.query(sql, params):
+        row = ReportRow(str(r["key"]), *(int(r[k] or 0) for k in SUMMARY_COLS))
+        rep.rows.append(row)
+        for k in SUMMARY_COLS:
+            setattr(rep.total, k, getattr(rep.total, k) + getattr(row, k))
+    if rep.total.unpriced:
+        rep.alerts.append(
+            f"{rep.total.unpriced} call(s) used a model with no price and are counted as $0: "
+            "add the model to the price overrides file, then `elfctl cost reprice --since DAY`"
+        )
+    return rep
+
+
+@dataclass
+class CheckResult:
+    team: str
+    status: str  # ok | soft | over
+    message: str
+    windows: list[dict]
+
+
+def check(
+    store: Store, team: str, spec_budget=None, max_usd: str | None = None, now: dt.datetime | None = None
+) -> CheckResult:
+    """ok (exit 0), soft (exit 0, its own message), over (BudgetExceeded, exit 1)."""
+    from elfctl.domain.pricing import usd_to_nano
+
+    now = now or budgets.now_utc()
+    b = budgets.get(store, team, spec_budget)
+    if max_usd is not None:
+        try:
+            cap = usd_to_nano(max_usd)
+        except Exception:  # noqa: BLE001
+            raise InputError(f"--max-usd {max_usd!r} is not an amount", hint="e.g. --max-usd 5") from None
+        base = b or bmod.Budget(team)
+        b = bmod.Budget(
+            team,
+            base.daily_nanousd,
+            cap if base.monthly_nanousd is None else min(cap, base.monthly_nanousd),
+            base.soft_ratio,
+            base.soft_action,
+            base.hard_action,
+            base.timezone,
+        )
+    if b is None or not b.limited:
+        raise InputError(
+            f"team {team} has no budget",
+            hint=f"set one: elfctl cost budget set {team} --daily USD, or pass --max-usd N",
+        )
+    with store.transaction() as tx:
+        budgets.expire_in(tx, now, team)
+    states = budgets.states(store, b, now)
+    windows = [
+        {
+            "window": s.window,
+            "limit_nanousd": s.limit,
+            "spent_nanousd": s.spent,
+            "reserved_nanousd": s.reserved,
+            "resets_at": s.resets_at.isoformat(),
+        }
+        for s in states
+    ]
+    lvl = bmod.level(b, states)
+    worst = max((s for s in states if s.limit is not None), key=lambda s: s.ratio())
+    what = f"{bmod.WINDOW_ADJ[worst.window]} {fmt_usd(worst.used)} of {fmt_usd(worst.limit)}"
+    if lvl == "hard":
+        raise BudgetExceeded(
+            f"team {team} is over budget: {what} (resets {worst.resets_at:%Y-%m-%d %H:%M} UTC)",
+            hint=f"raise it with `elfctl cost budget set {team}` or wait for the reset",
+        )
+    if lvl == "soft":
+        return CheckResult(
+            team, "soft", f"team {team} is past its soft limit ({b.soft_ratio:.0%}): {what}", windows
+        )
+    return CheckResult(team, "ok", f"team {team} is under budget: {what}", windows)

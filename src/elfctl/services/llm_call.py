@@ -1,0 +1,316 @@
+"""One budgeted, costed, fallback-aware LLM call: the use case behind `elfctl.llm.completion`.
+
+For each model of the team's chain (preferred, then cheaper ones, then other providers):
+  1. reserve the call's worst case in the budget (prompt priced exactly, output at max_tokens or the
+     cap) against the model that would be billed; at a limit apply the budget's action;
+  2. call it through the model's circuit breaker (`llm:<model>`), retrying transient errors;
+  3. on failure release the reservation and move to the next model, remembering why;
+  4. on success spool the usage row, record it (settling the reservation) and return the response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from elfctl.domain import budget as bmod
+from elfctl.domain.budget import Budget
+from elfctl.domain.pricing import NANO, PriceBook, Tokens, cost_nano
+from elfctl.domain.usage import UsageRow, iso, prompt_hash
+from elfctl.errors import InputError
+from elfctl.ports import Store
+from elfctl.resilience import breaker as brk
+from elfctl.resilience import retry
+from elfctl.services import budgets, ledger
+from elfctl.services.spool import Spool
+
+log = logging.getLogger("elfctl.llm")
+
+
+@dataclass(frozen=True)
+class Settings:
+    timeout_s: float = 30.0
+    retry_max_time_s: float = 20.0
+    retry_max_tries: int = 3
+    retry_base_s: float = 0.25
+    breaker_fail_max: int = 5
+    breaker_reset_s: float = 60.0
+    output_cap_tokens: int = 4096
+    reservation_ttl_s: float = 300.0
+
+
+@dataclass
+class Policy:
+    team: str
+    chain: list[str]
+    budget: Budget | None = None
+    agent: str | None = None
+
+
+@dataclass
+class Attempt:
+    model: str
+    reservation: budgets.Reservation | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+class Caller:
+    def __init__(
+        self, store: Store, prices: PriceBook, client: Any, spool: Spool, settings: Settings, warn=None
+    ):
+        self.store, self.prices, self.client, self.spool, self.settings = (
+            store,
+            prices,
+            client,
+            spool,
+            settings,
+        )
+        self.warn = warn or (lambda msg: log.warning("%s", msg))
+        self._breakers: dict[str, Any] = {}
+
+    # -- configuration checks ----------------------------------------------------------------
+    def check(self, policy: Policy) -> None:
+        """Refuse, before any call, a budgeted team whose chain names a model with no price."""
+        if not policy.chain:
+            raise InputError(
+                f"team {policy.team}: no model to call",
+                hint=f"pass model=... or set llm.model in teams/{policy.team}/team.yaml",
+            )
+        if policy.budget and policy.budget.limited:
+            for m in policy.chain:
+                if self.prices.lookup(m) is None:
+                    raise InputError(
+                        f"team {policy.team}: model {m} has no price, so its budget cannot be enforced",
+                        hint="add it to the price overrides file (llm.prices_file) or remove it "
+                        "from llm.model / llm.fallbacks",
+                    )
+
+    def breaker(self, model: str):
+        if model not in self._breakers:
+            self._breakers[model] = brk.make(
+                self.store, f"llm:{model}", self.settings.breaker_fail_max, self.settings.breaker_reset_s
+            )
+        return self._breakers[model]
+
+    # -- budget --------------------------------------------------------------------------------
+    def estimate(self, model: str, kwargs: dict[str, Any]) -> int:
+        price = self.prices.lookup(model)
+        if price is None:
+            return 0
+        out = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens")
+        if not out:
+            out = min(
+                self.settings.output_cap_tokens, price.max_output_tokens or self.settings.output_cap_tokens
+            )
+        prompt = self.client.count_prompt_tokens(model, kwargs)
+        return cost_nano(price, Tokens(prompt=prompt, completion=int(out)))
+
+    def _reserve(self, policy: Policy, model: str, kwargs: dict, has_next: bool) -> tuple[str, Any]:
+        """('go', reservation|None) or ('next', reason). Raises BudgetExceeded for `block`."""
+        b = policy.budget
+        if b is None or not b.limited:
+            return "go", None
+        need = self.estimate(model, kwargs)
+        ttl = max(
+            self.settings.reservation_ttl_s,
+            self.settings.timeout_s * self.settings.retry_max_tries + self.settings.retry_max_time_s + 30,
+        )
+        try:
+            res = budgets.reserve(self.store, b, need, ttl)
+        except budgets.Refused as r:
+            if b.hard_action == "downgrade" and has_next:
+                return "next", f"{model}: {bmod.WINDOW_ADJ[r.state.window]} budget reached"
+            if b.hard_action == "warn":
+                self.warn(
+                    f"team {b.team}: {bmod.WINDOW_ADJ[r.state.window]} budget "
+                    f"{bmod.fmt_usd(r.state.limit)} reached "
+                    f"(spent {bmod.fmt_usd(r.state.spent)}); calling {model} anyway (action warn)"
+                )
+                return "go", budgets.reserve(self.store, b, need, ttl, force=True)
+            raise bmod.exceeded_error(b.team, r.state, model, need) from None
+        if res.level == "soft":
+            if b.soft_action == "downgrade" and has_next:
+                budgets.release(self.store, res.id)
+                return "next", f"{model}: soft budget limit ({b.soft_ratio:.0%}) reached"
+            if b.soft_action == "block":
+                budgets.release(self.store, res.id)
+                s = max(res.states, key=lambda s: s.ratio())
+                raise bmod.exceeded_error(b.team, s, model, need)
+            self.warn(f"team {b.team}: past {b.soft_ratio:.0%} of its budget")
+        return "go", res
+
+    # -- the call --------------------------------------------------------------------------
+    def _attempt_fn(self, model: str, kwargs: dict, is_async: bool):
+        cb = self.breaker(model)
+
+        def counts(e):  # a bad request says nothing about the provider's health
+            return getattr(e, "kind", "") != "bad_request"
+
+        if is_async:
+
+            async def once():
+                return await brk.aguarded(cb, self.client.acomplete, model, kwargs, counts=counts)
+        else:
+
+            def once():
+                return brk.guarded(cb, self.client.complete, model, kwargs, counts=counts)
+
+        s = self.settings
+        return retry.policy(
+            lambda e: bool(getattr(e, "transient", False)),
+            lambda e: getattr(e, "retry_after", None),
+            max_time=s.retry_max_time_s,
+            max_tries=s.retry_max_tries,
+            base=s.retry_base_s,
+        )(once)
+
+    def _prepare(self, policy: Policy, kwargs: dict) -> tuple[str, list[str], dict]:
+        kwargs = dict(kwargs)
+        request_id = kwargs.pop("request_id", None) or uuid.uuid4().hex
+        requested = kwargs.pop("model", None) or (policy.chain[0] if policy.chain else None)
+        chain = [requested] + [m for m in policy.chain if m != requested] if requested else []
+        self.check(Policy(policy.team, chain, policy.budget))
+        kwargs.setdefault("timeout", self.settings.timeout_s)
+        kwargs.setdefault("max_retries", 0)
+        meta = dict(kwargs.get("metadata") or {})
+        meta["elfctl_request_id"] = request_id  # the CustomLogger callback skips calls made here
+        kwargs["metadata"] = meta
+        return request_id, chain, kwargs
+
+    def _drive(self, policy: Policy, request_id: str, chain: list[str], kwargs: dict):
+        """The chain walk, shared by call and acall: yields each model to call and receives
+        ("ok", answer) or ("err", exception); returns the response (StopIteration.value)."""
+        reasons: list[str] = []
+        for i, model in enumerate(chain):
+            verdict, res = self._reserve(policy, model, kwargs, i + 1 < len(chain))
+            if verdict == "next":
+                reasons.append(res)
+                continue
+            t0 = time.perf_counter()
+            kind, value = yield model
+            if kind == "ok":
+                return self._finish(policy, request_id, chain[0], value, res, reasons, t0, kwargs.get("messages"))
+            if res:
+                budgets.release(self.store, res.id)
+            if getattr(value, "kind", "") == "bad_request":
+                raise value
+            reasons.append(f"{model}: {getattr(value, 'kind', type(value).__name__)}")
+        return self._all_failed(policy, request_id, chain, reasons)
+
+    def call(self, policy: Policy, kwargs: dict) -> Any:
+        request_id, chain, kwargs = self._prepare(policy, kwargs)
+        walk = self._drive(policy, request_id, chain, kwargs)
+        try:
+            model = next(walk)
+            while True:
+                try:
+                    outcome = ("ok", self._attempt_fn(model, kwargs, False)())
+                except Exception as exc:  # noqa: BLE001 - the walk decides: next model or raise
+                    outcome = ("err", exc)
+                model = walk.send(outcome)
+        except StopIteration as done:
+            return done.value
+
+    async def acall(self, policy: Policy, kwargs: dict) -> Any:
+        request_id, chain, kwargs = self._prepare(policy, kwargs)
+        walk = self._drive(policy, request_id, chain, kwargs)
+        try:
+            model = next(walk)
+            while True:
+                try:
+                    outcome = ("ok", await self._attempt_fn(model, kwargs, True)())
+                except Exception as exc:  # noqa: BLE001
+                    outcome = ("err", exc)
+                model = walk.send(outcome)
+        except StopIteration as done:
+            return done.value
+
+    def _finish(
+        self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0, messages=None
+    ) -> Any:
+        latency = int((time.perf_counter() - t0) * 1000)
+        tokens = Tokens(answer.prompt, answer.completion, answer.cached, answer.cache_write, answer.reasoning)
+        cost = self.prices.cost(answer.model, tokens)
+        row = UsageRow(
+            request_id=request_id,
+            ts=iso(dt.datetime.now(dt.UTC)),
+            team=policy.team,
+            agent=policy.agent,
+            requested_model=requested,
+            model=answer.model,
+            provider=answer.provider,
+            prompt_tokens=answer.prompt,
+            completion_tokens=answer.completion,
+            cached_tokens=answer.cached,
+            cache_write_tokens=answer.cache_write,
+            reasoning_tokens=answer.reasoning,
+            cost_nanousd=cost or 0,
+            priced=cost is not None,
+            price_version=self.prices.version,
+            latency_ms=latency,
+            fallback_reason="; ".join(reasons) or None,
+            source="elfctl",
+            reservation_id=res.id if res else None,
+            prompt_hash=prompt_hash(messages),
+        )
+        self.spool.put(row)
+        ledger.record(self.store, [row])
+        self.spool.done(row)
+        if cost is None:
+            self.warn(
+                f"model {answer.model} has no price: call recorded as unpriced (team {policy.team}); "
+                "add it to the price overrides file"
+            )
+        attach(answer.response, row)
+        return answer.response
+
+    def _all_failed(self, policy: Policy, request_id: str, chain: list[str], reasons: list[str]):
+        from elfctl.adapters.litellm_client import LLMError
+
+        if chain:
+            row = UsageRow(
+                request_id=request_id,
+                ts=iso(dt.datetime.now(dt.UTC)),
+                team=policy.team,
+                agent=policy.agent,
+                requested_model=chain[0],
+                model=chain[-1],
+                outcome="error",
+                fallback_reason="; ".join(reasons) or None,
+                price_version=self.prices.version,
+            )
+            ledger.record(self.store, [row])
+        raise LLMError(
+            f"team {policy.team}: every model failed ({'; '.join(reasons)})",
+            hint="see `elfctl health` for open circuits; check the providers and keys",
+            kind="exhausted",
+        )
+
+
+def attach(response: Any, row: UsageRow) -> None:
+    """Put the cost and the answering model on litellm's response (`response._hidden_params['elfctl']`
+    and, where the object allows it, `response.elfctl`)."""
+    info = {
+        "request_id": row.request_id,
+        "team": row.team,
+        "requested_model": row.requested_model,
+        "model": row.model,
+        "cost_nanousd": row.cost_nanousd,
+        "priced": row.priced,
+        "cost_usd": str(Decimal(row.cost_nanousd) / NANO),
+        "fallback_reason": row.fallback_reason,
+        "latency_ms": row.latency_ms,
+        "price_version": row.price_version,
+    }
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, dict):
+        hidden["elfctl"] = info
+    try:
+        response.elfctl = info
+    except Exception:  # noqa: BLE001 - a strict model class: _hidden_params still has it
+        pass

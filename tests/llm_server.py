@@ -1,0 +1,184 @@
+"""A local OpenAI-compatible server for tests: `POST /v1/chat/completions` on 127.0.0.1.
+
+Tests call it through real litellm with `api_base=server.url` and a model such as
+`openai/gpt-4o-mini` (litellm sends `gpt-4o-mini` as the model; behaviours are keyed by that name).
+
+    server = LLMServer().start()
+    server.answer("gpt-4o-mini", prompt=12, completion=5)      # default for every model
+    server.fail("gpt-4o", status=500, times=2)                  # next 2 calls fail, then answer
+    server.rate_limit("gpt-4o", retry_after=1)                 # 429 + Retry-After, always
+    server.stall("gpt-4o", seconds=5)                           # answer after 5 s (past a timeout)
+    server.answer("*", prompt=10, completion=100, delay=0.05)   # default for models not set
+    server.calls("gpt-4o")                                      # requests seen for that model
+    server.reset(); server.stop()
+
+Pytest fixture: `llm_server` (tests/conftest.py), one per test, reset between uses.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class LLMServer:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: dict[str, list[dict[str, Any]]] = {}  # model -> queue of one-shot behaviours
+        self._default: dict[str, dict[str, Any]] = {}  # model -> lasting behaviour
+        self._calls: dict[str, int] = defaultdict(int)
+        self.requests: list[dict[str, Any]] = []
+        self._httpd: ThreadingHTTPServer | None = None
+
+    # -- control ---------------------------------------------------------------------------
+    def answer(
+        self,
+        model: str,
+        prompt: int = 10,
+        completion: int = 5,
+        cached: int = 0,
+        reasoning: int = 0,
+        content: str = "ok",
+        delay: float = 0.0,
+    ) -> LLMServer:
+        """Answer with this usage (after `delay` seconds). model "*" sets the default for all."""
+        self._set(
+            model,
+            {
+                "status": 200,
+                "usage": dict(prompt=prompt, completion=completion, cached=cached, reasoning=reasoning),
+                "content": content,
+                "stall": delay,
+            },
+        )
+        return self
+
+    def fail(self, model: str, status: int = 500, times: int | None = None) -> LLMServer:
+        return self._set(model, {"status": status}, times)
+
+    def rate_limit(self, model: str, retry_after: float = 1, times: int | None = None) -> LLMServer:
+        return self._set(model, {"status": 429, "retry_after": retry_after}, times)
+
+    def stall(self, model: str, seconds: float, times: int | None = None) -> LLMServer:
+        return self._set(model, {"status": 200, "stall": seconds}, times)
+
+    def calls(self, model: str | None = None) -> int:
+        with self._lock:
+            return sum(self._calls.values()) if model is None else self._calls[model]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._rules.clear()
+            self._default.clear()
+            self._calls.clear()
+            self.requests.clear()
+
+    def _set(self, model: str, rule: dict[str, Any], times: int | None = None) -> LLMServer:
+        with self._lock:
+            if times is None:
+                self._default[model] = rule
+            else:
+                self._rules.setdefault(model, []).extend([rule] * times)
+        return self
+
+    def _next(self, model: str) -> dict[str, Any]:
+        with self._lock:
+            self._calls[model] += 1
+            queue = self._rules.get(model)
+            if queue:
+                return queue.pop(0)
+            return self._default.get(model) or self._default.get("*") or {"status": 200}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._httpd is not None, "start() the server first"
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def start(self) -> LLMServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else delayed ACKs add 40 ms per call
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server._lock:
+                    server.requests.append(body)
+                model = body.get("model", "")
+                rule = server._next(model)
+                if rule.get("stall"):
+                    time.sleep(rule["stall"])
+                status = rule.get("status", 200)
+                if status != 200:
+                    payload = {
+                        "error": {
+                            "message": f"test server: {status} for {model}",
+                            "type": "test",
+                            "code": status,
+                        }
+                    }
+                    headers = {"Retry-After": str(rule["retry_after"])} if "retry_after" in rule else {}
+                    return self._send(status, payload, headers)
+                u = rule.get("usage") or dict(prompt=10, completion=5, cached=0, reasoning=0)
+                payload = {
+                    "id": "chatcmpl-" + uuid.uuid4().hex,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": rule.get("content", "ok")},
+                        }
+                    ],
+                    "usage": {
+                        "prompt_tokens": u["prompt"],
+                        "completion_tokens": u["completion"],
+                        "total_tokens": u["prompt"] + u["completion"],
+                        "prompt_tokens_details": {"cached_tokens": u["cached"]},
+                        "completion_tokens_details": {"reasoning_tokens": u["reasoning"]},
+                    },
+                }
+                self._send(200, payload, {})
+
+            def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
+                    pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+
+if __name__ == "__main__":  # `python -m tests.llm_server`: a server for manual tries
+    s = LLMServer().start()
+    print(s.url, flush=True)
+    threading.Event().wait()
