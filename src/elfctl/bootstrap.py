@@ -50,3 +50,27 @@ def migrations_dir(cfg: Config) -> Path:
     here = Path(__file__).resolve().parent
     shipped = here / "migrations"  # inside an installed wheel
     return shipped if shipped.is_dir() else here.parents[1] / "migrations"  # source checkout
+
+
+def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | None = None):
+    """The Kubernetes deploy target for this configuration (kubeconfig/context as kubectl)."""
+    from elfctl.adapters.kubernetes import KubeCluster
+    from elfctl.adapters.kubernetes_target import KubernetesTarget
+
+    cluster = KubeCluster(cfg.get("kubernetes.kubeconfig") or None, context or cfg.get("kubernetes.context") or None,
+                          cfg.get("kubernetes.request_timeout_s"))
+    return KubernetesTarget(cluster, kubernetes_namespace(cfg), cfg.profile or "default", teams,
+                            registry=cfg.get("kubernetes.registry"), pull_secret=cfg.get("kubernetes.pull_secret"),
+                            poll_s=cfg.get("kubernetes.poll_s"), restore_timeout_s=cfg.get("kubernetes.restore_timeout_s"),
+                            progress=progress)
+
+
+def kubernetes_namespace(cfg: Config) -> str:
+    """One namespace per environment: kubernetes.namespace, else elfctl-<profile>, else elfctl."""
+    from elfctl.domain.team import DNS1123
+
+    ns = cfg.get("kubernetes.namespace") or (f"elfctl-{cfg.profile}" if cfg.profile else "elfctl")
+    if len(ns) > 63 or not DNS1123.match(ns):
+        raise InputError(f"kubernetes.namespace {ns!r} (from {cfg.source('kubernetes.namespace')}) is not a "
+                         f"DNS-1123 label", hint="set kubernetes.namespace to lower case letters, digits and '-'")
+    return ns

@@ -7,12 +7,14 @@ from elfctl.domain.health import Check, HealthReport
 from elfctl.errors import InputError
 from elfctl.services import health as health_svc
 from elfctl.services import infra as infra_svc
+from elfctl.services import k8s as k8s_svc
 from elfctl.services import migrate as migrate_svc
 
 
 def health_probes(app) -> dict[str, health_svc.Probe]:
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+        **k8s_svc.health_probes(app),
     }
 
 
@@ -37,6 +39,7 @@ def infra_steps(app) -> list[infra_svc.Step]:
 
     return [
         infra_svc.Step("store", "migrate the store to the newest schema", migrate_step),
+        *k8s_svc.infra_steps(app),
     ]
 
 
