@@ -43,9 +43,11 @@ class ClusterEmulator(KubernetesEmulator):
     forbidden: set = attrs.field(factory=set)  # {(verb, plural)}
     pod_logs: dict = attrs.field(factory=dict)  # pod name -> text
     writes: list = attrs.field(factory=list)  # (verb, path) of every write, for "nothing written" checks
+    calls: list = attrs.field(factory=list)  # (verb, path) of every request
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         verb = VERBS.get(raw.method, raw.method.lower())
+        self.calls.append((verb, raw.path))
         if raw.method in ("POST", "PATCH", "PUT", "DELETE"):
             self.writes.append((verb, raw.path))
         for fverb, fplural in self.forbidden:

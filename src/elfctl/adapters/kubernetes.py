@@ -98,8 +98,9 @@ class KubeCluster:
             timeout = (min(5.0, self.timeout_s), None if stream else self.timeout_s)
             resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
         except urllib3.exceptions.HTTPError as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise Unreachable(f"Kubernetes API {self.host} unreachable: {scrub(str(reason))}",
+            # urllib3 wraps the cause in "HTTPConnection(host=..., port=...): <cause>": keep the cause.
+            reason = str(getattr(exc, "reason", None) or exc).split("): ", 1)[-1]
+            raise Unreachable(f"Kubernetes API {self.host} unreachable: {scrub(reason)}",
                               hint=f"check the cluster and the context in {self.kubeconfig} "
                                    f"(`kubectl cluster-info{' --context ' + self.context if self.context else ''}`)"
                               ) from None

@@ -9,6 +9,7 @@ import typer
 
 from elfctl import __version__
 from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd
+from elfctl.cli import k8s as k8s_cmd
 from elfctl.cli.common import ElfGroup
 
 app = typer.Typer(
@@ -66,6 +67,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(infra.app, name="infra")
 app.add_typer(cost.app, name="cost")
 app.command("health")(health.health)
+app.add_typer(k8s_cmd.app, name="k8s")
 
 
 def main() -> None:
