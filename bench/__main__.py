@@ -12,7 +12,6 @@ import os
 import platform
 import sys
 import time
-from pathlib import Path
 
 from bench.common import REPO, Row
 

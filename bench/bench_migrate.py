@@ -27,10 +27,10 @@ def run(env) -> list[Row]:
             return f"sqlite:///{Path(tmp) / f'm{next(counter)}.db'}"
 
         # A fresh empty store per sample: each run applies every migration.
-        import statistics
-        import time
-        import subprocess
         import os
+        import statistics
+        import subprocess
+        import time
 
         def sample(url_factory, n=5):
             times = []

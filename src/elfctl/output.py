@@ -100,6 +100,27 @@ class Output:
             return nullcontext()
         return self.err.status(scrub(message))
 
+    def watch(self, produce: Callable[[], Any], human: Callable[[Any], Any], interval_s: float) -> Any:
+        """Refresh `human(produce())` in place until Ctrl-C (which ends cleanly). Without a terminal
+        on stdout, or with --json, print one snapshot instead. Returns the last result."""
+        import time
+
+        result = produce()
+        if self.json or not self.out.is_terminal:
+            self.result(result, human)
+            return result
+        from rich.live import Live
+
+        try:
+            with Live(human(result), console=self.out, auto_refresh=False, transient=False) as live:
+                while True:
+                    time.sleep(interval_s)
+                    result = produce()
+                    live.update(human(result), refresh=True)
+        except KeyboardInterrupt:
+            pass
+        return result
+
     def warn(self, message: str) -> None:
         self.err.print("warning: " + scrub(message), markup=False, style="yellow")
 

@@ -5,8 +5,9 @@ Adapters implement them; services type against them; tests hand in real or fake 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 
 class Tx(Protocol):

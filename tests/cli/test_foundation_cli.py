@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-
 from tests.conftest import run_elfctl
 
 
@@ -138,3 +137,26 @@ def test_profile_flag_selects_profile(project):
     settings = {s["key"]: s for s in json.loads(proc.stdout)["settings"]}
     assert settings["store.url"]["value"].endswith("staging.db")
     assert os.path.basename(settings["store.url"]["value"]) == "staging.db"
+
+
+def test_non_writable_elf_folder_is_a_clear_error(project):
+    """A real permission problem: `.elf/` cannot be written. Root ignores permission bits, so as root
+    the folder is made immutable (chattr +i) instead of read-only."""
+    import subprocess
+
+    elf = project / ".elf"
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(elf)], check=True)
+    else:
+        elf.chmod(0o555)
+    try:
+        proc = run_elfctl("db", "migrate", cwd=project)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert f"{elf}: folder is not writable" in proc.stderr and "hint:" in proc.stderr
+        assert sorted(p.name for p in elf.iterdir()) == [".gitignore"]
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(elf)], check=True)
+        else:
+            elf.chmod(0o755)

@@ -6,8 +6,9 @@ import re
 import threading
 import time
 import zlib
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Any, Sequence
+from typing import Any
 
 from elfctl.errors import ElfError, InputError, LockTimeout, Unreachable
 from elfctl.redact import redact_url

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,7 +25,7 @@ def _rows_table(title, rows):
 @app.command("migrate")
 def migrate(
     ctx: typer.Context,
-    to: Annotated[Optional[int], typer.Option("--to", help="Apply up to this version (inclusive).")] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Apply up to this version (inclusive).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; change nothing.")] = False,
     json_mode: JsonOpt = False,
 ) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,15 +24,26 @@ def render(report):
 
 def health(
     ctx: typer.Context,
-    component: Annotated[Optional[list[str]], typer.Option("--component", "-c", help="Only this component.")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", help="Per-check timeout in seconds.")] = None,
+    component: Annotated[list[str] | None, typer.Option("--component", "-c", help="Only this component.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Per-check timeout in seconds.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
+    deep: Annotated[bool, typer.Option("--deep", help="Also make one cheap real call per LLM provider.")] = False,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes with --watch.")] = 2.0,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Check every component concurrently; exit 0 when all pass, 1 when any fails."""
+    """Check every component concurrently; exit 0 when all pass, 1 when any fails (warnings exit 0
+    unless --strict)."""
     from elfctl.services.platform import health_report
 
     app = get_app(ctx, json_mode)
-    report = health_report(app, components=component, timeout_s=timeout)
+
+    def produce():
+        return health_report(app, components=component, timeout_s=timeout, deep=deep)
+
+    if watch:
+        app.output.watch(produce, render, interval)
+        raise typer.Exit(0)
+    report = produce()
     app.output.result(report, render)
     raise typer.Exit(report.exit_code(strict))

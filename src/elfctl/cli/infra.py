@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,8 +13,8 @@ app = typer.Typer(help="Stand the platform up, inspect it, take it down.", no_ar
 def up(
     ctx: typer.Context,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
-    only: Annotated[Optional[list[str]], typer.Option("--only", help="Run only this step (repeatable).")] = None,
-    skip: Annotated[Optional[list[str]], typer.Option("--skip", help="Skip this step (repeatable).")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Run only this step (repeatable).")] = None,
+    skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this step (repeatable).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Bring the platform up, idempotently: migrate the store, then verify health."""

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,7 +10,7 @@ from elfctl.cli.common import JsonOpt, get_app
 
 def init(
     ctx: typer.Context,
-    path: Annotated[Optional[Path], typer.Argument(help="Project folder (default: current folder).")] = None,
+    path: Annotated[Path | None, typer.Argument(help="Project folder (default: current folder).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Write a commented elfctl.toml, a teams/ folder and .elf/ (gitignored). Safe to run twice."""

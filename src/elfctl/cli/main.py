@@ -3,7 +3,7 @@ service is imported inside the command that runs, so `elfctl --help` stays insta
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -36,10 +36,10 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
     profile: Annotated[
-        Optional[str], typer.Option("--profile", "-p", help="Use the profiles.NAME table of elfctl.toml.")
+        str | None, typer.Option("--profile", "-p", help="Use the profiles.NAME table of elfctl.toml.")
     ] = None,
     store: Annotated[
-        Optional[str], typer.Option("--store", help="Store URL (overrides store.url / ELFCTL_STORE_URL).")
+        str | None, typer.Option("--store", help="Store URL (overrides store.url / ELFCTL_STORE_URL).")
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")

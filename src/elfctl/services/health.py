@@ -3,7 +3,7 @@ within its timeout, never a hung command."""
 
 from __future__ import annotations
 
-import concurrent.futures as cf
+import threading
 import time
 from collections.abc import Callable
 
@@ -15,27 +15,41 @@ Probe = Callable[[], Check]
 
 
 def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, len(probes)), thread_name_prefix="health")
-    started = {name: time.perf_counter() for name in probes}
-    futures = {name: pool.submit(probe) for name, probe in probes.items()}
+    """Run every probe in its own daemon thread; collect what answered within `timeout_s`.
+    Daemon threads matter: a hung probe must not keep the process alive at exit either."""
+    results: dict[str, Check | BaseException] = {}
+    done = {name: threading.Event() for name in probes}
+    started = time.perf_counter()
+
+    def runner(name: str, probe: Probe) -> None:
+        try:
+            results[name] = probe()
+        except BaseException as exc:  # noqa: BLE001  (reported as the check's failure)
+            results[name] = exc
+        finally:
+            results.setdefault(name + ":ms", (time.perf_counter() - started) * 1000)
+            done[name].set()
+
+    for name, probe in probes.items():
+        threading.Thread(target=runner, args=(name, probe), name=f"health-{name}", daemon=True).start()
     deadline = time.monotonic() + timeout_s
     checks: list[Check] = []
-    for name, fut in futures.items():
-        try:
-            check = fut.result(timeout=max(0.0, deadline - time.monotonic()))
-        except cf.TimeoutError:
-            check = Check(name, "fail", output=f"no answer within {timeout_s:g}s",
-                          hint="the component hangs; check it directly")
-        except ElfError as exc:
-            check = Check(name, "fail", output=exc.message, hint=exc.hint)
-        except Exception as exc:  # a probe bug must not hide the other results
-            check = Check(name, "fail", output=f"{type(exc).__name__}: {exc}")
+    for name in probes:
+        if not done[name].wait(max(0.0, deadline - time.monotonic())):
+            checks.append(Check(name, "fail", output=f"no answer within {timeout_s:g}s",
+                                hint="the component hangs; check it directly", latency_ms=timeout_s * 1000))
+            continue
+        outcome = results[name]
+        if isinstance(outcome, ElfError):
+            check = Check(name, "fail", output=outcome.message, hint=outcome.hint)
+        elif isinstance(outcome, BaseException):
+            check = Check(name, "fail", output=f"{type(outcome).__name__}: {outcome}")
+        else:
+            check = outcome
         check.component = check.component or name
         if check.latency_ms is None:
-            check.latency_ms = (time.perf_counter() - started[name]) * 1000
+            check.latency_ms = results[name + ":ms"]
         checks.append(check)
-    # Do not wait for hung probes: their threads are daemon-like and die with the process.
-    pool.shutdown(wait=False, cancel_futures=True)
     return HealthReport(checks)
 
 
@@ -69,5 +83,40 @@ def store_probe(open_store: Callable[[], object], migrations_dir) -> Probe:
             return Check("store", "fail", output="write then read back returned another value")
         return Check("store", "pass", st.current_version, "schema_version",
                      output=f"{store.server_version()} at {store.display_url}")
+
+    return probe
+
+
+def disk_probe(path, warn_free: float, fail_free: float) -> Probe:
+    """Free space on the filesystem holding the project (store, spools, images)."""
+
+    def probe() -> Check:
+        import shutil
+
+        usage = shutil.disk_usage(path)
+        free = usage.free / usage.total
+        status = "fail" if free < fail_free else "warn" if free < warn_free else "pass"
+        return Check("disk", status, round(free * 100, 1), "percent_free",
+                     output=f"{usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB at {path}",
+                     hint=None if status == "pass" else "free disk space (old images: `docker image prune`)")
+
+    return probe
+
+
+def memory_probe(warn_free: float, fail_free: float, meminfo: str = "/proc/meminfo") -> Probe:
+    """Available memory of the host (MemAvailable, what the kernel can give without swapping)."""
+
+    def probe() -> Check:
+        values = {}
+        with open(meminfo) as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                values[key] = int(rest.split()[0]) * 1024
+        total, avail = values["MemTotal"], values.get("MemAvailable", values.get("MemFree", 0))
+        free = avail / total
+        status = "fail" if free < fail_free else "warn" if free < warn_free else "pass"
+        return Check("memory", status, round(free * 100, 1), "percent_available",
+                     output=f"{avail / 2**30:.1f} GiB available of {total / 2**30:.1f} GiB",
+                     hint=None if status == "pass" else "stop idle teams or add memory")
 
     return probe

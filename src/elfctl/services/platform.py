@@ -11,15 +11,20 @@ from elfctl.services import k8s as k8s_svc
 from elfctl.services import migrate as migrate_svc
 
 
-def health_probes(app) -> dict[str, health_svc.Probe]:
+def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+        "disk": health_svc.disk_probe(app.config.root, app.config.get("health.disk_warn_free"),
+                                      app.config.get("health.disk_fail_free")),
+        "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
+                                          app.config.get("health.memory_fail_free")),
         **k8s_svc.health_probes(app),
     }
 
 
-def health_report(app, components: list[str] | None = None, timeout_s: float | None = None) -> HealthReport:
-    probes = health_probes(app)
+def health_report(app, components: list[str] | None = None, timeout_s: float | None = None,
+                  deep: bool = False) -> HealthReport:
+    probes = health_probes(app, deep=deep)
     if components:
         unknown = [c for c in components if c not in probes]
         if unknown:
