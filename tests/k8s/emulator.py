@@ -250,7 +250,7 @@ class Controller:
 
     def _pods(self, k, ns, name, dep, image, mode, want):
         labels = dep["spec"]["template"]["metadata"]["labels"]
-        for (res, pns, pname), obj in list(k.objects.items()):  # the old pods go when a new version is done
+        for (res, pns, _), obj in list(k.objects.items()):  # the old pods go when a new version is done
             if res.plural == "pods" and pns == ns and not obj.deleted and \
                     obj.raw["metadata"]["labels"].get("app.kubernetes.io/name") == name and \
                     obj.raw["spec"]["containers"][0]["image"] != image and mode == COMPLETE:

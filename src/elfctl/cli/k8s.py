@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ app = typer.Typer(help="Kubernetes target: render a team's manifests for GitOps 
 def render(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="Team name (teams/<name>/team.yaml).")],
-    image: Annotated[Optional[str], typer.Option("--image", help="Image reference, best pinned by digest.")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="Image reference, best pinned by digest.")] = None,
     revision: Annotated[int, typer.Option("--revision", help="Revision recorded on the Deployment.")] = 0,
     json_mode: JsonOpt = False,
 ) -> None:
