@@ -113,3 +113,20 @@ def test_missing_secret_value_is_named_not_shown(k8s_project, emulator, elfctl):
     proc = subprocess.run([sys.executable, "-m", "elfctl", "infra", "up", "--only", "kubernetes"], cwd=k8s_project,
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "MKT_API_KEY" in proc.stderr
+
+
+def test_context_is_chosen_as_kubectl_does(k8s_project, emulator, kubeconfig, elfctl, tmp_path):
+    """--context picks a context of $KUBECONFIG; a list of kubeconfigs is merged."""
+    from tests.realservices import free_port
+
+    other = tmp_path / "other-kubeconfig"
+    other.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "dead", "cluster": {"server": f"http://127.0.0.1:{free_port()}"}}],
+        "users": [{"name": "u", "user": {"token": "x"}}],
+        "contexts": [{"name": "dead-cluster", "context": {"cluster": "dead", "user": "u"}}]}))
+    env = {"KUBECONFIG": f"{kubeconfig}:{other}"}
+    ok = elfctl("infra", "up", cwd=k8s_project, env=env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr  # the first file's current-context: the emulator
+    dead = elfctl("--context", "dead-cluster", "infra", "up", "--only", "kubernetes", cwd=k8s_project, env=env)
+    assert dead.returncode == 3 and "unreachable" in dead.stderr

@@ -146,6 +146,8 @@ def test_logs_and_stop(target, spec, emulator):
     emulator.k.pod_logs.update({p: f"hello from {p}\n" for p in pods})
     lines = list(target.logs("mkt", tail=10))
     assert sorted(lines) == sorted(f"[{p}] hello from {p}" for p in pods)
+    followed = list(target.logs("mkt", tail=10, follow=True))  # streams one pod until the server ends it
+    assert len(followed) == 1 and followed[0].startswith("hello from mkt-")
     assert target.stop("mkt") is True
     assert emulator.obj(DEP, NS, "mkt") is None and target.stop("mkt") is False
 

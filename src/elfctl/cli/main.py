@@ -44,6 +44,9 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Kubernetes context of the kubeconfig (as kubectl --context).")
+    ] = None,
 ) -> None:
     from elfctl.app import App
     from elfctl.output import Output
@@ -57,7 +60,7 @@ def root(
         for handler in logging.getLogger().handlers:
             handler.addFilter(RedactingFilter())
     ctx.obj = App(Output(json_mode=json_mode, debug=debug, quiet=quiet), profile=profile,
-                  overrides={"store.url": store})
+                  overrides={"store.url": store, "kubernetes.context": context})
     ctx.call_on_close(ctx.obj.close)
 
 
