@@ -16,7 +16,10 @@ def folder(tmp_path, project):
     from elfctl import config
 
     dst = tmp_path / "migs"
-    shutil.copytree(shipped_dir(config.load(cwd=project)), dst)
+    # Only the core migration: these tests exercise the mechanism with their own numbered files,
+    # so features adding migrations (0050_...) must not shift their expectations.
+    shutil.copytree(shipped_dir(config.load(cwd=project)), dst,
+                    ignore=lambda _d, names: [n for n in names if not n.startswith("0001_")])
     return dst
 
 

@@ -8,3 +8,5 @@ app = typer.Typer(help="See and bound LLM spend: budgets, reports, dashboard, fo
                   no_args_is_help=True)
 
 # Verb modules register their commands on import (keep these imports light: typer only).
+
+from elfctl.cli.cost import dashboard, optimize, predict  # noqa: E402,F401  (issue 5)

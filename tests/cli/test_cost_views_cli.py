@@ -1,0 +1,127 @@
+"""`cost dashboard / predict / optimize` as a user runs them: --json, the human view, --watch in
+a real terminal (tmux), exit codes."""
+
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from tests import usage_gen as g
+from tests.conftest import unavailable
+
+from elfctl.services.cost_views import usd
+
+
+@pytest.fixture
+def populated(store_url, open_store):
+    store = open_store(store_url)
+    plan = g.populate(store, days=45, rows=10_000, now=dt.datetime.now(dt.UTC))
+    return store, {"ELFCTL_STORE_URL": store_url}, plan
+
+
+def test_dashboard_json_and_human_view_show_the_same_figures(populated, cli):
+    store, env, _ = populated
+    res = cli("cost", "dashboard", "--days", "7", "--json", env=env)
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    raw = store.query(
+        "SELECT team, SUM(cost_nanousd) AS c FROM api_usage WHERE day = ? GROUP BY team", [today]
+    )
+    assert {t["team"]: t["today_nanousd"] for t in data["teams"] if t["today_nanousd"]} == {
+        r["team"]: int(r["c"]) for r in raw
+    }
+    human = cli("cost", "dashboard", "--days", "7", "--watch", env=env)  # no TTY: one snapshot
+    assert human.exit_code == 0
+    for t in data["teams"]:
+        assert usd(t["month_nanousd"]) in human.stdout
+    assert usd(data["period_totals"]["cost_nanousd"]) in human.stdout
+    assert "Open breakers: llm:gpt-4o" in human.stdout
+
+
+def test_predict_and_optimize_json(populated, cli):
+    _, env, _ = populated
+    res = cli("cost", "predict", "--horizon", "30d", "--team", "marketing", "--json", env=env)
+    assert res.exit_code == 0, res.output
+    [team] = json.loads(res.stdout)["teams"]
+    assert team["team"] == "marketing" and team["horizon_days"] == 30
+    assert team["horizon_p10_nanousd"] <= team["horizon_p50_nanousd"] <= team["horizon_p90_nanousd"]
+    human = cli("cost", "predict", "--team", "marketing", env=env)
+    assert team["model"] in human.stdout
+    res = cli("cost", "optimize", "--json", env=env)
+    assert res.exit_code == 0
+    kinds = {r["kind"] for r in json.loads(res.stdout)["items"]}
+    assert {"cheaper_model", "cache_repeats", "budget_low"} <= kinds
+    assert "cache repeated identical prompts" in cli("cost", "optimize", env=env).stdout
+
+
+def test_bad_input_exits_2_with_a_hint(populated, cli):
+    _, env, _ = populated
+    res = cli("cost", "predict", "--horizon", "fortnight", "--json", env=env)
+    assert res.exit_code == 2
+    err = json.loads(res.stdout)["error"]
+    assert "--horizon" in err["message"] and "7d" in err["hint"]
+    res = cli("cost", "dashboard", "--days", "0", env=env)
+    assert res.exit_code == 2 and "--days 0" in res.stderr
+
+
+def test_unmigrated_store_says_so(cli, project):
+    res = cli("cost", "dashboard")
+    assert res.exit_code == 2
+    assert "elfctl db migrate" in res.stderr and "Traceback" not in res.output
+
+
+def _tmux(*args):
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=30)
+
+
+def test_watch_refreshes_in_a_terminal_and_ctrl_c_exits_0(project, open_store, tmp_path):
+    if not shutil.which("tmux"):
+        unavailable("tmux is not installed (apt-get install tmux)")
+    store = open_store(f"sqlite:///{project / '.elf' / 'elf.db'}")
+    g.populate(store, days=20, rows=3_000, now=dt.datetime.now(dt.UTC))
+    session = f"elf5-{uuid.uuid4().hex[:8]}"
+    status = tmp_path / "status"
+    cmd = (
+        f"cd {project} && {sys.executable} -m elfctl cost dashboard --watch --interval 0.3 --days 3; "
+        f"echo $? > {status}; sleep 60"
+    )
+    assert _tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "80", cmd).returncode == 0
+    try:
+
+        def screen_has(text, timeout=20):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                out = _tmux("capture-pane", "-p", "-t", session).stdout
+                if text in out:
+                    return out
+                time.sleep(0.2)
+            raise AssertionError(f"{text!r} never appeared:\n{out}")
+
+        first = screen_has("Open breakers")
+        today = dt.datetime.now(dt.UTC).date().isoformat()
+        before = sum(
+            int(r["c"])
+            for r in store.query("SELECT cost_nanousd AS c FROM daily_cost_summary WHERE day = ?", [today])
+        )
+        assert f"today {usd(before)}" in first
+        # A new team spends $1234.56 today: the next refresh shows it without a restart.
+        store.execute(
+            "INSERT INTO daily_cost_summary (day, team, model, calls, cost_nanousd) "
+            "VALUES (?, 'newteam', 'gpt-4o', 3, 1234560000000)",
+            [today],
+        )
+        screen_has(f"today {usd(before + 1234560000000)}")
+        screen_has("newteam")
+        _tmux("send-keys", "-t", session, "C-c")
+        deadline = time.monotonic() + 15
+        while not status.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status.read_text().strip() == "0"
+        assert "Traceback" not in _tmux("capture-pane", "-p", "-t", session).stdout
+    finally:
+        _tmux("kill-session", "-t", session)

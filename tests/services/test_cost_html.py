@@ -1,0 +1,122 @@
+"""The HTML report renders in headless Chromium and its figures match the --json views."""
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import pytest
+from tests import usage_gen as g
+from tests.conftest import unavailable
+
+from elfctl.services.cost_html import write_html
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        unavailable("chromium is not installed (apt-get install chromium)")
+    return subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chrome'}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class Figures(HTMLParser):
+    """Collects every element's data-fig name, data-value and shown text."""
+
+    def __init__(self):
+        super().__init__()
+        self.figs, self._open, self.tags = {}, None, {}
+
+    def handle_starttag(self, tag, attrs):
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        a = dict(attrs)
+        if "data-fig" in a:
+            self._open = a["data-fig"]
+            self.figs[self._open] = [a["data-value"], ""]
+
+    def handle_data(self, data):
+        if self._open:
+            self.figs[self._open][1] += data
+
+    def handle_endtag(self, tag):
+        self._open = None
+
+
+@pytest.fixture
+def populated(project, open_store):
+    url = f"sqlite:///{project / '.elf' / 'elf.db'}"
+    store = open_store(url)
+    g.populate(store, days=60, rows=12_000, now=dt.datetime.now(dt.UTC))
+    return store, url
+
+
+def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl, project):
+    store, url = populated
+    out = tmp_path / "report.html"
+    data = write_html(store, out)
+    text = out.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text), "the report must not load anything"
+    assert "<script" not in text
+
+    proc = chromium(tmp_path, "--dump-dom", out.as_uri())
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    dom = Figures()
+    dom.feed(proc.stdout)
+    assert dom.tags.get("svg", 0) >= 3 and dom.tags.get("rect", 0) > 30  # the charts are there
+    figs = dom.figs
+
+    env = {"ELFCTL_STORE_URL": url}
+    dash = json.loads(elfctl("cost", "dashboard", "--days", "30", "--json", cwd=project, env=env).stdout)
+    pred = json.loads(elfctl("cost", "predict", "--horizon", "month", "--json", cwd=project, env=env).stdout)
+    assert dash["period_totals"] == data["dashboard"]["period_totals"]
+    from elfctl.services.cost_views import usd
+
+    checked = 0
+    for t in dash["teams"]:
+        for key in ("today_nanousd", "month_nanousd"):
+            value, shown = figs[f"team.{t['team']}.{key}"]
+            assert int(value) == t[key] and shown == usd(t[key])
+            checked += 1
+    for m in dash["models"]:
+        value, shown = figs[f"model.{m['model']}.cost_nanousd"]
+        assert int(value) == m["cost_nanousd"] and shown == usd(m["cost_nanousd"])
+        assert int(figs[f"model.{m['model']}.calls"][0]) == m["calls"]
+    assert int(figs["period.calls"][0]) == dash["period_totals"]["calls"]
+    assert int(figs["period.cost_nanousd"][0]) == dash["period_totals"]["cost_nanousd"]
+    for f in pred["teams"]:
+        value = int(figs[f"forecast.{f['team']}.month.p50_nanousd"][0])
+        # a few seconds passed between the two runs: today's remaining share moved a little
+        assert abs(value - f["month"]["p50_nanousd"]) <= max(1, f["month"]["p50_nanousd"]) * 1e-3
+    assert checked >= 12
+
+    shot = tmp_path / "report.png"
+    proc = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", out.as_uri())
+    assert proc.returncode == 0 and shot.stat().st_size > 20_000, proc.stderr[-2000:]
+
+
+def test_report_for_one_team_and_period(populated, tmp_path):
+    store, _ = populated
+    today = dt.datetime.now(dt.UTC).date()
+    since = (today - dt.timedelta(days=6)).isoformat()
+    data = write_html(store, tmp_path / "legal.html", team="legal", since=since, until=today.isoformat())
+    d = data["dashboard"]
+    assert d["team"] == "legal" and [t["team"] for t in d["teams"]] == ["legal"]
+    assert len(d["daily"]) == 7 and d["since"] == since
+    assert [t["team"] for t in data["forecast"]["teams"]] == ["legal"]
+    assert "elfctl cost report: legal" in (tmp_path / "legal.html").read_text()
