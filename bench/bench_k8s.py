@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -26,11 +25,11 @@ def run(env) -> list[Row]:
     ctl = Controller(emu).start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            os.environ.setdefault("BENCH_K8S_KEY", "bench-secret-value")
             spec = parse({"name": "mkt", "replicas": 2, "env": {"A": "1"}, "secrets": ["BENCH_K8S_KEY"]},
                          Path(tmp) / "teams/mkt/team.yaml", "mkt")
             cluster = KubeCluster(str(emu.kubeconfig(Path(tmp))), None, 10)
-            target = KubernetesTarget(cluster, "bench", teams=lambda: [spec], poll_s=0.02)
+            target = KubernetesTarget(cluster, "bench", teams=lambda: [spec], poll_s=0.02,
+                                      secret_values=lambda s: {"BENCH_K8S_KEY": "bench-secret-value"})
             target.prepare()
             image = "reg/mkt:1@sha256:" + "1" * 64
             assert target.rollout(spec, image, 1, {}, {}, 10).ok

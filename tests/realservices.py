@@ -86,6 +86,44 @@ def ensure_dockerd(wait_s: float = 60) -> None:
     raise RuntimeError(f"dockerd did not answer within {wait_s:g}s (see {STATE / 'dockerd.log'})")
 
 
+REGISTRY_BIN = os.environ.get("ELFCTL_REGISTRY_BIN", "/usr/bin/docker-registry")
+
+
+def start_registry(folder: Path) -> tuple[str, int]:
+    """Debian's docker-registry (the distribution registry) on 127.0.0.1:free port, storage in folder.
+    Returns (host:port, pid)."""
+    if not Path(REGISTRY_BIN).exists():
+        raise RuntimeError(f"{REGISTRY_BIN} not found (apt-get install docker-registry)")
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (folder / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
+        f"  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n")
+    log = open(folder / "log", "ab")
+    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(folder / "config.yml")], stdout=log, stderr=log,
+                            start_new_session=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                (folder / "pid").write_text(str(proc.pid))
+                return f"127.0.0.1:{port}", proc.pid
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"docker-registry did not listen on {port} (see {folder / 'log'})")
+
+
+def stop_registry(folder: Path) -> None:
+    pidfile = folder / "pid"
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text()), 15)
+        except (ProcessLookupError, ValueError):
+            pass
+        pidfile.unlink()
+
+
 def up() -> dict[str, str]:
     STATE.mkdir(parents=True, exist_ok=True)
     env: dict[str, str] = {}
@@ -103,10 +141,18 @@ def up() -> dict[str, str]:
         if in_ci():
             raise
         print(f"# docker unavailable: {exc}", file=sys.stderr)
+    stop_registry(STATE / "registry")
+    try:
+        env["ELFCTL_TEST_REGISTRY"], _pid = start_registry(STATE / "registry")
+    except RuntimeError as exc:
+        if in_ci():
+            raise
+        print(f"# registry unavailable: {exc}", file=sys.stderr)
     return env
 
 
 def down() -> None:
+    stop_registry(STATE / "registry")
     data = STATE / "pg" / "data"
     if data.exists():
         stop_postgres(data)

@@ -52,6 +52,36 @@ def migrations_dir(cfg: Config) -> Path:
     return shipped if shipped.is_dir() else here.parents[1] / "migrations"  # source checkout
 
 
+def docker_engine(cfg: Config):
+    from elfctl.adapters.docker_engine import DockerEngine
+
+    return DockerEngine(cfg.get("docker.host") or None, timeout_s=cfg.get("docker.timeout_s"),
+                        build_timeout_s=cfg.get("docker.build_timeout_s"))
+
+
+def registry_address(cfg: Config) -> str:
+    return cfg.get("registry.url") or f"127.0.0.1:{cfg.get('registry.port')}"
+
+
+def registry(cfg: Config):
+    from elfctl.adapters.registry import Registry
+
+    return Registry(registry_address(cfg), timeout_s=cfg.get("registry.timeout_s"))
+
+
+def deploy_target(cfg: Config, engine):
+    """The Docker target (the Kubernetes one, which needs no engine, is kubernetes_target)."""
+    target = cfg.get("deploy.target")
+    if target == "docker":
+        from elfctl.adapters.docker_target import DockerTarget
+
+        return DockerTarget(engine, network=cfg.get("deploy.network"), prefix=cfg.get("deploy.prefix"),
+                            base_image=cfg.get("deploy.base_image"),
+                            publish_address=cfg.get("deploy.publish_address"))
+    raise InputError(f"deploy.target {target!r} (from {cfg.source('deploy.target')}): not available here",
+                     hint="use deploy.target = \"docker\" or \"kubernetes\"")
+
+
 def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | None = None):
     """The Kubernetes deploy target for this configuration (kubeconfig/context as kubectl)."""
     from elfctl.adapters.kubernetes import KubeCluster
@@ -60,9 +90,9 @@ def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | Non
     cluster = KubeCluster(cfg.get("kubernetes.kubeconfig") or None, context or cfg.get("kubernetes.context") or None,
                           cfg.get("kubernetes.request_timeout_s"))
     return KubernetesTarget(cluster, kubernetes_namespace(cfg), cfg.profile or "default", teams,
-                            registry=cfg.get("kubernetes.registry"), pull_secret=cfg.get("kubernetes.pull_secret"),
-                            poll_s=cfg.get("kubernetes.poll_s"), restore_timeout_s=cfg.get("kubernetes.restore_timeout_s"),
-                            progress=progress)
+                            registry=cfg.get("kubernetes.registry") or cfg.get("registry.url"),
+                            pull_secret=cfg.get("kubernetes.pull_secret"), poll_s=cfg.get("kubernetes.poll_s"),
+                            restore_timeout_s=cfg.get("kubernetes.restore_timeout_s"), progress=progress)
 
 
 def kubernetes_namespace(cfg: Config) -> str:

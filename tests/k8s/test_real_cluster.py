@@ -29,7 +29,8 @@ def real(tmp_path, monkeypatch):
     spec = parse({"name": "web", "port": 80, "replicas": 1, "secrets": ["ELFCTL_REAL_TEST_KEY"],
                   "health": {"path": "/", "start_timeout_s": 120}}, team, "web")
     cluster = KubeCluster(KUBECONFIG, os.environ.get("ELFCTL_TEST_KUBE_CONTEXT"), 20)
-    target = KubernetesTarget(cluster, ns, "test", lambda: [spec], poll_s=1.0, restore_timeout_s=180)
+    target = KubernetesTarget(cluster, ns, "test", lambda: [spec], poll_s=1.0, restore_timeout_s=180,
+                              secret_values=lambda s: {"ELFCTL_REAL_TEST_KEY": os.environ["ELFCTL_REAL_TEST_KEY"]})
     yield target, spec
     cluster.delete("Namespace", ns)
     cluster.close()

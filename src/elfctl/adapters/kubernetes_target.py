@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,24 +25,9 @@ from elfctl.errors import InputError
 from elfctl.redact import register_secret, scrub
 
 
-def _secret_values(names: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """THE source of secret values for Kubernetes Secrets: the process environment for now.
-    The credential store (issue 9) replaces the body of this one function. Every value is
-    registered for redaction before anything else can see it; a missing name is an input error
-    that names it (never its value)."""
-    values, missing = {}, []
-    for name in names:
-        value = os.environ.get(name)
-        if value is None:
-            missing.append(name)
-            continue
-        register_secret(value)
-        values[name] = value
-    if missing:
-        raise InputError(f"secret value(s) not found: {', '.join(missing)}",
-                         hint="export them in the environment (or store them with `elfctl creds`) "
-                              "before `elfctl infra up` / `elfctl deploy`")
-    return values
+def _no_secret_source(spec: TeamSpec) -> dict[str, str]:
+    raise InputError(f"{spec.path}: secrets: no source of secret values was given to the Kubernetes target",
+                     hint="build the target through elfctl.services.k8s.kubernetes_target")
 
 
 def _plain(value: Any) -> str:
@@ -69,11 +53,15 @@ class KubeRollout:
 
 class KubernetesTarget:
     name = "kubernetes"
+    pins_digest = True  # the deploy service hands rollout() `repo:tag@sha256:...` when it knows the digest
+    needs_local_image = False  # nodes pull from the registry; the build machine's copy is irrelevant
 
     def __init__(self, cluster: KubeCluster, namespace: str, environment: str = "default",
                  teams: Callable[[], list[TeamSpec]] = list, registry: str = "",
                  pull_secret: str = "elfctl-registry", poll_s: float = 1.0, restore_timeout_s: float = 120.0,
-                 progress: Callable[[str], None] | None = None):
+                 progress: Callable[[str], None] | None = None,
+                 secret_values: Callable[[TeamSpec], dict[str, str]] = _no_secret_source,
+                 pull_auth: tuple[str, str] | None = None):
         self.cluster = cluster
         self.namespace = namespace
         self.environment = environment
@@ -83,6 +71,10 @@ class KubernetesTarget:
         self.poll_s = poll_s
         self.restore_timeout_s = restore_timeout_s
         self.progress = progress or (lambda _msg: None)
+        # Team secret values by name: the composition hands in the project's one source of them
+        # (services/deploy_app.resolve_secrets: the environment now, the credential store later).
+        self.secret_values = secret_values
+        self.pull_auth = pull_auth  # (user, password) for the image-pull secret, or None
         self._version: str | None = None
 
     # --- cluster --------------------------------------------------------------------------
@@ -121,7 +113,7 @@ class KubernetesTarget:
             changes.append(f"pull secret {self.pull_secret} written")
         for spec in self.teams():
             if spec.secrets and self._ensure_secret(m.secret_name(spec.name), spec.name,
-                                                    _secret_values(spec.secrets)):
+                                                    self.secret_values(spec)):
                 changes.append(f"Secret {m.secret_name(spec.name)} written")
         if changes:
             return True, "; ".join(changes)
@@ -135,9 +127,9 @@ class KubernetesTarget:
 
     def _pull_config(self) -> dict[str, str]:
         auth: dict[str, Any] = {}
-        creds = {n: os.environ[n] for n in ("ELFCTL_REGISTRY_USERNAME", "ELFCTL_REGISTRY_PASSWORD") if n in os.environ}
-        if len(creds) == 2:
-            user, pw = _secret_values(list(creds)).values()
+        if self.pull_auth:
+            user, pw = self.pull_auth
+            register_secret(pw)
             auth = {"username": user, "password": pw,
                     "auth": base64.b64encode(f"{user}:{pw}".encode()).decode()}
         return {".dockerconfigjson": json.dumps({"auths": {self.registry: auth}}, sort_keys=True)}
@@ -155,10 +147,17 @@ class KubernetesTarget:
 
     # --- deploy -------------------------------------------------------------------------------
     def serving(self, team: str) -> str | None:
+        """The serving image as the deploy service names it: `repo:tag`, digest dropped."""
+        image = self._live_image(team)
+        return m.DIGEST.sub("", image) if image else None
+
+    def _live_image(self, team: str) -> str | None:
         dep = self.cluster.get("Deployment", team, self.namespace)
-        if dep is None:
-            return None
-        return dep["spec"]["template"]["spec"]["containers"][0]["image"]
+        return dep["spec"]["template"]["spec"]["containers"][0]["image"] if dep else None
+
+    def teams(self) -> list[str]:
+        """The teams elfctl runs in this namespace (for `infra down`)."""
+        return sorted(d["metadata"]["name"] for d in self.cluster.list("Deployment", self.namespace, m.MANAGED_BY))
 
     def rollout(self, spec: TeamSpec, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any],
                 deadline_s: float) -> KubeRollout:
@@ -169,7 +168,7 @@ class KubernetesTarget:
         if spec.secrets:
             values = {k: _plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
             if set(values) != set(spec.secrets):
-                values = _secret_values(spec.secrets)
+                values = self.secret_values(spec)
             self._ensure_secret(m.secret_name(spec.name), spec.name, values)
         live = {o["kind"]: self.cluster.get(o["kind"], o["metadata"]["name"], self.namespace) for o in objects}
         wrote = [self._apply_changed(o, live[o["kind"]]) for o in objects]
@@ -252,7 +251,7 @@ class KubernetesTarget:
         return running
 
     def logs(self, team: str, tail: int = 100, follow: bool = False) -> Iterator[str]:
-        image = self.serving(team)
+        image = self._live_image(team)
         pods = self._pods(team, image) if image else []
         if follow and pods:
             return self.cluster.pod_log(pods[0]["metadata"]["name"], self.namespace, m.CONTAINER, tail, follow=True)
@@ -279,7 +278,10 @@ class KubernetesTarget:
         from dataclasses import asdict
 
         s = self.team_status(team)
-        return {**asdict(s), "status": s.status}
+        reason = s.rollout if s.exists else f"no Deployment {team} in namespace {self.namespace}"
+        if s.worst is not None and s.worst.reason != "Running":
+            reason += f"; worst pod {s.worst.pod}: {s.worst.reason}"
+        return {**asdict(s), "status": s.status, "reason": reason}
 
     def cluster_status(self) -> dict[str, Any]:
         """Reachable (else Unreachable raised), version, namespace present."""

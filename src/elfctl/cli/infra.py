@@ -17,7 +17,7 @@ def up(
     skip: Annotated[list[str] | None, typer.Option("--skip", help="Skip this step (repeatable).")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Bring the platform up, idempotently: migrate the store, then verify health."""
+    """Bring the platform up, idempotently: environment, store, registry, target, teams, then health."""
     from elfctl.cli.health import render
     from elfctl.services.platform import infra_up
 
@@ -42,3 +42,45 @@ def up(
 
     app_.output.result(result, human)
     raise typer.Exit(result.exit_code)
+
+
+@app.command("status")
+def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
+    """What is up: store, Docker, registry, deploy target, each deployed team. Changes nothing."""
+    from elfctl.services.platform import infra_status
+
+    app_ = get_app(ctx, json_mode)
+    result = infra_status(app_)
+
+    def human(r):
+        from rich.table import Table
+
+        table = Table(title="elfctl infra status")
+        for col in ("component", "state", "details"):
+            table.add_column(col)
+        for c in r.components:
+            state = c["state"] if c["state"] == "up" else f"[red]{c['state']}[/]"
+            table.add_row(c["component"], state, c["details"])
+        return table
+
+    app_.output.result(result, human)
+    raise typer.Exit(1 if any(c["state"] != "up" for c in result.components) else 0)
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also remove the registry volume, network and images.")
+    ] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Stop the teams and the local registry; data stays unless --purge."""
+    from elfctl.services.platform import infra_down
+
+    app_ = get_app(ctx, json_mode)
+    result = infra_down(app_, purge)
+    app_.output.result(result, lambda r: "\n".join(
+        [f"stopped {s}" for s in r.stopped] + [f"removed {s}" for s in r.removed]
+        + [f"kept {s}" for s in r.kept]
+        or ["nothing was running"]))

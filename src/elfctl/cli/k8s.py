@@ -22,14 +22,17 @@ def render(
     from elfctl.services.k8s import render_team
 
     app_ = get_app(ctx, json_mode)
-    result = render_team(app_, team, image=image, revision=revision)
+    print_rendered(app_, render_team(app_, team, image=image, revision=revision))
+
+
+def print_rendered(app_, result) -> None:
+    """YAML on stdout as is (never re-wrapped to the terminal's width); JSON with --json."""
 
     def human(r):
         import sys
 
         from elfctl.redact import scrub
 
-        # Raw write: YAML must not be re-wrapped to the terminal's width.
         sys.stdout.write(scrub(r.yaml))
         sys.stdout.flush()
         return None

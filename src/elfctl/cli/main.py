@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from elfctl import __version__
-from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd
+from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd, team
+from elfctl.cli import deploy as deploy_cmd
 from elfctl.cli import k8s as k8s_cmd
 from elfctl.cli.common import ElfGroup
 
@@ -70,6 +71,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(infra.app, name="infra")
 app.add_typer(cost.app, name="cost")
 app.command("health")(health.health)
+app.add_typer(team.app, name="team")
+app.command("deploy")(deploy_cmd.deploy)
+app.command("rollback")(deploy_cmd.rollback)
+app.command("deployments")(deploy_cmd.deployments)
+app.command("logs")(deploy_cmd.logs)
 app.add_typer(k8s_cmd.app, name="k8s")
 
 

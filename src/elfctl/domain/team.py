@@ -71,6 +71,7 @@ class TeamSpec:
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     llm: LLMSpec = field(default_factory=LLMSpec)
     mcp_servers: tuple[str, ...] = ()
+    host_port: int | None = None  # where users reach the team on this machine (None: Docker picks one)
 
     @property
     def folder(self) -> Path:
@@ -83,7 +84,7 @@ class TeamSpec:
 
 # field -> (type check description, allowed keys of nested tables)
 _TOP = ("name", "description", "port", "replicas", "build", "health", "env", "secrets", "resources", "llm",
-        "mcp_servers")
+        "mcp_servers", "host_port")
 _NESTED = {
     "build": ("context", "dockerfile"),
     "health": ("path", "period_s", "timeout_s", "success_threshold", "failure_threshold", "start_timeout_s",
@@ -158,6 +159,8 @@ def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
         kw["description"] = str(doc["description"] or "")
     if "port" in doc:
         kw["port"] = v.integer(doc["port"], "port", 1, 65535)
+    if doc.get("host_port") is not None:
+        kw["host_port"] = v.integer(doc["host_port"], "host_port", 1, 65535)
     if "replicas" in doc:
         kw["replicas"] = v.integer(doc["replicas"], "replicas", 0, 100)
     if "build" in doc:

@@ -13,13 +13,24 @@ from elfctl.domain.team import TeamSpec
 def kubernetes_target(app, context: str | None = None):
     from elfctl.bootstrap import kubernetes_target as build
     from elfctl.domain.team import discover, load
+    from elfctl.services.deploy_app import resolve_secrets
 
     def teams() -> list[TeamSpec]:
         return [load(p) for p in discover(app.teams_dir)]
 
     target = build(app.config, teams, progress=app.output.info, context=context)
+    target.secret_values = resolve_secrets  # the project's one source of team secret values
+    target.pull_auth = _pull_auth()
     app._closers.append(target.cluster.close)
     return target
+
+
+def _pull_auth() -> tuple[str, str] | None:
+    """Registry credentials for the image-pull secret, when both are set in the environment."""
+    import os
+
+    user, pw = os.environ.get("ELFCTL_REGISTRY_USERNAME"), os.environ.get("ELFCTL_REGISTRY_PASSWORD")
+    return (user, pw) if user and pw else None
 
 
 def render_manifests(spec: TeamSpec, image: str, revision: int = 0, namespace: str = "elfctl",
@@ -64,10 +75,6 @@ def uses_kubernetes(app) -> bool:
     return app.config.get("deploy.target") == "kubernetes"
 
 
-def prepare_plan(target) -> str:
-    return "; ".join(target.plan())
-
-
 def cluster_probe(target):
     """Health: API reachable, its version, the environment's namespace present."""
 
@@ -110,18 +117,29 @@ def health_probes(app) -> dict:
         return {}
     from elfctl.domain.team import discover
 
-    target = kubernetes_target(app)
+    target = app.target
     probes = {"kubernetes": cluster_probe(target)}
     for path in discover(app.teams_dir):
         probes[f"team:{path.parent.name}"] = team_probe(target, path.parent.name)
     return probes
 
 
-def infra_steps(app) -> list:
-    """`infra up` on Kubernetes: namespace, pull secret, the teams' Secrets (values never shown)."""
-    if not uses_kubernetes(app):
-        return []
-    from elfctl.services.infra import Step
+def render_for_deploy(app, team: str, tag: str | None = None) -> Rendered:
+    """`elfctl deploy TEAM --render`: the manifests of the image this deploy would ship (same
+    repository and content tag), pinned by digest when the registry already holds it. Touches no
+    cluster and builds nothing; an unreachable registry only leaves the image unpinned."""
+    from elfctl.domain.team import find
+    from elfctl.errors import ElfError
+    from elfctl.services import images
 
-    target = kubernetes_target(app)
-    return [Step("kubernetes", prepare_plan(target), target.prepare)]
+    spec = find(app.teams_dir, team)
+    repo = images.repository(app.registry.address, spec.name)
+    tag = tag or f"c-{images.context_hash(spec)[:16]}"
+    try:
+        digest = app.registry.digest(repo, tag)
+    except ElfError as exc:
+        app.output.warn(f"image not pinned: registry {app.registry.address}: {exc.message}")
+        digest = None
+    if digest is None:
+        app.output.warn(f"{repo}:{tag} is not in the registry yet: the image is referenced by tag, not digest")
+    return render_team(app, team, image=m.pin_image(f"{repo}:{tag}", digest))

@@ -12,8 +12,11 @@ from elfctl.services import migrate as migrate_svc
 
 
 def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
+    from elfctl.services import docker_platform
+
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
+        **docker_platform.probes(app),  # docker, registry, team:<name> (when the project runs teams)
         "disk": health_svc.disk_probe(app.config.root, app.config.get("health.disk_warn_free"),
                                       app.config.get("health.disk_fail_free")),
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
@@ -42,10 +45,14 @@ def infra_steps(app) -> list[infra_svc.Step]:
             return True, f"applied {len(r.applied)} migration(s), now at {r.current_version}"
         return False, f"schema current at version {r.current_version}"
 
-    return [
+    from elfctl.services import docker_platform
+
+    steps = [
         infra_svc.Step("store", "migrate the store to the newest schema", migrate_step),
-        *k8s_svc.infra_steps(app),
     ]
+    # environment, registry, target, teams: only when the project has teams or a registry.
+    docker_steps = docker_platform.steps(app)
+    return docker_steps[:1] + steps + docker_steps[1:]
 
 
 def infra_up(app, dry_run: bool = False, only: list[str] = (), skip: list[str] = ()) -> infra_svc.UpResult:
@@ -54,6 +61,18 @@ def infra_up(app, dry_run: bool = False, only: list[str] = (), skip: list[str] =
     if not dry_run:
         result.health = health_report(app)
     return result
+
+
+def infra_status(app):
+    from elfctl.services import docker_platform
+
+    return docker_platform.status(app)
+
+
+def infra_down(app, purge: bool = False):
+    from elfctl.services import docker_platform
+
+    return docker_platform.down(app, purge)
 
 
 __all__ = ["health_report", "infra_up", "Check"]

@@ -1,0 +1,401 @@
+"""DeployTarget for one Docker engine: blue/green beside the old containers behind a per-team proxy.
+
+Users reach a team at one stable host port, published by a small proxy container
+(`<prefix>-<team>`, busybox `nc -ll -e`, one forked relay per connection). The proxy reads its
+targets (container names, resolved by Docker's DNS) from a file for every new connection, so the
+switch is one atomic file rename: all new replicas at once, in-flight connections to the old ones
+finish, and the old containers are stopped only after the soak window. No request is refused during
+a deploy, and a failed new version never receives traffic.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+from elfctl.domain.health_gate import ReplicaGate, classify
+from elfctl.errors import ElfError
+
+PROXY_PORT = 8080  # inside the proxy container
+STATE = "/run/elf"
+PROXY_BOOT = f"""mkdir -p {STATE}; touch {STATE}/targets
+cat > /proxy.sh <<'EOF'
+set -- $(cat {STATE}/targets)
+[ $# -gt 0 ] || exit 1
+eval t=\\${{$(( RANDOM % $# + 1 ))}}
+exec nc ${{t%:*}} ${{t#*:}}
+EOF
+exec nc -ll -p {PROXY_PORT} -e sh /proxy.sh"""
+
+
+@dataclass
+class DockerRollout:
+    ok: bool
+    reason: str
+    logs: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def _memory_bytes(q: str | None) -> int | None:
+    if not q:
+        return None
+    units = {
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+        "K": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+    }
+    for suffix, mult in units.items():
+        if q.endswith(suffix):
+            return int(float(q[: -len(suffix)]) * mult)
+    return int(float(q))
+
+
+def _nano_cpus(q: str | None) -> int | None:
+    if not q:
+        return None
+    return int(float(q[:-1]) * 1e6) if q.endswith("m") else int(float(q) * 1e9)
+
+
+def _reveal(value: Any) -> str:
+    for attr in ("reveal", "get_secret_value", "value"):
+        got = getattr(value, attr, None)
+        if got is not None:
+            return got() if callable(got) else str(got)
+    return str(value)
+
+
+class DockerTarget:
+    name = "docker"
+
+    def __init__(
+        self,
+        engine,
+        network: str = "elfctl",
+        prefix: str = "elfctl",
+        base_image: str = "elfctl/base:busybox",
+        publish_address: str = "127.0.0.1",
+        drain_s: float = 0.2,
+    ):
+        self.engine = engine
+        self.network = network
+        self.prefix = prefix
+        self.base_image = base_image
+        self.publish_address = publish_address
+        self.drain_s = drain_s
+        self._progress = None
+
+    # Optional hook (not in the DeployTarget protocol): the deploy service records phases through it.
+    def set_progress(self, callback) -> None:
+        self._progress = callback
+
+    def _phase(self, phase: str) -> None:
+        if self._progress:
+            self._progress(phase)
+
+    def _labels(self, team: str, role: str, **extra: str) -> dict[str, str]:
+        return {
+            "elfctl.managed": "true",
+            "elfctl.prefix": self.prefix,
+            "elfctl.team": team,
+            "elfctl.role": role,
+            **extra,
+        }
+
+    def proxy_name(self, team: str) -> str:
+        return f"{self.prefix}-{team}"
+
+    # --- protocol ---------------------------------------------------------------------------------
+
+    def prepare(self) -> tuple[bool, str]:
+        from elfctl.services.local_images import MANAGED, ensure_base_image
+
+        made_net = self.engine.ensure_network(self.network, {**MANAGED, "elfctl.prefix": self.prefix})
+        made_img, img_details = ensure_base_image(self.engine, self.base_image)
+        changed = made_net or made_img
+        net = f"created network {self.network}" if made_net else f"network {self.network} present"
+        return changed, f"{net}; {img_details}"
+
+    def _live(self, team: str) -> tuple[list[str], str | None, int | None]:
+        """(target container names, image, revision) the proxy sends traffic to."""
+        proxy = self.engine.inspect(self.proxy_name(team))
+        if not proxy or not proxy["State"].get("Running"):
+            return [], None, None
+        code, out = self.engine.exec(
+            self.proxy_name(team),
+            ["sh", "-c", f"cat {STATE}/targets; echo ---; cat {STATE}/live 2>/dev/null"],
+        )
+        targets_txt, _, live = out.partition("---")
+        targets = [t.rsplit(":", 1)[0] for t in targets_txt.split()]
+        parts = live.split()
+        if len(parts) >= 2:
+            return targets, parts[1], int(parts[0])
+        return targets, None, None
+
+    def serving(self, team: str) -> str | None:
+        targets, image, _rev = self._live(team)
+        return image if targets else None
+
+    def host_port(self, team: str) -> int | None:
+        proxy = self.engine.inspect(self.proxy_name(team))
+        if not proxy:
+            return None
+        bound = (proxy["NetworkSettings"].get("Ports") or {}).get(f"{PROXY_PORT}/tcp") or []
+        return int(bound[0]["HostPort"]) if bound else None
+
+    def _ensure_proxy(self, spec) -> None:
+        name = self.proxy_name(spec.name)
+        found = self.engine.inspect(name)
+        if found and found["State"].get("Running"):
+            return
+        if found:
+            self.engine.start(name)
+            return
+        host_port = getattr(spec, "host_port", None) or None
+        self.engine.run(
+            name,
+            self.base_image,
+            network=self.network,
+            labels=self._labels(spec.name, "proxy"),
+            env={},
+            command=["sh", "-c", PROXY_BOOT],
+            ports={PROXY_PORT: (self.publish_address, host_port)},
+        )
+
+    def _write_targets(
+        self, team: str, names: list[str], port: int, revision: int | None, image: str | None
+    ) -> None:
+        targets = " ".join(f"{n}:{port}" for n in names)
+        live = f"{revision} {image}" if image else ""
+        # Rename is atomic: a connection reads either the old list or the new one, never half.
+        self.engine.exec(
+            self.proxy_name(team),
+            [
+                "sh",
+                "-c",
+                f'echo "{targets}" > {STATE}/t.new && '
+                f'echo "{live}" > {STATE}/live && mv {STATE}/t.new {STATE}/targets',
+            ],
+        )
+
+    def _app_containers(self, team: str) -> list[dict]:
+        return self.engine.containers(
+            {"elfctl.prefix": self.prefix, "elfctl.team": team, "elfctl.role": "app"}
+        )
+
+    def _address(self, name: str) -> str | None:
+        info = self.engine.inspect(name)
+        if not info:
+            return None
+        nets = info["NetworkSettings"].get("Networks") or {}
+        net = nets.get(self.network) or next(iter(nets.values()), {})
+        return net.get("IPAddress") or None
+
+    def _probe(self, address: str, port: int, path: str, timeout: float) -> tuple[str, str, bool]:
+        """(outcome, reason, refused): refused means nothing listens yet."""
+        try:
+            with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=timeout) as resp:
+                outcome, reason = classify(resp.status, resp.read(65536))
+                return outcome, reason, False
+        except urllib.error.HTTPError as exc:
+            outcome, reason = classify(exc.code, exc.read(65536) if exc.fp else b"")
+            return outcome, reason, False
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
+            return "fail", f"no answer ({reason})", refused
+
+    def _gate(
+        self, spec, names: list[str], budget_s: float, require_ready: bool
+    ) -> tuple[bool, str, list[str]]:
+        """Probe every replica each period until all are ready (require_ready) or the budget ends
+        (soak). Returns (ok, reason, warnings)."""
+        h = spec.health
+        gates = {n: ReplicaGate(h.success_threshold, h.failure_threshold) for n in names}
+        addresses = {n: self._address(n) for n in names}
+        deadline = time.monotonic() + budget_s
+        while True:
+            started = time.monotonic()
+            for name, gate in gates.items():
+                addr = addresses[name] or self._address(name)
+                addresses[name] = addr
+                if addr is None:
+                    info = self.engine.inspect(name)
+                    if info is None:
+                        return False, f"{name}: container is gone", []
+                    if not info["State"].get("Running"):
+                        return (
+                            False,
+                            f"{name}: container exited with code {info['State'].get('ExitCode')}",
+                            [],
+                        )
+                    continue
+                outcome, reason, refused = self._probe(addr, spec.port, h.path, h.timeout_s)
+                gate.record(outcome, reason, refused)
+                if outcome == "fail":
+                    info = self.engine.inspect(name) or {"State": {}}
+                    state, restarts = info["State"], info.get("RestartCount", 0)
+                    if not state.get("Running") or state.get("Restarting") or restarts:
+                        return (
+                            False,
+                            (
+                                f"{name}: container exited with code {state.get('ExitCode')}"
+                                + (f" (restarted {restarts} times)" if restarts else "")
+                            ),
+                            [],
+                        )
+                if gate.failed:
+                    return (
+                        False,
+                        (
+                            f"{name}: {h.failure_threshold} consecutive failed health checks on {h.path} "
+                            f"(last: {reason})"
+                        ),
+                        [],
+                    )
+            warnings = [w for g in gates.values() for w in g.warnings]
+            if require_ready and all(g.ready for g in gates.values()):
+                return (
+                    True,
+                    f"{len(names)}/{len(names)} replicas passed {h.success_threshold} health checks",
+                    warnings,
+                )
+            if time.monotonic() >= deadline:
+                if not require_ready:
+                    return True, f"soak {budget_s:g}s passed", warnings
+                slow = [f"{n}: {g.last or 'no answer'}" for n, g in gates.items() if not g.ready]
+                return False, f"not healthy within {budget_s:g}s ({'; '.join(slow)})", warnings
+            time.sleep(max(0.0, min(h.period_s - (time.monotonic() - started), deadline - time.monotonic())))
+
+    def _log_tail(self, names: list[str], lines: int = 20) -> str:
+        out = []
+        for n in names:
+            try:
+                tail = list(self.engine.logs(n, tail=lines))
+            except ElfError:
+                continue
+            if tail:
+                out.append(f"--- {n}\n" + "\n".join(tail))
+        return "\n".join(out)
+
+    def _remove(self, names: list[str]) -> None:
+        """For versions that never served (or are leftovers): no grace period."""
+        for n in names:
+            try:
+                self.engine.remove(n, grace_s=0)
+            except ElfError:
+                pass
+
+    def rollout(
+        self, spec, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any], deadline_s: float
+    ) -> DockerRollout:
+        team = spec.name
+        self.engine.ensure_network(self.network, {"elfctl.managed": "true", "elfctl.prefix": self.prefix})
+        self._ensure_proxy(spec)
+        old_targets, old_image, old_rev = self._live(team)
+        # Leftovers of a killed deploy (not in the proxy's list) are removed first.
+        live_set = set(old_targets)
+        self._remove(
+            [
+                c["Names"][0].lstrip("/")
+                for c in self._app_containers(team)
+                if c["Names"][0].lstrip("/") not in live_set
+            ]
+        )
+        self._phase("starting")
+        full_env = {**spec.env, **env, **{k: _reveal(v) for k, v in secrets.items()}}
+        names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
+        try:
+            for n in names:
+                self.engine.run(
+                    n,
+                    image,
+                    network=self.network,
+                    env=full_env,
+                    labels=self._labels(
+                        team, "app", **{"elfctl.revision": str(revision), "elfctl.image": image}
+                    ),
+                    restart=False,  # a crash during the gate must show, not loop
+                    mem_limit=_memory_bytes(spec.resources.memory),
+                    nano_cpus=_nano_cpus(spec.resources.cpu),
+                )
+        except ElfError as exc:
+            logs = self._log_tail(names)
+            self._remove(names)
+            return DockerRollout(False, f"could not start: {exc.message}", logs)
+        self._phase("verifying")
+        budget = min(deadline_s, spec.health.start_timeout_s)
+        ok, reason, warnings = self._gate(spec, names, budget, require_ready=True)
+        if not ok:
+            logs = self._log_tail(names)
+            self._remove(names)
+            return DockerRollout(False, f"health gate: {reason}", logs, warnings)
+        for n in names:
+            self.engine.keep_running(n)
+        self._write_targets(team, names, spec.port, revision, image)
+        self._phase("switched")
+        if spec.health.soak_s > 0:
+            soak_ok, soak_reason, more = self._gate(spec, names, spec.health.soak_s, require_ready=False)
+            warnings += [w for w in more if w not in warnings]
+            if not soak_ok:
+                logs = self._log_tail(names)
+                if old_targets:
+                    self._write_targets(team, old_targets, spec.port, old_rev, old_image)
+                else:
+                    self._write_targets(team, [], spec.port, None, None)
+                time.sleep(self.drain_s)
+                self._remove(names)
+                return DockerRollout(
+                    False, f"soak after switch: {soak_reason}; switched back", logs, warnings
+                )
+        time.sleep(self.drain_s)  # let connections opened before the switch reach the old version
+        for n in old_targets:
+            if n not in names:
+                self.engine.retire(n)
+        return DockerRollout(True, reason, "", warnings)
+
+    def stop(self, team: str) -> bool:
+        names = [c["Names"][0].lstrip("/") for c in self._app_containers(team)]
+        proxy = self.engine.inspect(self.proxy_name(team))
+        for n in names + ([self.proxy_name(team)] if proxy else []):
+            self.engine.remove(n, grace_s=2)  # a deliberate stop: give requests in flight a moment
+        return bool(names or proxy)
+
+    def logs(self, team: str, tail: int = 100, follow: bool = False):
+        targets, _image, _rev = self._live(team)
+        if not targets:
+            return iter(())
+        return self.engine.logs(targets[0], tail=tail, follow=follow)
+
+    def status(self, team: str) -> dict[str, Any]:
+        targets, image, rev = self._live(team)
+        ready, worst, reason = 0, "pass", ""
+        for n in targets:
+            state = (self.engine.inspect(n) or {}).get("State", {})
+            if state.get("Running"):
+                ready += 1
+            else:
+                worst, reason = "fail", f"{n} is not running"
+        if not targets:
+            worst, reason = "fail", "nothing serving"
+        return {
+            "desired": len(targets),
+            "ready": ready,
+            "status": worst,
+            "reason": reason,
+            "image": image,
+            "revision": rev,
+            "host_port": self.host_port(team),
+        }
+
+    def teams(self) -> list[str]:
+        """Teams with a proxy on this engine (for infra down/status)."""
+        found = self.engine.containers({"elfctl.prefix": self.prefix, "elfctl.role": "proxy"})
+        return sorted({c["Labels"].get("elfctl.team", "") for c in found} - {""})

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from elfctl.cli.common import JsonOpt, get_app
+
+app = typer.Typer(
+    help="Describe teams: scaffold, list and validate teams/<name>/team.yaml.", no_args_is_help=True
+)
+
+
+def _table(rows, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("team", "valid", "port", "replicas", "host port", "problem"):
+        table.add_column(col)
+    for r in rows:
+        problem = "" if r.valid else f"{r.error}\nhint: {r.hint}"
+        table.add_row(
+            r.name,
+            "yes" if r.valid else "[red]no[/]",
+            str(r.port or ""),
+            str(r.replicas or ""),
+            str(r.host_port or "auto" if r.valid else ""),
+            problem,
+        )
+    return table
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Team name (a DNS-1123 label).")],
+    description: Annotated[str, typer.Option("--description", "-d", help="One line about the team.")] = "",
+    json_mode: JsonOpt = False,
+) -> None:
+    """Scaffold teams/NAME: team.yaml, a Dockerfile on the local base image, a health document."""
+    from elfctl.services import teams
+
+    app_ = get_app(ctx, json_mode)
+    result = teams.new(app_.teams_dir, name, app_.config.get("deploy.base_image"), description)
+    app_.output.result(
+        result, lambda r: f"created {r.folder}: {', '.join(r.files)}\nnext: `elfctl deploy {r.name}`"
+    )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
+    """Every team under teams.dir, with whether its team.yaml is valid."""
+    from elfctl.services import teams
+
+    app_ = get_app(ctx, json_mode)
+    rows = teams.rows(app_.teams_dir)
+    app_.output.result(
+        rows,
+        lambda rs: (
+            _table(rs, f"teams in {app_.teams_dir}")
+            if rs
+            else f"no teams in {app_.teams_dir}: create one with `elfctl team new NAME`"
+        ),
+    )
+
+
+@app.command("validate")
+def validate(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this team.")] = None,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Check every team.yaml (or one): exit 2 naming the file, the field and the fix."""
+    from elfctl.services import teams
+
+    app_ = get_app(ctx, json_mode)
+    rows = teams.validate(app_.teams_dir, name)
+    app_.output.result(rows, lambda rs: f"{len(rs)} team(s) valid: {', '.join(r.name for r in rs)}")

@@ -1,0 +1,332 @@
+"""Ship a team: build (by content hash), push, roll out on a DeployTarget behind its health gate,
+record every step as a state machine row, roll back to an earlier revision. Target-independent:
+Docker and Kubernetes differ only in the `target` handed in.
+
+States: pending -> building -> pushing -> starting -> verifying -> switched, or failed (nothing was
+serving, or it broke before the rollout), or rolled_back (the new version was refused and the old
+one kept serving). A later switched deployment marks the previous one superseded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from elfctl.errors import ElfError, InputError
+from elfctl.services import images
+from elfctl.services.deploy_lock import iso, lease, now
+
+SUCCESS = ("switched", "superseded")
+
+
+@dataclass
+class DeployOptions:
+    tag: str | None = None
+    no_build: bool = False
+    wait: bool = True  # False: return once switched, without the soak window
+    timeout_s: float = 120.0
+    dry_run: bool = False
+    lock_wait_s: float = 0.0
+    lock_ttl_s: float = 30.0
+    keep_images: int = 5
+
+
+@dataclass
+class DeployResult:
+    team: str
+    changed: bool
+    state: str  # switched | unchanged | failed | rolled_back | planned
+    image: str
+    revision: int | None = None
+    digest: str | None = None
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    logs: str = ""
+    built: bool = False
+    pushed: bool = False
+    commit: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.state in ("failed", "rolled_back") else 0
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def history(store, team: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, team, revision, state, target, image, digest, who, started_at, updated_at, finished_at, "
+        "error, details FROM deployments"
+    )
+    params: tuple = ()
+    if team:
+        sql += " WHERE team = ?"
+        params = (team,)
+    rows = store.query(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))
+    for row in rows:
+        row["details"] = json.loads(row["details"]) if row.get("details") else {}
+    return rows
+
+
+def _current(store, team: str) -> dict | None:
+    rows = store.query(
+        "SELECT * FROM deployments WHERE team = ? AND state = 'switched' ORDER BY revision DESC LIMIT 1",
+        (team,),
+    )
+    if rows:
+        rows[0]["details"] = json.loads(rows[0]["details"] or "{}")
+    return rows[0] if rows else None
+
+
+class _Record:
+    """One deployments row, moved through its states."""
+
+    def __init__(self, store, team: str, target: str, image: str, details: dict):
+        self.store, self.details, self.t0 = store, details, time.monotonic()
+        stamp = iso(now())
+        with store.transaction() as tx:
+            rev = tx.query("SELECT COALESCE(MAX(revision), 0) AS r FROM deployments WHERE team = ?", (team,))[
+                0
+            ]["r"]
+            self.revision = int(rev) + 1
+            tx.execute(
+                "INSERT INTO deployments (team, revision, state, target, image, who, started_at, updated_at, "
+                "details) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+                (team, self.revision, target, image, who(), stamp, stamp, json.dumps(details)),
+            )
+            self.id = tx.query(
+                "SELECT id FROM deployments WHERE team = ? AND revision = ?", (team, self.revision)
+            )[0]["id"]
+        self.team = team
+        self.phase_started = time.monotonic()
+        self.state = "pending"
+
+    def note(self, **cols: Any) -> None:
+        """Record columns without changing state."""
+        cols["updated_at"] = iso(now())
+        self.store.execute(
+            f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
+            (*cols.values(), self.id),
+        )
+
+    def move(self, state: str, **cols: Any) -> None:
+        t = time.monotonic()
+        self.details.setdefault("timings", {})[self.state] = round(t - self.phase_started, 3)
+        self.phase_started, self.state = t, state
+        final = state in ("switched", "failed", "rolled_back")
+        sets = {"state": state, "updated_at": iso(now()), "details": json.dumps(self.details), **cols}
+        if final:
+            sets["finished_at"] = sets["updated_at"]
+        with self.store.transaction() as tx:
+            if state == "switched":
+                tx.execute(
+                    "UPDATE deployments SET state = 'superseded', updated_at = ? WHERE team = ? AND "
+                    "state = 'switched' AND id <> ?",
+                    (sets["updated_at"], self.team, self.id),
+                )
+            tx.execute(
+                f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                (*sets.values(), self.id),
+            )
+
+
+def _rollout(
+    store,
+    engine,
+    target,
+    spec,
+    repo: str,
+    tag: str,
+    rec: _Record,
+    opts: DeployOptions,
+    serving: str | None,
+    result: DeployResult,
+    env: dict,
+    secrets: dict,
+) -> DeployResult:
+    image = f"{repo}:{tag}"
+    if getattr(target, "needs_local_image", True):  # a cluster pulls from the registry itself
+        images.ensure_local(engine, repo, tag)
+    rec.move("starting")
+    hook = getattr(target, "set_progress", None)
+    if hook:  # optional: targets that report their phases get 'verifying' recorded too
+        hook(lambda phase: rec.move(phase) if phase == "verifying" else None)
+    run_spec = (
+        spec if opts.wait else dataclasses.replace(spec, health=dataclasses.replace(spec.health, soak_s=0))
+    )
+    # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
+    pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
+    outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s)
+    result.warnings = list(outcome.warnings)
+    result.reason = outcome.reason
+    rec.details["warnings"] = result.warnings
+    if outcome.ok:
+        rec.move("switched")
+        result.state = "switched"
+        keep = {
+            r["image"]
+            for r in store.query(
+                "SELECT image FROM deployments WHERE team = ? AND state IN ('switched', 'superseded') "
+                "ORDER BY revision DESC LIMIT ?",
+                (spec.name, max(1, opts.keep_images)),
+            )
+        }
+        result.pruned = images.prune(engine, repo, keep | {image})
+    else:
+        result.logs = outcome.logs
+        rec.details["logs"] = outcome.logs[-4000:]
+        result.state = "rolled_back" if serving else "failed"
+        rec.move(result.state, error=outcome.reason)
+    result.timings = rec.details.get("timings", {})
+    return result
+
+
+def deploy(
+    store,
+    engine,
+    registry,
+    target,
+    spec,
+    opts: DeployOptions,
+    progress=lambda msg: None,
+    env: dict | None = None,
+    secrets: dict | None = None,
+) -> DeployResult:
+    repo = images.repository(registry.address, spec.name)
+    tag = opts.tag or f"c-{images.context_hash(spec)[:16]}"
+    if not all(c.isalnum() or c in "._-" for c in tag) or len(tag) > 128 or tag[0] in ".-":
+        raise InputError(
+            f"--tag {tag!r} is not a valid image tag", hint="use letters, digits, '.', '_' and '-'"
+        )
+    image = f"{repo}:{tag}"
+    commit = images.git_commit(spec.folder)
+    result = DeployResult(spec.name, changed=False, state="planned", image=image, commit=commit)
+    key = images.config_key(spec, image)
+    if opts.dry_run:
+        result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
+        return result
+    with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress):
+        serving = target.serving(spec.name)
+        current = _current(store, spec.name)
+        if serving == image and current and current["details"].get("config_key") == key:
+            result.state, result.revision, result.digest = "unchanged", current["revision"], current["digest"]
+            result.reason = f"revision {current['revision']} already serves {image}"
+            return result
+        result.changed = True
+        rec = _Record(store, spec.name, target.name, image, {"config_key": key, "commit": commit, "tag": tag})
+        result.revision = rec.revision
+        try:
+            rec.move("building")
+            digest = registry.digest(repo, tag)
+            if digest is None and not engine.image_id(image):
+                if opts.no_build:
+                    raise InputError(
+                        f"--no-build: {image} is neither in the registry nor on this machine",
+                        hint="deploy without --no-build, or pass --tag of a pushed image",
+                    )
+                progress(f"building {image}")
+                labels = {
+                    "elfctl.team": spec.name,
+                    "elfctl.content": tag,
+                    "org.opencontainers.image.revision": commit or "",
+                }
+                engine.build(str(spec.context_dir), spec.build.dockerfile, image, labels)
+                result.built = True
+            rec.move("pushing")
+            if digest is None:
+                progress(f"pushing {image}")
+                digest = engine.push(repo, tag) or registry.digest(repo, tag)
+                result.pushed = True
+            result.digest = digest
+            rec.details["built"], rec.details["pushed"] = result.built, result.pushed
+            rec.note(digest=digest)
+            progress(f"rolling out revision {rec.revision} on {target.name}")
+            return _rollout(
+                store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {}, secrets or {}
+            )
+        except BaseException as exc:
+            msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
+            if rec.state not in ("switched", "failed", "rolled_back"):
+                rec.move("failed", error=msg[:2000])
+            raise
+
+
+def rollback(
+    store,
+    engine,
+    registry,
+    target,
+    spec,
+    to: int | None,
+    opts: DeployOptions,
+    progress=lambda msg: None,
+    env: dict | None = None,
+    secrets: dict | None = None,
+) -> DeployResult:
+    """Roll the team back to a recorded successful revision (default: the one before the current)."""
+    with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress):
+        ok_rows = store.query(
+            "SELECT revision, image, digest, state FROM deployments WHERE team = ? AND state IN "
+            "('switched', 'superseded') ORDER BY revision DESC",
+            (spec.name,),
+        )
+        if not ok_rows:
+            raise InputError(f"team {spec.name}: no successful deployment recorded", hint="deploy it first")
+        serving = target.serving(spec.name)
+        if to is None:
+            earlier = [r for r in ok_rows if r["image"] != serving]
+            if not earlier:
+                raise InputError(
+                    f"team {spec.name}: no earlier revision to roll back to",
+                    hint="see `elfctl deployments " + spec.name + "`",
+                )
+            chosen = earlier[0]
+        else:
+            match = [r for r in ok_rows if r["revision"] == to]
+            if not match:
+                known = ", ".join(str(r["revision"]) for r in ok_rows)
+                raise InputError(
+                    f"--to {to}: team {spec.name} has no successful revision {to}",
+                    hint=f"successful revisions: {known}",
+                )
+            chosen = match[0]
+        repo, tag = chosen["image"].rsplit(":", 1)
+        result = DeployResult(
+            spec.name, changed=True, state="pending", image=chosen["image"], digest=chosen["digest"]
+        )
+        rec = _Record(
+            store,
+            spec.name,
+            target.name,
+            chosen["image"],
+            {
+                "rollback_of": chosen["revision"],
+                "config_key": images.config_key(spec, chosen["image"]),
+                "tag": tag,
+            },
+        )
+        rec.note(digest=chosen["digest"])
+        result.revision = rec.revision
+        try:
+            progress(f"rolling back {spec.name} to revision {chosen['revision']} ({chosen['image']})")
+            return _rollout(
+                store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {}, secrets or {}
+            )
+        except BaseException as exc:
+            msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
+            if rec.state not in ("switched", "failed", "rolled_back"):
+                rec.move("failed", error=msg[:2000])
+            raise

@@ -1,0 +1,64 @@
+"""`infra up/status/down` with the local registry container and a team, on the real engine."""
+
+from __future__ import annotations
+
+import json
+
+from tests import realservices
+from tests.conftest import run_elfctl
+from tests.deploy.conftest import make_team
+
+
+def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docker_env, team_name, engine):
+    tag = docker_env["ELFCTL_DEPLOY_PREFIX"]
+    env = {k: v for k, v in docker_env.items() if k != "ELFCTL_REGISTRY_URL"}
+    env.update(
+        {
+            "ELFCTL_REGISTRY_PORT": str(realservices.free_port()),
+            "ELFCTL_REGISTRY_CONTAINER": f"{tag}-registry",
+            "ELFCTL_REGISTRY_VOLUME": f"{tag}-registry-data",
+            "ELFCTL_REGISTRY_IMAGE": f"{tag}/registry:local",
+        }
+    )
+    make_team(project, env, team_name)
+    try:
+        plan = run_elfctl("infra", "up", "--dry-run", "--json", cwd=project, env=env)
+        assert [s["outcome"] for s in json.loads(plan.stdout)["steps"]] == ["planned"] * 5
+        assert engine.inspect(env["ELFCTL_REGISTRY_CONTAINER"]) is None
+
+        first = run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=180)
+        assert first.returncode == 0, first.stderr
+        data = json.loads(first.stdout)
+        steps = {s["name"]: s for s in data["steps"]}
+        assert list(steps) == ["environment", "store", "registry", "target", "teams"]
+        assert (
+            steps["registry"]["outcome"] == "changed" and "started container" in steps["registry"]["details"]
+        )
+        assert steps["teams"]["outcome"] == "changed" and "switched" in steps["teams"]["details"]
+        assert data["health"]["status"] == "pass"
+        assert set(data["health"]["checks"]) >= {"store", "docker", "registry", f"team:{team_name}"}
+
+        second = json.loads(run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=120).stdout)
+        assert second["changed"] is False and second["health"]["status"] == "pass"
+
+        assert run_elfctl("infra", "status", cwd=project, env=env).returncode == 0
+
+        down = run_elfctl("infra", "down", "--json", cwd=project, env=env)
+        assert down.returncode == 0, down.stderr
+        assert any("registry" in s for s in json.loads(down.stdout)["stopped"])
+        health = run_elfctl("health", "--json", cwd=project, env=env)
+        assert health.returncode == 1
+        assert run_elfctl("infra", "status", cwd=project, env=env).returncode == 1
+
+        # Data was kept: the registry still holds the team's image, so nothing is rebuilt or pushed.
+        again = json.loads(run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=180).stdout)
+        assert again["health"]["status"] == "pass"
+        history = json.loads(run_elfctl("deployments", team_name, "--json", cwd=project, env=env).stdout)
+        assert history[0]["state"] == "switched" and history[0]["details"]["pushed"] is False
+
+        purge = json.loads(run_elfctl("infra", "down", "--purge", "--json", cwd=project, env=env).stdout)
+        assert f"volume {env['ELFCTL_REGISTRY_VOLUME']}" in purge["removed"]
+    finally:
+        engine.remove(env["ELFCTL_REGISTRY_CONTAINER"], grace_s=0)
+        engine.remove_volume(env["ELFCTL_REGISTRY_VOLUME"])
+        engine.remove_image(env["ELFCTL_REGISTRY_IMAGE"])

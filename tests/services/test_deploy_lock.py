@@ -1,0 +1,87 @@
+"""The deploy lease on SQLite and Postgres: exclusive, renewed, released, recovered when stale."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from elfctl.errors import LockTimeout
+from elfctl.services import deploy_lock
+from elfctl.services.migrate import migrate
+
+
+@pytest.fixture
+def store(store_url, open_store, project):
+    from elfctl import config
+    from elfctl.bootstrap import migrations_dir
+
+    s = open_store(store_url)
+    migrate(s, migrations_dir(config.load(cwd=project)))
+    return s
+
+
+def test_one_holder_at_a_time_and_release(store):
+    assert deploy_lock.try_acquire(store, "team-a", "one", 30) is None
+    held = deploy_lock.try_acquire(store, "team-a", "two", 30)
+    assert held.owner == "one" and held.pid == os.getpid() and held.host == socket.gethostname()
+    assert deploy_lock.try_acquire(store, "team-b", "two", 30) is None  # per team
+    deploy_lock.release(store, "team-a", "two")  # not the owner: no effect
+    assert deploy_lock.holder(store, "team-a").owner == "one"
+    deploy_lock.release(store, "team-a", "one")
+    assert deploy_lock.try_acquire(store, "team-a", "two", 30) is None
+
+
+def test_lease_context_times_out_naming_the_holder(store):
+    with deploy_lock.lease(store, "team-a", "alice@ci", ttl_s=30):
+        with pytest.raises(LockTimeout) as err:
+            with deploy_lock.lease(store, "team-a", "bob@laptop", ttl_s=30, wait_s=0.3, poll_s=0.05):
+                pass
+        assert "alice@ci" in err.value.message and "--lock-wait" in err.value.hint
+    assert deploy_lock.holder(store, "team-a") is None
+
+
+def test_expired_lease_of_another_host_is_taken_over(store):
+    past = deploy_lock.iso(deploy_lock.now() - dt.timedelta(seconds=5))
+    store.execute(
+        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("team-a", "gone", "other-host", 1, past, past, past),
+    )
+    assert deploy_lock.try_acquire(store, "team-a", "me", 30) is None
+    assert deploy_lock.holder(store, "team-a").owner == "me"
+
+
+def test_live_lease_of_another_host_is_respected(store):
+    future = deploy_lock.iso(deploy_lock.now() + dt.timedelta(seconds=60))
+    store.execute(
+        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("team-a", "busy", "other-host", 1, future, future, future),
+    )
+    assert deploy_lock.try_acquire(store, "team-a", "me", 30).owner == "busy"
+
+
+def test_dead_process_on_this_host_loses_its_lease_at_once(store):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    future = deploy_lock.iso(deploy_lock.now() + dt.timedelta(seconds=600))
+    store.execute(
+        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("team-a", "killed", socket.gethostname(), proc.pid, future, future, future),
+    )
+    assert deploy_lock.try_acquire(store, "team-a", "me", 30) is None
+
+
+def test_heartbeat_extends_the_lease(store):
+    with deploy_lock.lease(store, "team-a", "me", ttl_s=0.6):
+        first = deploy_lock.holder(store, "team-a").expires_at
+        import time
+
+        time.sleep(0.5)
+        assert deploy_lock.holder(store, "team-a").expires_at > first
