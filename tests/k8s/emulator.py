@@ -185,6 +185,7 @@ class Controller:
     def __init__(self, emu: Emulator, period_s: float = 0.03):
         self.emu = emu
         self.behaviour: dict[str, str] = {}
+        self.fallback = COMPLETE  # for images not in `behaviour`
         self.period_s = period_s
         self._seen: dict[tuple, tuple] = {}
         self._halt = threading.Event()
@@ -219,7 +220,7 @@ class Controller:
             seen = self._seen.get(key)
             if seen is None or seen[0] != gen:
                 self._seen[key] = seen = (gen, now)
-            mode = self.behaviour.get(image, COMPLETE)
+            mode = self.behaviour.get(image, self.fallback)
             elapsed = now - seen[1]
             status = self._status(mode, gen, want, elapsed, dep)
             if status is not None and status != dep.get("status"):
