@@ -77,3 +77,11 @@ def test_deploy_render_rollback_logs_on_kubernetes(project, kubeconfig, emulator
     emulator.k.pod_logs.update({p: "GET /index.html 200\n" for p in pods})
     logs = elfctl("logs", team_name, *k8s, cwd=project, env=env)
     assert logs.returncode == 0 and "GET /index.html 200" in logs.stdout
+
+    kenv = {**env, "ELFCTL_DEPLOY_TARGET": "kubernetes"}
+    status = elfctl("infra", "status", "--json", cwd=project, env=kenv)
+    assert status.returncode == 0, status.stderr
+    assert f"namespace {NS} present: True" in status.stdout and f"team:{team_name}" in status.stdout
+    down = elfctl("infra", "down", "--json", cwd=project, env=kenv)
+    assert down.returncode == 0, down.stderr
+    assert f"team {team_name}" in json.loads(down.stdout)["stopped"] and _live(emulator, team_name) is None

@@ -65,7 +65,7 @@ class KubernetesTarget:
         self.cluster = cluster
         self.namespace = namespace
         self.environment = environment
-        self.teams = teams
+        self.team_specs = teams  # the TeamSpecs of teams/ (their Secrets are made by prepare)
         self.registry = registry
         self.pull_secret = pull_secret
         self.poll_s = poll_s
@@ -98,7 +98,7 @@ class KubernetesTarget:
         lines = [f"namespace {self.namespace} (environment {self.environment}, managed-by elfctl)"]
         if self.registry:
             lines.append(f"image-pull secret {self.pull_secret} for registry {self.registry}")
-        for spec in self.teams():
+        for spec in self.team_specs():
             if spec.secrets:
                 lines.append(f"Secret {m.secret_name(spec.name)} with keys {', '.join(spec.secrets)} "
                              f"(values from the environment, not shown)")
@@ -111,7 +111,7 @@ class KubernetesTarget:
         if self.registry and self._ensure_secret(self.pull_secret, None, self._pull_config(),
                                                  "kubernetes.io/dockerconfigjson"):
             changes.append(f"pull secret {self.pull_secret} written")
-        for spec in self.teams():
+        for spec in self.team_specs():
             if spec.secrets and self._ensure_secret(m.secret_name(spec.name), spec.name,
                                                     self.secret_values(spec)):
                 changes.append(f"Secret {m.secret_name(spec.name)} written")

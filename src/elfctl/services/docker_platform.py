@@ -268,9 +268,8 @@ def status(app) -> InfraStatus:
             st = app.target.status(team)
             if st["status"] != "pass":
                 raise OperationFailed(st["reason"])
-            return (
-                f"revision {st['revision']}, {st['ready']}/{st['desired']} ready, host port {st['host_port']}"
-            )
+            where = f", host port {st['host_port']}" if st.get("host_port") else f", image {st.get('image', '')}"
+            return f"revision {st['revision']}, {st['ready']}/{st['desired']} ready{where}"
 
         add(f"team:{team}", team_state)
     return out
