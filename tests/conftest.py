@@ -128,3 +128,31 @@ def run_elfctl(*args: str, cwd: Path | None = None, env: dict | None = None, tim
 @pytest.fixture
 def elfctl():
     return run_elfctl
+
+
+@pytest.fixture(scope="session")
+def keyring_bus(tmp_path_factory):
+    """The D-Bus address of a running, unlocked gnome-keyring (from `realservices up`, else started
+    here for this session)."""
+    bus = os.environ.get("ELFCTL_TEST_KEYRING_BUS")
+    if bus:
+        yield bus
+        return
+    folder = tmp_path_factory.mktemp("keyring")
+    try:
+        env = realservices.start_keyring(folder)
+    except Exception as exc:  # noqa: BLE001
+        unavailable(f"cannot start gnome-keyring on a private D-Bus: {exc}")
+    yield env["ELFCTL_TEST_KEYRING_BUS"]
+    realservices.stop_keyring(folder)
+
+
+@pytest.fixture
+def os_keyring(keyring_bus, monkeypatch):
+    """This test sees the real OS keyring (Secret Service); `keyring` re-detects its backend."""
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", keyring_bus)
+    import keyring.core
+    from keyring.backends import SecretService
+
+    monkeypatch.setattr(keyring.core, "_keyring_backend", SecretService.Keyring())
+    return keyring_bus

@@ -114,14 +114,53 @@ def start_registry(folder: Path) -> tuple[str, int]:
     raise RuntimeError(f"docker-registry did not listen on {port} (see {folder / 'log'})")
 
 
-def stop_registry(folder: Path) -> None:
-    pidfile = folder / "pid"
+def start_keyring(folder: Path, wait_s: float = 20) -> dict[str, str]:
+    """A private D-Bus session bus with gnome-keyring's Secret Service, unlocked with a throw-away
+    password, so pytest itself needs no `dbus-run-session`. Returns the ELFCTL_TEST_KEYRING_* vars;
+    stop_keyring(folder) ends it (gnome-keyring-daemon exits with its bus)."""
+    for tool in ("dbus-daemon", "gnome-keyring-daemon", "dbus-send"):
+        if not shutil.which(tool):
+            raise RuntimeError(f"{tool} not found (apt-get install dbus dbus-bin gnome-keyring)")
+    stop_keyring(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "run").mkdir(parents=True, mode=0o700)
+    (folder / "data").mkdir()
+    proc = subprocess.run(["dbus-daemon", "--session", "--fork", "--print-address=1", "--print-pid=1"],
+                          capture_output=True, text=True, timeout=10, check=True)
+    address, pid = proc.stdout.split()[:2]
+    (folder / "dbus.pid").write_text(pid)
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address, "XDG_RUNTIME_DIR": str(folder / "run"),
+           "XDG_DATA_HOME": str(folder / "data")}
+    subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets", "--daemonize"], input="PASS",
+                   env=env, capture_output=True, text=True, timeout=wait_s, check=True)
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        has = subprocess.run(["dbus-send", "--session", "--print-reply", "--dest=org.freedesktop.DBus", "/",
+                              "org.freedesktop.DBus.NameHasOwner", "string:org.freedesktop.secrets"],
+                             env=env, capture_output=True, text=True, timeout=5)
+        if "boolean true" in has.stdout:
+            return {"ELFCTL_TEST_KEYRING_BUS": address, "ELFCTL_TEST_KEYRING_DIR": str(folder)}
+        time.sleep(0.2)
+    stop_keyring(folder)
+    raise RuntimeError(f"gnome-keyring's Secret Service did not appear on the bus within {wait_s:g}s")
+
+
+def _kill_pidfile(pidfile: Path) -> None:
     if pidfile.exists():
         try:
             os.kill(int(pidfile.read_text()), 15)
         except (ProcessLookupError, ValueError):
             pass
-        pidfile.unlink()
+        pidfile.unlink(missing_ok=True)
+
+
+def stop_registry(folder: Path) -> None:
+    _kill_pidfile(folder / "pid")
+
+
+def stop_keyring(folder: Path) -> None:
+    """gnome-keyring-daemon exits with its bus."""
+    _kill_pidfile(folder / "dbus.pid")
 
 
 def up() -> dict[str, str]:
@@ -148,6 +187,12 @@ def up() -> dict[str, str]:
         if in_ci():
             raise
         print(f"# registry unavailable: {exc}", file=sys.stderr)
+    try:
+        env.update(start_keyring(STATE / "keyring"))
+    except (RuntimeError, subprocess.SubprocessError, OSError) as exc:
+        if in_ci():
+            raise
+        print(f"# OS keyring unavailable: {exc}", file=sys.stderr)
     return env
 
 
@@ -156,6 +201,7 @@ def down() -> None:
     data = STATE / "pg" / "data"
     if data.exists():
         stop_postgres(data)
+    stop_keyring(STATE / "keyring")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,71 @@ def deploy_target(cfg: Config, engine):
                      hint="use deploy.target = \"docker\" or \"kubernetes\"")
 
 
+def open_secrets(cfg: Config, backend: str, prompt=None):
+    """The credential backend named `backend` ("keyring" | "file"). `prompt(new_file)` asks for
+    the file passphrase when neither ELFCTL_MASTER_KEY nor the OS keyring provides one."""
+    if backend == "keyring":
+        from elfctl.adapters.keyring_backend import KeyringBackend, usable
+
+        ok, why = usable()
+        if not ok:
+            raise InputError(f"credential backend 'keyring': {why}",
+                             hint='start the Secret Service (gnome-keyring), or set creds.backend = "file"')
+        return KeyringBackend(keyring_service(cfg))
+    if backend == "file":
+        from elfctl.adapters.encrypted_file import EncryptedFile
+
+        path = Path(cfg.get("creds.file"))
+        return EncryptedFile(path if path.is_absolute() else cfg.root / path, _passphrase_source(cfg, prompt))
+    raise InputError(f"creds.backend {backend!r} (from {cfg.source('creds.backend')}) is not a backend",
+                     hint="use auto, keyring or file")
+
+
+def default_secrets_backend(cfg: Config) -> str:
+    """The backend new credentials go to: creds.backend, or for auto the OS keyring when usable."""
+    choice = cfg.get("creds.backend")
+    if choice != "auto":
+        return choice
+    from elfctl.adapters.keyring_backend import usable
+
+    return "keyring" if usable()[0] else "file"
+
+
+def keyring_service(cfg: Config) -> str:
+    import hashlib
+
+    return cfg.get("creds.keyring_service") or \
+        "elfctl:" + hashlib.sha256(str(cfg.root).encode()).hexdigest()[:16]
+
+
+def _passphrase_source(cfg: Config, prompt):
+    import os
+
+    from elfctl.redact import register_secret
+
+    got: list[str] = []
+
+    def passphrase(new_file: bool) -> str:
+        if got:
+            return got[0]
+        value = os.environ.get("ELFCTL_MASTER_KEY", "")
+        if not value:
+            from elfctl.adapters.keyring_backend import KeyringBackend, usable
+
+            if usable()[0]:
+                value = KeyringBackend(keyring_service(cfg)).file_passphrase() or ""
+        if not value and prompt is not None:
+            value = prompt(new_file) or ""
+        if not value:
+            raise InputError("no passphrase for the encrypted credential file",
+                             hint="set ELFCTL_MASTER_KEY, or run in a terminal to be asked for it")
+        register_secret(value)
+        got.append(value)
+        return value
+
+    return passphrase
+
+
 def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | None = None):
     """The Kubernetes deploy target for this configuration (kubeconfig/context as kubectl)."""
     from elfctl.adapters.kubernetes import KubeCluster

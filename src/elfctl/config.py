@@ -63,6 +63,13 @@ SCHEMA: dict[str, Key] = {
     "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it."),
     "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team."),
     "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),
+    "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
+                                      "file), keyring or file."),
+    "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),
+    "creds.keyring_service": Key(str, "", "OS keyring service name (default: elfctl:<hash of the root>)."),
+    "creds.grace_period": Key(str, "24h", "How long the previous version stays readable after a rotation."),
+    "creds.max_age": Key(str, "", "Maximum age of a credential version for `creds check` (e.g. 90d)."),
+    "creds.warn_before": Key(str, "14d", "Warn this long before a credential expires or reaches max age."),
     "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
     "kubernetes.context": Key(str, "", "kubeconfig context (default: its current-context); --context overrides."),
     "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),

@@ -90,3 +90,23 @@ class DeployTarget(Protocol):
     def status(self, team: str) -> dict[str, Any]:
         """For `elfctl health`: desired/ready replicas, worst condition and its reason, image."""
         ...
+
+
+# --- Credential values (OS keyring, encrypted file) ---------------------------------------------
+
+
+class Secrets(Protocol):
+    """Where credential values live. Keys are opaque strings chosen by the credentials service;
+    metadata (names, versions, dates, audit) lives in the Store, values only here."""
+
+    name: str  # "keyring" | "file"
+
+    def get_many(self, keys: list[str]) -> dict[str, str | None]: ...
+
+    def update(self, changes: dict[str, str | None]) -> None:
+        """Set (str) or delete (None) entries; the file backend does it in one atomic write."""
+        ...
+
+    def master_key(self) -> bytes:
+        """32 random bytes kept by the backend (created on first use): keys the audit HMAC."""
+        ...

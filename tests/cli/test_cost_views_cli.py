@@ -4,14 +4,12 @@ a real terminal (tmux), exit codes."""
 import datetime as dt
 import json
 import shutil
-import subprocess
 import sys
-import time
-import uuid
 
 import pytest
 from tests import usage_gen as g
 from tests.conftest import unavailable
+from tests.terminal import Terminal, wait_for_file
 
 from elfctl.services.cost_views import usd
 
@@ -75,34 +73,18 @@ def test_unmigrated_store_says_so(cli, project):
     assert "elfctl db migrate" in res.stderr and "Traceback" not in res.output
 
 
-def _tmux(*args):
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=30)
-
-
 def test_watch_refreshes_in_a_terminal_and_ctrl_c_exits_0(project, open_store, tmp_path):
     if not shutil.which("tmux"):
         unavailable("tmux is not installed (apt-get install tmux)")
     store = open_store(f"sqlite:///{project / '.elf' / 'elf.db'}")
     g.populate(store, days=20, rows=3_000, now=dt.datetime.now(dt.UTC))
-    session = f"elf5-{uuid.uuid4().hex[:8]}"
     status = tmp_path / "status"
     cmd = (
         f"cd {project} && {sys.executable} -m elfctl cost dashboard --watch --interval 0.3 --days 3; "
         f"echo $? > {status}; sleep 60"
     )
-    assert _tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "80", cmd).returncode == 0
-    try:
-
-        def screen_has(text, timeout=20):
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                out = _tmux("capture-pane", "-p", "-t", session).stdout
-                if text in out:
-                    return out
-                time.sleep(0.2)
-            raise AssertionError(f"{text!r} never appeared:\n{out}")
-
-        first = screen_has("Open breakers")
+    with Terminal(cmd, width=200, height=80) as term:
+        first = term.wait_for("Open breakers")
         today = dt.datetime.now(dt.UTC).date().isoformat()
         before = sum(
             int(r["c"])
@@ -115,13 +97,8 @@ def test_watch_refreshes_in_a_terminal_and_ctrl_c_exits_0(project, open_store, t
             "VALUES (?, 'newteam', 'gpt-4o', 3, 1234560000000)",
             [today],
         )
-        screen_has(f"today {usd(before + 1234560000000)}")
-        screen_has("newteam")
-        _tmux("send-keys", "-t", session, "C-c")
-        deadline = time.monotonic() + 15
-        while not status.exists() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert status.read_text().strip() == "0"
-        assert "Traceback" not in _tmux("capture-pane", "-p", "-t", session).stdout
-    finally:
-        _tmux("kill-session", "-t", session)
+        term.wait_for(f"today {usd(before + 1234560000000)}")
+        term.wait_for("newteam")
+        term.send_keys("C-c")
+        assert wait_for_file(status).strip() == "0"
+        assert "Traceback" not in term.screen()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from elfctl import __version__
-from elfctl.cli import config_cmd, cost, db, health, infra, init_cmd, team
+from elfctl.cli import config_cmd, cost, creds, db, health, infra, init_cmd, team
 from elfctl.cli import deploy as deploy_cmd
 from elfctl.cli import k8s as k8s_cmd
 from elfctl.cli.common import ElfGroup
@@ -76,6 +76,7 @@ app.command("deploy")(deploy_cmd.deploy)
 app.command("rollback")(deploy_cmd.rollback)
 app.command("deployments")(deploy_cmd.deployments)
 app.command("logs")(deploy_cmd.logs)
+app.add_typer(creds.app, name="creds")
 app.add_typer(k8s_cmd.app, name="k8s")
 
 

@@ -21,8 +21,18 @@ def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
                                       app.config.get("health.disk_fail_free")),
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
                                           app.config.get("health.memory_fail_free")),
+        "creds": _credentials_probe(app),
         **k8s_svc.health_probes(app),
     }
+
+
+def _credentials_probe(app) -> health_svc.Probe:
+    def probe() -> Check:
+        from elfctl.services import credential_checks, credentials
+
+        return credential_checks.health_check(credentials.vault_for(app, command="elfctl health"))
+
+    return probe
 
 
 def health_report(app, components: list[str] | None = None, timeout_s: float | None = None,
