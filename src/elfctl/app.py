@@ -65,7 +65,18 @@ class App:
     def target(self):
         from elfctl.bootstrap import deploy_target
 
+        if self.config.get("deploy.target") == "kubernetes":
+            from elfctl.services.k8s import kubernetes_target
+
+            return kubernetes_target(self)
         return deploy_target(self.config, self.docker)
+
+    def override(self, key: str, value: Any) -> None:
+        """A flag given after the root callback (e.g. `deploy --target`), before the config is read."""
+        if value is not None:
+            self._overrides[key] = value
+            self.__dict__.pop("config", None)
+            self.__dict__.pop("target", None)
 
     def close(self) -> None:
         for close in reversed(self._closers):

@@ -70,6 +70,7 @@ def registry(cfg: Config):
 
 
 def deploy_target(cfg: Config, engine):
+    """The Docker target (the Kubernetes one, which needs no engine, is kubernetes_target)."""
     target = cfg.get("deploy.target")
     if target == "docker":
         from elfctl.adapters.docker_target import DockerTarget
@@ -78,7 +79,7 @@ def deploy_target(cfg: Config, engine):
                             base_image=cfg.get("deploy.base_image"),
                             publish_address=cfg.get("deploy.publish_address"))
     raise InputError(f"deploy.target {target!r} (from {cfg.source('deploy.target')}): not available here",
-                     hint="use deploy.target = \"docker\"")
+                     hint="use deploy.target = \"docker\" or \"kubernetes\"")
 
 
 def open_secrets(cfg: Config, backend: str, prompt=None):
@@ -144,3 +145,27 @@ def _passphrase_source(cfg: Config, prompt):
         return value
 
     return passphrase
+
+
+def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | None = None):
+    """The Kubernetes deploy target for this configuration (kubeconfig/context as kubectl)."""
+    from elfctl.adapters.kubernetes import KubeCluster
+    from elfctl.adapters.kubernetes_target import KubernetesTarget
+
+    cluster = KubeCluster(cfg.get("kubernetes.kubeconfig") or None, context or cfg.get("kubernetes.context") or None,
+                          cfg.get("kubernetes.request_timeout_s"))
+    return KubernetesTarget(cluster, kubernetes_namespace(cfg), cfg.profile or "default", teams,
+                            registry=cfg.get("kubernetes.registry") or cfg.get("registry.url"),
+                            pull_secret=cfg.get("kubernetes.pull_secret"), poll_s=cfg.get("kubernetes.poll_s"),
+                            restore_timeout_s=cfg.get("kubernetes.restore_timeout_s"), progress=progress)
+
+
+def kubernetes_namespace(cfg: Config) -> str:
+    """One namespace per environment: kubernetes.namespace, else elfctl-<profile>, else elfctl."""
+    from elfctl.domain.team import DNS1123
+
+    ns = cfg.get("kubernetes.namespace") or (f"elfctl-{cfg.profile}" if cfg.profile else "elfctl")
+    if len(ns) > 63 or not DNS1123.match(ns):
+        raise InputError(f"kubernetes.namespace {ns!r} (from {cfg.source('kubernetes.namespace')}) is not a "
+                         f"DNS-1123 label", hint="set kubernetes.namespace to lower case letters, digits and '-'")
+    return ns

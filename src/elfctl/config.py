@@ -78,6 +78,15 @@ SCHEMA: dict[str, Key] = {
     "llm.breaker_reset_s": Key(float, 60.0, "How long an open circuit waits before a probe call."),
     "llm.output_cap_tokens": Key(int, 4096, "Output tokens reserved when a call gives no max_tokens."),
     "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires."),
+    "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
+    "kubernetes.context": Key(str, "", "kubeconfig context (default: its current-context); --context overrides."),
+    "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),
+    "kubernetes.registry": Key(str, "", "Registry host the cluster pulls from; an image-pull secret is made for it."),
+    "kubernetes.pull_secret": Key(str, "elfctl-registry", "Name of the image-pull secret."),
+    "kubernetes.request_timeout_s": Key(float, 10.0, "Hard timeout of each Kubernetes API call."),
+    "kubernetes.poll_s": Key(float, 1.0, "How often a rollout's status is read."),
+    "kubernetes.restore_timeout_s": Key(float, 120.0, "How long restoring the previous revision may take."),
+    "kubernetes.version": Key(str, "", "Schema version for --render without a cluster (default: newest shipped)."),
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.

@@ -17,6 +17,12 @@ LockWait = Annotated[
 ]
 
 
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="Deploy target: docker or kubernetes (default: deploy.target)."),
+]
+
+
 def _render(r):
     lines = []
     if r.state == "unchanged":
@@ -72,12 +78,23 @@ def deploy(
     timeout: Annotated[float | None, typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     lock_wait: LockWait = None,
+    target: TargetOpt = None,
+    render: Annotated[
+        bool, typer.Option("--render", help="Print the Kubernetes manifests (YAML); touch nothing.")
+    ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Build (by content hash), push, start beside the old, health-gate, switch; roll back on failure."""
     from elfctl.services.deploy_app import deploy_team
 
     app_ = get_app(ctx, json_mode)
+    app_.override("deploy.target", target)
+    if render:
+        from elfctl.cli.k8s import print_rendered
+        from elfctl.services.k8s import render_for_deploy
+
+        print_rendered(app_, render_for_deploy(app_, team, tag=tag))
+        return
     result = deploy_team(
         app_,
         team,
@@ -99,12 +116,14 @@ def rollback(
     ] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
     lock_wait: LockWait = None,
+    target: TargetOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Roll a team back to an earlier successful revision, through the same health gate."""
     from elfctl.services.deploy_app import rollback_team
 
     app_ = get_app(ctx, json_mode)
+    app_.override("deploy.target", target)
     _finish(app_, rollback_team(app_, team, to, timeout_s=timeout, lock_wait_s=lock_wait))
 
 
@@ -148,6 +167,7 @@ def logs(
     team: Annotated[str, typer.Argument(help="The team.")],
     tail: Annotated[int, typer.Option("--tail", help="Lines from the end.")] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+    target: TargetOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """The serving version's log (first replica)."""
@@ -157,6 +177,7 @@ def logs(
     from elfctl.services.deploy_app import logs as team_logs
 
     app_ = get_app(ctx, json_mode)
+    app_.override("deploy.target", target)
     lines = team_logs(app_, team, tail, follow)
     if app_.output.json and not follow:
         app_.output.result({"team": team, "lines": list(lines)})

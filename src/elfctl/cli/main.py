@@ -10,6 +10,7 @@ import typer
 from elfctl import __version__
 from elfctl.cli import config_cmd, cost, creds, db, health, infra, init_cmd, team
 from elfctl.cli import deploy as deploy_cmd
+from elfctl.cli import k8s as k8s_cmd
 from elfctl.cli import llm as llm_cli
 from elfctl.cli.common import ElfGroup
 
@@ -45,6 +46,9 @@ def root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
     ] = False,
+    context: Annotated[
+        str | None, typer.Option("--context", help="Kubernetes context of the kubeconfig (as kubectl --context).")
+    ] = None,
 ) -> None:
     from elfctl.app import App
     from elfctl.output import Output
@@ -58,7 +62,7 @@ def root(
         for handler in logging.getLogger().handlers:
             handler.addFilter(RedactingFilter())
     ctx.obj = App(Output(json_mode=json_mode, debug=debug, quiet=quiet), profile=profile,
-                  overrides={"store.url": store})
+                  overrides={"store.url": store, "kubernetes.context": context})
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -75,6 +79,7 @@ app.command("deployments")(deploy_cmd.deployments)
 app.command("logs")(deploy_cmd.logs)
 app.add_typer(creds.app, name="creds")
 app.add_typer(llm_cli.app, name="llm")
+app.add_typer(k8s_cmd.app, name="k8s")
 
 
 def main() -> None:

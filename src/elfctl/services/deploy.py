@@ -158,7 +158,8 @@ def _rollout(
     secrets: dict,
 ) -> DeployResult:
     image = f"{repo}:{tag}"
-    images.ensure_local(engine, repo, tag)
+    if getattr(target, "needs_local_image", True):  # a cluster pulls from the registry itself
+        images.ensure_local(engine, repo, tag)
     rec.move("starting")
     hook = getattr(target, "set_progress", None)
     if hook:  # optional: targets that report their phases get 'verifying' recorded too
@@ -166,7 +167,9 @@ def _rollout(
     run_spec = (
         spec if opts.wait else dataclasses.replace(spec, health=dataclasses.replace(spec.health, soak_s=0))
     )
-    outcome = target.rollout(run_spec, image, rec.revision, env, secrets, opts.timeout_s)
+    # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
+    pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
+    outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s)
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings

@@ -139,6 +139,12 @@ def teams_step(app) -> tuple[bool, str]:
     return changed, "; ".join(notes) or "no teams"
 
 
+def _target_plan(app) -> str:
+    if app.config.get("deploy.target") == "kubernetes":  # names only: namespace, pull secret, Secrets' keys
+        return "prepare the kubernetes deploy target: " + "; ".join(app.target.plan())
+    return f"prepare the {app.config.get('deploy.target')} deploy target (network, base image)"
+
+
 def steps(app) -> list:
     from elfctl.services.infra import Step
 
@@ -155,11 +161,7 @@ def steps(app) -> list:
             "check the external registry, or start the local registry container",
             lambda: registry_step(app),
         ),
-        Step(
-            "target",
-            f"prepare the {app.config.get('deploy.target')} deploy target (network, base image)",
-            lambda: app.target.prepare(),
-        ),
+        Step("target", _target_plan(app), lambda: app.target.prepare()),
         Step(
             "teams", "deploy every team in teams/ (unchanged teams are left alone)", lambda: teams_step(app)
         ),
@@ -255,16 +257,19 @@ def status(app) -> InfraStatus:
             raise OperationFailed(f"network {app.config.get('deploy.network')} missing")
         return f"network {app.config.get('deploy.network')}"
 
-    add("target", network)
+    if app.config.get("deploy.target") == "kubernetes":
+        add("target", lambda: "{host} {version}, namespace {namespace} present: {namespace_present}".format(
+            **app.target.cluster_status()))
+    else:
+        add("target", network)
     for team in deployed_teams(app):
 
         def team_state(team=team):
             st = app.target.status(team)
             if st["status"] != "pass":
                 raise OperationFailed(st["reason"])
-            return (
-                f"revision {st['revision']}, {st['ready']}/{st['desired']} ready, host port {st['host_port']}"
-            )
+            where = f", host port {st['host_port']}" if st.get("host_port") else f", image {st.get('image', '')}"
+            return f"revision {st['revision']}, {st['ready']}/{st['desired']} ready{where}"
 
         add(f"team:{team}", team_state)
     return out

@@ -7,6 +7,7 @@ from elfctl.domain.health import Check, HealthReport
 from elfctl.errors import InputError
 from elfctl.services import health as health_svc
 from elfctl.services import infra as infra_svc
+from elfctl.services import k8s as k8s_svc
 from elfctl.services import migrate as migrate_svc
 
 
@@ -22,6 +23,7 @@ def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
                                           app.config.get("health.memory_fail_free")),
         "creds": _credentials_probe(app),
         "llm": _llm_probe(app),
+        **k8s_svc.health_probes(app),
     }
 
 

@@ -1,0 +1,145 @@
+"""Kubernetes use cases: render a team's manifests (for `deploy --render` / GitOps), the cluster's
+`infra up` step and health checks, and building the target from the run's App."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from elfctl.domain import k8s_manifests as m
+from elfctl.domain.health import Check
+from elfctl.domain.team import TeamSpec
+
+
+def kubernetes_target(app, context: str | None = None):
+    from elfctl.bootstrap import kubernetes_target as build
+    from elfctl.domain.team import discover, load
+    from elfctl.services.deploy_app import resolve_secrets
+
+    def teams() -> list[TeamSpec]:
+        return [load(p) for p in discover(app.teams_dir)]
+
+    target = build(app.config, teams, progress=app.output.info, context=context)
+    target.secret_values = resolve_secrets  # the project's one source of team secret values
+    target.pull_auth = _pull_auth()
+    app._closers.append(target.cluster.close)
+    return target
+
+
+def _pull_auth() -> tuple[str, str] | None:
+    """Registry credentials for the image-pull secret, when both are set in the environment."""
+    import os
+
+    user, pw = os.environ.get("ELFCTL_REGISTRY_USERNAME"), os.environ.get("ELFCTL_REGISTRY_PASSWORD")
+    return (user, pw) if user and pw else None
+
+
+def render_manifests(spec: TeamSpec, image: str, revision: int = 0, namespace: str = "elfctl",
+                     env: dict[str, str] | None = None, pull_secret: str | None = None,
+                     version: str | None = None) -> str:
+    """The team's ConfigMap, Service and Deployment as YAML, validated against the official schema
+    of `version` (newest shipped when None). Secrets appear by name only; no cluster is touched."""
+    from elfctl.adapters.k8s_schema import validate
+
+    objects = m.team_objects(spec, namespace, image, revision, env, pull_secret)
+    validate(objects, version)
+    return m.to_yaml(objects)
+
+
+@dataclass
+class Rendered:
+    team: str
+    image: str
+    namespace: str
+    schema_version: str
+    yaml: str
+    secrets_by_name: list[str] = field(default_factory=list)
+
+
+def render_team(app, team: str, image: str | None = None, revision: int = 0) -> Rendered:
+    """`elfctl k8s render TEAM`: the manifests of one team with this project's settings."""
+    from elfctl.adapters.k8s_schema import schema_version
+    from elfctl.bootstrap import kubernetes_namespace
+    from elfctl.domain.team import find
+
+    spec = find(app.teams_dir, team)
+    cfg = app.config
+    image = image or f"{cfg.get('kubernetes.registry') or 'localhost'}/{spec.name}:latest"
+    namespace = kubernetes_namespace(cfg)
+    pull = cfg.get("kubernetes.pull_secret") if cfg.get("kubernetes.registry") else None
+    version = cfg.get("kubernetes.version") or None
+    text = render_manifests(spec, image, revision, namespace, pull_secret=pull, version=version)
+    return Rendered(spec.name, image, namespace, schema_version(version), text, list(spec.secrets))
+
+
+def uses_kubernetes(app) -> bool:
+    return app.config.get("deploy.target") == "kubernetes"
+
+
+def cluster_probe(target):
+    """Health: API reachable, its version, the environment's namespace present."""
+
+    def probe() -> Check:
+        info = target.cluster_status()
+        if not info["namespace_present"]:
+            return Check("kubernetes", "fail", info["version"], "version",
+                         output=f"{info['host']}: namespace {info['namespace']} missing",
+                         hint="run `elfctl infra up`")
+        return Check("kubernetes", "pass", info["version"], "version",
+                     output=f"{info['host']}, namespace {info['namespace']}")
+
+    return probe
+
+
+def team_probe(target, team: str):
+    """Health of one team's rollout: desired vs ready replicas and the worst pod state."""
+
+    def probe() -> Check:
+        s = target.team_status(team)
+        if not s.exists:
+            return Check(f"team:{team}", "warn", output=f"not deployed: no Deployment {team} in {target.namespace}",
+                         hint=f"run `elfctl deploy {team}`")
+        out = f"{s.ready}/{s.desired} ready, revision {s.revision or '?'}, {s.image}"
+        hint = None
+        if s.worst is not None and s.worst.reason not in ("Running",):
+            out += f"; worst pod {s.worst.pod}: {s.worst.reason}" + (f" ({s.worst.message})" if s.worst.message else "")
+            hint = {"CrashLoopBackOff": f"the container keeps exiting: `elfctl logs {team}`",
+                    "ImagePullBackOff": "the node cannot pull the image: check the registry and the pull secret",
+                    "ErrImagePull": "the node cannot pull the image: check the registry and the pull secret",
+                    }.get(s.worst.reason, "see `kubectl describe pod`")
+        return Check(f"team:{team}", s.status, s.ready, "ready_replicas", output=out, hint=hint)
+
+    return probe
+
+
+def health_probes(app) -> dict:
+    """The cluster and each team, when the deploy target is Kubernetes (else nothing)."""
+    if not uses_kubernetes(app):
+        return {}
+    from elfctl.domain.team import discover
+
+    target = app.target
+    probes = {"kubernetes": cluster_probe(target)}
+    for path in discover(app.teams_dir):
+        probes[f"team:{path.parent.name}"] = team_probe(target, path.parent.name)
+    return probes
+
+
+def render_for_deploy(app, team: str, tag: str | None = None) -> Rendered:
+    """`elfctl deploy TEAM --render`: the manifests of the image this deploy would ship (same
+    repository and content tag), pinned by digest when the registry already holds it. Touches no
+    cluster and builds nothing; an unreachable registry only leaves the image unpinned."""
+    from elfctl.domain.team import find
+    from elfctl.errors import ElfError
+    from elfctl.services import images
+
+    spec = find(app.teams_dir, team)
+    repo = images.repository(app.registry.address, spec.name)
+    tag = tag or f"c-{images.context_hash(spec)[:16]}"
+    try:
+        digest = app.registry.digest(repo, tag)
+    except ElfError as exc:
+        app.output.warn(f"image not pinned: registry {app.registry.address}: {exc.message}")
+        digest = None
+    if digest is None:
+        app.output.warn(f"{repo}:{tag} is not in the registry yet: the image is referenced by tag, not digest")
+    return render_team(app, team, image=m.pin_image(f"{repo}:{tag}", digest))
