@@ -10,6 +10,7 @@ Tests call it through real litellm with `api_base=server.url` and a model such a
     server.stall("gpt-4o", seconds=5)                           # answer after 5 s (past a timeout)
     server.answer("*", prompt=10, completion=100, delay=0.05)   # default for models not set
     server.calls("gpt-4o")                                      # requests seen for that model
+    server.auth                                                 # Authorization header of each request
     server.reset(); server.stop()
 
 Pytest fixture: `llm_server` (tests/conftest.py), one per test, reset between uses.
@@ -33,6 +34,7 @@ class LLMServer:
         self._default: dict[str, dict[str, Any]] = {}  # model -> lasting behaviour
         self._calls: dict[str, int] = defaultdict(int)
         self.requests: list[dict[str, Any]] = []
+        self.auth: list[str] = []  # the Authorization header of each request (key checks)
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- control ---------------------------------------------------------------------------
@@ -77,6 +79,7 @@ class LLMServer:
             self._default.clear()
             self._calls.clear()
             self.requests.clear()
+            self.auth.clear()
 
     def _set(self, model: str, rule: dict[str, Any], times: int | None = None) -> LLMServer:
         with self._lock:
@@ -115,6 +118,7 @@ class LLMServer:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with server._lock:
                     server.requests.append(body)
+                    server.auth.append(self.headers.get("Authorization") or "")
                 model = body.get("model", "")
                 rule = server._next(model)
                 if rule.get("stall"):

@@ -17,6 +17,7 @@ from typing import Any
 
 _lock = threading.Lock()
 _runtime: Any = None
+_stored_keys: dict[tuple[str, str, str], Any] = {}  # (project root, variable, team) -> Secret | None
 
 # Provider -> environment variable holding its key (what litellm itself reads).
 _KEY_VARS = {
@@ -31,16 +32,33 @@ _KEY_VARS = {
 }
 
 
-def _provider_key(name: str) -> str | None:
-    """The API key of a provider (`openai`, `anthropic`, ...). Today: the environment. The one place
-    to point at the credential store later."""
+def _provider_key(name: str, team: str | None = None, source: Any = None) -> str | None:
+    """The API key of a provider (`openai`, `anthropic`, ...), the one place that reads them.
+    Order: the environment variable (what litellm itself reads); else the credential store, the
+    team's own key first, then the global one. The store is read once per process per (project,
+    variable, team) and remembered, negative answers too (`reset()` forgets them): no key
+    derivation, lock or audit entry per call. `source` has `.config` and `.store` (default: the
+    process's runtime)."""
     var = _KEY_VARS.get(name, f"{name.upper()}_API_KEY")
     value = os.environ.get(var)
     if value:
         from elfctl.redact import register_secret
 
         register_secret(value)
-    return value
+        return value
+    src = source if source is not None else runtime()
+    cache_key = (str(src.config.root), var, team or "")
+    if cache_key not in _stored_keys:
+        from elfctl.services import llm_service
+
+        _stored_keys[cache_key] = llm_service.stored_key(src.config, src.store, var, team)
+    stored = _stored_keys[cache_key]
+    return stored.reveal() if stored is not None else None
+
+
+def key_lookup(source: Any):
+    """`key_for(provider, team)` for the Caller: `_provider_key` bound to a config and store."""
+    return lambda provider, team: _provider_key(provider, team, source)
 
 
 class Runtime:
@@ -54,7 +72,9 @@ class Runtime:
 
         self.config = config_mod.load(cwd=cwd)
         self.store = open_store(self.config, store_url)
-        self.caller = llm_service.build_caller(self.config, self.store, litellm_client)
+        self.caller = llm_service.build_caller(
+            self.config, self.store, litellm_client, key_for=key_lookup(self)
+        )
         self.caller.spool.replay(self.store)  # calls a killed process answered but never recorded
         self._policies: dict[str, Any] = {}
 
@@ -82,25 +102,17 @@ def reset() -> None:
         if _runtime is not None:
             _runtime.store.close()
         _runtime = None
-
-
-def _with_key(kwargs: dict) -> dict:
-    model = kwargs.get("model") or ""
-    if "api_key" not in kwargs and "/" in model:
-        key = _provider_key(model.split("/", 1)[0])
-        if key:
-            kwargs = {**kwargs, "api_key": key}
-    return kwargs
+        _stored_keys.clear()
 
 
 def completion(team: str, agent: str | None = None, **kwargs: Any) -> Any:
     rt = runtime()
-    return rt.caller.call(rt.policy(team, agent), _with_key(kwargs))
+    return rt.caller.call(rt.policy(team, agent), kwargs)
 
 
 async def acompletion(team: str, agent: str | None = None, **kwargs: Any) -> Any:
     rt = runtime()
-    return await rt.caller.acall(rt.policy(team, agent), _with_key(kwargs))
+    return await rt.caller.acall(rt.policy(team, agent), kwargs)
 
 
 def callback(team: str | None = None):

@@ -72,7 +72,7 @@ class KubernetesTarget:
         self.restore_timeout_s = restore_timeout_s
         self.progress = progress or (lambda _msg: None)
         # Team secret values by name: the composition hands in the project's one source of them
-        # (services/deploy_app.resolve_secrets: the environment now, the credential store later).
+        # (services/deploy_app.resolve_secrets: the credential store, then the environment).
         self.secret_values = secret_values
         self.pull_auth = pull_auth  # (user, password) for the image-pull secret, or None
         self._version: str | None = None
@@ -113,11 +113,15 @@ class KubernetesTarget:
             changes.append(f"pull secret {self.pull_secret} written")
         for spec in self.team_specs():
             if spec.secrets and self._ensure_secret(m.secret_name(spec.name), spec.name,
-                                                    self.secret_values(spec)):
+                                                    self._secret_values(spec)):
                 changes.append(f"Secret {m.secret_name(spec.name)} written")
         if changes:
             return True, "; ".join(changes)
         return False, f"namespace {self.namespace} and its secrets up to date"
+
+    def _secret_values(self, spec: TeamSpec) -> dict[str, str]:
+        """The team's values as plain str (the source hands out masked `Secret`s)."""
+        return {k: _plain(v) for k, v in self.secret_values(spec).items()}
 
     def _ensure_namespace(self) -> bool:
         if self.cluster.get("Namespace", self.namespace) is not None:
@@ -168,7 +172,7 @@ class KubernetesTarget:
         if spec.secrets:
             values = {k: _plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
             if set(values) != set(spec.secrets):
-                values = self.secret_values(spec)
+                values = self._secret_values(spec)
             self._ensure_secret(m.secret_name(spec.name), spec.name, values)
         live = {o["kind"]: self.cluster.get(o["kind"], o["metadata"]["name"], self.namespace) for o in objects}
         wrote = [self._apply_changed(o, live[o["kind"]]) for o in objects]

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 
 from elfctl.domain import team as team_mod
-from elfctl.errors import InputError
-from elfctl.redact import register_secret
+from elfctl.domain.secret import Secret
+from elfctl.errors import ElfError, InputError
 from elfctl.services import deploy as deploy_svc
+
+CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
 
 
 def options(app, **given) -> deploy_svc.DeployOptions:
@@ -25,20 +27,53 @@ def options(app, **given) -> deploy_svc.DeployOptions:
     return opts
 
 
-def resolve_secrets(spec) -> dict[str, str]:
-    """Secret values by name. Until the credential store serves them, they come from environment
-    variables of the same name; a missing one is an error naming the team file and the field."""
-    values = {}
-    for name in spec.secrets:
-        value = os.environ.get(name)
-        if value is None:
-            raise InputError(
-                f"{spec.path}: secrets: {name} has no value",
-                hint=f"export {name} in the environment that runs `elfctl deploy`",
-            )
-        register_secret(value)
-        values[name] = value
-    return values
+def resolve_secrets(app, spec) -> dict[str, Secret]:
+    """The values of the names a team lists under `secrets:`, for both deploy targets. Order, per
+    name: the credential store in the team's scope, then the store's global scope, then an
+    environment variable of the same name (for names the store does not hold). A name found
+    nowhere is an error naming the team file, the field and the fix. Values stay `Secret`s (masked
+    when printed); the target reveals them only to hand them to the engine."""
+    if not spec.secrets:
+        return {}
+    from elfctl.services import credentials
+
+    names = list(spec.secrets)
+    values: dict[str, Secret] = {}
+    if CRED_TABLE in app.store.tables():  # a store not migrated yet holds no credentials
+        values = credentials.resolve(
+            credentials.vault_for(app, command=f"elfctl deploy {spec.name}"),
+            names,
+            team=spec.name,
+            required=False,
+            action="run",
+        )
+    for name in names:
+        if name not in values and os.environ.get(name):
+            values[name] = Secret(os.environ[name])  # registers it for redaction
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise InputError(
+            f"{spec.path}: secrets: {', '.join(missing)} has no value "
+            f"(not in the credential store for team {spec.name} or globally, nor in the environment)",
+            hint=f"store it: `elfctl creds set {missing[0]} --team {spec.name}` (or export {missing[0]})",
+        )
+    return {n: values[n] for n in names}
+
+
+def missing_secrets(app, specs) -> list[str]:
+    """Names (never values) the teams list under `secrets:` that neither the credential store nor
+    the environment holds. Metadata only: no passphrase, no decryption. A store that is not
+    migrated yet counts as holding nothing."""
+    wanted = {(s, spec.name) for spec in specs for s in spec.secrets if not os.environ.get(s)}
+    if not wanted:
+        return []
+    held: set[tuple[str, str]] = set()
+    try:
+        if CRED_TABLE in app.store.tables():
+            held = {(r["name"], r["scope"]) for r in app.store.query("SELECT name, scope FROM credentials")}
+    except ElfError:
+        pass
+    return sorted({n for n, team in wanted if (n, team) not in held and (n, "") not in held})
 
 
 def _store(app):
@@ -57,7 +92,7 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
     opts = options(app, **given)
     if opts.dry_run:
         return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
-    secrets = resolve_secrets(spec)
+    secrets = resolve_secrets(app, spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
     return deploy_svc.deploy(
@@ -68,7 +103,7 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
 def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
-    secrets = resolve_secrets(spec)
+    secrets = resolve_secrets(app, spec)
     app.docker.ping()
     return deploy_svc.rollback(
         app.store,

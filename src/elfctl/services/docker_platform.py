@@ -66,13 +66,15 @@ def environment_step(app) -> tuple[bool, str]:
         changed = True
         notes.append(how)
     notes.append(f"Docker {version}")
-    missing = sorted({s for spec in _specs(app) for s in spec.secrets if s not in os.environ})
+    from elfctl.services.deploy_app import missing_secrets
+
+    missing = missing_secrets(app, _specs(app))
     if missing:
         from elfctl.errors import InputError
 
         raise InputError(
             f"credentials missing (by name): {', '.join(missing)}",
-            hint="export them in the environment that runs elfctl; values are never printed",
+            hint="elfctl creds set NAME --team TEAM (or export NAME); values are never printed",
         )
     return changed, "; ".join(notes)
 

@@ -19,7 +19,8 @@ def kubernetes_target(app, context: str | None = None):
         return [load(p) for p in discover(app.teams_dir)]
 
     target = build(app.config, teams, progress=app.output.info, context=context)
-    target.secret_values = resolve_secrets  # the project's one source of team secret values
+    # the project's one source of team secret values: credential store, then environment
+    target.secret_values = lambda spec: resolve_secrets(app, spec)
     target.pull_auth = _pull_auth()
     app._closers.append(target.cluster.close)
     return target

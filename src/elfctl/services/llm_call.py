@@ -61,7 +61,14 @@ class Attempt:
 
 class Caller:
     def __init__(
-        self, store: Store, prices: PriceBook, client: Any, spool: Spool, settings: Settings, warn=None
+        self,
+        store: Store,
+        prices: PriceBook,
+        client: Any,
+        spool: Spool,
+        settings: Settings,
+        warn=None,
+        key_for=None,
     ):
         self.store, self.prices, self.client, self.spool, self.settings = (
             store,
@@ -72,6 +79,17 @@ class Caller:
         )
         self.warn = warn or (lambda msg: log.warning("%s", msg))
         self._breakers: dict[str, Any] = {}
+        # (provider, team) -> api key or None: each model of the chain gets its own provider's key
+        self.key_for = key_for
+
+    def _keyed(self, model: str, team: str, kwargs: dict) -> dict:
+        """kwargs with the api_key of `model`'s provider, unless the caller passed one."""
+        provider_of = getattr(self.client, "provider_of", None)
+        provider = provider_of(model) if provider_of else None
+        if self.key_for is None or "api_key" in kwargs or not provider:
+            return kwargs
+        key = self.key_for(provider, team)
+        return {**kwargs, "api_key": key} if key else kwargs
 
     # -- configuration checks ----------------------------------------------------------------
     def check(self, policy: Policy) -> None:
@@ -204,12 +222,13 @@ class Caller:
 
     def call(self, policy: Policy, kwargs: dict) -> Any:
         request_id, chain, kwargs = self._prepare(policy, kwargs)
+        keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}  # before any reservation
         walk = self._drive(policy, request_id, chain, kwargs)
         try:
             model = next(walk)
             while True:
                 try:
-                    outcome = ("ok", self._attempt_fn(model, kwargs, False)())
+                    outcome = ("ok", self._attempt_fn(model, keyed[model], False)())
                 except Exception as exc:  # noqa: BLE001 - the walk decides: next model or raise
                     outcome = ("err", exc)
                 model = walk.send(outcome)
@@ -218,12 +237,13 @@ class Caller:
 
     async def acall(self, policy: Policy, kwargs: dict) -> Any:
         request_id, chain, kwargs = self._prepare(policy, kwargs)
+        keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}  # before any reservation
         walk = self._drive(policy, request_id, chain, kwargs)
         try:
             model = next(walk)
             while True:
                 try:
-                    outcome = ("ok", await self._attempt_fn(model, kwargs, True)())
+                    outcome = ("ok", await self._attempt_fn(model, keyed[model], True)())
                 except Exception as exc:  # noqa: BLE001
                     outcome = ("err", exc)
                 model = walk.send(outcome)

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from elfctl.domain import pricing
@@ -44,8 +45,22 @@ def spool(cfg) -> Spool:
     return Spool(cfg.elf_dir / "spool")
 
 
-def build_caller(cfg, store: Store, client: Any, warn=None) -> Caller:
-    return Caller(store, price_book(cfg), client, spool(cfg), settings(cfg), warn=warn)
+def build_caller(cfg, store: Store, client: Any, warn=None, key_for=None) -> Caller:
+    return Caller(store, price_book(cfg), client, spool(cfg), settings(cfg), warn=warn, key_for=key_for)
+
+
+def stored_key(cfg, store: Store, var: str, team: str | None):
+    """A provider key from the credential store (team scope, then global) as a Secret, or None when
+    the store holds none (or has no credential tables yet). Audited as a read."""
+    from elfctl.services import credentials
+
+    if "credentials" not in store.tables():
+        return None
+    if team and not team_mod.DNS1123.match(team):
+        team = None  # not a team the store can scope by: the global key only
+    app = SimpleNamespace(config=cfg, store=store, teams_dir=teams_dir(cfg))
+    vault = credentials.vault_for(app, command=f"elfctl.llm {var}")
+    return credentials.resolve(vault, [var], team=team, required=False).get(var)
 
 
 def teams_dir(cfg) -> Path:
@@ -142,7 +157,9 @@ def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: s
     from elfctl import llm as llm_mod
     from elfctl.adapters import litellm_client
 
-    caller = build_caller(cfg, store, litellm_client)
+    caller = build_caller(
+        cfg, store, litellm_client, key_for=llm_mod.key_lookup(SimpleNamespace(config=cfg, store=store))
+    )
     caller.spool.replay(store)
     team = team or "llm-test"
     policy = team_policy(cfg, store, team)
@@ -154,7 +171,7 @@ def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: s
         kwargs["model"] = model
     if api_base:
         kwargs["api_base"] = api_base
-    resp = caller.call(policy, llm_mod._with_key({**kwargs, "model": model or (policy.chain or [None])[0]}))
+    resp = caller.call(policy, {**kwargs, "model": model or (policy.chain or [None])[0]})
     info = resp._hidden_params["elfctl"]
     row = store.query(
         "SELECT prompt_tokens, completion_tokens FROM api_usage WHERE request_id = ?", (info["request_id"],)
