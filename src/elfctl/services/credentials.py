@@ -365,8 +365,9 @@ def resolve(
     for n in names:
         rules.check_name(n)
     scope = rules.check_team(team)
-    wanted = [(n, scope) for n in names] + ([(n, "") for n in names] if scope else [])
-    got = read_many(vault, wanted, action=action)
+    got = read_many(vault, [(n, scope) for n in names], action=action)
+    if scope:  # globals only for names the team lacks: the audit records the value actually used
+        got.update(read_many(vault, [(n, "") for n in names if (n, scope) not in got], action=action))
     out: dict[str, Secret] = {}
     for n in names:
         hit = got.get((n, scope)) or got.get((n, ""))

@@ -1,0 +1,73 @@
+"""Provider keys from the credential store: `elfctl.llm.completion` with no OPENAI_API_KEY in the
+environment reaches the local server (through real litellm) with the key `elfctl creds set` stored,
+the team's own key winning over the global one; the store is read once per process."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import run_elfctl
+from tests.llm.test_calls import MSG, _team
+
+PASS = "wiring test passphrase"
+
+
+def _creds_set(project, name, value, *team):
+    proc = run_elfctl("creds", "set", name, *team, "--stdin", cwd=project, input=value)
+    assert proc.returncode == 0, proc.stderr
+    assert value not in proc.stdout + proc.stderr
+    return proc
+
+
+def _reads(store, team: str) -> int:
+    return store.query(
+        "SELECT COUNT(*) AS n FROM credential_audit WHERE name = ? AND scope = ? AND action = 'read'",
+        ("OPENAI_API_KEY", team),
+    )[0]["n"]
+
+
+def test_provider_key_comes_from_the_store_team_key_first(llm_env, llm_server, monkeypatch, capfd):
+    from elfctl import llm
+
+    project, store = llm_env
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("ELFCTL_MASTER_KEY", PASS)
+    monkeypatch.setenv("ELFCTL_CREDS_BACKEND", "file")
+    global_key, alpha_key = f"sk-global-{uuid.uuid4().hex}", f"sk-alpha-{uuid.uuid4().hex}"
+    _creds_set(project, "OPENAI_API_KEY", global_key)
+    _creds_set(project, "OPENAI_API_KEY", alpha_key, "--team", "alpha")
+    _team(project, "alpha", model="openai/gpt-4o", fallbacks=())
+    _team(project, "beta", model="openai/gpt-4o-mini", fallbacks=())
+
+    for _ in range(2):
+        llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
+    llm.completion(team="beta", messages=MSG, api_base=llm_server.url, max_tokens=5)
+    assert llm_server.auth == [f"Bearer {alpha_key}"] * 2 + [f"Bearer {global_key}"]
+    # Once per process per (key, team): one audited read of the team's key for two calls.
+    assert _reads(store, "alpha") == 1 and _reads(store, "") == 1
+
+    # The environment, when it has a key, wins (what litellm itself would read).
+    env_key = f"sk-env-{uuid.uuid4().hex}"
+    monkeypatch.setenv("OPENAI_API_KEY", env_key)
+    llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
+    assert llm_server.auth[-1] == f"Bearer {env_key}"
+
+    out = capfd.readouterr()
+    for key in (global_key, alpha_key):
+        assert key not in out.out + out.err
+        for table in ("credentials", "credential_audit", "api_usage"):
+            assert key not in repr(store.query(f"SELECT * FROM {table}"))
+
+
+def test_an_explicit_api_key_wins_and_the_store_is_not_read(llm_env, llm_server, monkeypatch):
+    from elfctl import llm
+
+    project, store = llm_env
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("ELFCTL_MASTER_KEY", PASS)
+    monkeypatch.setenv("ELFCTL_CREDS_BACKEND", "file")
+    _creds_set(project, "OPENAI_API_KEY", f"sk-global-{uuid.uuid4().hex}")
+    _team(project, "alpha", model="openai/gpt-4o", fallbacks=())
+    llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5, api_key="sk-given")
+    assert llm_server.auth == ["Bearer sk-given"]
+    assert _reads(store, "") == 0
