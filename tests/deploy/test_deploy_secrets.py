@@ -55,15 +55,27 @@ def test_team_secret_from_the_store_reaches_the_container_only(project, store_ur
         assert canary not in json.dumps(image)
         assert canary not in json.dumps(engine.api.history(info["Image"]))
 
+    # Unchanged while the credential is; a rotation alone rolls out the new value.
+    assert json.loads(elf("deploy", team_name, "--json").stdout)["state"] == "unchanged"
+    rotated = f"rotated-{uuid.uuid4().hex}"
+    elf("creds", "rotate", NAME, "--team", team_name, "--stdin", input=rotated)
+    again = json.loads(elf("deploy", team_name, "--json").stdout)
+    assert again["state"] == "switched" and again["revision"] == deployed["revision"] + 1
+    apps = engine.containers({"elfctl.prefix": prefix, "elfctl.team": team_name, "elfctl.role": "app"}, all_=False)
+    serving = [c for c in apps if c["Labels"]["elfctl.revision"] == str(again["revision"])]
+    assert serving and all(f"{NAME}={rotated}" in engine.exec(c["Id"], ["env"])[1].splitlines() for c in serving)
+
     # Nothing that records or lists a deployment holds the value.
     elf("deployments", team_name)
     elf("deployments", team_name, "--json")
     elf("logs", team_name, "--tail", "50")
     store = open_store(store_url)
     for table in store.tables():
-        assert canary not in repr(store.query(f"SELECT * FROM {table}")), table
+        rows = repr(store.query(f"SELECT * FROM {table}"))
+        assert canary not in rows and rotated not in rows, table
     for text in outputs:
-        assert canary not in text
+        assert canary not in text and rotated not in text
     # The deploy's read is in the audit log (by name and version, never the value).
     runs = store.query("SELECT name, scope, version FROM credential_audit WHERE action = 'run'")
     assert {"name": NAME, "scope": team_name, "version": 1} in [dict(r) for r in runs]
+    assert {"name": NAME, "scope": team_name, "version": 2} in [dict(r) for r in runs]

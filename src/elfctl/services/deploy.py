@@ -34,6 +34,7 @@ class DeployOptions:
     lock_wait_s: float = 0.0
     lock_ttl_s: float = 30.0
     keep_images: int = 5
+    secret_versions: str = ""  # "NAME@scope:v3,..." of the credentials injected (names, never values)
 
 
 @dataclass
@@ -214,7 +215,7 @@ def deploy(
     image = f"{repo}:{tag}"
     commit = images.git_commit(spec.folder)
     result = DeployResult(spec.name, changed=False, state="planned", image=image, commit=commit)
-    key = images.config_key(spec, image)
+    key = images.config_key(spec, image, opts.secret_versions)
     if opts.dry_run:
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
@@ -314,7 +315,7 @@ def rollback(
             chosen["image"],
             {
                 "rollback_of": chosen["revision"],
-                "config_key": images.config_key(spec, chosen["image"]),
+                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions),
                 "tag": tag,
             },
         )

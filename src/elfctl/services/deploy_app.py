@@ -60,6 +60,23 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
     return {n: values[n] for n in names}
 
 
+def secret_versions(app, spec) -> str:
+    """Which stored credential versions a deploy injects, as "NAME@scope:vN,..." (metadata only, the
+    scope resolve_secrets reads first). Part of the deploy's config key, so a rotated secret makes
+    the next deploy roll out instead of answering `unchanged`. Environment values have no version."""
+    if not spec.secrets or CRED_TABLE not in app.store.tables():
+        return ""
+    marks = []
+    for name in spec.secrets:
+        rows = app.store.query(
+            "SELECT scope, version FROM credentials WHERE name = ? AND scope IN (?, '')", (name, spec.name)
+        )
+        row = next((r for r in rows if r["scope"] == spec.name), None) or (rows[0] if rows else None)
+        if row:
+            marks.append(f"{name}@{row['scope'] or 'global'}:v{row['version']}")
+    return ",".join(sorted(marks))
+
+
 def missing_secrets(app, specs) -> list[str]:
     """Names (never values) the teams list under `secrets:` that neither the credential store nor
     the environment holds. Metadata only: no passphrase, no decryption. A store that is not
@@ -93,6 +110,7 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
     if opts.dry_run:
         return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
     secrets = resolve_secrets(app, spec)
+    opts.secret_versions = secret_versions(app, spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
     return deploy_svc.deploy(
@@ -112,7 +130,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
         app.target,
         spec,
         to,
-        options(app, **given),
+        options(app, secret_versions=secret_versions(app, spec), **given),
         app.output.info,
         secrets=secrets,
     )

@@ -42,8 +42,9 @@ def context_hash(spec) -> str:
     return h.hexdigest()
 
 
-def config_key(spec, image: str) -> str:
-    """What the running containers depend on besides the image: a change here redeploys."""
+def config_key(spec, image: str, secret_versions: str = "") -> str:
+    """What the running containers depend on besides the image: a change here redeploys.
+    `secret_versions` names the credential versions injected (never values): a rotation redeploys."""
     runtime = {
         "image": image,
         "port": spec.port,
@@ -54,6 +55,8 @@ def config_key(spec, image: str) -> str:
         "health": asdict(spec.health),
         "host_port": spec.host_port,
     }
+    if secret_versions:  # left out when empty, so keys recorded before it existed still match
+        runtime["secret_versions"] = secret_versions
     return hashlib.sha256(json.dumps(runtime, sort_keys=True).encode()).hexdigest()[:16]
 
 
