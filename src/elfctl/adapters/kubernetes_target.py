@@ -101,7 +101,7 @@ class KubernetesTarget:
         for spec in self.team_specs():
             if spec.secrets:
                 lines.append(f"Secret {m.secret_name(spec.name)} with keys {', '.join(spec.secrets)} "
-                             f"(values from the environment, not shown)")
+                             f"(values from the credential store or the environment, not shown)")
         return lines
 
     def prepare(self) -> tuple[bool, str]:
