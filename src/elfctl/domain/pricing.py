@@ -134,6 +134,10 @@ class PriceBook:
         self._cache[model] = found
         return found
 
+    def entries(self) -> dict[str, dict[str, Any]]:
+        """The raw map entries by model name (provider, mode, context limits ...), read-only."""
+        return self._entries
+
     def cost(self, model: str, tokens: Tokens) -> int | None:
         price = self.lookup(model)
         return None if price is None else cost_nano(price, tokens)

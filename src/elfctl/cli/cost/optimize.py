@@ -41,7 +41,10 @@ def optimize(
 ) -> None:
     """Cheaper models that fit, repeated prompts to cache, budgets out of line, unreliable models."""
     from elfctl.adapters.model_catalog import load
+    from elfctl.services.llm_service import prices_path
     from elfctl.services.optimize import optimize as run
 
     app_ = get_app(ctx, json_mode)
-    app_.output.result(run(app_.store, load(), team=team), render)
+    overrides = prices_path(app_.config)
+    catalog = load(overrides=str(overrides) if overrides.exists() else None)  # same prices as the ledger
+    app_.output.result(run(app_.store, catalog, team=team), render)
