@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.conftest import run_elfctl
 from tests.llm.test_calls import MSG, _team
 
@@ -71,3 +73,22 @@ def test_an_explicit_api_key_wins_and_the_store_is_not_read(llm_env, llm_server,
     llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5, api_key="sk-given")
     assert llm_server.auth == ["Bearer sk-given"]
     assert _reads(store, "") == 0
+
+
+def test_a_store_without_the_key_needs_no_passphrase(llm_env, llm_server, monkeypatch):
+    """required=False: nothing stored under the name means the backend is never opened (no
+    passphrase asked, no audit entry) and the call goes on with what litellm finds itself."""
+    from elfctl import llm
+
+    project, store = llm_env
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("ELFCTL_MASTER_KEY", raising=False)
+    monkeypatch.setenv("ELFCTL_CREDS_BACKEND", "file")
+    _team(project, "alpha", model="openai/gpt-4o", fallbacks=())
+    from elfctl.adapters.litellm_client import LLMError
+
+    # litellm itself refuses an OpenAI call with no key; what matters is that elfctl neither asked
+    # for the credential file's passphrase (that would be an InputError) nor audited a read.
+    with pytest.raises(LLMError):
+        llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
+    assert store.query("SELECT COUNT(*) AS n FROM credential_audit")[0]["n"] == 0
