@@ -14,13 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget
+from elfctl.domain.ids import new_id
 from elfctl.domain.pricing import NANO, PriceBook, Tokens, cost_nano
 from elfctl.domain.usage import UsageRow, iso, prompt_hash
 from elfctl.errors import InputError
@@ -187,7 +187,7 @@ class Caller:
 
     def _prepare(self, policy: Policy, kwargs: dict) -> tuple[str, list[str], dict]:
         kwargs = dict(kwargs)
-        request_id = kwargs.pop("request_id", None) or uuid.uuid4().hex
+        request_id = kwargs.pop("request_id", None) or new_id()
         requested = kwargs.pop("model", None) or (policy.chain[0] if policy.chain else None)
         chain = [requested] + [m for m in policy.chain if m != requested] if requested else []
         self.check(Policy(policy.team, chain, policy.budget))
