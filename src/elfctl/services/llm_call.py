@@ -125,12 +125,8 @@ class Caller:
             self.settings.reservation_ttl_s,
             self.settings.timeout_s * self.settings.retry_max_tries + self.settings.retry_max_time_s + 30,
         )
-        # This process's answered calls are settled before it reserves again, so each caller has at
-        # most one unsettled call and the overshoot bound (estimation error of the calls in
-        # flight) holds. Usually the writer is done by then and this costs nothing.
-        self.recorder.flush()
         try:
-            res = budgets.reserve(self.store, b, need, ttl)
+            res = self._reserve_settled(b, need, ttl)
         except budgets.Refused as r:
             if b.hard_action == "downgrade" and has_next:
                 return "next", f"{model}: {bmod.WINDOW_ADJ[r.state.window]} budget reached"
@@ -152,6 +148,21 @@ class Caller:
                 raise bmod.exceeded_error(b.team, s, model, need)
             self.warn(f"team {b.team}: past {b.soft_ratio:.0%} of its budget")
         return "go", res
+
+    def _reserve_settled(self, b: Budget, need: int, ttl: float) -> budgets.Reservation:
+        """Reserve; a refusal or a soft-limit answer is only trusted once this process's own answered
+        calls are settled (until the writer commits them, their reservations still hold their
+        worst case, which is usually more than they cost)."""
+        try:
+            res = budgets.reserve(self.store, b, need, ttl)
+            if res.level == "ok" or self.recorder.idle():
+                return res
+            budgets.release(self.store, res.id)
+        except budgets.Refused:
+            if self.recorder.idle():
+                raise
+        self.recorder.flush()
+        return budgets.reserve(self.store, b, need, ttl)
 
     # -- the call --------------------------------------------------------------------------
     def _attempt_fn(self, model: str, is_async: bool):
@@ -278,6 +289,12 @@ class Caller:
         if self.settings.record == "sync":
             ledger.record(self.store, [row])
             self.spool.done(row)
+        elif res is not None and row.cost_nanousd > res.amount:
+            # Cost more than reserved (the estimate missed prompt tokens): settle before returning,
+            # so the overshoot stays within the estimation error of the calls in flight. A row
+            # left to the writer always holds at least its cost in the counters meanwhile.
+            self.recorder.submit(row)
+            self.recorder.flush()
         else:
             self.recorder.submit(row)
         if cost is None:

@@ -5,7 +5,8 @@ The spool line is the durability point: `Caller` writes it (synchronously) befor
 hands the row here. The writer takes every row queued so far and records them in one transaction
 (usage rows, `daily_cost_summary`, spend counters and reservation settlement together, idempotent by
 request id: `ledger.record`), then tells the spool they are recorded. Until then a row's reservation
-stays in the counters, so budgets still count it. If the process dies first, the next start replays
+stays in the counters at its worst case, so budgets still count it (a call that cost more than it
+reserved is committed before the call returns: see `Caller._finish`). If the process dies first, the next start replays
 its spool. `flush()` waits until everything queued is committed; it runs at exit too.
 """
 
@@ -51,6 +52,10 @@ class Recorder:
             self._pending.append(row)
             self._submitted += 1
             self._cond.notify()
+
+    def idle(self) -> bool:
+        """Whether every queued row is committed."""
+        return self._handled >= self._submitted or self._pid != os.getpid()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every row queued before this call is committed (or, after repeated failures,
