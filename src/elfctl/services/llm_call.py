@@ -125,6 +125,7 @@ class Caller:
             self.settings.reservation_ttl_s,
             self.settings.timeout_s * self.settings.retry_max_tries + self.settings.retry_max_time_s + 30,
         )
+        self.recorder.flush_owed()  # usually a no-op: the writer is done by the next call
         try:
             res = self._reserve_settled(b, need, ttl)
         except budgets.Refused as r:
@@ -289,14 +290,12 @@ class Caller:
         if self.settings.record == "sync":
             ledger.record(self.store, [row])
             self.spool.done(row)
-        elif res is not None and row.cost_nanousd > res.amount:
-            # Cost more than reserved (the estimate missed prompt tokens): settle before returning,
-            # so the overshoot stays within the estimation error of the calls in flight. A row
-            # left to the writer always holds at least its cost in the counters meanwhile.
-            self.recorder.submit(row)
-            self.recorder.flush()
         else:
-            self.recorder.submit(row)
+            # A call that cost more than it reserved (the estimate missed prompt tokens) must be
+            # settled before this process reserves again (see _reserve): the overshoot then stays
+            # within the estimation error of the calls in flight. Any other row holds at least its
+            # cost in the counters until the writer settles it.
+            self.recorder.submit(row, owed=res is not None and row.cost_nanousd > res.amount)
         if cost is None:
             self.warn(
                 f"model {answer.model} has no price: call recorded as unpriced (team {policy.team}); "

@@ -6,7 +6,7 @@ hands the row here. The writer takes every row queued so far and records them in
 (usage rows, `daily_cost_summary`, spend counters and reservation settlement together, idempotent by
 request id: `ledger.record`), then tells the spool they are recorded. Until then a row's reservation
 stays in the counters at its worst case, so budgets still count it (a call that cost more than it
-reserved is committed before the call returns: see `Caller._finish`). If the process dies first, the next start replays
+reserved is committed before the process reserves again: `flush_owed`). If the process dies first, the next start replays
 its spool. `flush()` waits until everything queued is committed; it runs at exit too.
 """
 
@@ -38,6 +38,7 @@ class Recorder:
         self._pending: list[UsageRow] = []
         self._submitted = 0  # rows ever queued
         self._handled = 0  # rows committed (or left to the spool after RETRIES), in queue order
+        self._owed = 0  # the last queued row that cost more than it reserved
         self._busy = False
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -45,13 +46,21 @@ class Recorder:
         self._failures = 0
 
     # -- callers ------------------------------------------------------------------------------
-    def submit(self, row: UsageRow) -> None:
-        """Queue a row that is already in the spool."""
+    def submit(self, row: UsageRow, owed: bool = False) -> None:
+        """Queue a row that is already in the spool. `owed`: it cost more than its reservation, so
+        `flush_owed` must see it committed."""
         with self._cond:
             self._ensure_thread()
             self._pending.append(row)
             self._submitted += 1
+            if owed:
+                self._owed = self._submitted
             self._cond.notify()
+
+    def flush_owed(self) -> None:
+        """Wait until every queued row that cost more than it reserved is committed."""
+        if self._handled < self._owed and self._pid == os.getpid():
+            self.flush()
 
     def idle(self) -> bool:
         """Whether every queued row is committed."""
@@ -99,7 +108,7 @@ class Recorder:
             return
         if self._pid != os.getpid():  # first use, or a forked child: the parent's rows are its own
             self._pending, self._busy, self._stop = [], False, False
-            self._submitted = self._handled = 0
+            self._submitted = self._handled = self._owed = 0
             self._pid = os.getpid()
             atexit.register(self.close)  # registered after the spool's close, so it runs first
         self._thread = threading.Thread(target=self._run, name="elfctl-usage-writer", daemon=True)
