@@ -4,6 +4,7 @@ throughput into SQLite and Postgres, and the budget overshoot of 8 processes on 
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -54,20 +55,43 @@ def overhead(server, folder: Path, n: int = 600) -> list[Row]:
     litellm = sdk()
     kw = dict(messages=MSG, api_base=server.url, api_key="sk-bench", max_tokens=20)
     bare = lambda: litellm.completion(model="openai/gpt-4o-mini", max_retries=0, **kw)  # noqa: E731
-    elf = lambda: llm.completion(team="bench", model="openai/gpt-4o-mini", **kw)  # noqa: E731
+    # A second runtime recording before returning (llm.record=sync: the path before the writer
+    # thread), timed in the same loop; the default runtime is swapped back after each of its calls.
+    rt_bg = llm.runtime()
+    os.environ["ELFCTL_LLM_RECORD"] = "sync"
+    llm._runtime = None
+    rt_sync = llm.runtime()
+    del os.environ["ELFCTL_LLM_RECORD"]
+    llm._runtime = rt_bg
+
+    def call_with(rt):
+        def fn():
+            llm._runtime = rt
+            try:
+                return llm.completion(team="bench", model="openai/gpt-4o-mini", **kw)
+            finally:
+                llm._runtime = rt_bg
+
+        return fn
+
+    elf, elf_sync = call_with(rt_bg), call_with(rt_sync)
     for _ in range(20):
-        bare(), elf()
+        bare(), elf(), elf_sync()
     # Alternate call by call and take each side's median: load from other processes on a shared
     # machine drifts over seconds, and a median of single calls ignores the spikes.
-    b_samples, e_samples = [], []
+    # The order is shuffled each round: litellm's post-call logging thread (and elfctl's writer)
+    # keep running into whichever call comes next, so a fixed order would bill one side for the
+    # other's background work.
+    b_samples, e_samples, s_samples = [], [], []
+    sides = [(bare, b_samples), (elf, e_samples), (elf_sync, s_samples)]
+    rng = random.Random(4)
     for _ in range(n):
-        t = time.perf_counter()
-        bare()
-        b_samples.append((time.perf_counter() - t) * 1e6)
-        t = time.perf_counter()
-        elf()
-        e_samples.append((time.perf_counter() - t) * 1e6)
-    b, e = statistics.median(b_samples), statistics.median(e_samples)
+        rng.shuffle(sides)
+        for fn, out in sides:
+            t = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t) * 1e6)
+    b, e, sy = (statistics.median(x) for x in (b_samples, e_samples, s_samples))
     # CPU time per call (whole process: litellm's background logging threads and the in-process
     # server count for both sides alike): the work elfctl adds, without the wall-clock effect of
     # litellm's post-call logging thread now sharing the interpreter with elfctl's bookkeeping.
@@ -79,6 +103,9 @@ def overhead(server, folder: Path, n: int = 600) -> list[Row]:
                 fn()
             out.append((time.process_time() - t) / (n // 6) * 1e6)
     cb, ce = statistics.median(cpu_b), statistics.median(cpu_e)
+    llm.flush()
+    rt_sync.caller.recorder.close()
+    rt_sync.store.close()
     llm.reset()
     store.close()
     extra = e - b
@@ -94,6 +121,15 @@ def overhead(server, folder: Path, n: int = 600) -> list[Row]:
             ok=extra < 1000 and e <= 1.10 * b,
         ),
         Row("llm", "elfctl.llm overhead per call (wall)", extra, "us/call"),
+        Row(
+            "llm",
+            "elfctl.llm.completion, llm.record=sync (commit before returning)",
+            sy,
+            "us/call",
+            "bare litellm.completion",
+            b,
+            extra={"overhead_us": sy - b},
+        ),
         Row(
             "llm",
             "elfctl.llm CPU per call",

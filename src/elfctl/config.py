@@ -78,6 +78,8 @@ SCHEMA: dict[str, Key] = {
     "llm.breaker_reset_s": Key(float, 60.0, "How long an open circuit waits before a probe call."),
     "llm.output_cap_tokens": Key(int, 4096, "Output tokens reserved when a call gives no max_tokens."),
     "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires."),
+    "llm.record": Key(str, "background", "How usage rows reach the store after the spool write: background "
+                                         "(a writer thread; elfctl.llm.flush() waits) or sync."),
     "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
     "kubernetes.context": Key(str, "", "kubeconfig context (default: its current-context); --context overrides."),
     "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),

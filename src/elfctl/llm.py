@@ -96,13 +96,24 @@ def runtime() -> Runtime:
 
 
 def reset() -> None:
-    """Forget the process's runtime (tests, or after changing folders/config)."""
+    """Forget the process's runtime (tests, or after changing folders/config). Records what is queued
+    first."""
     global _runtime
     with _lock:
         if _runtime is not None:
+            _runtime.caller.recorder.close()
             _runtime.store.close()
         _runtime = None
         _stored_keys.clear()
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until the usage rows of the calls made so far are committed to the store. Calls return
+    once their row is in the local spool; a background writer commits it (and settles the budget
+    reservation) a moment later, and at exit. Call this before reading the ledger right after a
+    call, or before `os._exit`. Returns False on timeout."""
+    rt = _runtime
+    return True if rt is None else rt.caller.recorder.flush(timeout)
 
 
 def completion(team: str, agent: str | None = None, **kwargs: Any) -> Any:

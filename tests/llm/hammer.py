@@ -33,6 +33,7 @@ LAUNCHER = textwrap.dedent("""
                     ok += 1
                 except BudgetExceeded:
                     blocked += 1
+            llm.flush()  # os._exit skips atexit, which would flush
             os.write(w, (json.dumps({"ok": ok, "blocked": blocked}) + "\\n").encode())
             os._exit(0)
         kids.append(pid)

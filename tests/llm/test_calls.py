@@ -22,6 +22,9 @@ def _team(project, name="alpha", model="openai/gpt-4o", fallbacks=("openai/gpt-4
 
 
 def usage(store, team="alpha"):
+    from elfctl import llm
+
+    llm.flush()  # calls return once spooled; the writer thread commits a moment later
     return store.query("SELECT * FROM api_usage WHERE team = ? ORDER BY id", (team,))
 
 

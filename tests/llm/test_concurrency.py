@@ -67,6 +67,7 @@ def test_spool_replay_after_kill(llm_env, llm_server):
     # The next start replays the spool: the call is counted once, its reservation settled.
     llm.reset()
     llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=50)
+    llm.flush()
     row = store.query("SELECT * FROM api_usage WHERE request_id = 'killed-after-answer'")
     assert len(row) == 1 and row[0]["cost_nanousd"] == 10 * 2500 + 40 * 10000
     assert not left[0].exists()  # replayed, then removed
@@ -114,3 +115,59 @@ def test_expired_reservation_of_a_killed_process_is_released(llm_env, llm_server
         pass
     res = budgets.reserve(store, b, 200_000, ttl_s=5, now=t0 + dt.timedelta(seconds=6))
     assert res.states[0].reserved == 200_000
+
+
+KILLED_AFTER_RETURN = textwrap.dedent("""
+    import os, signal, sys, threading
+    from elfctl.services import ledger
+    stuck = threading.Event()
+    def stall(*a, **k):  # the background writer never gets to commit
+        stuck.wait()
+    ledger.record = stall
+    from elfctl import llm
+    resp = llm.completion(team="alpha", messages=[{"role": "user", "content": "hello"}],
+                          api_base=sys.argv[1], max_tokens=50, request_id="killed-after-return")
+    print(resp._hidden_params["elfctl"]["cost_nanousd"], flush=True)  # the caller has its answer
+    os.kill(os.getpid(), signal.SIGKILL)
+""")
+
+
+def test_kill_after_return_before_background_commit_is_replayed_once(llm_env, llm_server):
+    """The call returned (its row only in the spool, the writer thread not done): SIGKILL. The next
+    start records it once and settles its reservation."""
+    from elfctl import llm
+
+    project, store = llm_env
+    _team(project, fallbacks=(), budget={"daily_usd": 1})
+    llm_server.answer("gpt-4o", prompt=10, completion=40)
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_RETURN, llm_server.url],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    cost = 10 * 2500 + 40 * 10000
+    assert proc.returncode == -9 and proc.stdout.split() == [str(cost)], proc.stderr[-2000:]
+    assert store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] == 0
+    left = list((project / ".elf" / "spool").glob("spool-*.jsonl"))
+    assert len(left) == 1 and "killed-after-return" in left[0].read_text()
+    held = store.query("SELECT SUM(reserved_nanousd) AS r FROM spend_counters WHERE window_kind='day'")
+    assert held[0]["r"] > 0  # the unsettled call still counts against the budget
+    llm.reset()
+    llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=50)  # replays
+    llm.flush()
+    rows = store.query("SELECT cost_nanousd FROM api_usage WHERE request_id = 'killed-after-return'")
+    assert [r["cost_nanousd"] for r in rows] == [cost]
+    c = store.query(
+        "SELECT reserved_nanousd AS r, spent_nanousd AS s FROM spend_counters "
+        "WHERE team='alpha' AND window_kind='day'"
+    )[0]
+    total = store.query("SELECT SUM(cost_nanousd) AS s FROM api_usage")[0]["s"]
+    assert c["r"] == 0 and c["s"] == total == 2 * cost
+    assert store.query("SELECT COUNT(*) AS n FROM budget_reservations")[0]["n"] == 0
+    assert not left[0].exists()  # replayed, then removed
+    # Replaying again (a second start) counts nothing twice.
+    llm.reset()
+    llm.runtime()
+    assert store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] == 2

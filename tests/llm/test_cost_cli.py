@@ -141,6 +141,7 @@ def test_reprice_applies_a_price_correction(llm_env, cli, llm_server):
     _team(project, model="openai/house-model", fallbacks=())
     llm_server.answer("house-model", prompt=100, completion=10)
     llm.completion(team="alpha", messages=MSG, api_base=llm_server.url)
+    llm.flush()
     assert store.query("SELECT priced FROM api_usage")[0]["priced"] == 0
     (project / "prices.yaml").write_text(
         "openai/house-model:\n  input_cost_per_token: 1.0e-06\n  output_cost_per_token: 3.0e-06\n"

@@ -9,6 +9,7 @@ caller (the breaker only counts it); an open circuit raises `CircuitOpen` withou
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,6 +19,12 @@ from elfctl.errors import OperationFailed
 from elfctl.ports import Store
 
 T = TypeVar("T")
+
+
+# How long a read "closed, no failures counted" is trusted without reading the store again. Another
+# process opening the circuit is seen this much later at most; this process's own failures write
+# through and drop the cached read at once.
+FRESH_S = 1.0
 
 
 class CircuitOpen(OperationFailed):
@@ -35,6 +42,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         super().__init__(name)
         self._store = store
         self._key = name
+        self._clean_until = 0.0  # monotonic time until which a clean closed read is trusted
         store.execute(
             "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
             "ON CONFLICT (name) DO NOTHING",
@@ -46,6 +54,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         return rows[0][col] if rows else None
 
     def _set(self, assignment: str, params: tuple = ()) -> None:
+        self._clean_until = 0.0
         self._store.execute(
             f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
             (*params, _iso(dt.datetime.now(dt.UTC)), self._key),
@@ -57,6 +66,13 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         )
         return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None}
 
+    def clean_recently(self) -> bool:
+        """Whether the circuit read closed with no failures within FRESH_S (no store read needed)."""
+        return time.monotonic() < self._clean_until
+
+    def mark_clean(self) -> None:
+        self._clean_until = time.monotonic() + FRESH_S
+
     @property
     def state(self) -> str:
         return self._get("state") or pybreaker.STATE_CLOSED
@@ -66,6 +82,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._set("state = ?", (str(state),))
 
     def increment_counter(self) -> None:
+        self._clean_until = 0.0
         self._set("fail_counter = fail_counter + 1")
 
     def reset_counter(self) -> None:
@@ -110,9 +127,13 @@ def make(store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60
 
 def _before(cb: pybreaker.CircuitBreaker) -> bool:
     """Refuse the call while the circuit is open; returns whether the circuit was closed with no
-    failures counted (then a success needs no bookkeeping: one store read per call)."""
+    failures counted (then a success needs no bookkeeping). A clean read is trusted for FRESH_S, so
+a steady stream of calls reads the store about once a second."""
+    storage = cb._state_storage
+    if isinstance(storage, StoreBreakerStorage) and storage.clean_recently():
+        return True
     with cb._lock:
-        row = cb._state_storage.snapshot()
+        row = storage.snapshot()
         if row["state"] == pybreaker.STATE_OPEN:
             opened = dt.datetime.fromisoformat(row["opened_at"]) if row["opened_at"] else None
             if opened and dt.datetime.now(dt.UTC) < opened + dt.timedelta(seconds=cb.reset_timeout):
@@ -126,7 +147,10 @@ def _before(cb: pybreaker.CircuitBreaker) -> bool:
                 )
             cb.half_open()  # the timeout passed: this call is the probe
             return False
-        return row["state"] == pybreaker.STATE_CLOSED and not row["fail_counter"]
+        clean = row["state"] == pybreaker.STATE_CLOSED and not row["fail_counter"]
+        if clean and isinstance(storage, StoreBreakerStorage):
+            storage.mark_clean()
+        return clean
 
 
 def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None, clean: bool = False) -> None:

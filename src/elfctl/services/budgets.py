@@ -1,6 +1,6 @@
 """Budgets in the store: set/list/show, and the atomic reserve / release used around every call.
 
-A reservation is one conditional UPDATE per window:
+A reservation is one conditional UPDATE per window (on SQLite both windows in one statement):
     UPDATE spend_counters SET reserved = reserved + :amount
      WHERE <team, window> AND spent + reserved + :amount <= :limit
 Postgres re-checks the WHERE after taking the row lock and SQLite serialises writers (BEGIN
@@ -12,11 +12,11 @@ one left by a killed process is released by the next reserve (or `cost reconcile
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget, WindowState
+from elfctl.domain.ids import new_id
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.domain.usage import iso
 from elfctl.ports import Store, Tx
@@ -178,11 +178,70 @@ def reserve(
         return _reserve_once(store, b, amount, ttl_s, now, force)
 
 
+class _NotBoth(Exception):
+    """The one-statement reservation did not move both windows: roll back, take the long way."""
+
+
+def _reserve_both(tx: Tx, b: Budget, amount: int, day: str, month: str, now: dt.datetime, force: bool):
+    """SQLite: both windows in one conditional UPDATE (writers are serialised, so no lock order to
+    mind). Raises _NotBoth when a window is full or its counter does not exist yet."""
+    conds, params = [], [amount, b.team]
+    for kind, start in (("day", day), ("month", month)):
+        cond, limit = "(window_kind = ? AND window_start = ?", b.limit(kind)
+        params += [kind, start]
+        if limit is not None and not force:
+            cond += " AND spent_nanousd + reserved_nanousd + ? <= ?"
+            params += [amount, limit]
+        conds.append(cond + ")")
+    got = tx.query(
+        "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? WHERE team = ? AND "
+        f"({' OR '.join(conds)}) RETURNING window_kind, window_start, spent_nanousd, reserved_nanousd",
+        params,
+    )
+    if len(got) != 2:
+        raise _NotBoth
+    by_kind = {g["window_kind"]: g for g in got}
+    return [
+        WindowState(
+            kind,
+            by_kind[kind]["window_start"],
+            b.limit(kind),
+            int(by_kind[kind]["spent_nanousd"]),
+            int(by_kind[kind]["reserved_nanousd"]),
+            bmod.resets_at(kind, now, b.timezone),
+        )
+        for kind in bmod.WINDOWS
+    ]
+
+
+def _insert_reservation(tx: Tx, rid: str, b: Budget, amount: int, day: str, month: str, now, ttl_s) -> None:
+    tx.execute(
+        "INSERT INTO budget_reservations (id, team, amount_nanousd, day_start, month_start, "
+        "created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+        (rid, b.team, amount, day, month, iso(now), iso(now + dt.timedelta(seconds=ttl_s))),
+    )
+
+
+def _reservation(rid: str, b: Budget, amount: int, st: list[WindowState], force: bool) -> Reservation:
+    lvl = bmod.level(b, st)
+    return Reservation(
+        rid, b.team, amount, st, "forced" if force and lvl == "hard" else ("soft" if lvl != "ok" else "ok")
+    )
+
+
 def _reserve_once(
     store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime, force: bool
 ) -> Reservation:
-    rid = uuid.uuid4().hex
+    rid = new_id()
     day, month = (bmod.window_start(k, now, b.timezone) for k in bmod.WINDOWS)
+    if getattr(store, "dialect", "") == "sqlite":
+        try:
+            with store.transaction() as tx:
+                st = _reserve_both(tx, b, amount, day, month, now, force)
+                _insert_reservation(tx, rid, b, amount, day, month, now, ttl_s)
+            return _reservation(rid, b, amount, st, force)
+        except _NotBoth:
+            pass  # rolled back: the window-by-window path says which is full or creates it
     st: list[WindowState] = []
     with store.transaction() as tx:
         for kind, start in (("day", day), ("month", month)):
@@ -235,15 +294,8 @@ def _reserve_once(
                     bmod.resets_at(kind, now, b.timezone),
                 )
             )
-        tx.execute(
-            "INSERT INTO budget_reservations (id, team, amount_nanousd, day_start, month_start, "
-            "created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
-            (rid, b.team, amount, day, month, iso(now), iso(now + dt.timedelta(seconds=ttl_s))),
-        )
-    lvl = bmod.level(b, st)
-    return Reservation(
-        rid, b.team, amount, st, "forced" if force and lvl == "hard" else ("soft" if lvl != "ok" else "ok")
-    )
+        _insert_reservation(tx, rid, b, amount, day, month, now, ttl_s)
+    return _reservation(rid, b, amount, st, force)
 
 
 def release(store: Store, reservation_id: str) -> None:

@@ -29,7 +29,18 @@ def settings(cfg) -> Settings:
         breaker_reset_s=g("llm.breaker_reset_s"),
         output_cap_tokens=g("llm.output_cap_tokens"),
         reservation_ttl_s=g("llm.reservation_ttl_s"),
+        record=_record_mode(g("llm.record")),
     )
+
+
+def _record_mode(value: str) -> str:
+    if value not in ("background", "sync"):
+        from elfctl.errors import InputError
+
+        raise InputError(
+            f"llm.record {value!r} is not a recording mode", hint="set llm.record to background or sync"
+        )
+    return value
 
 
 def prices_path(cfg) -> Path:
@@ -173,6 +184,7 @@ def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: s
         kwargs["api_base"] = api_base
     resp = caller.call(policy, {**kwargs, "model": model or (policy.chain or [None])[0]})
     info = resp._hidden_params["elfctl"]
+    caller.recorder.close()  # the row is read back just below
     row = store.query(
         "SELECT prompt_tokens, completion_tokens FROM api_usage WHERE request_id = ?", (info["request_id"],)
     )[0]
