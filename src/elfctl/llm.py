@@ -18,23 +18,13 @@ from typing import Any
 _lock = threading.Lock()
 _runtime: Any = None
 
-# Provider -> environment variable holding its key (what litellm itself reads).
-_KEY_VARS = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "azure": "AZURE_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "cohere": "COHERE_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-}
-
 
 def _provider_key(name: str) -> str | None:
     """The API key of a provider (`openai`, `anthropic`, ...). Today: the environment. The one place
     to point at the credential store later."""
-    var = _KEY_VARS.get(name, f"{name.upper()}_API_KEY")
+    from elfctl.domain.llm_providers import key_var
+
+    var = key_var(name)
     value = os.environ.get(var)
     if value:
         from elfctl.redact import register_secret
