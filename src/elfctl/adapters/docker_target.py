@@ -395,6 +395,24 @@ class DockerTarget:
             "host_port": self.host_port(team),
         }
 
+    def endpoint_health(self, team: str, path: str, timeout: float = 2.0) -> list[tuple[str, str, str]]:
+        """(container, outcome, reason) of one GET of `path` on each replica the proxy serves, read
+        the way the deploy gate reads it (`elfctl health`: a running container may still be sick)."""
+        proxy = self.engine.inspect(self.proxy_name(team))
+        if not proxy or not proxy["State"].get("Running"):
+            return []
+        _code, out = self.engine.exec(self.proxy_name(team), ["cat", f"{STATE}/targets"])
+        found = []
+        for target in out.split():
+            name, _, port = target.rpartition(":")
+            address = self._address(name)
+            if address is None:
+                found.append((name, "fail", "container not found"))
+                continue
+            outcome, reason, _refused = self._probe(address, int(port), path, timeout)
+            found.append((name, outcome, reason))
+        return found
+
     def teams(self) -> list[str]:
         """Teams with a proxy on this engine (for infra down/status)."""
         found = self.engine.containers({"elfctl.prefix": self.prefix, "elfctl.role": "proxy"})

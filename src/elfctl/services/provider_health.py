@@ -180,6 +180,12 @@ def probes(app, pl: Plan, deep: bool = False, timeout_s: float | None = None) ->
             "llm:unknown", "warn", len(pl.unknown), "models",
             output=f"no provider known for {names}",
             hint="write models as provider/model (e.g. openai/gpt-4o-mini)")
+    if deep and pl.providers:
+        # Import the SDK before the checks start (seconds on a busy host): the per-check timeout
+        # bounds the provider's answer, not Python's import of litellm.
+        from elfctl.adapters import litellm_client
+
+        litellm_client.sdk()
     reset_s = app.config.get("llm.breaker_reset_s")
     call_timeout = min(app.config.get("llm.timeout_s"), timeout_s or app.config.get("health.timeout_s"))
     for p in pl.providers:
