@@ -215,7 +215,8 @@ def _endpoint_health(app, team: str, status: str, out: str, st: dict):
     if not path.is_file():
         return status, out + " (no team.yaml: health endpoint not checked)", st
     spec = team_mod.load(path)
-    answers = app.target.endpoint_health(team, spec.health.path, timeout=spec.health.timeout_s)
+    answers = app.target.endpoint_health(team, spec.health.path, timeout=spec.health.timeout_s,
+                                         endpoints=st.get("endpoints"))
     bad = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "fail"]
     warned = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "warn"]
     if bad:

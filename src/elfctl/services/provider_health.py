@@ -155,13 +155,17 @@ class Plan:
 
 
 def plan(app) -> Plan:
-    from elfctl.services import llm_service
-
     chains, errors = team_chains(app.teams_dir)
     if not chains:
         return Plan([], [], errors)
+
+    def price_book():  # only for bare model names: the map takes time to load
+        from elfctl.services import llm_service
+
+        return llm_service.price_book(app.config)
+
     try:
-        found, unknown = providers(chains, lambda: llm_service.price_book(app.config))
+        found, unknown = providers(chains, price_book)
     except ElfError as exc:  # e.g. an unreadable prices file: reported as the llm:config component
         return Plan([], [], [*errors, exc.message])
     return Plan(found, unknown, errors)
