@@ -109,7 +109,7 @@ def test_unhealthy_team_container_fails(project, docker_env, team_name, engine):
     component = f"team:{team_name}"
     code, checks, table = health(project, docker_env, component)
     entry = checks[component][0]
-    assert code == 0 and entry["status"] == "pass" and "/health passing" in entry["output"], entry
+    assert code == 0 and entry["status"] == "pass" and "/health passing" in entry["output"], entry["output"]
     assert entry["observedValue"] == 1 and entry["observedUnit"] == "replicas"
 
     (app,) = engine.containers({"elfctl.prefix": docker_env["ELFCTL_DEPLOY_PREFIX"],
