@@ -19,18 +19,6 @@ _lock = threading.Lock()
 _runtime: Any = None
 _stored_keys: dict[tuple[str, str, str], Any] = {}  # (project root, variable, team) -> Secret | None
 
-# Provider -> environment variable holding its key (what litellm itself reads).
-_KEY_VARS = {
-    "openai": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "azure": "AZURE_API_KEY",
-    "gemini": "GEMINI_API_KEY",
-    "mistral": "MISTRAL_API_KEY",
-    "groq": "GROQ_API_KEY",
-    "cohere": "COHERE_API_KEY",
-    "deepseek": "DEEPSEEK_API_KEY",
-}
-
 
 def _provider_key(name: str, team: str | None = None, source: Any = None) -> str | None:
     """The API key of a provider (`openai`, `anthropic`, ...), the one place that reads them.
@@ -39,7 +27,9 @@ def _provider_key(name: str, team: str | None = None, source: Any = None) -> str
     variable, team) and remembered, negative answers too (`reset()` forgets them): no key
     derivation, lock or audit entry per call. `source` has `.config` and `.store` (default: the
     process's runtime)."""
-    var = _KEY_VARS.get(name, f"{name.upper()}_API_KEY")
+    from elfctl.domain.llm_providers import key_var
+
+    var = key_var(name)
     value = os.environ.get(var)
     if value:
         from elfctl.redact import register_secret

@@ -73,6 +73,8 @@ def docker_env(engine, registry_address):
         "ELFCTL_DEPLOY_NETWORK": prefix,
         "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
         "ELFCTL_DEPLOY_LOCK_TTL_S": "10",
+        # `team new` names gpt-4o-mini: without a key `elfctl health` fails llm:openai (issue 7).
+        "OPENAI_API_KEY": "sk-test-deploy-" + tag,
     }
     ensure_base_image(engine, env["ELFCTL_DEPLOY_BASE_IMAGE"])
     engine.ensure_network(prefix, {"elfctl.managed": "true"})

@@ -123,8 +123,9 @@ class DockerTarget:
         net = f"created network {self.network}" if made_net else f"network {self.network} present"
         return changed, f"{net}; {img_details}"
 
-    def _live(self, team: str) -> tuple[list[str], str | None, int | None]:
-        """(target container names, image, revision) the proxy sends traffic to."""
+    def _live(self, team: str, with_ports: bool = False) -> tuple[list[str], str | None, int | None]:
+        """(target container names, or name:port with_ports, image, revision) the proxy sends
+        traffic to."""
         proxy = self.engine.inspect(self.proxy_name(team))
         if not proxy or not proxy["State"].get("Running"):
             return [], None, None
@@ -133,7 +134,7 @@ class DockerTarget:
             ["sh", "-c", f"cat {STATE}/targets; echo ---; cat {STATE}/live 2>/dev/null"],
         )
         targets_txt, _, live = out.partition("---")
-        targets = [t.rsplit(":", 1)[0] for t in targets_txt.split()]
+        targets = [t if with_ports else t.rsplit(":", 1)[0] for t in targets_txt.split()]
         parts = live.split()
         if len(parts) >= 2:
             return targets, parts[1], int(parts[0])
@@ -375,7 +376,8 @@ class DockerTarget:
         return self.engine.logs(targets[0], tail=tail, follow=follow)
 
     def status(self, team: str) -> dict[str, Any]:
-        targets, image, rev = self._live(team)
+        endpoints, image, rev = self._live(team, with_ports=True)
+        targets = [t.rsplit(":", 1)[0] for t in endpoints]
         ready, worst, reason = 0, "pass", ""
         for n in targets:
             state = (self.engine.inspect(n) or {}).get("State", {})
@@ -393,7 +395,27 @@ class DockerTarget:
             "image": image,
             "revision": rev,
             "host_port": self.host_port(team),
+            "endpoints": endpoints,  # name:port, for endpoint_health
         }
+
+    def endpoint_health(
+        self, team: str, path: str, timeout: float = 2.0, endpoints: list[str] | None = None
+    ) -> list[tuple[str, str, str]]:
+        """(container, outcome, reason) of one GET of `path` on each replica the proxy serves, read
+        the way the deploy gate reads it (`elfctl health`: a running container may still be sick).
+        `endpoints`: status()'s name:port list, which saves asking the proxy again."""
+        if endpoints is None:
+            endpoints = self._live(team, with_ports=True)[0]
+        found = []
+        for target in endpoints:
+            name, _, port = target.rpartition(":")
+            address = self._address(name)
+            if address is None:
+                found.append((name, "fail", "container not found"))
+                continue
+            outcome, reason, _refused = self._probe(address, int(port), path, timeout)
+            found.append((name, outcome, reason))
+        return found
 
     def teams(self) -> list[str]:
         """Teams with a proxy on this engine (for infra down/status)."""

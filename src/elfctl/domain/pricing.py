@@ -215,3 +215,9 @@ def load(overrides: Path | None = None, map_path: Path | None = None) -> PriceBo
     if overrides is not None and not overrides.exists():
         overrides = None
     return _load(map_path, mtime, overrides, overrides.stat().st_mtime if overrides else 0.0)
+
+
+def map_provider(book: PriceBook, model: str) -> str | None:
+    """The price map's `litellm_provider` of a bare model name (`gpt-4o` -> openai), else None."""
+    entry = book._entries.get(model)
+    return entry.get("litellm_provider") if isinstance(entry, dict) else None

@@ -197,6 +197,8 @@ def _team_probe(app, team: str):
         out = f"{st['ready']}/{st['desired']} ready, revision {st.get('revision')}" + (
             f", http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
         )
+        if status == "pass" and hasattr(app.target, "endpoint_health"):
+            status, out, st = _endpoint_health(app, team, status, out, st)
         return Check(
             f"team:{team}",
             status,
@@ -207,6 +209,23 @@ def _team_probe(app, team: str):
         )
 
     return probe
+
+
+def _endpoint_health(app, team: str, status: str, out: str, st: dict):
+    """Running is not healthy: ask each replica's health endpoint (team.yaml health.path)."""
+    path = app.teams_dir / team / "team.yaml"
+    if not path.is_file():
+        return status, out + " (no team.yaml: health endpoint not checked)", st
+    spec = team_mod.load(path)
+    answers = app.target.endpoint_health(team, spec.health.path, timeout=spec.health.timeout_s,
+                                         endpoints=st.get("endpoints"))
+    bad = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "fail"]
+    warned = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "warn"]
+    if bad:
+        return "fail", out, {**st, "reason": f"{spec.health.path} failing on " + "; ".join(bad)}
+    if warned:
+        return "warn", out, {**st, "reason": "; ".join(warned)}
+    return status, out + f", {spec.health.path} passing", st
 
 
 def deployed_teams(app) -> list[str]:

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from elfctl.domain.health import Check
 
 
-def llm_probe(open_store: Callable[[], object]):
+def llm_probe(open_store: Callable[[], object], covered=frozenset()):
+    """`covered`: models whose circuits an `llm:<provider>` component already reports."""
+
     def probe() -> Check:
         store = open_store()
         if "breaker_state" not in store.tables():
@@ -18,6 +20,7 @@ def llm_probe(open_store: Callable[[], object]):
             "SELECT name, state, opened_at FROM breaker_state WHERE name LIKE 'llm:%' "
             "AND state <> 'closed' ORDER BY name"
         )
+        rows = [r for r in rows if r["name"][4:] not in covered]
         today = dt.datetime.now(dt.UTC).date().isoformat()
         unpriced = store.query(
             "SELECT COALESCE(SUM(unpriced), 0) AS n FROM daily_cost_summary WHERE day = ?", (today,)

@@ -11,9 +11,11 @@ from elfctl.services import k8s as k8s_svc
 from elfctl.services import migrate as migrate_svc
 
 
-def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
-    from elfctl.services import docker_platform
+def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> dict[str, health_svc.Probe]:
+    from elfctl.services import docker_platform, provider_health
 
+    llm_plan = provider_health.plan(app)  # the providers the teams' LLM policies name
+    llm_providers = provider_health.probes(app, llm_plan, deep=deep, timeout_s=timeout_s)
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
         **docker_platform.probes(app),  # docker, registry, team:<name> (when the project runs teams)
@@ -22,15 +24,23 @@ def health_probes(app, deep: bool = False) -> dict[str, health_svc.Probe]:
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
                                           app.config.get("health.memory_fail_free")),
         "creds": _credentials_probe(app),
-        "llm": _llm_probe(app),
+        "llm": _llm_probe(app, llm_plan.models),
+        **llm_providers,
+        "budgets": _budget_probe(app),
         **k8s_svc.health_probes(app),
     }
 
 
-def _llm_probe(app) -> health_svc.Probe:
+def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
     from elfctl.services.llm_health import llm_probe
 
-    return llm_probe(lambda: app.store)
+    return llm_probe(lambda: app.store, covered)
+
+
+def _budget_probe(app) -> health_svc.Probe:
+    from elfctl.services.budget_health import budget_probe
+
+    return budget_probe(lambda: app.store, app.teams_dir)
 
 
 def _credentials_probe(app) -> health_svc.Probe:
@@ -44,7 +54,7 @@ def _credentials_probe(app) -> health_svc.Probe:
 
 def health_report(app, components: list[str] | None = None, timeout_s: float | None = None,
                   deep: bool = False) -> HealthReport:
-    probes = health_probes(app, deep=deep)
+    probes = health_probes(app, deep=deep, timeout_s=timeout_s)
     if components:
         unknown = [c for c in components if c not in probes]
         if unknown:
