@@ -9,4 +9,13 @@ app = typer.Typer(help="See and bound LLM spend: budgets, reports, dashboard, fo
 
 # Verb modules register their commands on import (keep these imports light: typer only).
 
-from elfctl.cli.cost import budget, check, dashboard, import_cmd, optimize, predict, reconcile, report  # noqa: E402,F401  (issue 5)  # noqa: E402,F401  (issue 4)
+from elfctl.cli.cost import (  # noqa: E402,F401
+    budget,
+    check,
+    dashboard,
+    import_cmd,
+    optimize,
+    predict,
+    reconcile,
+    report,
+)
