@@ -15,10 +15,9 @@ import datetime as dt
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
-from bench.common import REPO, Row, time_call
+from bench.common import REPO, Row, drop_pg, fresh_pg, time_call
 
 NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=dt.UTC)  # fixed, so the cached file stays valid
 DAYS = 180
@@ -74,14 +73,11 @@ def _sqlite_store(rows: int):
 
 
 def _postgres_store(dsn: str, rows: int):
-    import psycopg
 
     from elfctl.adapters.postgres import PostgresStore
 
-    name = "bench_cost_" + uuid.uuid4().hex[:8]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    store = PostgresStore(dsn.rsplit("/", 1)[0] + "/" + name)
+    url, name = fresh_pg(dsn, "bench_cost")
+    store = PostgresStore(url)
     written, secs = _fill(store, rows)
     return store, (written, secs), name
 
@@ -152,8 +148,5 @@ def run(env) -> list[Row]:
             out += _measure(store, "Postgres", rows, gen)
         finally:
             store.close()
-            import psycopg
-
-            with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            drop_pg(dsn, name)
     return out

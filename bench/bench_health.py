@@ -14,7 +14,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from bench.common import PY, Row, time_command
+from bench.common import PY, Row, drop_pg, fresh_pg, time_command
 
 LLM = "llm:\n  model: openai/gpt-4o-mini\n  budget:\n    daily_usd: 5\n"
 
@@ -24,22 +24,6 @@ def _elf(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         raise RuntimeError(f"elfctl {' '.join(args)} exited {proc.returncode}: {proc.stderr[-400:]}")
     return proc
-
-
-def _fresh_pg(dsn: str) -> tuple[str, str]:
-    import psycopg
-
-    name = "bh_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return dsn.rsplit("/", 1)[0] + "/" + name, name
-
-
-def _drop_pg(dsn: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(env) -> list[Row]:
@@ -84,7 +68,7 @@ def run(env) -> list[Row]:
             rows.append(Row("health", f"elfctl health, SQLite store ({components} components)", sqlite, "ms",
                             "elfctl --help", helptime, "<1000 ms", ok=sqlite < 1000))
             if pg_dsn:
-                url, pg = _fresh_pg(pg_dsn)
+                url, pg = fresh_pg(pg_dsn)
                 pg_env = {**cfg_env, "ELFCTL_STORE_URL": url}
                 _elf(project, pg_env, "db", "migrate")
                 pgtime = time_command(health, repeat=7, cwd=project, env=pg_env, check=False)
@@ -100,5 +84,5 @@ def run(env) -> list[Row]:
         engine.remove_network(prefix)
         engine.remove_image(cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
         if pg:
-            _drop_pg(pg_dsn, pg)
+            drop_pg(pg_dsn, pg)
     return rows

@@ -11,7 +11,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import Row
+from bench.common import Row, fresh_pg
 
 MSG = [{"role": "user", "content": "hello"}]
 
@@ -31,15 +31,6 @@ def _project(folder: Path, store_url: str | None = None):
     store = open_store(cfg)
     migrate.migrate(store, migrations_dir(cfg))
     return store
-
-
-def _pg_url(dsn: str) -> str:
-    import psycopg
-
-    name = "bench_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(dsn, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    return dsn.rsplit("/", 1)[0] + "/" + name
 
 
 def overhead(server, folder: Path, n: int = 600) -> list[Row]:
@@ -226,12 +217,12 @@ def run(env) -> list[Row]:
             s.close()
             dsn = env.get("ELFCTL_TEST_PG_DSN") or os.environ.get("ELFCTL_TEST_PG_DSN")
             if dsn:
-                s = _project(Path(tmp) / "ingest-pg", _pg_url(dsn))
+                s = _project(Path(tmp) / "ingest-pg", fresh_pg(dsn)[0])
                 rows.append(ingest(s, "Postgres"))
                 s.close()
             rows.append(overshoot(server, Path(tmp) / "hammer", None, "SQLite"))
             if dsn:
-                rows.append(overshoot(server, Path(tmp) / "hammer-pg", _pg_url(dsn), "Postgres"))
+                rows.append(overshoot(server, Path(tmp) / "hammer-pg", fresh_pg(dsn)[0], "Postgres"))
     finally:
         os.chdir(cwd)
         os.environ.pop("ELFCTL_STORE_URL", None)

@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import tempfile
-import uuid
 from pathlib import Path
 
-from bench.common import PY, Row, time_command
-
-
-def _fresh_pg(dsn: str) -> str:
-    import psycopg
-
-    name = "bench_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return dsn.rsplit("/", 1)[0] + "/" + name
+from bench.common import PY, Row, fresh_pg, time_command
 
 
 def run(env) -> list[Row]:
@@ -47,6 +37,6 @@ def run(env) -> list[Row]:
                         "elfctl --version", status_base))
         dsn = env.get("ELFCTL_TEST_PG_DSN")
         if dsn:
-            rows.append(Row("migrate", "db migrate (empty Postgres)", sample(lambda: _fresh_pg(dsn)), "ms",
+            rows.append(Row("migrate", "db migrate (empty Postgres)", sample(lambda: fresh_pg(dsn)[0]), "ms",
                             "elfctl --version", status_base))
     return rows

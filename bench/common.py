@@ -67,3 +67,22 @@ def time_call(fn, repeat: int = 5, warmup: int = 1) -> float:
         if i >= warmup:
             samples.append((time.perf_counter() - t0) * 1000)
     return statistics.median(samples)
+
+
+def fresh_pg(dsn: str, prefix: str = "bench") -> tuple[str, str]:
+    """A new empty database on the benchmark's PostgreSQL server: (its URL, its name)."""
+    import uuid
+
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return dsn.rsplit("/", 1)[0] + "/" + name, name
+
+
+def drop_pg(dsn: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
