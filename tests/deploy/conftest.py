@@ -73,8 +73,11 @@ def docker_env(engine, registry_address):
         "ELFCTL_DEPLOY_NETWORK": prefix,
         "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
         "ELFCTL_DEPLOY_LOCK_TTL_S": "10",
-        # `team new` names gpt-4o-mini: without a key `elfctl health` fails llm:openai (issue 7).
+        # `team new` names gpt-4o-mini: without a key `elfctl health` warns on llm:openai (issue 7).
         "OPENAI_API_KEY": "sk-test-deploy-" + tag,
+        # These tests are about deploys, not timeouts: a loaded 2-core CI machine can take more than
+        # the default 5 s for `docker exec` in the team probe (tests/health covers the timeout).
+        "ELFCTL_HEALTH_TIMEOUT_S": "30",
     }
     ensure_base_image(engine, env["ELFCTL_DEPLOY_BASE_IMAGE"])
     engine.ensure_network(prefix, {"elfctl.managed": "true"})

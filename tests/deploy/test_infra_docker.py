@@ -35,11 +35,11 @@ def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docke
             steps["registry"]["outcome"] == "changed" and "started container" in steps["registry"]["details"]
         )
         assert steps["teams"]["outcome"] == "changed" and "switched" in steps["teams"]["details"]
-        assert data["health"]["status"] == "pass"
+        assert data["health"]["status"] == "pass", _not_passing(data["health"])
         assert set(data["health"]["checks"]) >= {"store", "docker", "registry", f"team:{team_name}"}
 
         second = json.loads(run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=120).stdout)
-        assert second["changed"] is False and second["health"]["status"] == "pass"
+        assert second["changed"] is False and second["health"]["status"] == "pass", _not_passing(second["health"])
 
         assert run_elfctl("infra", "status", cwd=project, env=env).returncode == 0
 
@@ -62,3 +62,8 @@ def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docke
         engine.remove(env["ELFCTL_REGISTRY_CONTAINER"], grace_s=0)
         engine.remove_volume(env["ELFCTL_REGISTRY_VOLUME"])
         engine.remove_image(env["ELFCTL_REGISTRY_IMAGE"])
+
+
+def _not_passing(health: dict) -> dict:
+    """The checks that did not pass, for the assertion message."""
+    return {name: entries for name, entries in health["checks"].items() if entries[0]["status"] != "pass"}
