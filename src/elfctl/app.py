@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from elfctl import config as config_mod
 from elfctl.output import Output
+
+if TYPE_CHECKING:  # config (tomllib, difflib) is imported when a command first reads it, not for --help
+    from elfctl.config import Config
 
 
 class App:
@@ -25,7 +27,9 @@ class App:
         self._closers: list = []
 
     @cached_property
-    def config(self) -> config_mod.Config:
+    def config(self) -> Config:
+        from elfctl import config as config_mod
+
         return config_mod.load(cwd=self._cwd, profile=self._profile, overrides=self._overrides)
 
     @cached_property
