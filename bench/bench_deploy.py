@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.common import PY, Row
+from bench.common import PY, Row, docker_sandbox
 
 HEALTH = """\
 health:
@@ -43,138 +43,113 @@ def _timed(fn) -> float:
 
 
 def run(env) -> list[Row]:
-    registry = env.get("ELFCTL_TEST_REGISTRY") or os.environ.get("ELFCTL_TEST_REGISTRY")
-    if not registry:
-        raise RuntimeError("no test registry (tests.realservices up starts one)")
-    from elfctl.adapters.docker_engine import DockerEngine
-    from elfctl.services.local_images import ensure_base_image
-
-    tag = uuid.uuid4().hex[:8]
-    prefix = f"elfb{tag}"
-    cfg_env = {
-        **os.environ,
-        "ELFCTL_REGISTRY_URL": registry,
-        "ELFCTL_DEPLOY_PREFIX": prefix,
-        "ELFCTL_DEPLOY_NETWORK": prefix,
-        "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
-        "NO_COLOR": "1",
-    }
     docker_env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    engine = DockerEngine()
-    ensure_base_image(engine, cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
-    engine.ensure_network(prefix, {"elfctl.managed": "true"})
-    team = f"b{tag}"
-    plain_repo = f"{registry}/elfctl-bench/{team}-plain"
-    plain_names: list[str] = []
     rows: list[Row] = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            project = Path(tmp)
+    with docker_sandbox(env, "b") as (engine, tag, cfg_env):
+        prefix, registry = cfg_env["ELFCTL_DEPLOY_PREFIX"], cfg_env["ELFCTL_REGISTRY_URL"]
+        team = f"b{tag}"
+        plain_repo = f"{registry}/elfctl-bench/{team}-plain"
+        plain_names: list[str] = []
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                project = Path(tmp)
 
-            def elf(*args, check=True):
-                return subprocess.run(
-                    [PY, "-m", "elfctl", *args],
-                    cwd=project,
-                    env=cfg_env,
-                    capture_output=True,
-                    text=True,
-                    check=check,
+                def elf(*args, check=True):
+                    return subprocess.run(
+                        [PY, "-m", "elfctl", *args],
+                        cwd=project,
+                        env=cfg_env,
+                        capture_output=True,
+                        text=True,
+                        check=check,
+                    )
+
+                elf("init")
+                elf("db", "migrate")
+                elf("team", "new", team)
+                folder = project / "teams" / team
+                text = (folder / "team.yaml").read_text()
+                (folder / "team.yaml").write_text(
+                    text[: text.index("health:")] + HEALTH + text[text.index("env:") :]
                 )
+                elf("deploy", team)  # warm: base layers cached, proxy created
 
-            elf("init")
-            elf("db", "migrate")
-            elf("team", "new", team)
-            folder = project / "teams" / team
-            text = (folder / "team.yaml").read_text()
-            (folder / "team.yaml").write_text(
-                text[: text.index("health:")] + HEALTH + text[text.index("env:") :]
-            )
-            elf("deploy", team)  # warm: base layers cached, proxy created
+                def change(i: int) -> None:
+                    (folder / "www" / "index.html").write_text(f"version {i} {uuid.uuid4().hex}")
 
-            def change(i: int) -> None:
-                (folder / "www" / "index.html").write_text(f"version {i} {uuid.uuid4().hex}")
+                def plain_deploy(i: int) -> None:
+                    ref = f"{plain_repo}:v{i}"
+                    _sh(["docker", "build", "-q", "-t", ref, str(folder)], env=docker_env)
+                    _sh(["docker", "push", "-q", ref], env=docker_env)
+                    name = f"{prefix}-plain-{i}"
+                    _sh(["docker", "run", "-d", "--name", name, "--network", prefix, ref])
+                    ip = _sh(
+                        [
+                            "docker",
+                            "inspect",
+                            "-f",
+                            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                            name,
+                        ]
+                    ).stdout.strip()
+                    while (
+                        _sh(["curl", "-sf", "-m", "1", f"http://{ip}:8080/health"], check=False).returncode != 0
+                    ):
+                        time.sleep(0.1)
+                    if plain_names:
+                        _sh(["docker", "rm", "-f", plain_names.pop()])
+                    plain_names.append(name)
 
-            def plain_deploy(i: int) -> None:
-                ref = f"{plain_repo}:v{i}"
-                _sh(["docker", "build", "-q", "-t", ref, str(folder)], env=docker_env)
-                _sh(["docker", "push", "-q", ref], env=docker_env)
-                name = f"{prefix}-plain-{i}"
-                _sh(["docker", "run", "-d", "--name", name, "--network", prefix, ref])
-                ip = _sh(
-                    [
-                        "docker",
-                        "inspect",
-                        "-f",
-                        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-                        name,
-                    ]
-                ).stdout.strip()
-                while (
-                    _sh(["curl", "-sf", "-m", "1", f"http://{ip}:8080/health"], check=False).returncode != 0
-                ):
-                    time.sleep(0.1)
-                if plain_names:
-                    _sh(["docker", "rm", "-f", plain_names.pop()])
-                plain_names.append(name)
-
-            plain_deploy(0)  # warm
-            elf_changed, plain_changed = [], []
-            for i in range(1, 4):
-                change(i)
-                plain_changed.append(_timed(lambda i=i: plain_deploy(i)))
-                elf_changed.append(_timed(lambda: elf("deploy", team)))
-            e, p = statistics.median(elf_changed), statistics.median(plain_changed)
-            rows.append(
-                Row(
-                    "deploy",
-                    "elfctl deploy (changed team)",
-                    e,
-                    "ms",
-                    "docker build+push+run+curl loop",
-                    p,
-                    "<=1.2x",
-                    ok=e <= 1.2 * p,
-                )
-            )
-
-            elf_same, plain_same = [], []
-            last = f"{plain_repo}:v3"
-            for _ in range(5):
-                elf_same.append(_timed(lambda: elf("deploy", team)))
-                plain_same.append(
-                    _timed(
-                        lambda: (
-                            _sh(["docker", "build", "-q", "-t", last, str(folder)], env=docker_env),
-                            _sh(["docker", "push", "-q", last], env=docker_env),
-                        )
+                plain_deploy(0)  # warm
+                elf_changed, plain_changed = [], []
+                for i in range(1, 4):
+                    change(i)
+                    plain_changed.append(_timed(lambda i=i: plain_deploy(i)))
+                    elf_changed.append(_timed(lambda: elf("deploy", team)))
+                e, p = statistics.median(elf_changed), statistics.median(plain_changed)
+                rows.append(
+                    Row(
+                        "deploy",
+                        "elfctl deploy (changed team)",
+                        e,
+                        "ms",
+                        "docker build+push+run+curl loop",
+                        p,
+                        "<=1.2x",
+                        ok=e <= 1.2 * p,
                     )
                 )
-            e, p = statistics.median(elf_same), statistics.median(plain_same)
-            rows.append(
-                Row(
-                    "deploy",
-                    "elfctl deploy (unchanged team)",
-                    e,
-                    "ms",
-                    "docker build+push (cached, no run)",
-                    p,
-                    "<2000 ms",
-                    ok=e < 2000,
+
+                elf_same, plain_same = [], []
+                last = f"{plain_repo}:v3"
+                for _ in range(5):
+                    elf_same.append(_timed(lambda: elf("deploy", team)))
+                    plain_same.append(
+                        _timed(
+                            lambda: (
+                                _sh(["docker", "build", "-q", "-t", last, str(folder)], env=docker_env),
+                                _sh(["docker", "push", "-q", last], env=docker_env),
+                            )
+                        )
+                    )
+                e, p = statistics.median(elf_same), statistics.median(plain_same)
+                rows.append(
+                    Row(
+                        "deploy",
+                        "elfctl deploy (unchanged team)",
+                        e,
+                        "ms",
+                        "docker build+push (cached, no run)",
+                        p,
+                        "<2000 ms",
+                        ok=e < 2000,
+                    )
                 )
-            )
-            elf("infra", "down", check=False)
-    finally:
-        for c in engine.containers({"elfctl.prefix": prefix}):
-            engine.remove(c["Id"], grace_s=0)
-        for name in plain_names:
-            engine.remove(name, grace_s=0)
-        for img in engine.images(label="elfctl.team") + engine.images(label="elfctl.managed"):
-            for ref in img.get("RepoTags") or []:
-                if tag in ref:
+                elf("infra", "down", check=False)
+        finally:  # the plain docker sequence's own containers and images (the sandbox has the rest)
+            for name in plain_names:
+                engine.remove(name, grace_s=0)
+            for ref in _sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split():
+                if ref.startswith(plain_repo):
                     engine.remove_image(ref)
-        for ref in _sh(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}"]).stdout.split():
-            if ref.startswith(plain_repo):
-                engine.remove_image(ref)
-        engine.remove_network(prefix)
-        engine.remove_image(cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
     return rows

@@ -11,10 +11,9 @@ import json
 import os
 import subprocess
 import tempfile
-import uuid
 from pathlib import Path
 
-from bench.common import PY, Row, drop_pg, fresh_pg, time_command
+from bench.common import PY, Row, docker_sandbox, drop_pg, fresh_pg, time_command
 
 LLM = "llm:\n  model: openai/gpt-4o-mini\n  budget:\n    daily_usd: 5\n"
 
@@ -27,62 +26,36 @@ def _elf(project: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def run(env) -> list[Row]:
-    registry = env.get("ELFCTL_TEST_REGISTRY") or os.environ.get("ELFCTL_TEST_REGISTRY")
     pg_dsn = env.get("ELFCTL_TEST_PG_DSN") or os.environ.get("ELFCTL_TEST_PG_DSN")
-    if not registry:
-        raise RuntimeError("no test registry (tests.realservices up starts one)")
-    from elfctl.adapters.docker_engine import DockerEngine
-    from elfctl.services.local_images import ensure_base_image
-
-    tag = uuid.uuid4().hex[:8]
-    prefix = f"elfh{tag}"
-    cfg_env = {
-        **os.environ,
-        "ELFCTL_REGISTRY_URL": registry,
-        "ELFCTL_DEPLOY_PREFIX": prefix,
-        "ELFCTL_DEPLOY_NETWORK": prefix,
-        "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
-        "OPENAI_API_KEY": "sk-bench-" + tag,
-        "NO_COLOR": "1",
-    }
-    team = f"h{tag}"
-    engine = DockerEngine()
-    ensure_base_image(engine, cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
-    engine.ensure_network(prefix, {"elfctl.managed": "true"})
     rows: list[Row] = []
     pg = None
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            project = Path(tmp)
-            _elf(project, cfg_env, "init")
-            _elf(project, cfg_env, "db", "migrate")
-            _elf(project, cfg_env, "team", "new", team)
-            spec = project / "teams" / team / "team.yaml"
-            spec.write_text(spec.read_text() + LLM)
-            _elf(project, cfg_env, "deploy", team)
-            health = [PY, "-m", "elfctl", "health", "--json"]
-            out = _elf(project, cfg_env, "health", "--json").stdout  # every component passes
-            helptime = time_command([PY, "-m", "elfctl", "--help"], repeat=7, cwd=project, env=cfg_env)
-            sqlite = time_command(health, repeat=7, cwd=project, env=cfg_env)
-            components = len(json.loads(out)["checks"])
-            rows.append(Row("health", f"elfctl health, SQLite store ({components} components)", sqlite, "ms",
-                            "elfctl --help", helptime, "<1000 ms", ok=sqlite < 1000))
-            if pg_dsn:
-                url, pg = fresh_pg(pg_dsn)
-                pg_env = {**cfg_env, "ELFCTL_STORE_URL": url}
-                _elf(project, pg_env, "db", "migrate")
-                pgtime = time_command(health, repeat=7, cwd=project, env=pg_env, check=False)
-                rows.append(Row("health", "elfctl health, Postgres store", pgtime, "ms",
-                                "elfctl --help", helptime, "<1000 ms", ok=pgtime < 1000))
-    finally:
-        for c in engine.containers({"elfctl.prefix": prefix}):
-            engine.remove(c["Id"], grace_s=0)
-        for img in engine.images(label="elfctl.team") + engine.images(label="elfctl.managed"):
-            for ref in img.get("RepoTags") or []:
-                if tag in ref:
-                    engine.remove_image(ref)
-        engine.remove_network(prefix)
-        engine.remove_image(cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
-        if pg:
-            drop_pg(pg_dsn, pg)
+    with docker_sandbox(env, "h") as (_engine, tag, cfg_env):
+        cfg_env["OPENAI_API_KEY"] = "sk-bench-" + tag
+        team = f"h{tag}"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                project = Path(tmp)
+                _elf(project, cfg_env, "init")
+                _elf(project, cfg_env, "db", "migrate")
+                _elf(project, cfg_env, "team", "new", team)
+                spec = project / "teams" / team / "team.yaml"
+                spec.write_text(spec.read_text() + LLM)
+                _elf(project, cfg_env, "deploy", team)
+                health = [PY, "-m", "elfctl", "health", "--json"]
+                out = _elf(project, cfg_env, "health", "--json").stdout  # every component passes
+                helptime = time_command([PY, "-m", "elfctl", "--help"], repeat=7, cwd=project, env=cfg_env)
+                sqlite = time_command(health, repeat=7, cwd=project, env=cfg_env)
+                components = len(json.loads(out)["checks"])
+                rows.append(Row("health", f"elfctl health, SQLite store ({components} components)", sqlite, "ms",
+                                "elfctl --help", helptime, "<1000 ms", ok=sqlite < 1000))
+                if pg_dsn:
+                    url, pg = fresh_pg(pg_dsn)
+                    pg_env = {**cfg_env, "ELFCTL_STORE_URL": url}
+                    _elf(project, pg_env, "db", "migrate")
+                    pgtime = time_command(health, repeat=7, cwd=project, env=pg_env, check=False)
+                    rows.append(Row("health", "elfctl health, Postgres store", pgtime, "ms",
+                                    "elfctl --help", helptime, "<1000 ms", ok=pgtime < 1000))
+        finally:
+            if pg:
+                drop_pg(pg_dsn, pg)
     return rows

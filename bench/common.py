@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -86,3 +87,42 @@ def drop_pg(dsn: str, name: str) -> None:
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def docker_sandbox(env: dict, letter: str):
+    """Settings and resources of one benchmark run on the shared Docker engine: its own prefix,
+    network and base image, and the test registry. Yields (engine, tag, cfg_env); removes every
+    container, image and network carrying the run's tag afterwards."""
+    import uuid
+
+    from elfctl.adapters.docker_engine import DockerEngine
+    from elfctl.services.local_images import ensure_base_image
+
+    registry = env.get("ELFCTL_TEST_REGISTRY") or os.environ.get("ELFCTL_TEST_REGISTRY")
+    if not registry:
+        raise RuntimeError("no test registry (tests.realservices up starts one)")
+    tag = uuid.uuid4().hex[:8]
+    prefix = f"elf{letter}{tag}"
+    cfg_env = {
+        **os.environ,
+        "ELFCTL_REGISTRY_URL": registry,
+        "ELFCTL_DEPLOY_PREFIX": prefix,
+        "ELFCTL_DEPLOY_NETWORK": prefix,
+        "ELFCTL_DEPLOY_BASE_IMAGE": f"{prefix}/base:busybox",
+        "NO_COLOR": "1",
+    }
+    engine = DockerEngine()
+    ensure_base_image(engine, cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
+    engine.ensure_network(prefix, {"elfctl.managed": "true"})
+    try:
+        yield engine, tag, cfg_env
+    finally:
+        for c in engine.containers({"elfctl.prefix": prefix}):
+            engine.remove(c["Id"], grace_s=0)
+        for img in engine.images(label="elfctl.team") + engine.images(label="elfctl.managed"):
+            for ref in img.get("RepoTags") or []:
+                if tag in ref:
+                    engine.remove_image(ref)
+        engine.remove_network(prefix)
+        engine.remove_image(cfg_env["ELFCTL_DEPLOY_BASE_IMAGE"])
