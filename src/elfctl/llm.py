@@ -112,8 +112,10 @@ def completion(team: str, agent: str | None = None, **kwargs: Any) -> Any:
 
 
 async def acompletion(team: str, agent: str | None = None, **kwargs: Any) -> Any:
-    rt = runtime()
-    return await rt.caller.acall(rt.policy(team, agent), kwargs)
+    import asyncio
+
+    rt = await asyncio.to_thread(runtime)  # the first call opens the store and replays the spool
+    return await rt.caller.acall(await asyncio.to_thread(rt.policy, team, agent), kwargs)
 
 
 def callback(team: str | None = None):

@@ -224,6 +224,42 @@ def test_acompletion_with_fallback(llm_env, llm_server):
     assert usage(store)[-1]["model"] == "openai/gpt-4o-mini"
 
 
+def test_acompletion_keeps_store_work_off_the_event_loop(llm_env, llm_server, monkeypatch):
+    """Keys, budget reservations and breakers touch the store (and may derive the credential key):
+    in an async program that work must not stall the event loop, and concurrent calls still settle
+    exactly once each."""
+    import threading
+
+    from elfctl import llm
+
+    project, store = llm_env
+    _team(project, budget={"daily_usd": 5})
+    llm_server.answer("gpt-4o", prompt=100, completion=10)
+    caller = llm.runtime().caller
+    store_threads: set[int] = set()
+    for name in ("query", "execute", "transaction"):
+        real = getattr(caller.store, name)
+
+        def spy(*a, _real=real, **kw):
+            store_threads.add(threading.get_ident())
+            return _real(*a, **kw)
+
+        monkeypatch.setattr(caller.store, name, spy)
+
+    async def main():
+        loop_thread = threading.get_ident()
+        answers = await asyncio.gather(*(
+            llm.acompletion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=20) for _ in range(6)))
+        return loop_thread, answers
+
+    loop_thread, answers = asyncio.run(main())
+    assert len(answers) == 6 and store_threads and loop_thread not in store_threads
+    rows = usage(store)
+    assert len(rows) == 6 and len({r["request_id"] for r in rows}) == 6
+    reserved = store.query("SELECT COALESCE(SUM(reserved_nanousd), 0) AS r FROM spend_counters")
+    assert reserved[0]["r"] == 0  # every reservation settled
+
+
 def test_callback_records_direct_litellm_calls(llm_env, llm_server):
     import time
 

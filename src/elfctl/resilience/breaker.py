@@ -193,11 +193,15 @@ async def aguarded(
     counts: Callable[[BaseException], bool] = lambda e: True,
     **kwargs: Any,
 ) -> T:
-    clean = _before(cb)
+    """As guarded; the breaker's state lives in the store, so it is read and written on a worker
+    thread, never on the event loop."""
+    import asyncio
+
+    clean = await asyncio.to_thread(_before, cb)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
-        _after(cb, exc if counts(exc) else None, clean)
+        await asyncio.to_thread(_after, cb, exc if counts(exc) else None, clean)
         raise
-    _after(cb, None, clean)
+    await asyncio.to_thread(_after, cb, None, clean)
     return result

@@ -62,6 +62,15 @@ class Attempt:
     reasons: list[str] = field(default_factory=list)
 
 
+def _step(walk, outcome) -> tuple[bool, Any]:
+    """Advance a call's driver: (False, next model) or (True, the result). StopIteration itself
+    cannot cross from a worker thread into an asyncio future."""
+    try:
+        return False, next(walk) if outcome is None else walk.send(outcome)
+    except StopIteration as done:
+        return True, done.value
+
+
 class Caller:
     def __init__(
         self,
@@ -264,19 +273,26 @@ class Caller:
             return done.value
 
     async def acall(self, policy: Policy, kwargs: dict) -> Any:
-        request_id, chain, kwargs = self._prepare(policy, kwargs)
-        keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}  # before any reservation
-        walk = self._drive(policy, request_id, chain, kwargs)
-        try:
-            model = next(walk)
-            while True:
-                try:
-                    outcome = ("ok", await self._attempt_fn(model, True)(keyed[model]))
-                except Exception as exc:  # noqa: BLE001
-                    outcome = ("err", exc)
-                model = walk.send(outcome)
-        except StopIteration as done:
-            return done.value
+        """As `call`, for asyncio. The store work around each attempt (keys, which may derive the
+        credential key; reservations; breakers; recording) runs on a worker thread, so the event loop
+        keeps serving the program's other coroutines meanwhile."""
+        import asyncio
+
+        def prelude():
+            request_id, chain, kw = self._prepare(policy, kwargs)
+            keyed = {m: self._keyed(m, policy.team, kw) for m in chain}
+            attempts = {m: self._attempt_fn(m, True) for m in chain}  # a new breaker writes its row
+            return self._drive(policy, request_id, chain, kw), keyed, attempts
+
+        walk, keyed, attempts = await asyncio.to_thread(prelude)
+        finished, value = await asyncio.to_thread(_step, walk, None)
+        while not finished:
+            try:
+                outcome = ("ok", await attempts[value](keyed[value]))
+            except Exception as exc:  # noqa: BLE001
+                outcome = ("err", exc)
+            finished, value = await asyncio.to_thread(_step, walk, outcome)
+        return value
 
     def _finish(
         self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0, messages=None
