@@ -174,6 +174,9 @@ def _rollout(
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings
+    for key in ("retired", "leftovers"):  # what happened to the old replicas (Docker target)
+        if getattr(outcome, key, None):
+            rec.details[key] = list(getattr(outcome, key))
     if outcome.ok:
         rec.move("switched")
         result.state = "switched"
