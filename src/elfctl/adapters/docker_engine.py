@@ -397,9 +397,8 @@ class DockerEngine:
 
     def ensure_network(self, name: str, labels: dict[str, str]) -> bool:
         with self._errors(f"network {name}"):
-            if self.api.networks(names=[name]):
-                if any(n["Name"] == name for n in self.api.networks(names=[name])):
-                    return False
+            if any(n["Name"] == name for n in self.api.networks(names=[name])):  # names= is a prefix match
+                return False
             self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
             return True
 

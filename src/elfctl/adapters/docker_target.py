@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.domain.health_gate import ReplicaGate, classify
-from elfctl.errors import ElfError
+from elfctl.errors import ElfError, OperationFailed
 
 PROXY_PORT = 8080  # inside the proxy container
 STATE_PORT = 8081  # inside the proxy: tells what it serves (read-only; not published on the host)
@@ -217,7 +217,7 @@ class DockerTarget:
         targets = " ".join(f"{n}:{port}" for n in names)
         live = f"{revision} {image}" if image else ""
         # Rename is atomic: a connection reads either the old list or the new one, never half.
-        self.engine.exec(
+        code, out = self.engine.exec(
             self.proxy_name(team),
             [
                 "sh",
@@ -226,6 +226,24 @@ class DockerTarget:
                 f'echo "{live}" > {STATE}/live && mv {STATE}/t.new {STATE}/targets',
             ],
         )
+        if code:
+            raise OperationFailed(
+                f"switching {team}'s proxy {self.proxy_name(team)} failed (exit {code}): {out.strip()[:300]}",
+                hint=f"see `docker logs {self.proxy_name(team)}`",
+            )
+
+    def _switch(self, team: str, names: list[str], port: int, revision: int, image: str) -> str | None:
+        """Point the proxy at `names`; None when it serves them, else why not. When the engine's
+        answer is lost (a timeout), the proxy is asked what it serves rather than guessed."""
+        try:
+            self._write_targets(team, names, port, revision, image)
+            return None
+        except ElfError as exc:
+            try:
+                serving = self._live(team)[0]
+            except ElfError:
+                serving = []
+            return None if serving == names else exc.message
 
     def _app_containers(self, team: str) -> list[dict]:
         return self.engine.containers(
@@ -397,7 +415,11 @@ class DockerTarget:
                 raise
         for n in names:
             self.engine.keep_running(n)
-        self._write_targets(team, names, spec.port, revision, image)
+        failed = self._switch(team, names, spec.port, revision, image)
+        if failed:
+            logs = self._log_tail(names)
+            self._remove(names)
+            return DockerRollout(False, f"switch: {failed}", logs, warnings, leftovers=leftovers)
         self._phase("switched")
         if spec.health.soak_s > 0:
             soak_ok, soak_reason, more = self._gate(spec, names, spec.health.soak_s, require_ready=False)
