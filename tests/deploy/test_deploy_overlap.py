@@ -109,3 +109,24 @@ def test_state_port_agrees_with_exec(project, docker_env, team_name, engine):
     status = json.loads(run_elfctl("infra", "status", "--json", cwd=project, env=env).stdout)
     row = [c for c in status["components"] if c["component"] == f"team:{team_name}"][0]
     assert row["state"] == "up" and "2/2 ready" in row["details"]
+
+
+def test_a_switch_that_fails_refuses_the_version(project, docker_env, team_name, engine):
+    env = dict(docker_env)
+    folder = make_team(project, env, team_name, page="v1")
+    proc, _first = _deploy(project, env, team_name)
+    assert proc.returncode == 0, proc.stderr
+    proxy = f"{env['ELFCTL_DEPLOY_PREFIX']}-{team_name}"
+    # A folder where the switch writes its new list: the switch fails, the old list stays.
+    code, _out = engine.exec(proxy, ["mkdir", "/run/elf/t.new"])
+    assert code == 0
+    set_version(folder, "v2")
+    port = _port(engine, env, team_name)
+    with Prober(port) as prober:
+        proc, bad = _deploy(project, env, team_name)
+        time.sleep(0.3)
+    assert proc.returncode == 1 and bad["state"] == "rolled_back" and "switch" in bad["reason"]
+    assert prober.failed == [] and prober.ok > 10 and prober.bodies == {"v1"}
+    assert not engine.containers({"elfctl.team": team_name, "elfctl.revision": "2"})
+    assert engine.inspect(f"{proxy}-r1-0")["State"]["Running"]  # never retired
+    assert _history(project, env, team_name)[2]["state"] == "rolled_back"
