@@ -60,6 +60,8 @@ def run(env) -> list[Row]:
     docker_env = {**os.environ, "DOCKER_BUILDKIT": "0"}
     rows: list[Row] = []
     with docker_sandbox(env, "b") as (engine, tag, cfg_env):
+        # Busybox httpd ignores SIGTERM: a short grace keeps the untimed _wait_retired short.
+        cfg_env = {**cfg_env, "ELFCTL_DEPLOY_STOP_GRACE_S": "1"}
         prefix, registry = cfg_env["ELFCTL_DEPLOY_PREFIX"], cfg_env["ELFCTL_REGISTRY_URL"]
         team = f"b{tag}"
         plain_repo = f"{registry}/elfctl-bench/{team}-plain"

@@ -92,7 +92,7 @@ class DockerTarget:
         base_image: str = "elfctl/base:busybox",
         publish_address: str = "127.0.0.1",
         drain_s: float = 0.2,
-        stop_grace_s: int = 2,
+        stop_grace_s: int = 10,
     ):
         self.engine = engine
         self.network = network
