@@ -53,7 +53,7 @@ def readonly_registry():
 
 
 def test_failed_push_refuses_the_switch(project, docker_env, team_name, engine, readonly_registry):
-    env = dict(docker_env)
+    env = {**docker_env, "ELFCTL_DEPLOY_STOP_GRACE_S": "1"}  # busybox httpd ignores SIGTERM
     folder = make_team(project, env, team_name, page="v1")
     proc, first = _deploy(project, env, team_name)
     assert proc.returncode == 0, proc.stderr
