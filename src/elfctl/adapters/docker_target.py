@@ -44,7 +44,7 @@ class DockerRollout:
     logs: str = ""
     warnings: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)  # old replicas stopped after the switch
-    leftovers: list[str] = field(default_factory=list)  # not serving, found and removed first
+    leftovers: list[str] = field(default_factory=list)  # not serving when it started: retired too
 
 
 def _memory_bytes(q: str | None) -> int | None:
@@ -370,15 +370,18 @@ class DockerTarget:
         read = self._read.pop(team, None)
         self._ensure_proxy(spec)
         old_targets, old_image, old_rev = read or self._live(team)
-        # Leftovers (not in the proxy's list) of a killed deploy, or old replicas whose retirement
-        # did not finish, are removed first.
+        # Containers the proxy does not serve: replaced replicas still in their stop grace (a deploy
+        # shortly after another), or those of a killed deploy or a helper that died. Each gets the
+        # same detached stop as a replaced replica: two stops of one container end at the first
+        # one's deadline, so none loses its grace, and none costs this deploy any time.
         live_set = set(old_targets)
         leftovers = [
             c["Names"][0].lstrip("/")
             for c in self._app_containers(team)
             if c["Names"][0].lstrip("/") not in live_set
         ]
-        self._remove(leftovers)
+        if leftovers and not self.engine.retire_later(leftovers, after_s=0, grace_s=self.stop_grace_s):
+            self._remove(leftovers)
         self._phase("starting")
         full_env = {**spec.env, **env, **{k: _reveal(v) for k, v in secrets.items()}}
         names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
