@@ -130,3 +130,21 @@ def test_a_switch_that_fails_refuses_the_version(project, docker_env, team_name,
     assert not engine.containers({"elfctl.team": team_name, "elfctl.revision": "2"})
     assert engine.inspect(f"{proxy}-r1-0")["State"]["Running"]  # never retired
     assert _history(project, env, team_name)[2]["state"] == "rolled_back"
+
+
+def test_stopping_a_team_while_its_old_replica_retires(project, docker_env, team_name, engine):
+    """`infra down` (DockerTarget.stop) right after a deploy meets the retirement helper on the
+    replaced replica; both end with every container of the team gone, and no error."""
+    from elfctl.adapters.docker_target import DockerTarget
+
+    env = dict(docker_env)  # the default 10 s grace: the helper is still at work below
+    folder = make_team(project, env, team_name, page="v1")
+    assert _deploy(project, env, team_name)[0].returncode == 0
+    set_version(folder, "v2")
+    proc, second = _deploy(project, env, team_name)
+    assert proc.returncode == 0 and second["state"] == "switched", proc.stderr
+    old = f"{env['ELFCTL_DEPLOY_PREFIX']}-{team_name}-r1-0"
+    assert engine.inspect(old) is not None  # still in its grace
+    target = DockerTarget(engine, network=env["ELFCTL_DEPLOY_NETWORK"], prefix=env["ELFCTL_DEPLOY_PREFIX"])
+    assert target.stop(team_name)
+    assert not engine.containers({"elfctl.team": team_name})

@@ -368,6 +368,10 @@ class DockerEngine:
             return True
         except NotFoundError:
             return False
+        except OperationFailed as exc:  # a retirement helper got there first: it is going away
+            if "already in progress" in exc.message:
+                return True
+            raise
 
     def exec(self, name: str, cmd: list[str]) -> tuple[int, str]:
         with self._errors(f"exec in {name}"):

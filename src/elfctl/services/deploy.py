@@ -210,14 +210,20 @@ def _rollout(
             rec.details["timings"]["push"] = push.seconds
             rec.note(digest=result.digest)
 
+        interrupted = False
         try:
             outcome = target.rollout(
                 run_spec, image, rec.revision, env, secrets, opts.timeout_s, before_switch=pushed
             )
+        except KeyboardInterrupt:
+            interrupted = True  # leave at once: the push thread ends with the process
+            raise
         finally:
-            push.thread.join()  # a refused version still waits for its push: no half upload left
+            if not interrupted:
+                push.thread.join()  # a refused version still waits for its push: no half upload left
+            done = not push.thread.is_alive()
             rec.details["timings"]["push"] = push.seconds
-            rec.details["pushed"] = result.pushed = push.error is None
+            rec.details["pushed"] = result.pushed = done and push.error is None
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings
@@ -310,10 +316,15 @@ def deploy(
             if push is None:
                 rec.note(digest=digest)
             progress(f"rolling out revision {rec.revision} on {target.name}")
-            return _rollout(
-                store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {}, secrets or {},
-                push,
-            )
+            try:
+                return _rollout(
+                    store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {},
+                    secrets or {}, push,
+                )
+            except Exception:
+                if push is not None:
+                    push.thread.join()  # whatever broke before the rollout began: not mid-upload
+                raise
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back"):
