@@ -1,4 +1,5 @@
-"""`elfctl --help` and each group's `--help` beside a bare Typer app with the same command tree."""
+"""`elfctl --help` and each group's `--help` beside a bare Typer app with the same command tree and the
+same plain-text help (elfctl loads only the group that runs; the bare app builds them all)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from bench.common import PY, Row, time_command
 
 BARE_TEMPLATE = '''
 import typer
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={{"help_option_names": ["-h", "--help"]}})
 @app.callback()
 def root({root_params}):
@@ -43,7 +44,8 @@ def bare_app_source() -> str:
 
     root = typer.main.get_command(app)
     body = []
-    for name, cmd in root.commands.items():
+    for name in root.list_commands(None):
+        cmd = root.get_command(None, name)
         sub = getattr(cmd, "commands", None)
         if sub is None:
             body.append(f"@app.command({name!r})\ndef c_{name.replace('-', '_')}({_params(cmd)}):\n"
@@ -59,9 +61,9 @@ def bare_app_source() -> str:
 
 
 def run(env) -> list[Row]:
-    from elfctl.cli.main import app
+    from elfctl.cli.main import COMMANDS
 
-    groups = [g.name for g in app.registered_groups]
+    groups = [n for n, (_m, attr, _h) in COMMANDS.items() if attr == "app"]
     with tempfile.TemporaryDirectory() as tmp:
         bare = Path(tmp) / "bare.py"
         bare.write_text(bare_app_source())

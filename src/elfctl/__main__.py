@@ -1,3 +1,3 @@
-from elfctl.cli.main import main
+from elfctl.cli.entry import main
 
 main()

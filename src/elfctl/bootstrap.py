@@ -97,8 +97,7 @@ def open_secrets(cfg: Config, backend: str, prompt=None):
     if backend == "file":
         from elfctl.adapters.encrypted_file import EncryptedFile
 
-        path = Path(cfg.get("creds.file"))
-        return EncryptedFile(path if path.is_absolute() else cfg.root / path, _passphrase_source(cfg, prompt))
+        return EncryptedFile(credential_file(cfg), _passphrase_source(cfg, prompt))
     raise InputError(f"creds.backend {backend!r} (from {cfg.source('creds.backend')}) is not a backend",
                      hint="use auto, keyring or file")
 
@@ -111,6 +110,24 @@ def default_secrets_backend(cfg: Config) -> str:
     from elfctl.adapters.keyring_backend import usable
 
     return "keyring" if usable()[0] else "file"
+
+
+def credential_file(cfg: Config) -> Path:
+    path = Path(cfg.get("creds.file"))
+    return path if path.is_absolute() else cfg.root / path
+
+
+def start_credential_key(cfg: Config) -> None:
+    """For a command about to read credential values: start deriving the credential file's key now,
+    beside the rest of start-up, when the file exists and ELFCTL_MASTER_KEY holds its passphrase."""
+    import os
+
+    passphrase = os.environ.get("ELFCTL_MASTER_KEY", "")
+    path = credential_file(cfg)
+    if passphrase and path.is_file():
+        from elfctl.adapters.encrypted_file import start_deriving
+
+        start_deriving(path, passphrase)
 
 
 def keyring_service(cfg: Config) -> str:

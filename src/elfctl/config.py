@@ -63,6 +63,8 @@ SCHEMA: dict[str, Key] = {
     "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it."),
     "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team."),
     "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),
+    "deploy.secrets_dir": Key(str, "/dev/shm/elfctl-secrets",
+                              "Docker, secrets_as: files: the tmpfs folder holding each container's secret files."),
     "deploy.stop_grace_s": Key(int, 10, "Docker: seconds replaced replicas get after SIGTERM (after the "
                                "switch, in the background) before they are killed and removed."),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from elfctl.adapters import encrypted_file
 from elfctl.adapters.encrypted_file import MAGIC, CorruptFile, EncryptedFile, NewerFormat, WrongPassphrase
 
 CANARY = "canary-file-7f3a9c1e"
@@ -129,3 +130,31 @@ def test_writer_killed_mid_write_leaves_a_readable_file(cred_file):
         assert values == {"_/A@1": CANARY, "_/B@1": "bee-value"}
     vault(cred_file).update({"_/AFTER@1": "after-kill"})  # the next writer removes dead writers' temp files
     assert list(cred_file.parent.glob(".credentials.enc.tmp-*")) == []
+
+
+def test_early_derivation_is_shared_not_repeated(cred_file, monkeypatch):
+    """`creds run` starts deriving the key before the CLI has loaded; the read must wait for that
+    derivation, not run a second scrypt beside it."""
+    calls = []
+    real = encrypted_file.hashlib.scrypt
+
+    def counting(*a, **kw):
+        calls.append(1)
+        time.sleep(0.2)  # the derivation is still running when the read arrives
+        return real(*a, **kw)
+
+    monkeypatch.setattr(encrypted_file.hashlib, "scrypt", counting)
+    encrypted_file._KEY_CACHE.clear()
+    encrypted_file.start_deriving(cred_file, "correct horse")
+    assert vault(cred_file).get_many(["_/A@1"]) == {"_/A@1": CANARY}
+    assert len(calls) == 1
+
+
+def test_early_derivation_leaves_problems_to_the_read(cred_file, tmp_path, capfd):
+    cred_file.write_bytes(cred_file.read_bytes()[:20])
+    encrypted_file.start_deriving(cred_file, "correct horse")
+    encrypted_file.start_deriving(tmp_path / "missing.enc", "correct horse")
+    time.sleep(0.3)
+    assert capfd.readouterr() == ("", "")
+    with pytest.raises(CorruptFile):
+        vault(cred_file).get_many(["_/A@1"])

@@ -110,10 +110,19 @@ def test_get_refuses_a_terminal_unless_reveal(proj):
 def test_wrong_passphrase_exit_2_changes_nothing(proj):
     elf(proj, "creds", "set", "PW_KEY", "--from-env", "THE_VALUE", env={"THE_VALUE": CANARY})
     before = dump_everything(proj)
-    for args in (["get", "PW_KEY"], ["set", "OTHER", "--stdin"], ["rotate", "PW_KEY", "--generate"]):
+    for args in (["get", "PW_KEY"], ["set", "OTHER", "--stdin"], ["rotate", "PW_KEY", "--generate"],
+                 ["run", "--", "true"]):  # run/get start the key derivation early: same answer
         proc = elf(proj, "creds", *args, input="x-value-1", env={"ELFCTL_MASTER_KEY": "not the passphrase"}, rc=2)
         assert "wrong passphrase" in proc.stderr
     assert dump_everything(proj) == before
+
+
+def test_damaged_file_is_a_clear_error_for_run(proj):
+    elf(proj, "creds", "set", "DMG_KEY", "--from-env", "THE_VALUE", env={"THE_VALUE": CANARY})
+    path = proj / ".elf" / "credentials.enc"
+    path.write_bytes(path.read_bytes()[:-7])
+    proc = elf(proj, "creds", "run", "--", "true", rc=1)
+    assert "damaged" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_rekey_then_only_the_new_passphrase_works(proj):

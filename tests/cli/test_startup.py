@@ -21,21 +21,52 @@ print("LOADED:" + ",".join(loaded), file=sys.stderr)
 
 
 def _groups():
-    from elfctl.cli.main import app
+    from elfctl.cli.main import COMMANDS
 
-    names = [g.name for g in app.registered_groups]
+    names = list(COMMANDS)
     assert "db" in names and "infra" in names
     return names
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"]] + [[g, "--help"] for g in _groups()])
-def test_help_imports_no_sdk(args):
-    proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)],
+def _probe(args, modules):
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=modules)],
                           capture_output=True, text=True, timeout=60)
     line = [ln for ln in proc.stderr.splitlines() if ln.startswith("LOADED:")][-1]
-    assert line == "LOADED:", f"`elfctl {' '.join(args)}` imported {line[7:]}"
+    return proc, line[7:]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"]] + [[g, "--help"] for g in _groups()])
+def test_help_imports_no_sdk(args):
+    proc, loaded = _probe(args, HEAVY)
+    assert loaded == "", f"`elfctl {' '.join(args)}` imported {loaded}"
     if args != ["--version"]:
         assert "Usage" in proc.stdout
+
+
+def test_only_the_command_that_runs_is_loaded():
+    from elfctl.cli.main import COMMANDS
+
+    modules = sorted({m.split(".")[2] for m, _attr, _help in COMMANDS.values()})
+    probe = PROBE.replace("m.split('.')[0]", "m.split('.')[2] if m.startswith('elfctl.cli.') else m")
+    for args, expected in ((["--help"], ""), (["creds", "--help"], "creds"), (["deploy", "--help"], "deploy")):
+        proc = subprocess.run([sys.executable, "-c", probe.format(args=args, heavy=tuple(modules))],
+                              capture_output=True, text=True, timeout=60)
+        assert "Usage" in proc.stdout
+        assert proc.stderr.splitlines()[-1] == "LOADED:" + expected
+
+
+def test_listed_help_is_each_commands_own():
+    """`elfctl --help` lists commands from COMMANDS without importing them: the line must say what
+    the command's own help says."""
+    import typer
+
+    from elfctl.cli.main import COMMANDS, app
+
+    root = typer.main.get_command(app)
+    for name, (_module, _attr, listed) in COMMANDS.items():
+        own = root.get_command(None, name)
+        first = " ".join((own.short_help or own.help or "").split("\n\n")[0].split())
+        assert first == listed, f"{name}: COMMANDS says {listed!r}, its help says {first!r}"
 
 
 def test_help_lists_every_group():
@@ -50,3 +81,19 @@ def test_version():
 
     proc = subprocess.run([sys.executable, "-m", "elfctl", "--version"], capture_output=True, text=True)
     assert proc.stdout.strip() == f"elfctl {__version__}"
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["creds", "run", "--", "make", "test"], True),
+    (["-q", "--profile", "ci", "creds", "run", "--team", "a", "--", "x"], True),
+    (["creds", "get", "NAME"], True),
+    (["creds", "list"], False),
+    (["creds", "run", "--help"], True),
+    (["deploy", "creds"], False),
+    (["creds"], False),
+    (["health", "--", "creds", "run"], False),
+])
+def test_which_commands_start_the_key_derivation_early(argv, expected):
+    from elfctl.cli.entry import _reads_credential_values
+
+    assert _reads_credential_values(argv) is expected

@@ -37,6 +37,8 @@ mcp_servers: [search]
     ({"name": "mkt", "llm": {"budget": {"hard_action": "explode"}}}, "llm.budget.hard_action", "warn"),
     ({"name": "mkt", "build": {"context": "../../etc"}}, "build.context", "relative"),
     ({"name": "other"}, "name", "set name: mkt"),
+    ({"name": "mkt", "secrets_as": "volume"}, "secrets_as", "use env"),
+    ({"name": "mkt", "secrets": ["K"], "env": {"K_FILE": "x"}, "secrets_as": "files"}, "env", "remove it"),
 ])
 def test_errors_name_file_field_and_fix(doc, field, fix):
     with pytest.raises(InputError) as err:
@@ -78,3 +80,9 @@ def test_bad_yaml_names_line(tmp_path):
     path.write_text("name: mkt\nport: [1,\n")
     with pytest.raises(InputError, match="not valid YAML at line"):
         load(path)
+
+
+def test_secrets_as_files_names_each_path():
+    spec = parse({"name": "mkt", "secrets": ["A_KEY", "B_KEY"], "secrets_as": "files"}, P, "mkt")
+    assert spec.secret_files() == {"A_KEY": "/run/secrets/A_KEY", "B_KEY": "/run/secrets/B_KEY"}
+    assert parse({"name": "mkt", "secrets": ["A_KEY"]}, P, "mkt").secret_files() == {}

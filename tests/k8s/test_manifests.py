@@ -82,12 +82,12 @@ names = st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True)
        env=st.dictionaries(names, st.text(max_size=20), max_size=3), secrets=st.lists(names, max_size=3, unique=True),
        cpu=st.sampled_from([None, "100m", "1", "0.5"]), mem=st.sampled_from([None, "64Mi", "1Gi", "500M"]),
        path=st.from_regex(r"/[a-z0-9/_-]{0,20}", fullmatch=True),
-       version=st.sampled_from(["1.25", "1.29", "1.33", "1.37"]))
+       version=st.sampled_from(["1.25", "1.29", "1.33", "1.37"]), secrets_as=st.sampled_from(["env", "files"]))
 def test_every_valid_team_renders_valid_manifests(port, replicas, period, start, thr, env, secrets, cpu, mem, path,
-                                                  version):
-    secrets = [s for s in secrets if s not in env]
+                                                  version, secrets_as):
+    secrets = [s for s in secrets if s not in env and f"{s}_FILE" not in env]
     res = {k: v for k, v in (("cpu", cpu), ("memory", mem)) if v}
-    s = spec(port=port, replicas=replicas, env=env, secrets=secrets, resources=res,
+    s = spec(port=port, replicas=replicas, env=env, secrets=secrets, resources=res, secrets_as=secrets_as,
              health={"path": path, "period_s": period, "start_timeout_s": start, "success_threshold": thr,
                      "failure_threshold": thr})
     validate(m.team_objects(s, "ns", "reg:5000/mkt:x@" + DIGEST, 3, pull_secret="pull"), version)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from elfctl.adapters.kubernetes import Forbidden
@@ -66,6 +68,41 @@ def test_changed_version_rolls_out_after_progressing(target, spec, emulator, con
     assert any("new replicas updated" in s or "available" in s or "observed" in s for s in seen)
     gen = emulator.obj(DEP, NS, "mkt")["metadata"]["generation"]
     assert gen == 2
+
+
+def test_rotated_secret_restarts_the_pods_and_an_unchanged_one_does_not(target, spec, emulator):
+    from elfctl.domain.secret import Secret
+
+    def pod_annotations():
+        return emulator.obj(DEP, NS, "mkt")["spec"]["template"]["metadata"]["annotations"]
+
+    target.prepare()
+    assert target.rollout(spec, image("v1"), 1, {}, {"MKT_API_KEY": Secret("first-value")}, 10).ok
+    first = pod_annotations()["elfctl.dev/secret-id"]
+    gen = emulator.obj(DEP, NS, "mkt")["metadata"]["generation"]
+    r = target.rollout(spec, image("v1"), 2, {}, {"MKT_API_KEY": Secret("rotated-value")}, 10)
+    assert r.ok and r.changed, r.reason
+    assert emulator.obj("v1/secrets", NS, "mkt-secrets")["stringData"] == {"MKT_API_KEY": "rotated-value"}
+    assert pod_annotations()["elfctl.dev/secret-id"] != first
+    assert emulator.obj(DEP, NS, "mkt")["metadata"]["generation"] == gen + 1  # the pods roll
+    assert "rotated-value" not in json.dumps(emulator.obj(DEP, NS, "mkt"))
+    before = len(emulator.k.writes)
+    r = target.rollout(spec, image("v1"), 3, {}, {"MKT_API_KEY": Secret("rotated-value")}, 10)
+    assert r.ok and not r.changed and emulator.k.writes[before:] == []
+
+
+def test_secrets_as_files_mounts_the_secret(target, spec, emulator):
+    import dataclasses
+
+    files = dataclasses.replace(spec, secrets_as="files")
+    target.prepare()
+    assert target.rollout(files, image("v1"), 1, {}, {}, 10).ok
+    pod = emulator.obj(DEP, NS, "mkt")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert {"name": "MKT_API_KEY_FILE", "value": "/run/secrets/MKT_API_KEY"} in container["env"]
+    assert not any("valueFrom" in e for e in container["env"])
+    assert container["volumeMounts"] == [{"name": "secrets", "mountPath": "/run/secrets", "readOnly": True}]
+    assert pod["volumes"][0]["secret"]["secretName"] == "mkt-secrets"
 
 
 def test_stuck_rollout_is_rolled_back_to_the_previous_revision(target, spec, emulator, controller):

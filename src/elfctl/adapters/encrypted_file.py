@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import secrets as pysecrets
+import threading
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ FORMAT = 1
 # scrypt N=2^15, r=8, p=1: 32 MiB and ~0.1-0.2 s per derivation; paid once per process.
 KDF_DEFAULT = {"alg": "scrypt", "n": 2**15, "r": 8, "p": 1}
 _KEY_CACHE: dict[tuple, bytes] = {}
+_KEY_LOCK = threading.Lock()  # one derivation at a time: a reader waits for start_deriving's, not a 2nd
 
 Passphrase = Callable[[bool], str]  # passphrase(new_file) -> the passphrase (confirmed when new)
 
@@ -57,19 +59,40 @@ def _unb64(s: str) -> bytes:
 def derive_key(passphrase: str, kdf: dict) -> bytes:
     salt = _unb64(kdf["salt"])
     cache_key = (hashlib.sha256(passphrase.encode()).digest(), salt, kdf["n"], kdf["r"], kdf["p"])
-    key = _KEY_CACHE.get(cache_key)
-    if key is None:
-        key = hashlib.scrypt(
-            passphrase.encode(),
-            salt=salt,
-            n=kdf["n"],
-            r=kdf["r"],
-            p=kdf["p"],
-            maxmem=256 * 1024 * 1024,
-            dklen=32,
-        )
-        _KEY_CACHE[cache_key] = key
+    with _KEY_LOCK:
+        key = _KEY_CACHE.get(cache_key)
+        if key is None:
+            key = hashlib.scrypt(
+                passphrase.encode(),
+                salt=salt,
+                n=kdf["n"],
+                r=kdf["r"],
+                p=kdf["p"],
+                maxmem=256 * 1024 * 1024,
+                dklen=32,
+            )
+            _KEY_CACHE[cache_key] = key
     return key
+
+
+def start_deriving(path: Path, passphrase: str) -> None:
+    """Derive the key of the file at `path` on a daemon thread, so a command that will read it
+    overlaps the deliberate scrypt cost with its own start-up: scrypt releases the GIL, and
+    derive_key's lock makes the command wait for this derivation instead of running a second one.
+    Any problem (no file, damaged header) is left to the real read, which reports it."""
+
+    def derive() -> None:
+        try:
+            header, _aad, _body = EncryptedFile(path, lambda _new: passphrase)._parse(path.read_bytes())
+            derive_key(passphrase, _kdf_params(header))
+        except (ElfError, OSError, KeyError, ValueError, TypeError):
+            pass
+
+    threading.Thread(target=derive, name="elfctl-kdf", daemon=True).start()
+
+
+def _kdf_params(header: dict) -> dict:
+    return {k: header["kdf"][k] for k in ("alg", "n", "r", "p", "salt")}
 
 
 def _check_value(key: bytes) -> str:
@@ -203,8 +226,7 @@ class EncryptedFile:
 
     def _key_for(self, header: dict) -> bytes:
         try:
-            kdf = {k: header["kdf"][k] for k in ("alg", "n", "r", "p", "salt")}
-            key = derive_key(self._passphrase(False), kdf)
+            key = derive_key(self._passphrase(False), _kdf_params(header))
         except (KeyError, ValueError, TypeError):
             raise CorruptFile(
                 f"{self.path}: the key derivation parameters are damaged",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,11 +110,11 @@ class KubernetesTarget:
         if self._ensure_namespace():
             changes.append(f"namespace {self.namespace} created")
         if self.registry and self._ensure_secret(self.pull_secret, None, self._pull_config(),
-                                                 "kubernetes.io/dockerconfigjson"):
+                                                 "kubernetes.io/dockerconfigjson")[0]:
             changes.append(f"pull secret {self.pull_secret} written")
         for spec in self.team_specs():
             if spec.secrets and self._ensure_secret(m.secret_name(spec.name), spec.name,
-                                                    self._secret_values(spec)):
+                                                    self._secret_values(spec))[0]:
                 changes.append(f"Secret {m.secret_name(spec.name)} written")
         if changes:
             return True, "; ".join(changes)
@@ -138,16 +139,19 @@ class KubernetesTarget:
                     "auth": base64.b64encode(f"{user}:{pw}".encode()).decode()}
         return {".dockerconfigjson": json.dumps({"auths": {self.registry: auth}}, sort_keys=True)}
 
-    def _ensure_secret(self, name: str, team: str | None, values: dict[str, str], type_: str = "Opaque") -> bool:
-        """Write the Secret only when its values differ from the live ones (compared in memory)."""
+    def _ensure_secret(self, name: str, team: str | None, values: dict[str, str],
+                       type_: str = "Opaque") -> tuple[bool, str]:
+        """Write the Secret only when its values differ from the live ones (compared in memory).
+        Returns (written, the id of its content): a fresh random id whenever the values change."""
         live = self.cluster.get("Secret", name, self.namespace)
         if live is not None:
             current = {k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (live.get("data") or {}).items()}
             current.update(live.get("stringData") or {})
             if current == values:
-                return False
-        self.cluster.apply(m.secret_object(name, self.namespace, team, values, type_))
-        return True
+                return False, (live["metadata"].get("annotations") or {}).get(m.SECRET_ID, "")
+        secret_id = uuid.uuid4().hex
+        self.cluster.apply(m.secret_object(name, self.namespace, team, values, type_, secret_id))
+        return True, secret_id
 
     # --- deploy -------------------------------------------------------------------------------
     def serving(self, team: str) -> str | None:
@@ -173,7 +177,8 @@ class KubernetesTarget:
             values = {k: _plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
             if set(values) != set(spec.secrets):
                 values = self._secret_values(spec)
-            self._ensure_secret(m.secret_name(spec.name), spec.name, values)
+            _written, secret_id = self._ensure_secret(m.secret_name(spec.name), spec.name, values)
+            objects = [m.with_secret_id(o, secret_id) if o["kind"] == "Deployment" else o for o in objects]
         live = {o["kind"]: self.cluster.get(o["kind"], o["metadata"]["name"], self.namespace) for o in objects}
         wrote = [self._apply_changed(o, live[o["kind"]]) for o in objects]
         prev = live["Deployment"]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from elfctl.errors import ElfError
+
+# Help and usage errors in plain text: rich's help renderer imports markdown-it and friends, which
+# took 100 of the 165 ms of `elfctl --help`. Results, tables and dashboards still use rich.
+HELP_MARKUP = None
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
 
@@ -30,7 +36,33 @@ def get_app(ctx: typer.Context, json_mode: bool = False):
 
 class ElfGroup(TyperGroup):
     """Root group: turns every ElfError into `error:`/`hint:` (or JSON) and its exit code, and
-    any other exception into a one-line internal error, unless --debug asks for the traceback."""
+    any other exception into a one-line internal error, unless --debug asks for the traceback.
+
+    Its subcommands are `lazy`: {name: (module, attribute, one-line help)}. Only the one that runs is
+    imported and built; `--help` lists them all from their one-line help, importing none."""
+
+    lazy: dict[str, tuple[str, str, str]] = {}
+    _listing = False
+
+    def list_commands(self, ctx) -> list[str]:
+        return [*self.lazy, *(n for n in super().list_commands(ctx) if n not in self.lazy)]
+
+    def get_command(self, ctx, cmd_name: str):
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None or cmd_name not in self.lazy:
+            return cmd
+        module, attr, short_help = self.lazy[cmd_name]
+        if self._listing:
+            return TyperCommand(name=cmd_name, short_help=short_help)
+        cmd = self.commands[cmd_name] = _build(cmd_name, getattr(importlib.import_module(module), attr))
+        return cmd
+
+    def format_help(self, ctx, formatter):
+        self._listing = True
+        try:
+            return super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
 
     def invoke(self, ctx):
         try:
@@ -42,6 +74,9 @@ class ElfGroup(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
+        except BrokenPipeError:  # the reader went away (`elfctl ... | head`): stop quietly, as cat does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except Exception as exc:
             if _debug(ctx) or _is_click_exception(exc):
                 raise
@@ -57,9 +92,19 @@ class ElfGroup(TyperGroup):
             raise typer.Exit(1) from None
 
 
-def _is_click_exception(exc: Exception) -> bool:
-    from typer import _click  # noqa: F401  (typer vendors click)
+def _build(name: str, obj):
+    """The click command for a Typer group or a command function, as `add_typer`/`command` on the
+    root would build it (under a parent without completion options, which the root does not offer)."""
+    parent = typer.Typer(add_completion=False, rich_markup_mode=HELP_MARKUP)
+    parent.callback()(lambda: None)  # a group even with one command, so the command sits under it
+    if isinstance(obj, typer.Typer):
+        parent.add_typer(obj, name=name)
+    else:
+        parent.command(name)(obj)
+    return typer.main.get_command(parent).commands[name]
 
+
+def _is_click_exception(exc: Exception) -> bool:
     return type(exc).__module__.startswith(("click", "typer._click"))
 
 

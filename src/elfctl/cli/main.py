@@ -8,19 +8,47 @@ from typing import Annotated
 import typer
 
 from elfctl import __version__
-from elfctl.cli import config_cmd, cost, creds, db, health, infra, init_cmd, team
-from elfctl.cli import deploy as deploy_cmd
-from elfctl.cli import k8s as k8s_cmd
-from elfctl.cli import llm as llm_cli
-from elfctl.cli.common import ElfGroup
+from elfctl.cli.common import HELP_MARKUP, ElfGroup
+
+# Every command and group, in the order `elfctl --help` lists them: (module, attribute, one-line help).
+# A module is imported, and its commands built, only when it runs: building all ~50 commands on every
+# call cost ~40 ms. tests/cli/test_startup.py checks each line against the command's own help.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("elfctl.cli.init_cmd", "init",
+             "Write a commented elfctl.toml, a teams/ folder and .elf/ (gitignored). Safe to run twice."),
+    "config": ("elfctl.cli.config_cmd", "app", "Show the effective configuration."),
+    "db": ("elfctl.cli.db", "app", "Evolve the store's schema: versioned, checksummed, transactional migrations."),
+    "infra": ("elfctl.cli.infra", "app", "Stand the platform up, inspect it, take it down."),
+    "health": ("elfctl.cli.health", "health", "Check every component concurrently; exit 0 when all pass, "
+               "1 when any fails (warnings exit 0 unless --strict)."),
+    "team": ("elfctl.cli.team", "app", "Describe teams: scaffold, list and validate teams/<name>/team.yaml."),
+    "deploy": ("elfctl.cli.deploy", "deploy",
+               "Build (by content hash), push, start beside the old, health-gate, switch; roll back on failure."),
+    "rollback": ("elfctl.cli.deploy", "rollback",
+                 "Roll a team back to an earlier successful revision, through the same health gate."),
+    "deployments": ("elfctl.cli.deploy", "deployments",
+                    "Deployment history: revision, state, image, digest, who, when, error."),
+    "logs": ("elfctl.cli.deploy", "logs", "The serving version's log (first replica)."),
+    "cost": ("elfctl.cli.cost", "app", "See and bound LLM spend: budgets, reports, dashboard, forecasts."),
+    "llm": ("elfctl.cli.llm", "app", "LLM calls through elfctl: budgets, fallbacks, breakers."),
+    "creds": ("elfctl.cli.creds", "app",
+              "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),
+    "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
+}
+
+
+class RootGroup(ElfGroup):
+    lazy = COMMANDS
+
 
 app = typer.Typer(
-    cls=ElfGroup,
+    cls=RootGroup,
     name="elfctl",
     help="Run a platform of AI-agent teams: infra, deploys, LLM cost, health, credentials, schema.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -64,22 +92,6 @@ def root(
     ctx.obj = App(Output(json_mode=json_mode, debug=debug, quiet=quiet), profile=profile,
                   overrides={"store.url": store, "kubernetes.context": context})
     ctx.call_on_close(ctx.obj.close)
-
-
-app.command("init")(init_cmd.init)
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(db.app, name="db")
-app.add_typer(infra.app, name="infra")
-app.add_typer(cost.app, name="cost")
-app.command("health")(health.health)
-app.add_typer(team.app, name="team")
-app.command("deploy")(deploy_cmd.deploy)
-app.command("rollback")(deploy_cmd.rollback)
-app.command("deployments")(deploy_cmd.deployments)
-app.command("logs")(deploy_cmd.logs)
-app.add_typer(creds.app, name="creds")
-app.add_typer(llm_cli.app, name="llm")
-app.add_typer(k8s_cmd.app, name="k8s")
 
 
 def main() -> None:

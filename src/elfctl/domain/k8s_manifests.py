@@ -19,13 +19,14 @@ import math
 import re
 from typing import Any
 
-from elfctl.domain.team import TeamSpec
+from elfctl.domain.team import SECRETS_DIR, TeamSpec
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "elfctl"}
 TEAM_LABEL = "elfctl.dev/team"
 REVISION = "elfctl.dev/revision"
 HASH = "elfctl.dev/applied-hash"
 ENV_HASH = "elfctl.dev/env-hash"
+SECRET_ID = "elfctl.dev/secret-id"  # random per write of a Secret's values: never derived from them
 CONTAINER = "team"
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 # Server-set fields dropped before an object is re-applied (restore of the previous revision).
@@ -144,12 +145,19 @@ def deployment(spec: TeamSpec, namespace: str, image: str, revision: int, env_ha
         "envFrom": [{"configMapRef": {"name": env_name(spec.name)}}],
         **probes(spec),
     }
-    if spec.secrets:  # by name only: the values live in the team's Secret
+    pod: dict[str, Any] = {"containers": [container]}
+    files = spec.secret_files()
+    if files:  # the team's Secret as read-only files (tmpfs on the node); their paths in NAME_FILE
+        container["env"] = [{"name": f"{s}_FILE", "value": path} for s, path in files.items()]
+        container["volumeMounts"] = [{"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True}]
+        pod["volumes"] = [{"name": "secrets", "secret": {
+            "secretName": secret_name(spec.name), "defaultMode": 0o444,
+            "items": [{"key": s, "path": s} for s in spec.secrets]}}]
+    elif spec.secrets:  # by name only: the values live in the team's Secret
         container["env"] = [{"name": s, "valueFrom": {"secretKeyRef": {"name": secret_name(spec.name), "key": s}}}
                             for s in spec.secrets]
     if resources(spec):
         container["resources"] = resources(spec)
-    pod: dict[str, Any] = {"containers": [container]}
     if pull_secret:
         pod["imagePullSecrets"] = [{"name": pull_secret}]
     deadline = max(30, math.ceil(spec.health.start_timeout_s))
@@ -172,6 +180,16 @@ def deployment(spec: TeamSpec, namespace: str, image: str, revision: int, env_ha
     })
 
 
+def with_secret_id(deployment: dict, secret_id: str) -> dict:
+    """The Deployment carrying its Secret's content id on the pod template, so the pods restart when
+    a rotation rewrote the Secret (a container reads its environment only when it starts)."""
+    if not secret_id:
+        return deployment
+    dep = copy.deepcopy(deployment)
+    dep["spec"]["template"]["metadata"]["annotations"][SECRET_ID] = secret_id
+    return _stamp(dep)
+
+
 def team_objects(spec: TeamSpec, namespace: str, image: str, revision: int, env: dict[str, str] | None = None,
                  pull_secret: str | None = None) -> list[dict]:
     """ConfigMap, Service, Deployment: in apply order (the Deployment refers to the ConfigMap)."""
@@ -186,11 +204,13 @@ def namespace_object(namespace: str, environment: str) -> dict:
 
 
 def secret_object(name: str, namespace: str, team: str | None, string_data: dict[str, str],
-                  type_: str = "Opaque") -> dict:
+                  type_: str = "Opaque", secret_id: str = "") -> dict:
     """A Secret carrying values: built only to be sent to the API, never rendered or logged."""
     labels = team_labels(team) if team else dict(MANAGED_BY)
-    return {"apiVersion": "v1", "kind": "Secret", "type": type_,
-            "metadata": {"name": name, "namespace": namespace, "labels": labels}, "stringData": string_data}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if secret_id:
+        meta["annotations"] = {SECRET_ID: secret_id}
+    return {"apiVersion": "v1", "kind": "Secret", "type": type_, "metadata": meta, "stringData": string_data}
 
 
 def restorable(live: dict) -> dict:

@@ -16,6 +16,8 @@ ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 CPU = re.compile(r"^\d+(\.\d+)?m?$")
 MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
 ACTIONS = ("warn", "downgrade", "block")
+SECRETS_AS = ("env", "files")
+SECRETS_DIR = "/run/secrets"  # secrets_as: files puts each value here as a file named NAME
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,15 @@ class TeamSpec:
     health: HealthSpec = field(default_factory=HealthSpec)
     env: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()  # names only; values come from the credential store
+    secrets_as: str = "env"  # "files": each value in SECRETS_DIR/NAME, its path in NAME_FILE
     resources: ResourcesSpec = field(default_factory=ResourcesSpec)
     llm: LLMSpec = field(default_factory=LLMSpec)
     mcp_servers: tuple[str, ...] = ()
     host_port: int | None = None  # where users reach the team on this machine (None: Docker picks one)
+
+    def secret_files(self) -> dict[str, str]:
+        """NAME -> path in the container, when secrets_as is files (else empty)."""
+        return {s: f"{SECRETS_DIR}/{s}" for s in self.secrets} if self.secrets_as == "files" else {}
 
     @property
     def folder(self) -> Path:
@@ -83,8 +90,8 @@ class TeamSpec:
 
 
 # field -> (type check description, allowed keys of nested tables)
-_TOP = ("name", "description", "port", "replicas", "build", "health", "env", "secrets", "resources", "llm",
-        "mcp_servers", "host_port")
+_TOP = ("name", "description", "port", "replicas", "build", "health", "env", "secrets", "secrets_as",
+        "resources", "llm", "mcp_servers", "host_port")
 _NESTED = {
     "build": ("context", "dockerfile"),
     "health": ("path", "period_s", "timeout_s", "success_threshold", "failure_threshold", "start_timeout_s",
@@ -199,6 +206,14 @@ def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
         clash = set(kw["secrets"]) & set(kw.get("env", {}))
         if clash:
             raise v.fail("secrets", f"{sorted(clash)[0]} is also in env", "keep secret values out of env")
+    if "secrets_as" in doc:
+        if doc["secrets_as"] not in SECRETS_AS:
+            raise v.fail("secrets_as", f"{doc['secrets_as']!r} is not a way to hand secrets over",
+                         "use env (environment variables) or files (/run/secrets/NAME)")
+        kw["secrets_as"] = doc["secrets_as"]
+        clash = {f"{s}_FILE" for s in kw.get("secrets", ())} & set(kw.get("env", {}))
+        if kw["secrets_as"] == "files" and clash:
+            raise v.fail("env", f"{sorted(clash)[0]} is set by secrets_as: files", "remove it from env")
     if "resources" in doc:
         r = v.keys(doc["resources"] or {}, "resources", _NESTED["resources"])
         rk = {}

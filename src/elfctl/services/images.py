@@ -57,6 +57,8 @@ def config_key(spec, image: str, secret_versions: str = "") -> str:
     }
     if secret_versions:  # left out when empty, so keys recorded before it existed still match
         runtime["secret_versions"] = secret_versions
+    if spec.secrets_as != "env":  # likewise
+        runtime["secrets_as"] = spec.secrets_as
     return hashlib.sha256(json.dumps(runtime, sort_keys=True).encode()).hexdigest()[:16]
 
 

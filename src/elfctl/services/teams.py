@@ -30,6 +30,7 @@ health:
 env:
   LOG_LEVEL: info
 secrets: []             # names of credentials, e.g. [OPENAI_API_KEY]; values never live here
+# secrets_as: files     # each value in /run/secrets/NAME (path in NAME_FILE), not in the environment
 resources:
   cpu: 500m
   memory: 128Mi
