@@ -77,7 +77,8 @@ def deploy_target(cfg: Config, engine):
 
         return DockerTarget(engine, network=cfg.get("deploy.network"), prefix=cfg.get("deploy.prefix"),
                             base_image=cfg.get("deploy.base_image"),
-                            publish_address=cfg.get("deploy.publish_address"))
+                            publish_address=cfg.get("deploy.publish_address"),
+                            stop_grace_s=cfg.get("deploy.stop_grace_s"))
     raise InputError(f"deploy.target {target!r} (from {cfg.source('deploy.target')}): not available here",
                      hint="use deploy.target = \"docker\" or \"kubernetes\"")
 

@@ -65,6 +65,8 @@ SCHEMA: dict[str, Key] = {
     "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),
     "deploy.secrets_dir": Key(str, "/dev/shm/elfctl-secrets",
                               "Docker, secrets_as: files: the tmpfs folder holding each container's secret files."),
+    "deploy.stop_grace_s": Key(int, 10, "Docker: seconds replaced replicas get after SIGTERM (after the "
+                               "switch, in the background) before they are killed and removed."),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
                                       "file), keyring or file."),
     "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),

@@ -62,7 +62,10 @@ class Prober:
 
 def test_deploy_lifecycle(project, store_url, docker_env, team_name, engine):
     # Keep one revision's image on this machine: the others are pruned (once no container uses them).
-    env = {**docker_env, "ELFCTL_STORE_URL": store_url, "ELFCTL_DEPLOY_KEEP_IMAGES": "1"}
+    # A short stop grace: busybox httpd ignores SIGTERM, and revision 1's image is removed below
+    # once its replaced container is gone.
+    env = {**docker_env, "ELFCTL_STORE_URL": store_url, "ELFCTL_DEPLOY_KEEP_IMAGES": "1",
+           "ELFCTL_DEPLOY_STOP_GRACE_S": "1"}
     assert run_elfctl("db", "migrate", cwd=project, env=env).returncode == 0
     folder = make_team(project, env, team_name, page="v1")
 
@@ -106,6 +109,9 @@ def test_deploy_lifecycle(project, store_url, docker_env, team_name, engine):
 
     # Rollback to an earlier revision goes through the same gate and serves v1 again, pulling its
     # image back from the registry when it is no longer on this machine.
+    deadline = time.monotonic() + 30  # revision 1's replica is retired in the background
+    while engine.containers({"elfctl.team": team_name, "elfctl.revision": "1"}) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert engine.remove_image(first["image"])
     proc = run_elfctl("rollback", team_name, "--to", "1", "--json", cwd=project, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr

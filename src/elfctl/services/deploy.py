@@ -13,6 +13,7 @@ import dataclasses
 import getpass
 import json
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,6 +145,35 @@ class _Record:
             )
 
 
+class _Push:
+    """The registry push, run beside the rollout: a target that takes `before_switch` starts and
+    gate-checks the new version from the local image meanwhile, and switches only once the push
+    succeeded. A failed push then refuses the switch (the old version keeps serving) and is raised
+    as if it had run first."""
+
+    def __init__(self, engine, registry, repo: str, tag: str):
+        self.digest: str | None = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+
+        def run() -> None:
+            t0 = time.monotonic()
+            try:
+                self.digest = engine.push(repo, tag) or registry.digest(repo, tag)
+            except BaseException as exc:  # handed to the waiting thread by wait()
+                self.error = exc
+            self.seconds = round(time.monotonic() - t0, 3)
+
+        self.thread = threading.Thread(target=run, name=f"push-{tag}", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> str | None:
+        self.thread.join()  # the push has its own hard timeout (docker.build_timeout_s)
+        if self.error is not None:
+            raise self.error
+        return self.digest
+
+
 def _rollout(
     store,
     engine,
@@ -157,6 +187,7 @@ def _rollout(
     result: DeployResult,
     env: dict,
     secrets: dict,
+    push: _Push | None = None,
 ) -> DeployResult:
     image = f"{repo}:{tag}"
     if getattr(target, "needs_local_image", True):  # a cluster pulls from the registry itself
@@ -170,10 +201,35 @@ def _rollout(
     )
     # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
     pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
-    outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s)
+    if push is None:
+        outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s)
+    else:
+
+        def pushed() -> None:  # the target calls this after the gate passed, before the switch
+            result.digest = push.wait()
+            rec.details["timings"]["push"] = push.seconds
+            rec.note(digest=result.digest)
+
+        interrupted = False
+        try:
+            outcome = target.rollout(
+                run_spec, image, rec.revision, env, secrets, opts.timeout_s, before_switch=pushed
+            )
+        except KeyboardInterrupt:
+            interrupted = True  # leave at once: the push thread ends with the process
+            raise
+        finally:
+            if not interrupted:
+                push.thread.join()  # a refused version still waits for its push: no half upload left
+            done = not push.thread.is_alive()
+            rec.details["timings"]["push"] = push.seconds
+            rec.details["pushed"] = result.pushed = done and push.error is None
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings
+    for key in ("retired", "leftovers"):  # what happened to the old replicas (Docker target)
+        if getattr(outcome, key, None):
+            rec.details[key] = list(getattr(outcome, key))
     if outcome.ok:
         rec.move("switched")
         result.state = "switched"
@@ -247,17 +303,28 @@ def deploy(
                 engine.build(str(spec.context_dir), spec.build.dockerfile, image, labels)
                 result.built = True
             rec.move("pushing")
+            push = None
             if digest is None:
                 progress(f"pushing {image}")
-                digest = engine.push(repo, tag) or registry.digest(repo, tag)
-                result.pushed = True
+                if getattr(target, "switch_guard", False) and not getattr(target, "pins_digest", False):
+                    push = _Push(engine, registry, repo, tag)  # beside starting and verifying
+                else:
+                    digest = engine.push(repo, tag) or registry.digest(repo, tag)
+                    result.pushed = True
             result.digest = digest
             rec.details["built"], rec.details["pushed"] = result.built, result.pushed
-            rec.note(digest=digest)
+            if push is None:
+                rec.note(digest=digest)
             progress(f"rolling out revision {rec.revision} on {target.name}")
-            return _rollout(
-                store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {}, secrets or {}
-            )
+            try:
+                return _rollout(
+                    store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {},
+                    secrets or {}, push,
+                )
+            except Exception:
+                if push is not None:
+                    push.thread.join()  # whatever broke before the rollout began: not mid-upload
+                raise
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back"):
