@@ -74,11 +74,14 @@ def deploy_target(cfg: Config, engine):
     target = cfg.get("deploy.target")
     if target == "docker":
         from elfctl.adapters.docker_target import DockerTarget
+        from elfctl.adapters.secret_files import SecretFiles
 
         return DockerTarget(engine, network=cfg.get("deploy.network"), prefix=cfg.get("deploy.prefix"),
                             base_image=cfg.get("deploy.base_image"),
                             publish_address=cfg.get("deploy.publish_address"),
-                            stop_grace_s=cfg.get("deploy.stop_grace_s"))
+                            stop_grace_s=cfg.get("deploy.stop_grace_s"),
+                            secret_files=SecretFiles(Path(cfg.get("deploy.secrets_dir")),
+                                                     f"deploy.secrets_dir (from {cfg.source('deploy.secrets_dir')})"))
     raise InputError(f"deploy.target {target!r} (from {cfg.source('deploy.target')}): not available here",
                      hint="use deploy.target = \"docker\" or \"kubernetes\"")
 

@@ -1,6 +1,7 @@
 """Secret files for `secrets_as: files` on Docker: only ever in memory, readable, removed with their
 container."""
 
+import re
 import shutil
 import stat
 import uuid
@@ -31,8 +32,9 @@ def test_files_are_written_in_memory_readable_and_removed(base):
     assert stat.S_IMODE(base.base.stat().st_mode) == 0o700
     assert stat.S_IMODE((base.base / "elfctl-mkt-r1-0").stat().st_mode) == 0o700
     base.write("elfctl-mkt-r2-0", {"A_KEY": "v2"}, "/run/secrets")
-    base.sweep("elfctl-mkt-", live={"elfctl-mkt-r2-0"})
-    assert sorted(p.name for p in base.base.iterdir()) == ["elfctl-mkt-r2-0"]
+    base.write("elfctl-mkt-2-r1-0", {"A_KEY": "another team's"}, "/run/secrets")
+    base.sweep(re.compile(r"elfctl-mkt-r\d+-\d+"), live={"elfctl-mkt-r2-0"})
+    assert sorted(p.name for p in base.base.iterdir()) == ["elfctl-mkt-2-r1-0", "elfctl-mkt-r2-0"]
 
 
 def test_a_folder_on_disk_is_refused_with_the_key_and_fix(tmp_path):

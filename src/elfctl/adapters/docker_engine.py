@@ -257,6 +257,7 @@ class DockerEngine:
         command: list[str] | None = None,
         ports: dict[int, tuple[str, int | None]] | None = None,
         volumes: dict[str, str] | None = None,
+        read_only: dict[str, str] | None = None,
         restart: bool = True,
         mem_limit: str | None = None,
         nano_cpus: int | None = None,
@@ -266,7 +267,8 @@ class DockerEngine:
         with self._errors(f"start container {name}"):
             host_config = self.api.create_host_config(
                 port_bindings={p: b for p, b in (ports or {}).items()},
-                binds={src: {"bind": dst, "mode": "rw"} for src, dst in (volumes or {}).items()},
+                binds={**{src: {"bind": dst, "mode": "rw"} for src, dst in (volumes or {}).items()},
+                       **{src: {"bind": dst, "mode": "ro"} for src, dst in (read_only or {}).items()}},
                 restart_policy={"Name": "unless-stopped"} if restart else None,
                 network_mode=network,
                 mem_limit=mem_limit,

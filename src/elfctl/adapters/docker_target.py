@@ -10,6 +10,7 @@ a deploy, and a failed new version never receives traffic.
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 import urllib.error
@@ -18,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.domain.health_gate import ReplicaGate, classify
-from elfctl.errors import ElfError, OperationFailed
+from elfctl.domain.team import SECRETS_DIR
+from elfctl.errors import ElfError, InputError, OperationFailed
 
 PROXY_PORT = 8080  # inside the proxy container
 STATE_PORT = 8081  # inside the proxy: tells what it serves (read-only; not published on the host)
@@ -93,6 +95,7 @@ class DockerTarget:
         publish_address: str = "127.0.0.1",
         drain_s: float = 0.2,
         stop_grace_s: int = 10,
+        secret_files=None,
     ):
         self.engine = engine
         self.network = network
@@ -101,6 +104,7 @@ class DockerTarget:
         self.publish_address = publish_address
         self.drain_s = drain_s
         self.stop_grace_s = stop_grace_s
+        self.secret_files = secret_files  # adapters.secret_files.SecretFiles, for secrets_as: files
         self._progress = None
         self._state_port_ok = True
         self._read: dict[str, tuple] = {}  # team -> what serving() read from its proxy
@@ -352,6 +356,18 @@ class DockerTarget:
                 self.engine.remove(n, grace_s=0)
             except ElfError:
                 pass
+        if self.secret_files is not None:
+            self.secret_files.remove(names)
+
+    def _secret_files_ready(self) -> None:
+        if self.secret_files is None:
+            raise InputError("secrets_as: files needs deploy.secrets_dir", hint="set deploy.secrets_dir")
+        self.secret_files.ready()
+
+    def _sweep_secret_files(self, team: str, existing: set[str]) -> None:
+        """Secret files of this team's containers that are gone (retired in the background since)."""
+        if self.secret_files is not None:
+            self.secret_files.sweep(re.compile(rf"{re.escape(self.prefix)}-{re.escape(team)}-r\d+-\d+"), existing)
 
     def rollout(
         self,
@@ -375,15 +391,17 @@ class DockerTarget:
         # same detached stop as a replaced replica: two stops of one container end at the first
         # one's deadline, so none loses its grace, and none costs this deploy any time.
         live_set = set(old_targets)
-        leftovers = [
-            c["Names"][0].lstrip("/")
-            for c in self._app_containers(team)
-            if c["Names"][0].lstrip("/") not in live_set
-        ]
+        existing = [c["Names"][0].lstrip("/") for c in self._app_containers(team)]
+        leftovers = [n for n in existing if n not in live_set]
         if leftovers and not self.engine.retire_later(leftovers, after_s=0, grace_s=self.stop_grace_s):
             self._remove(leftovers)
+        self._sweep_secret_files(team, set(existing))
         self._phase("starting")
-        full_env = {**spec.env, **env, **{k: _reveal(v) for k, v in secrets.items()}}
+        files = spec.secret_files()
+        if files:
+            self._secret_files_ready()  # a folder on disk is refused before anything starts
+        values = {k: _reveal(v) for k, v in secrets.items()}
+        full_env = {**spec.env, **env, **({f"{k}_FILE": path for k, path in files.items()} if files else values)}
         names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
         try:
             for n in names:
@@ -392,6 +410,8 @@ class DockerTarget:
                     image,
                     network=self.network,
                     env=full_env,
+                    read_only=self.secret_files.write(n, {k: values[k] for k in files}, SECRETS_DIR)
+                    if files else None,
                     labels=self._labels(
                         team, "app", **{"elfctl.revision": str(revision), "elfctl.image": image}
                     ),
@@ -458,6 +478,7 @@ class DockerTarget:
         proxy = self.engine.inspect(self.proxy_name(team))
         for n in names + ([self.proxy_name(team)] if proxy else []):
             self.engine.remove(n, grace_s=2)  # a deliberate stop: give requests in flight a moment
+        self._sweep_secret_files(team, set())
         return bool(names or proxy)
 
     def logs(self, team: str, tail: int = 100, follow: bool = False):

@@ -9,6 +9,7 @@ mode 0700 and goes with its container; a reboot empties the tmpfs, so a team is 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -41,7 +42,8 @@ class SecretFiles:
         self.base = Path(base)
         self.source = source  # named in errors
 
-    def _checked_base(self) -> Path:
+    def ready(self) -> Path:
+        """The base folder, created 0700; an InputError when it is not in memory."""
         self.base.mkdir(mode=0o700, parents=True, exist_ok=True)
         kind = filesystem(self.base)
         if kind not in MEMORY_FS:
@@ -55,7 +57,7 @@ class SecretFiles:
 
     def write(self, container: str, values: dict[str, str], mount_dir: str) -> dict[str, str]:
         """Write the container's files; returns {host file: path in the container} to bind read-only."""
-        folder = self._checked_base() / container
+        folder = self.ready() / container
         shutil.rmtree(folder, ignore_errors=True)  # a leftover of a killed deploy under the same name
         folder.mkdir(mode=0o700)
         binds = {}
@@ -71,7 +73,7 @@ class SecretFiles:
         for name in containers:
             shutil.rmtree(self.base / name, ignore_errors=True)
 
-    def sweep(self, prefix: str, live: set[str]) -> None:
-        """Remove the folders of containers named `prefix...` that no longer exist."""
+    def sweep(self, pattern: re.Pattern, live: set[str]) -> None:
+        """Remove the folders of containers whose name matches `pattern` and that no longer exist."""
         if self.base.is_dir():
-            self.remove([p.name for p in self.base.iterdir() if p.name.startswith(prefix) and p.name not in live])
+            self.remove([p.name for p in self.base.iterdir() if pattern.fullmatch(p.name) and p.name not in live])
