@@ -111,6 +111,21 @@ def test_json_errors_go_to_stdout_with_code(project):
     assert json.loads(proc.stdout)["error"]["code"] == "invalid_input"
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["health", "--json", "--bogus"], "No such option: --bogus"),
+    (["--json", "deploy"], "Missing argument"),
+    (["--json", "--bogus"], "No such option"),
+    (["deployments", "--json", "--limit", "many"], "many"),
+])
+def test_usage_errors_under_json_are_json_too(project, args, needle):
+    proc = run_elfctl(*args, cwd=project)
+    assert proc.returncode == 2
+    error = json.loads(proc.stdout)["error"]
+    assert error["code"] == "usage" and needle in error["message"] and "--help" in error["hint"]
+    plain = run_elfctl(*[a for a in args if a != "--json"], cwd=project)
+    assert plain.returncode == 2 and plain.stdout == "" and needle in plain.stderr
+
+
 def test_infra_up_migrates_then_reports_health_and_is_idempotent(project):
     first = run_elfctl("infra", "up", "--json", cwd=project)
     assert first.returncode == 0, first.stderr

@@ -57,6 +57,14 @@ class ElfGroup(TyperGroup):
         cmd = self.commands[cmd_name] = _build(cmd_name, getattr(importlib.import_module(module), attr))
         return cmd
 
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if _is_click_exception(exc):
+                _usage_error_as_json(exc)
+            raise
+
     def format_help(self, ctx, formatter):
         self._listing = True
         try:
@@ -78,7 +86,10 @@ class ElfGroup(TyperGroup):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(141) from None
         except Exception as exc:
-            if _debug(ctx) or _is_click_exception(exc):
+            if _is_click_exception(exc):
+                _usage_error_as_json(exc)
+                raise
+            if _debug(ctx):
                 raise
             from elfctl.errors import OperationFailed
             from elfctl.redact import scrub
@@ -102,6 +113,21 @@ def _build(name: str, obj):
     else:
         parent.command(name)(obj)
     return typer.main.get_command(parent).commands[name]
+
+
+def _usage_error_as_json(exc) -> None:
+    """Under --json, a usage error is the same {"error": ...} object on stdout as every other error
+    (exit 2), so a pipeline parsing the output gets JSON whatever went wrong. Otherwise: returns."""
+    args = sys.argv[1:]
+    args = args[: args.index("--")] if "--" in args else args
+    if "--json" not in args or not hasattr(exc, "format_message") or type(exc).__name__ == "NoArgsIsHelpError":
+        return
+    from elfctl.errors import InputError
+    from elfctl.output import Output
+
+    where = exc.ctx.command_path if getattr(exc, "ctx", None) else "elfctl"
+    Output(json_mode=True).error(InputError(exc.format_message(), hint=f"see `{where} --help`", code="usage"))
+    raise typer.Exit(getattr(exc, "exit_code", 2))
 
 
 def _is_click_exception(exc: Exception) -> bool:
