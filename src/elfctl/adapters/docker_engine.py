@@ -388,10 +388,9 @@ class DockerEngine:
                 text = self.api.logs(name, tail=tail, timestamps=False).decode("utf-8", "replace")
                 yield from text.splitlines()
                 return
-        # Following has no end by design: use a client without read timeout.
-        import docker
-
-        client = docker.APIClient(base_url=self.api.base_url, version=self.api.api_version, timeout=None)
+        # Following has no end by design: a client without read timeout, reaching the engine the same
+        # way (an APIClient's own base_url is internal, e.g. http+docker://localhost for a socket).
+        client = self._client(None)
         with self._errors(f"logs of {name}"):
             pending = ""
             for chunk in client.logs(name, tail=tail, stream=True, follow=True):
