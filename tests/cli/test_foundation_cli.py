@@ -127,6 +127,9 @@ def test_usage_errors_under_json_are_json_too(project, args, needle):
 
 
 def test_infra_up_migrates_then_reports_health_and_is_idempotent(project):
+    skipped = run_elfctl("infra", "up", "--skip", "store", "--json", cwd=project)
+    assert [(s["name"], s["outcome"]) for s in json.loads(skipped.stdout)["steps"]] == [("store", "skipped")]
+    assert json.loads(run_elfctl("db", "status", "--json", cwd=project).stdout)["current_version"] == 0
     first = run_elfctl("infra", "up", "--json", cwd=project)
     assert first.returncode == 0, first.stderr
     data = json.loads(first.stdout)
