@@ -67,3 +67,15 @@ def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docke
 def _not_passing(health: dict) -> dict:
     """The checks that did not pass, for the assertion message."""
     return {name: entries for name, entries in health["checks"].items() if entries[0]["status"] != "pass"}
+
+
+def test_no_docker_engine_is_one_clear_message_with_how_to_install(project, tmp_path):
+    """Where no engine answers (and none can be started), `infra up` says how to install one: exit 3."""
+    import uuid
+
+    assert run_elfctl("team", "new", "lonely", cwd=project).returncode == 0
+    env = {"ELFCTL_DOCKER_HOST": f"unix://{tmp_path / uuid.uuid4().hex}.sock"}
+    proc = run_elfctl("infra", "up", cwd=project, env=env)
+    assert proc.returncode == 3
+    assert "Docker engine not reachable" in proc.stderr and "apt-get install docker.io" in proc.stderr
+    assert "Traceback" not in proc.stderr
