@@ -17,7 +17,7 @@ FLIPS = """\
 FROM {base}
 COPY www /www
 EXPOSE 8080
-CMD ["sh", "-c", "(sleep 4; echo '{{\\"status\\": \\"fail\\"}}' > /www/health) & exec httpd -f -v -p 8080 -h /www"]
+CMD ["sh", "-c", "(sleep 6; echo '{{\\"status\\": \\"fail\\"}}' > /www/health) & exec httpd -f -v -p 8080 -h /www"]
 """
 
 
@@ -54,7 +54,7 @@ def test_no_wait_returns_at_the_switch_and_wait_soaks(project, store_url, docker
     port = _port(engine, env, team_name)
 
     (folder / "Dockerfile").write_text(FLIPS.format(base=env["ELFCTL_DEPLOY_BASE_IMAGE"]))
-    spec = (folder / "team.yaml").read_text().replace("soak_s: 0.6", "soak_s: 10")
+    spec = (folder / "team.yaml").read_text().replace("soak_s: 0.6", "soak_s: 12")
     (folder / "team.yaml").write_text(spec)
 
     # --wait (the default) keeps probing after the switch: the flip is caught, the old one is back.
