@@ -22,8 +22,13 @@ def main() -> None:
     run()
 
 
+def own_args(args: list[str]) -> list[str]:
+    """The arguments elfctl reads itself: those after `--` belong to the command `creds run` runs."""
+    return args[: args.index("--")] if "--" in args else args
+
+
 def _reads_credential_values(args: list[str]) -> bool:
     """`creds run` / `creds get`, root options before them or not (a wrong guess costs only CPU)."""
-    words = [a for a in args[: args.index("--") if "--" in args else None] if not a.startswith("-")]
+    words = [a for a in own_args(args) if not a.startswith("-")]
     i = words.index("creds") if "creds" in words else -1
     return 0 <= i < len(words) - 1 and words[i + 1] in READS_VALUES
