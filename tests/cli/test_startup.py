@@ -97,3 +97,22 @@ def test_which_commands_start_the_key_derivation_early(argv, expected):
     from elfctl.cli.entry import _reads_credential_values
 
     assert _reads_credential_values(argv) is expected
+
+
+def test_every_command_takes_json():
+    """DESIGN: every command has --json (a pipeline can always ask for machine output)."""
+    import typer
+
+    from elfctl.cli.main import app
+
+    def leaves(cmd, path):
+        if getattr(cmd, "commands", None) is None:
+            yield path, cmd
+            return
+        for name in cmd.list_commands(None):
+            yield from leaves(cmd.get_command(None, name), [*path, name])
+
+    found = list(leaves(typer.main.get_command(app), []))
+    assert len(found) > 40
+    missing = [" ".join(p) for p, c in found if "--json" not in {o for prm in c.params for o in getattr(prm, "opts", [])}]
+    assert missing == []
