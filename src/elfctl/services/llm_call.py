@@ -257,10 +257,14 @@ class Caller:
             reasons.append(f"{model}: {getattr(value, 'kind', type(value).__name__)}")
         return self._all_failed(policy, request_id, chain, reasons)
 
-    def call(self, policy: Policy, kwargs: dict) -> Any:
+    def _start(self, policy: Policy, kwargs: dict):
+        """The call's driver and each model's kwargs with its key (read before any reservation)."""
         request_id, chain, kwargs = self._prepare(policy, kwargs)
-        keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}  # before any reservation
-        walk = self._drive(policy, request_id, chain, kwargs)
+        keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}
+        return self._drive(policy, request_id, chain, kwargs), keyed
+
+    def call(self, policy: Policy, kwargs: dict) -> Any:
+        walk, keyed = self._start(policy, kwargs)
         try:
             model = next(walk)
             while True:
@@ -279,10 +283,8 @@ class Caller:
         import asyncio
 
         def prelude():
-            request_id, chain, kw = self._prepare(policy, kwargs)
-            keyed = {m: self._keyed(m, policy.team, kw) for m in chain}
-            attempts = {m: self._attempt_fn(m, True) for m in chain}  # a new breaker writes its row
-            return self._drive(policy, request_id, chain, kw), keyed, attempts
+            walk, keyed = self._start(policy, kwargs)
+            return walk, keyed, {m: self._attempt_fn(m, True) for m in keyed}  # a new breaker writes its row
 
         walk, keyed, attempts = await asyncio.to_thread(prelude)
         finished, value = await asyncio.to_thread(_step, walk, None)
