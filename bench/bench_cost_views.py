@@ -40,7 +40,7 @@ def _plan(rows: int):
 def _fill(store, rows: int) -> tuple[int, float]:
     from tests import usage_gen as g
 
-    from elfctl.services.migrate import migrate
+    from elfctl.services.platform.migrate import migrate
 
     migrate(store, REPO / "migrations")
     plan = _plan(rows)
@@ -86,8 +86,8 @@ def _measure(store, label: str, rows: int, gen) -> list[Row]:
     from rich.console import Console
 
     from elfctl.cli.cost.dashboard import render
-    from elfctl.services.cost_predict import predict
-    from elfctl.services.cost_views import dashboard
+    from elfctl.services.cost.predict import predict
+    from elfctl.services.cost.views import dashboard
 
     count = store.query("SELECT count(*) AS n FROM api_usage")[0]["n"]
     summary_rows = store.query("SELECT count(*) AS n FROM daily_cost_summary")[0]["n"]

@@ -19,8 +19,8 @@ PASS = "bench passphrase"
 def _vault(root: Path, backend: str):
     from elfctl.app import App
     from elfctl.output import Output
-    from elfctl.services import credentials as svc
-    from elfctl.services import migrate
+    from elfctl.services.credentials import vault as svc
+    from elfctl.services.platform import migrate
 
     app = App(Output(quiet=True), cwd=root)
     migrate.migrate(app.store, app.migrations_dir)
@@ -31,7 +31,7 @@ def _vault(root: Path, backend: str):
 
 def _fill(vault, names):
     from elfctl.domain.secret import Secret
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     for i, n in enumerate(names):
         svc.set_value(vault, n, Secret(f"bench-value-{i:04d}-" + "x" * 40))
@@ -39,8 +39,8 @@ def _fill(vault, names):
 
 def run(env) -> list[Row]:
     from elfctl.adapters.encrypted_file import _KEY_CACHE, KDF_DEFAULT, derive_key
-    from elfctl.services import credentials as svc
-    from elfctl.services.project import init
+    from elfctl.services.credentials import vault as svc
+    from elfctl.services.platform.project import init
 
     rows: list[Row] = []
     saved = {

@@ -19,8 +19,8 @@ MSG = [{"role": "user", "content": "hello"}]
 def _project(folder: Path, store_url: str | None = None):
     from elfctl import config
     from elfctl.bootstrap import migrations_dir, open_store
-    from elfctl.services import migrate
-    from elfctl.services.project import init
+    from elfctl.services.platform import migrate
+    from elfctl.services.platform.project import init
 
     init(folder)
     if store_url:
@@ -37,7 +37,7 @@ def overhead(server, folder: Path, n: int = 600) -> list[Row]:
     from elfctl import llm
     from elfctl.adapters.litellm_client import sdk
     from elfctl.domain.budget import Budget
-    from elfctl.services import budgets
+    from elfctl.services.cost import budgets
 
     store = _project(folder)
     budgets.set_budget(store, Budget("bench", daily_nanousd=10**15))
@@ -137,7 +137,7 @@ def overhead(server, folder: Path, n: int = 600) -> list[Row]:
 
 def ingest(store, label: str, n: int = 60_000, batch: int = 2000) -> Row:
     from elfctl.domain.usage import UsageRow
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
 
     teams, models = (
         [f"team-{i}" for i in range(10)],

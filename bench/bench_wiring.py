@@ -31,8 +31,8 @@ def run(env) -> list[Row]:
     from elfctl import config, llm
     from elfctl.adapters import encrypted_file
     from elfctl.domain.secret import Secret
-    from elfctl.services import credentials
-    from elfctl.services.llm_service import teams_dir
+    from elfctl.services.credentials import vault as credentials
+    from elfctl.services.llm.app import teams_dir
 
     cwd, saved = os.getcwd(), {k: os.environ.get(k) for k in ("OPENAI_API_KEY", "ELFCTL_MASTER_KEY",
                                                              "ELFCTL_CREDS_BACKEND")}

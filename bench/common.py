@@ -97,7 +97,7 @@ def docker_sandbox(env: dict, letter: str):
     import uuid
 
     from elfctl.adapters.docker_engine import DockerEngine
-    from elfctl.services.local_images import ensure_base_image
+    from elfctl.adapters.local_images import ensure_base_image
 
     registry = env.get("ELFCTL_TEST_REGISTRY") or os.environ.get("ELFCTL_TEST_REGISTRY")
     if not registry:

@@ -69,7 +69,7 @@ def pg_url(pg_dsn):
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """An initialised elfctl project folder, as the current directory."""
-    from elfctl.services.project import init
+    from elfctl.services.platform.project import init
 
     init(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -393,7 +393,7 @@ def populate(
     """Migrate `store`, then fill it with a plan's usage, budgets and open breakers (tests)."""
     from elfctl.bootstrap import migrations_dir
     from elfctl.config import load
-    from elfctl.services.migrate import migrate
+    from elfctl.services.platform.migrate import migrate
 
     migrate(store, migrations_dir(load()))
     plan = make_plan(teams or default_teams(6), days=days, now=now, seed=seed, rows=rows)

@@ -70,7 +70,7 @@ class App:
         from elfctl.bootstrap import deploy_target
 
         if self.config.get("deploy.target") == "kubernetes":
-            from elfctl.services.k8s import kubernetes_target
+            from elfctl.services.deploy.k8s import kubernetes_target
 
             return kubernetes_target(self)
         return deploy_target(self.config, self.docker)

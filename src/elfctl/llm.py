@@ -39,7 +39,7 @@ def _provider_key(name: str, team: str | None = None, source: Any = None) -> str
     src = source if source is not None else runtime()
     cache_key = (str(src.config.root), var, team or "")
     if cache_key not in _stored_keys:
-        from elfctl.services import llm_service
+        from elfctl.services.llm import app as llm_service
 
         _stored_keys[cache_key] = llm_service.stored_key(src.config, src.store, var, team)
     stored = _stored_keys[cache_key]
@@ -58,7 +58,7 @@ class Runtime:
         from elfctl import config as config_mod
         from elfctl.adapters import litellm_client
         from elfctl.bootstrap import open_store
-        from elfctl.services import llm_service
+        from elfctl.services.llm import app as llm_service
 
         self.config = config_mod.load(cwd=cwd)
         self.store = open_store(self.config, store_url)
@@ -69,7 +69,7 @@ class Runtime:
         self._policies: dict[str, Any] = {}
 
     def policy(self, team: str, agent: str | None):
-        from elfctl.services import llm_service
+        from elfctl.services.llm import app as llm_service
 
         if team not in self._policies:
             self._policies[team] = llm_service.team_policy(self.config, self.store, team)
@@ -122,6 +122,6 @@ def callback(team: str | None = None):
     """A litellm CustomLogger recording calls made with litellm directly:
     `litellm.callbacks.append(elfctl.llm.callback(team="marketing-team"))`. The team comes from
     `metadata={"team": ...}` on the call, else this default."""
-    from elfctl.services import llm_service
+    from elfctl.services.llm import app as llm_service
 
     return llm_service.make_callback(lambda: runtime().caller, default_team=team)

@@ -11,7 +11,7 @@ from tests import usage_gen as g
 from tests.conftest import unavailable
 from tests.terminal import Terminal, wait_for_file
 
-from elfctl.services.cost_views import usd
+from elfctl.services.cost.views import usd
 
 
 @pytest.fixture

@@ -63,7 +63,7 @@ def registry_address():
 @pytest.fixture(scope="session")
 def docker_env(engine, registry_address):
     """ELFCTL_* settings that point elfctl at the test registry and this session's own names."""
-    from elfctl.services.local_images import ensure_base_image
+    from elfctl.adapters.local_images import ensure_base_image
 
     tag = uuid.uuid4().hex[:8]
     prefix = f"elft{tag}"

@@ -22,7 +22,7 @@ def _store(project):
 
 
 def test_second_deploy_fails_clearly_or_waits_for_the_lock(project, docker_env, team_name):
-    from elfctl.services import deploy_lock
+    from elfctl.services.deploy import lock as deploy_lock
 
     make_team(project, docker_env, team_name)
     store = _store(project)
@@ -69,7 +69,7 @@ def test_lock_of_a_killed_deploy_is_recovered(project, docker_env, team_name):
             (
                 "import sys, time\n"
                 "from elfctl import config\nfrom elfctl.bootstrap import open_store\n"
-                "from elfctl.services import deploy_lock\n"
+                "from elfctl.services.deploy import lock as deploy_lock\n"
                 "store = open_store(config.load())\n"
                 f"assert deploy_lock.try_acquire(store, {team_name!r}, 'doomed', 600) is None\n"
                 "print('held', flush=True)\ntime.sleep(600)\n"

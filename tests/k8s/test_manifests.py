@@ -15,7 +15,7 @@ from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import pod_state, rollout_state, worst_pod
 from elfctl.domain.team import parse
 from elfctl.errors import OperationFailed
-from elfctl.services.k8s import render_manifests
+from elfctl.services.deploy.k8s import render_manifests
 
 P = Path("teams/mkt/team.yaml")
 DIGEST = "sha256:" + "0" * 64

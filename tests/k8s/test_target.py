@@ -165,7 +165,7 @@ def test_status_reports_the_worst_pod_reason(target, spec, emulator, controller)
     target.rollout(spec, image("v1"), 1, {}, {}, 10)
     # Deployed again by hand, still crashing: health names the reason.
     controller.behaviour[image("v9")] = CRASH
-    from elfctl.services.k8s import team_probe
+    from elfctl.services.deploy.k8s import team_probe
 
     target.cluster.apply(target.render(spec, image("v9"), 9)[2])
     import time

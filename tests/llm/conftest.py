@@ -25,7 +25,7 @@ def llm_env(store_url, project, monkeypatch, llm_server):
     """(project, store) with the schema applied, elfctl.llm pointed at this project."""
     from elfctl import config, llm
     from elfctl.bootstrap import migrations_dir, open_store
-    from elfctl.services import migrate
+    from elfctl.services.platform import migrate
 
     with open(project / "elfctl.toml", "a") as f:
         f.write(FAST)

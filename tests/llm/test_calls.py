@@ -177,7 +177,7 @@ def test_budget_warn_lets_the_call_through(llm_env, llm_server, caplog):
 def test_store_budget_wins_over_team_yaml(llm_env, llm_server):
     from elfctl import llm
     from elfctl.domain.budget import Budget
-    from elfctl.services import budgets
+    from elfctl.services.cost import budgets
 
     project, store = llm_env
     _team(project, fallbacks=(), budget={"daily_usd": 100})
@@ -288,7 +288,7 @@ def _spend_today(store, team, nanousd):
     import datetime as dt
 
     from elfctl.domain.usage import UsageRow, iso
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
 
     ledger.record(
         store,

@@ -35,7 +35,7 @@ def test_eight_processes_overshoot_at_most_the_estimation_error(llm_env, llm_ser
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
     def die(*a, **k):  # the provider answered and the row is spooled: die before the store commit
         os.kill(os.getpid(), signal.SIGKILL)
     ledger.record = die
@@ -80,7 +80,7 @@ def test_spool_replay_after_kill(llm_env, llm_server):
     assert c["r"] == 0 and c["s"] == total
     # Replaying the same spool file again counts nothing twice.
     from elfctl.domain.usage import UsageRow
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
 
     assert (
         ledger.record(
@@ -102,7 +102,7 @@ def test_expired_reservation_of_a_killed_process_is_released(llm_env, llm_server
     import datetime as dt
 
     from elfctl.domain.budget import Budget
-    from elfctl.services import budgets
+    from elfctl.services.cost import budgets
 
     project, store = llm_env
     b = budgets.set_budget(store, Budget("alpha", daily_nanousd=1_000_000))
@@ -119,7 +119,7 @@ def test_expired_reservation_of_a_killed_process_is_released(llm_env, llm_server
 
 KILLED_AFTER_RETURN = textwrap.dedent("""
     import os, signal, sys, threading
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
     stuck = threading.Event()
     def stall(*a, **k):  # the background writer never gets to commit
         stuck.wait()

@@ -7,7 +7,7 @@ import sys
 import types
 
 from elfctl.domain.usage import UsageRow
-from elfctl.services import ledger
+from elfctl.services.cost import ledger
 from tests.llm.test_calls import MSG, _team
 
 
@@ -92,9 +92,9 @@ def test_report_by_model_day_csv_and_unpriced_alert(llm_env, cli):
 
 def test_report_html_calls_the_html_writer(llm_env, cli, monkeypatch, tmp_path):
     calls = []
-    mod = types.ModuleType("elfctl.services.cost_html")
+    mod = types.ModuleType("elfctl.services.cost.html")
     mod.write_html = lambda store, path, **kw: calls.append((path, kw))
-    monkeypatch.setitem(sys.modules, "elfctl.services.cost_html", mod)
+    monkeypatch.setitem(sys.modules, "elfctl.services.cost.html", mod)
     r = cli("cost", "report", "--team", "alpha", "--since", "2026-03-01", "--html", str(tmp_path / "r.html"))
     assert r.exit_code == 0, r.output
     assert calls == [(tmp_path / "r.html", {"team": "alpha", "since": "2026-03-01", "until": None})]

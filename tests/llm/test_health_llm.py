@@ -30,7 +30,7 @@ def health(*components, env=None, deep=False, table=True):
 
 def spend(store, team: str, usd: float) -> None:
     from elfctl.domain.usage import UsageRow, iso
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
 
     ledger.record(store, [UsageRow(uuid.uuid4().hex, iso(dt.datetime.now(dt.UTC)), team, "openai/gpt-4o",
                                    "openai/gpt-4o", "openai", cost_nanousd=int(usd * 1e9))])

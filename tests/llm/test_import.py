@@ -124,7 +124,7 @@ def test_spend_logs_json_endpoint_format(llm_env, cli, tmp_path):
 
 
 def test_elfctl_json_round_trip_and_bad_json_line(llm_env, cli, tmp_path):
-    from elfctl.services import ledger
+    from elfctl.services.cost import ledger
 
     project, store = llm_env
     ledger.record(store, rows(5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from elfctl.domain.usage import UsageRow
-from elfctl.services import spool as spool_mod
+from elfctl.services.llm import spool as spool_mod
 
 
 def _row(i: int) -> UsageRow:

@@ -11,7 +11,7 @@ import pytest
 from tests import usage_gen as g
 from tests.conftest import unavailable
 
-from elfctl.services.cost_html import write_html
+from elfctl.services.cost.html import write_html
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -85,7 +85,7 @@ def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl
     dash = json.loads(elfctl("cost", "dashboard", "--days", "30", "--json", cwd=project, env=env).stdout)
     pred = json.loads(elfctl("cost", "predict", "--horizon", "month", "--json", cwd=project, env=env).stdout)
     assert dash["period_totals"] == data["dashboard"]["period_totals"]
-    from elfctl.services.cost_views import usd
+    from elfctl.services.cost.views import usd
 
     checked = 0
     for t in dash["teams"]:

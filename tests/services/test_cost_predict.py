@@ -6,7 +6,7 @@ import pytest
 from tests import usage_gen as g
 
 from elfctl.errors import InputError
-from elfctl.services import cost_predict
+from elfctl.services.cost import predict as cost_predict
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 

@@ -6,7 +6,7 @@ import pytest
 from tests import usage_gen as g
 
 from elfctl.errors import InputError
-from elfctl.services import cost_views
+from elfctl.services.cost import views as cost_views
 
 NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=dt.UTC)  # a Wednesday afternoon
 

@@ -9,8 +9,11 @@ import pytest
 
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError
-from elfctl.services import credential_audit, credential_checks, credential_run, migrate
-from elfctl.services import credentials as svc
+from elfctl.services.credentials import audit as credential_audit
+from elfctl.services.credentials import checks as credential_checks
+from elfctl.services.credentials import run as credential_run
+from elfctl.services.platform import migrate
+from elfctl.services.credentials import vault as svc
 
 CANARY = "canary-svc-5b1d77e2c0"
 
@@ -196,8 +199,10 @@ import os, sys
 from elfctl.app import App
 from elfctl.output import Output
 from elfctl.domain.secret import Secret
-from elfctl.services import credential_audit, credential_checks, credential_run
-from elfctl.services import credentials as svc
+from elfctl.services.credentials import audit as credential_audit
+from elfctl.services.credentials import checks as credential_checks
+from elfctl.services.credentials import run as credential_run
+from elfctl.services.credentials import vault as svc
 app = App(Output())
 v = svc.vault_for(app, command="writer")
 for i in range(int(sys.argv[2])):

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from elfctl.errors import LockTimeout
-from elfctl.services import deploy_lock
-from elfctl.services.migrate import migrate
+from elfctl.services.deploy import lock as deploy_lock
+from elfctl.services.platform.migrate import migrate
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import time
 
 from elfctl.domain.health import Check
 from elfctl.errors import Unreachable
-from elfctl.services.health import memory_probe, run_checks
+from elfctl.services.platform.health import memory_probe, run_checks
 
 
 def test_worst_status_wins_and_errors_become_fail_rows():

@@ -7,7 +7,7 @@ import pytest
 
 from elfctl.bootstrap import migrations_dir as shipped_dir
 from elfctl.errors import InputError, MigrationError
-from elfctl.services import migrate as svc
+from elfctl.services.platform import migrate as svc
 
 
 @pytest.fixture

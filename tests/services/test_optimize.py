@@ -6,7 +6,7 @@ import pytest
 from tests import usage_gen as g
 
 from elfctl.adapters import model_catalog
-from elfctl.services import optimize
+from elfctl.services.cost import optimize
 
 NOW = dt.datetime(2026, 3, 18, 15, 0, tzinfo=dt.UTC)
 SINCE = "2026-02-16T00:00:00"

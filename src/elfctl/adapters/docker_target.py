@@ -132,7 +132,7 @@ class DockerTarget:
     # --- protocol ---------------------------------------------------------------------------------
 
     def prepare(self) -> tuple[bool, str]:
-        from elfctl.services.local_images import MANAGED, ensure_base_image
+        from elfctl.adapters.local_images import MANAGED, ensure_base_image
 
         made_net = self.engine.ensure_network(self.network, {**MANAGED, "elfctl.prefix": self.prefix})
         made_img, img_details = ensure_base_image(self.engine, self.base_image)

@@ -28,7 +28,7 @@ from elfctl.redact import register_secret, scrub
 
 def _no_secret_source(spec: TeamSpec) -> dict[str, str]:
     raise InputError(f"{spec.path}: secrets: no source of secret values was given to the Kubernetes target",
-                     hint="build the target through elfctl.services.k8s.kubernetes_target")
+                     hint="build the target through elfctl.services.deploy.k8s.kubernetes_target")
 
 
 def _plain(value: Any) -> str:

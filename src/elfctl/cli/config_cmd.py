@@ -10,7 +10,7 @@ app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True
 @app.command("show")
 def show(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """Print every setting, its effective value (secrets masked) and where it came from."""
-    from elfctl.services.settings import effective
+    from elfctl.services.platform.settings import effective
 
     out = get_app(ctx, json_mode)
     result = effective(out.config)

@@ -32,7 +32,7 @@ ExpiresOpt = Annotated[str | None, typer.Option("--expires", help="Expire after 
 
 
 def _vault(ctx, json_mode: bool, verb: str):
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_ = get_app(ctx, json_mode)
     return app_, svc.vault_for(app_, prompt=svc.default_prompt, command=f"elfctl creds {verb}")
@@ -96,7 +96,7 @@ def set_(
     json_mode: JsonOpt = False,
 ) -> None:
     """Store a credential (an existing one keeps its old value as the previous version)."""
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "set")
     info = svc.set_value(vault, name, _value(name, stdin, from_env, argv_value), team=team, expires=expires)
@@ -118,7 +118,7 @@ def get(
     import json
 
     from elfctl.errors import InputError
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "get")
     if sys.stdout.isatty() and not reveal:
@@ -144,7 +144,7 @@ def get(
 @app.command("list")
 def list_(ctx: typer.Context, team: TeamOpt = None, json_mode: JsonOpt = False) -> None:
     """Name, scope, backend, version, dates. Never a value, not even a prefix."""
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "list")
     rows = svc.list_(vault, team)
@@ -181,7 +181,7 @@ def rm(
     json_mode: JsonOpt = False,
 ) -> None:
     """Delete a credential: every stored version and its metadata (the audit trail stays)."""
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "rm")
     app_.output.result(svc.remove(vault, name, team=team), _info_line("removed"))
@@ -203,7 +203,7 @@ def rotate(
     json_mode: JsonOpt = False,
 ) -> None:
     """A new version becomes current; the previous stays readable for creds.grace_period."""
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "rotate")
     value = None if generate and not argv_value else _value(name, stdin, from_env, argv_value)
@@ -218,7 +218,7 @@ def check(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """Exit 1 when a credential is expired or past creds.max_age (a CI gate); warn before."""
 
     app_, vault = _vault(ctx, json_mode, "check")
-    from elfctl.services import credential_checks
+    from elfctl.services.credentials import checks as credential_checks
 
     result = credential_checks.check(vault)
 
@@ -251,7 +251,7 @@ def import_(
     """Store every KEY=VALUE of a .env file (checked as a whole first)."""
     from pathlib import Path
 
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "import")
     result = svc.import_env(vault, Path(file), team=team)
@@ -273,7 +273,7 @@ def run(
     json_mode: JsonOpt = False,
 ) -> None:
     """Run COMMAND with the secrets in its environment (no file written); its exit code is returned."""
-    from elfctl.services import credential_run
+    from elfctl.services.credentials import run as credential_run
 
     _app, vault = _vault(ctx, json_mode, "run")
     code = credential_run.run(vault, list(command or []), team=team)
@@ -291,7 +291,7 @@ def audit(
     json_mode: JsonOpt = False,
 ) -> None:
     """Every set, read, run, rotate and delete: when, who, where, which credential and version."""
-    from elfctl.services import credential_audit
+    from elfctl.services.credentials import audit as credential_audit
 
     app_, vault = _vault(ctx, json_mode, "audit")
     if verify:
@@ -337,7 +337,7 @@ def rekey(
     ctx: typer.Context, stdin: StdinOpt = False, from_env: FromEnvOpt = None, json_mode: JsonOpt = False
 ) -> None:
     """Re-encrypt the credential file under a new passphrase (one atomic step)."""
-    from elfctl.services import credentials as svc
+    from elfctl.services.credentials import vault as svc
 
     app_, vault = _vault(ctx, json_mode, "rekey")
     result = svc.rekey(vault, _value("the new passphrase", stdin, from_env, confirm=True))

@@ -30,7 +30,7 @@ def migrate(
     json_mode: JsonOpt = False,
 ) -> None:
     """Apply pending migrations, each in one transaction with its history row."""
-    from elfctl.services import migrate as svc
+    from elfctl.services.platform import migrate as svc
 
     app_ = get_app(ctx, json_mode)
     result = svc.migrate(app_.store, app_.migrations_dir, to=to, dry_run=dry_run,
@@ -54,7 +54,7 @@ def migrate(
 @app.command("status")
 def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """List migrations: applied, pending, drifted (edited after applying) or missing."""
-    from elfctl.services import migrate as svc
+    from elfctl.services.platform import migrate as svc
 
     app_ = get_app(ctx, json_mode)
     result = svc.status(app_.store, app_.migrations_dir)
@@ -65,7 +65,7 @@ def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
 @app.command("verify")
 def verify(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """Check that every applied migration file is unchanged (SHA-256, line endings normalised)."""
-    from elfctl.services import migrate as svc
+    from elfctl.services.platform import migrate as svc
 
     app_ = get_app(ctx, json_mode)
     result = svc.verify(app_.store, app_.migrations_dir)
@@ -83,7 +83,7 @@ def new(
     json_mode: JsonOpt = False,
 ) -> None:
     """Create the next migration file in the migrations folder."""
-    from elfctl.services import migrate as svc
+    from elfctl.services.platform import migrate as svc
 
     app_ = get_app(ctx, json_mode)
     paths = svc.new(app_.migrations_dir, name, dialects=per_dialect)
@@ -98,7 +98,7 @@ def repair(
     json_mode: JsonOpt = False,
 ) -> None:
     """Accept the current content of ONE applied migration file (re-record its checksum)."""
-    from elfctl.services import migrate as svc
+    from elfctl.services.platform import migrate as svc
 
     app_ = get_app(ctx, json_mode)
     result = svc.repair(app_.store, app_.migrations_dir, file)

@@ -85,13 +85,13 @@ def deploy(
     json_mode: JsonOpt = False,
 ) -> None:
     """Build (by content hash), push, start beside the old, health-gate, switch; roll back on failure."""
-    from elfctl.services.deploy_app import deploy_team
+    from elfctl.services.deploy.app import deploy_team
 
     app_ = get_app(ctx, json_mode)
     app_.override("deploy.target", target)
     if render:
         from elfctl.cli.k8s import print_rendered
-        from elfctl.services.k8s import render_for_deploy
+        from elfctl.services.deploy.k8s import render_for_deploy
 
         print_rendered(app_, render_for_deploy(app_, team, tag=tag))
         return
@@ -120,7 +120,7 @@ def rollback(
     json_mode: JsonOpt = False,
 ) -> None:
     """Roll a team back to an earlier successful revision, through the same health gate."""
-    from elfctl.services.deploy_app import rollback_team
+    from elfctl.services.deploy.app import rollback_team
 
     app_ = get_app(ctx, json_mode)
     app_.override("deploy.target", target)
@@ -134,7 +134,7 @@ def deployments(
     json_mode: JsonOpt = False,
 ) -> None:
     """Deployment history: revision, state, image, digest, who, when, error."""
-    from elfctl.services.deploy_app import deployments as history
+    from elfctl.services.deploy.app import deployments as history
 
     app_ = get_app(ctx, json_mode)
     rows = history(app_, team, limit)
@@ -174,7 +174,7 @@ def logs(
     import sys
 
     from elfctl.redact import scrub
-    from elfctl.services.deploy_app import logs as team_logs
+    from elfctl.services.deploy.app import logs as team_logs
 
     app_ = get_app(ctx, json_mode)
     app_.override("deploy.target", target)

@@ -34,7 +34,7 @@ def health(
 ) -> None:
     """Check every component concurrently; exit 0 when all pass, 1 when any fails (warnings exit 0
     unless --strict)."""
-    from elfctl.services.platform import health_report
+    from elfctl.services.platform.app import health_report
 
     app = get_app(ctx, json_mode)
 

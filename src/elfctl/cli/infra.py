@@ -19,7 +19,7 @@ def up(
 ) -> None:
     """Bring the platform up, idempotently: environment, store, registry, target, teams, then health."""
     from elfctl.cli.health import render
-    from elfctl.services.platform import infra_up
+    from elfctl.services.platform.app import infra_up
 
     app_ = get_app(ctx, json_mode)
     result = infra_up(app_, dry_run=dry_run, only=only or [], skip=skip or [])
@@ -47,7 +47,7 @@ def up(
 @app.command("status")
 def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """What is up: store, Docker, registry, deploy target, each deployed team. Changes nothing."""
-    from elfctl.services.platform import infra_status
+    from elfctl.services.platform.app import infra_status
 
     app_ = get_app(ctx, json_mode)
     result = infra_status(app_)
@@ -76,7 +76,7 @@ def down(
     json_mode: JsonOpt = False,
 ) -> None:
     """Stop the teams and the local registry; data stays unless --purge."""
-    from elfctl.services.platform import infra_down
+    from elfctl.services.platform.app import infra_down
 
     app_ = get_app(ctx, json_mode)
     result = infra_down(app_, purge)

@@ -14,7 +14,7 @@ def init(
     json_mode: JsonOpt = False,
 ) -> None:
     """Write a commented elfctl.toml, a teams/ folder and .elf/ (gitignored). Safe to run twice."""
-    from elfctl.services.project import init as run
+    from elfctl.services.platform.project import init as run
 
     app = get_app(ctx, json_mode)
     result = run((path or Path.cwd()).resolve())

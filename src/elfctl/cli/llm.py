@@ -22,7 +22,7 @@ def test(
     json_mode: JsonOpt = False,
 ) -> None:
     """Make one small call and print model, tokens, cost, latency and budget left."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     r = cost_ops.llm_test(app_, team, model, api_base)

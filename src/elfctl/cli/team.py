@@ -38,7 +38,7 @@ def new(
     json_mode: JsonOpt = False,
 ) -> None:
     """Scaffold teams/NAME: team.yaml, a Dockerfile on the local base image, a health document."""
-    from elfctl.services import teams
+    from elfctl.services.deploy import teams
 
     app_ = get_app(ctx, json_mode)
     result = teams.new(app_.teams_dir, name, app_.config.get("deploy.base_image"), description)
@@ -50,7 +50,7 @@ def new(
 @app.command("list")
 def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """Every team under teams.dir, with whether its team.yaml is valid."""
-    from elfctl.services import teams
+    from elfctl.services.deploy import teams
 
     app_ = get_app(ctx, json_mode)
     rows = teams.rows(app_.teams_dir)
@@ -71,7 +71,7 @@ def validate(
     json_mode: JsonOpt = False,
 ) -> None:
     """Check every team.yaml (or one): exit 2 naming the file, the field and the fix."""
-    from elfctl.services import teams
+    from elfctl.services.deploy import teams
 
     app_ = get_app(ctx, json_mode)
     rows = teams.validate(app_.teams_dir, name)

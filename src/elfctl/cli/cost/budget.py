@@ -63,7 +63,7 @@ def set_(
     json_mode: JsonOpt = False,
 ) -> None:
     """Set a team's budget (stored; wins over team.yaml's llm.budget)."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     result = cost_ops.budget_set(app_, team, daily, monthly, soft, action, soft_action, timezone)
@@ -73,7 +73,7 @@ def set_(
 @app.command("list")
 def list_(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
     """Every stored budget with its spend, reservations and reset times."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     result = cost_ops.budget_list(app_)
@@ -87,7 +87,7 @@ def show(
     ctx: typer.Context, team: Annotated[str, typer.Argument(help="Team name.")], json_mode: JsonOpt = False
 ) -> None:
     """A team's budget: spend, reserved, remaining, when each window resets."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     app_.output.result(cost_ops.budget_show(app_, team), lambda r: _table([r]))

@@ -18,7 +18,7 @@ def check(
     json_mode: JsonOpt = False,
 ) -> None:
     """Exit 0 under budget (a distinct message past the soft limit), 1 over it."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     result = cost_ops.check(app_, team, max_usd)

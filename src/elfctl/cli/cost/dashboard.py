@@ -24,7 +24,7 @@ def render(d):
     from rich.table import Table
     from rich.text import Text
 
-    from elfctl.services.cost_views import usd
+    from elfctl.services.cost.views import usd
 
     t, p = d.today_totals, d.period_totals
     head = Text.from_markup(
@@ -97,7 +97,7 @@ def dashboard(
     """Spend against budgets, by model, error and fallback rates, last N days, open breakers.
 
     Reads the daily rollup only. `--watch` needs a terminal; otherwise one snapshot is printed."""
-    from elfctl.services.cost_views import dashboard as build
+    from elfctl.services.cost.views import dashboard as build
 
     app_ = get_app(ctx, json_mode)
     store = app_.store

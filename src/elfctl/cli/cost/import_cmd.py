@@ -26,7 +26,7 @@ def import_(
     json_mode: JsonOpt = False,
 ) -> None:
     """Import usage recorded elsewhere; re-importing counts nothing twice."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     res = cost_ops.import_usage(app_, file, fmt, strict)

@@ -13,7 +13,7 @@ from elfctl.cli.cost import app
 def render(recs):
     from rich.table import Table
 
-    from elfctl.services.cost_views import usd
+    from elfctl.services.cost.views import usd
 
     table = Table(
         title=f"Recommendations from usage {recs.since}..{recs.until}: "
@@ -41,8 +41,8 @@ def optimize(
 ) -> None:
     """Cheaper models that fit, repeated prompts to cache, budgets out of line, unreliable models."""
     from elfctl.adapters.model_catalog import load
-    from elfctl.services.llm_service import prices_path
-    from elfctl.services.optimize import optimize as run
+    from elfctl.services.llm.app import prices_path
+    from elfctl.services.cost.optimize import optimize as run
 
     app_ = get_app(ctx, json_mode)
     overrides = prices_path(app_.config)

@@ -15,7 +15,7 @@ def render(pred):
     from rich.table import Table
     from rich.text import Text
 
-    from elfctl.services.cost_views import usd
+    from elfctl.services.cost.views import usd
 
     table = Table(
         title=f"Spend forecast {pred.horizon_start}..{pred.horizon_end} ({pred.horizon})",
@@ -72,7 +72,7 @@ def predict(
     json_mode: JsonOpt = False,
 ) -> None:
     """Forecast each team's spend with P10/P50/P90, the model chosen by backtest, and when budgets run out."""
-    from elfctl.services.cost_predict import predict as run
+    from elfctl.services.cost.predict import predict as run
 
     app_ = get_app(ctx, json_mode)
     app_.output.result(run(app_.store, team=team, horizon=horizon), render)

@@ -20,7 +20,7 @@ def reconcile(
 ) -> None:
     """Recompute rollups and budget counters from the usage rows; exit 1 if they drifted."""
     from elfctl.errors import OperationFailed
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     res = cost_ops.reconcile_all(app_, fix)
@@ -51,7 +51,7 @@ def reprice(
     json_mode: JsonOpt = False,
 ) -> None:
     """Apply the current prices to usage rows priced with another price version (or unpriced)."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     res = cost_ops.reprice(app_, since, dry_run)

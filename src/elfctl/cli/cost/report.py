@@ -25,17 +25,17 @@ def report(
     json_mode: JsonOpt = False,
 ) -> None:
     """Spend per team, model or day from the daily rollup."""
-    from elfctl.services import cost_ops
+    from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)
     rep = cost_ops.report(app_, team, since, until, by)
     if html is not None:
         try:
-            from elfctl.services.cost_html import write_html
+            from elfctl.services.cost.html import write_html
         except ImportError:
             from elfctl.errors import OperationFailed
 
-            raise OperationFailed("--html: this elfctl has no HTML report writer (elfctl.services.cost_html)",
+            raise OperationFailed("--html: this elfctl has no HTML report writer (elfctl.services.cost.html)",
                                   hint="use --json or --csv, or update elfctl") from None
 
         write_html(app_.store, html, team=team, since=rep.since, until=rep.until)

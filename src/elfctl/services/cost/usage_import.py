@@ -25,7 +25,7 @@ from elfctl.domain.pricing import usd_to_nano
 from elfctl.domain.usage import UsageRow, iso, parse_iso
 from elfctl.errors import InputError
 from elfctl.ports import Store
-from elfctl.services import ledger
+from elfctl.services.cost import ledger
 
 FORMATS = ("auto", "elfctl", "spendlogs-csv", "spendlogs-json")
 BATCH = 2000

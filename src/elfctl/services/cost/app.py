@@ -13,7 +13,11 @@ from elfctl.domain import team as team_mod
 from elfctl.domain.budget import Budget
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.errors import InputError
-from elfctl.services import budgets, cost_report, llm_service, reconcile, usage_import
+from elfctl.services.cost import budgets
+from elfctl.services.cost import report as cost_report
+from elfctl.services.llm import app as llm_service
+from elfctl.services.cost import reconcile
+from elfctl.services.cost import usage_import
 
 
 def _ready(app) -> Any:

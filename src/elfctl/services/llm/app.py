@@ -14,9 +14,10 @@ from elfctl.domain import team as team_mod
 from elfctl.domain.pricing import Tokens
 from elfctl.domain.usage import UsageRow, iso, prompt_hash
 from elfctl.ports import Store
-from elfctl.services import budgets, ledger
-from elfctl.services.llm_call import Caller, Policy, Settings
-from elfctl.services.spool import Spool
+from elfctl.services.cost import budgets
+from elfctl.services.cost import ledger
+from elfctl.services.llm.call import Caller, Policy, Settings
+from elfctl.services.llm.spool import Spool
 
 
 def settings(cfg) -> Settings:
@@ -63,7 +64,7 @@ def build_caller(cfg, store: Store, client: Any, warn=None, key_for=None) -> Cal
 def stored_key(cfg, store: Store, var: str, team: str | None):
     """A provider key from the credential store (team scope, then global) as a Secret, or None when
     the store holds none (or has no credential tables yet). Audited as a read."""
-    from elfctl.services import credentials
+    from elfctl.services.credentials import vault as credentials
 
     if "credentials" not in store.tables():
         return None

@@ -1,5 +1,5 @@
 """`elfctl health` component `budgets`: a team past its soft limit is a `warn`, at or past its
-limit a `fail`. Windows, counters and the soft/hard rule are issue 4's (services/budgets.py,
+limit a `fail`. Windows, counters and the soft/hard rule are issue 4's (services/cost/budgets.py,
 domain/budget.py); this only reads them. Teams: every `cost budget set` row plus every team.yaml
 with llm.budget (the store row wins, as for calls)."""
 
@@ -11,7 +11,7 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.health import Check
 from elfctl.domain.pricing import nano_to_usd
 from elfctl.errors import ElfError
-from elfctl.services import budgets
+from elfctl.services.cost import budgets
 
 
 def spec_budgets(teams_dir) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from elfctl.services.cost_views import require_schema, usd
+from elfctl.services.cost.views import require_schema, usd
 
 WINDOW_DAYS = 30
 SHORT_ANSWER = 1024  # completion tokens: short answers are where small models usually suffice

@@ -10,8 +10,8 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.budget import BudgetExceeded, fmt_usd
 from elfctl.errors import InputError
 from elfctl.ports import Store
-from elfctl.services import budgets
-from elfctl.services.ledger import SUMMARY_COLS
+from elfctl.services.cost import budgets
+from elfctl.services.cost.ledger import SUMMARY_COLS
 
 BY = ("team", "model", "day", "request")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from elfctl.domain import team as team_mod
 from elfctl.domain.health import Check
 from elfctl.errors import ElfError, OperationFailed, Unreachable
-from elfctl.services.local_images import MANAGED, ensure_registry_image
+from elfctl.adapters.local_images import MANAGED, ensure_registry_image
 
 
 def in_use(app) -> bool:
@@ -66,7 +66,7 @@ def environment_step(app) -> tuple[bool, str]:
         changed = True
         notes.append(how)
     notes.append(f"Docker {version}")
-    from elfctl.services.deploy_app import missing_secrets
+    from elfctl.services.deploy.app import missing_secrets
 
     missing = missing_secrets(app, _specs(app))
     if missing:
@@ -124,7 +124,7 @@ def registry_step(app) -> tuple[bool, str]:
 
 
 def teams_step(app) -> tuple[bool, str]:
-    from elfctl.services.deploy_app import deploy_team
+    from elfctl.services.deploy.app import deploy_team
 
     changed, notes = False, []
     for spec in _specs(app):
@@ -148,7 +148,7 @@ def _target_plan(app) -> str:
 
 
 def steps(app) -> list:
-    from elfctl.services.infra import Step
+    from elfctl.services.platform.infra import Step
 
     if not in_use(app):
         return []

@@ -10,7 +10,7 @@ import subprocess
 from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError
-from elfctl.services.credentials import Vault, read_many
+from elfctl.services.credentials.vault import Vault, read_many
 
 
 def run_env(vault: Vault, team: str | None = None) -> dict[str, Secret]:

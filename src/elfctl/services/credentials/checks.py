@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from elfctl.domain import credentials as rules
 from elfctl.domain.health import Check
-from elfctl.services.credentials import Vault, list_
+from elfctl.services.credentials.vault import Vault, list_
 
 
 @dataclass

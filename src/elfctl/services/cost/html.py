@@ -12,8 +12,10 @@ from html import escape
 from pathlib import Path
 
 from elfctl.output import to_data
-from elfctl.services import cost_predict, cost_views, optimize
-from elfctl.services.cost_views import usd
+from elfctl.services.cost import predict as cost_predict
+from elfctl.services.cost import views as cost_views
+from elfctl.services.cost import optimize
+from elfctl.services.cost.views import usd
 
 LEVEL_COLOUR = {"ok": "#2e7d32", "soft": "#f9a825", "hard": "#c62828", "none": "#90a4ae"}
 

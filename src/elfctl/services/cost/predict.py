@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from elfctl.domain import forecast as fm
 from elfctl.errors import InputError
-from elfctl.services.cost_views import require_schema
+from elfctl.services.cost.views import require_schema
 
 HISTORY_DAYS = 182  # half a year of daily totals is plenty for weekly models and bounds the read
 HORIZONS = ("7d", "30d", "month")

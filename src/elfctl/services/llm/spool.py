@@ -24,7 +24,7 @@ from pathlib import Path
 
 from elfctl.domain.usage import UsageRow
 from elfctl.ports import Store
-from elfctl.services import ledger
+from elfctl.services.cost import ledger
 
 TRUNCATE_EVERY = 1000  # rows recorded before the file is emptied (when nothing is in flight)
 CHUNK = 1 << 20  # the mapped file grows by this much (sparse until written)

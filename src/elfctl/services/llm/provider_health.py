@@ -162,7 +162,7 @@ def plan(app) -> Plan:
         return Plan([], [], errors)
 
     def price_book():  # only for bare model names: the map takes time to load
-        from elfctl.services import llm_service
+        from elfctl.services.llm import app as llm_service
 
         return llm_service.price_book(app.config)
 
@@ -226,7 +226,7 @@ def deep_call(app, model: str, key_var: str, timeout_s: float) -> float:
         register_secret(value)
         kwargs["api_key"] = value
     elif scopes := stored_scopes(app, key_var):
-        from elfctl.services import credentials
+        from elfctl.services.credentials import vault as credentials
 
         team = None if "" in scopes else scopes[0]  # a key kept for one team only
         got = credentials.resolve(credentials.vault_for(app, command="elfctl health --deep"), [key_var],

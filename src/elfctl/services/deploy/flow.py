@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.errors import ElfError, InputError
-from elfctl.services import images
-from elfctl.services.deploy_lock import iso, lease, now
+from elfctl.services.deploy import images
+from elfctl.services.deploy.lock import iso, lease, now
 
 SUCCESS = ("switched", "superseded")
 

@@ -1,5 +1,5 @@
 """The deploy use cases as the CLI calls them: adapters and options gathered from the run's App,
-then handed to services/deploy.py (which stays free of configuration)."""
+then handed to services/deploy/flow.py (which stays free of configuration)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from elfctl.domain import team as team_mod
 from elfctl.domain.secret import Secret
 from elfctl.errors import ElfError, InputError
-from elfctl.services import deploy as deploy_svc
+from elfctl.services.deploy import flow as deploy_svc
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
 
@@ -35,7 +35,7 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
     when printed); the target reveals them only to hand them to the engine."""
     if not spec.secrets:
         return {}
-    from elfctl.services import credentials
+    from elfctl.services.credentials import vault as credentials
 
     names = list(spec.secrets)
     values: dict[str, Secret] = {}

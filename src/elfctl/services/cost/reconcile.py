@@ -10,7 +10,8 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.pricing import PriceBook, Tokens
 from elfctl.domain.usage import parse_iso
 from elfctl.ports import Store
-from elfctl.services import budgets, ledger
+from elfctl.services.cost import budgets
+from elfctl.services.cost import ledger
 
 _SUM_COLS = ledger.SUMMARY_COLS
 
@@ -124,7 +125,7 @@ def reprice(
 ) -> RepriceResult:
     """Re-cost rows from `since` (a day) priced with another price version, or unpriced, from their
     token counts. Rollups and counters move by the exact per-row differences in the same transaction."""
-    from elfctl.services.cost_report import _day
+    from elfctl.services.cost.report import _day
 
     since = _day(since, "--since")
     res = RepriceResult(since, prices.version, dry_run=dry_run)

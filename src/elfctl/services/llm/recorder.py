@@ -21,8 +21,8 @@ from collections.abc import Callable
 
 from elfctl.domain.usage import UsageRow
 from elfctl.ports import Store
-from elfctl.services import ledger
-from elfctl.services.spool import Spool
+from elfctl.services.cost import ledger
+from elfctl.services.llm.spool import Spool
 
 log = logging.getLogger("elfctl.llm")
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from elfctl.domain.health import Check, HealthReport
 from elfctl.errors import InputError
-from elfctl.services import health as health_svc
-from elfctl.services import infra as infra_svc
-from elfctl.services import k8s as k8s_svc
-from elfctl.services import migrate as migrate_svc
+from elfctl.services.platform import health as health_svc
+from elfctl.services.platform import infra as infra_svc
+from elfctl.services.deploy import k8s as k8s_svc
+from elfctl.services.platform import migrate as migrate_svc
 
 
 def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> dict[str, health_svc.Probe]:
-    from elfctl.services import docker_platform, provider_health
+    from elfctl.services.platform import docker as docker_platform
+    from elfctl.services.llm import provider_health
 
     llm_plan = provider_health.plan(app)  # the providers the teams' LLM policies name
     llm_providers = provider_health.probes(app, llm_plan, deep=deep, timeout_s=timeout_s)
@@ -32,20 +33,21 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
-    from elfctl.services.llm_health import llm_probe
+    from elfctl.services.llm.health import llm_probe
 
     return llm_probe(lambda: app.store, covered)
 
 
 def _budget_probe(app) -> health_svc.Probe:
-    from elfctl.services.budget_health import budget_probe
+    from elfctl.services.cost.budget_health import budget_probe
 
     return budget_probe(lambda: app.store, app.teams_dir)
 
 
 def _credentials_probe(app) -> health_svc.Probe:
     def probe() -> Check:
-        from elfctl.services import credential_checks, credentials
+        from elfctl.services.credentials import checks as credential_checks
+        from elfctl.services.credentials import vault as credentials
 
         return credential_checks.health_check(credentials.vault_for(app, command="elfctl health"))
 
@@ -72,7 +74,7 @@ def infra_steps(app) -> list[infra_svc.Step]:
             return True, f"applied {len(r.applied)} migration(s), now at {r.current_version}"
         return False, f"schema current at version {r.current_version}"
 
-    from elfctl.services import docker_platform
+    from elfctl.services.platform import docker as docker_platform
 
     steps = [
         infra_svc.Step("store", "migrate the store to the newest schema", migrate_step),
@@ -91,13 +93,13 @@ def infra_up(app, dry_run: bool = False, only: list[str] = (), skip: list[str] =
 
 
 def infra_status(app):
-    from elfctl.services import docker_platform
+    from elfctl.services.platform import docker as docker_platform
 
     return docker_platform.status(app)
 
 
 def infra_down(app, purge: bool = False):
-    from elfctl.services import docker_platform
+    from elfctl.services.platform import docker as docker_platform
 
     return docker_platform.down(app, purge)
 

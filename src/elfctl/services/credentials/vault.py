@@ -23,7 +23,7 @@ from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, OperationFailed
 from elfctl.ports import Secrets, Store
-from elfctl.services import credential_audit as audit
+from elfctl.services.credentials import audit
 
 LOCK = "elfctl-credentials"
 COLUMNS = (

@@ -27,9 +27,10 @@ from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.resilience import breaker as brk
 from elfctl.resilience import retry
-from elfctl.services import budgets, ledger
-from elfctl.services.recorder import Recorder
-from elfctl.services.spool import Spool
+from elfctl.services.cost import budgets
+from elfctl.services.cost import ledger
+from elfctl.services.llm.recorder import Recorder
+from elfctl.services.llm.spool import Spool
 
 log = logging.getLogger("elfctl.llm")
 

@@ -57,7 +57,7 @@ def store_probe(open_store: Callable[[], object], migrations_dir) -> Probe:
     """Connect, compare the schema version with the newest migration, write and read back."""
 
     def probe() -> Check:
-        from elfctl.services import migrate
+        from elfctl.services.platform import migrate
 
         store = open_store()
         st = migrate.status(store, migrations_dir)

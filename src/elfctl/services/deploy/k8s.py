@@ -13,7 +13,7 @@ from elfctl.domain.team import TeamSpec
 def kubernetes_target(app, context: str | None = None):
     from elfctl.bootstrap import kubernetes_target as build
     from elfctl.domain.team import discover, load
-    from elfctl.services.deploy_app import resolve_secrets
+    from elfctl.services.deploy.app import resolve_secrets
 
     def teams() -> list[TeamSpec]:
         return [load(p) for p in discover(app.teams_dir)]
@@ -131,7 +131,7 @@ def render_for_deploy(app, team: str, tag: str | None = None) -> Rendered:
     cluster and builds nothing; an unreachable registry only leaves the image unpinned."""
     from elfctl.domain.team import find
     from elfctl.errors import ElfError
-    from elfctl.services import images
+    from elfctl.services.deploy import images
 
     spec = find(app.teams_dir, team)
     repo = images.repository(app.registry.address, spec.name)

@@ -20,7 +20,7 @@ from elfctl.domain.ids import new_id
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.domain.usage import iso
 from elfctl.ports import Store, Tx
-from elfctl.services import ledger
+from elfctl.services.cost import ledger
 
 
 def now_utc() -> dt.datetime:
