@@ -1,8 +1,9 @@
 """Shared fixtures: projects, the CLI runner, and the real PostgreSQL server.
 
-A fixture that needs a real service and cannot start it fails under CI=true and skips (saying why)
-elsewhere. Services are started once by `make test` (tests/realservices.py) and found through
-ELFCTL_TEST_* variables; without them, this file starts PostgreSQL itself.
+A fixture that needs a real service and cannot start it fails, on a laptop as in CI; with
+ELFCTL_TEST_ALLOW_SKIP=1 (ignored under CI=true) it skips instead, saying why. Services are started
+once by `make test` (tests/realservices.py) and found through ELFCTL_TEST_* variables; without them,
+this file starts PostgreSQL itself. Whatever did not run is named at the end of the run's summary.
 """
 
 from __future__ import annotations
@@ -21,9 +22,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def unavailable(reason: str):
-    if realservices.in_ci():
-        pytest.fail(f"required service unavailable in CI: {reason}")
-    pytest.skip(reason)
+    if not realservices.may_skip():
+        where = "in CI" if realservices.in_ci() else f"(set {realservices.ALLOW_SKIP}=1 to skip such tests)"
+        pytest.fail(f"required service unavailable {where}: {reason}", pytrace=False)
+    pytest.skip(f"service unavailable ({realservices.ALLOW_SKIP}=1): {reason}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say plainly what did not run: the real-cluster tests (no cluster unless
+    ELFCTL_TEST_KUBECONFIG is set) and anything skipped under ELFCTL_TEST_ALLOW_SKIP."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if getattr(r, "when", "") in ("setup", "call")]
+    if not skipped:
+        return
+    cluster = [r for r in skipped if "kubernetes_real" in getattr(r, "keywords", {})]
+    others = [r for r in skipped if r not in cluster]
+    terminalreporter.section("tests that did not run", sep="-", yellow=True, bold=True)
+    if cluster:
+        terminalreporter.line(f"NOT RUN: {len(cluster)} real-cluster test(s) (marker kubernetes_real): "
+                              "set ELFCTL_TEST_KUBECONFIG to a cluster's kubeconfig to run them", yellow=True)
+    for r in others:
+        reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+        terminalreporter.line(f"NOT RUN: {r.nodeid}: {reason.removeprefix('Skipped: ')}", yellow=True)
 
 
 @pytest.fixture(autouse=True)
