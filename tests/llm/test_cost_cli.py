@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 
 from elfctl.domain.usage import UsageRow
 from elfctl.services.cost import ledger
@@ -90,14 +88,45 @@ def test_report_by_model_day_csv_and_unpriced_alert(llm_env, cli):
     assert cli("cost", "report", "--since", "yesterday").exit_code == 2
 
 
-def test_report_html_calls_the_html_writer(llm_env, cli, monkeypatch, tmp_path):
-    calls = []
-    mod = types.ModuleType("elfctl.services.cost.html")
-    mod.write_html = lambda store, path, **kw: calls.append((path, kw))
-    monkeypatch.setitem(sys.modules, "elfctl.services.cost.html", mod)
-    r = cli("cost", "report", "--team", "alpha", "--since", "2026-03-01", "--html", str(tmp_path / "r.html"))
+def test_report_html_writes_a_file_with_the_hand_computed_figures(llm_env, cli, tmp_path):
+    """`cost report --html` renders a real file; its figures are worked out by hand here."""
+    import datetime as dt
+
+    from tests.html_figures import read
+
+    project, store = llm_env
+    today = dt.datetime.now(dt.UTC).date()
+    yesterday = today - dt.timedelta(days=1)
+    error = UsageRow(request_id="beta-err", ts=f"{today}T00:00:01.000+00:00", team="beta",
+                     requested_model="openai/gpt-4o-mini", model="openai/gpt-4o-mini", outcome="error")
+    ledger.record(store, rows(3, day=today.isoformat(), cost=1_250_000_000)  # alpha: 3 x $1.25
+                  + rows(2, team="beta", model="openai/gpt-4o-mini", day=today.isoformat(), cost=40_000_000)
+                  + [error]  # beta: 2 x $0.04 and one failed call at $0
+                  + rows(1, day=yesterday.isoformat(), cost=100_000_000_000, start=50))  # before --since
+    assert cli("cost", "budget", "set", "alpha", "--daily", "5").exit_code == 0
+    out = tmp_path / "r.html"
+    r = cli("cost", "report", "--since", today.isoformat(), "--html", str(out))
     assert r.exit_code == 0, r.output
-    assert calls == [(tmp_path / "r.html", {"team": "alpha", "since": "2026-03-01", "until": None})]
+    assert f"wrote {out}" in r.stderr
+    page = read(out)
+    f = {name: tuple(v) for name, v in page.figs.items()}
+    # today: alpha 3 x 1,250,000,000 = 3,750,000,000; beta 2 x 40,000,000 = 80,000,000
+    assert f["team.alpha.today_nanousd"] == ("3750000000", "$3.75")
+    assert f["team.beta.today_nanousd"] == ("80000000", "$0.08")
+    # this month: yesterday's $100 counts too, unless today is the 1st
+    alpha_month = 3_750_000_000 + (100_000_000_000 if yesterday.month == today.month else 0)
+    assert f["team.alpha.month_nanousd"] == (str(alpha_month), f"${alpha_month / 1e9:,.2f}")
+    # the period is today only: 3,750,000,000 + 80,000,000 = 3,830,000,000 over 3 + 3 = 6 calls
+    assert f["period.cost_nanousd"] == ("3830000000", "$3.83")
+    assert f["today.cost_nanousd"] == ("3830000000", "$3.83")
+    assert f["period.calls"] == ("6", "6")
+    assert f["period.error_rate"] == ("0.166667", "16.7%")  # 1 failed call of 6
+    assert f["model.openai/gpt-4o.cost_nanousd"] == ("3750000000", "$3.75")
+    assert f["model.openai/gpt-4o.calls"] == ("3", "3")
+    assert f["model.openai/gpt-4o-mini.cost_nanousd"] == ("80000000", "$0.08")
+    assert f["model.openai/gpt-4o-mini.calls"] == ("3", "3")
+    assert "75% of budget" in page.labels  # alpha: $3.75 of its $5 daily budget
+    assert "elfctl cost report" in out.read_text() and "<script" not in out.read_text()
 
 
 def test_check_ok_soft_over(llm_env, cli):

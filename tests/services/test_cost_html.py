@@ -5,11 +5,11 @@ import json
 import re
 import shutil
 import subprocess
-from html.parser import HTMLParser
 
 import pytest
 from tests import usage_gen as g
 from tests.conftest import unavailable
+from tests.html_figures import read
 
 from elfctl.services.cost.html import write_html
 
@@ -36,28 +36,6 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-class Figures(HTMLParser):
-    """Collects every element's data-fig name, data-value and shown text."""
-
-    def __init__(self):
-        super().__init__()
-        self.figs, self._open, self.tags = {}, None, {}
-
-    def handle_starttag(self, tag, attrs):
-        self.tags[tag] = self.tags.get(tag, 0) + 1
-        a = dict(attrs)
-        if "data-fig" in a:
-            self._open = a["data-fig"]
-            self.figs[self._open] = [a["data-value"], ""]
-
-    def handle_data(self, data):
-        if self._open:
-            self.figs[self._open][1] += data
-
-    def handle_endtag(self, tag):
-        self._open = None
-
-
 @pytest.fixture
 def populated(project, open_store):
     url = f"sqlite:///{project / '.elf' / 'elf.db'}"
@@ -76,8 +54,7 @@ def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl
 
     proc = chromium(tmp_path, "--dump-dom", out.as_uri())
     assert proc.returncode == 0, proc.stderr[-2000:]
-    dom = Figures()
-    dom.feed(proc.stdout)
+    dom = read(proc.stdout)
     assert dom.tags.get("svg", 0) >= 3 and dom.tags.get("rect", 0) > 30  # the charts are there
     figs = dom.figs
 

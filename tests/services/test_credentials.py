@@ -12,8 +12,8 @@ from elfctl.errors import InputError
 from elfctl.services.credentials import audit as credential_audit
 from elfctl.services.credentials import checks as credential_checks
 from elfctl.services.credentials import run as credential_run
-from elfctl.services.platform import migrate
 from elfctl.services.credentials import vault as svc
+from elfctl.services.platform import migrate
 
 CANARY = "canary-svc-5b1d77e2c0"
 
