@@ -128,13 +128,17 @@ def test_usage_errors_under_json_are_json_too(project, args, needle):
 
 def test_infra_up_migrates_then_reports_health_and_is_idempotent(project):
     skipped = run_elfctl("infra", "up", "--skip", "store", "--json", cwd=project)
+    assert skipped.returncode == 1, skipped.stderr  # the step was skipped, so the store check fails
     assert [(s["name"], s["outcome"]) for s in json.loads(skipped.stdout)["steps"]] == [("store", "skipped")]
+    assert json.loads(skipped.stdout)["health"]["checks"]["store"][0]["status"] == "fail"
     assert json.loads(run_elfctl("db", "status", "--json", cwd=project).stdout)["current_version"] == 0
     first = run_elfctl("infra", "up", "--json", cwd=project)
     assert first.returncode == 0, first.stderr
     data = json.loads(first.stdout)
     assert data["changed"] is True and data["health"]["status"] == "pass"
-    second = json.loads(run_elfctl("infra", "up", "--json", cwd=project).stdout)
+    proc = run_elfctl("infra", "up", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    second = json.loads(proc.stdout)
     assert second["changed"] is False
     assert {s["outcome"] for s in second["steps"]} <= {"unchanged", "skipped"}
     plan = run_elfctl("infra", "up", "--dry-run", "--only", "store", cwd=project)

@@ -65,7 +65,7 @@ def test_failed_push_refuses_the_switch(project, docker_env, team_name, engine, 
     with Prober(port) as prober:
         proc, _out = _deploy(project, {**env, "ELFCTL_REGISTRY_URL": readonly_registry}, team_name)
         time.sleep(0.3)
-    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr  # the deploy failed: 1
     assert "push" in proc.stderr, proc.stderr
     assert prober.failed == [] and prober.ok > 10 and prober.bodies == {"v1"}
     assert _get(port) == "v1"

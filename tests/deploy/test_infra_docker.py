@@ -23,6 +23,7 @@ def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docke
     make_team(project, env, team_name)
     try:
         plan = run_elfctl("infra", "up", "--dry-run", "--json", cwd=project, env=env)
+        assert plan.returncode == 0, plan.stderr
         assert [s["outcome"] for s in json.loads(plan.stdout)["steps"]] == ["planned"] * 5
         assert engine.inspect(env["ELFCTL_REGISTRY_CONTAINER"]) is None
 
@@ -38,7 +39,9 @@ def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docke
         assert data["health"]["status"] == "pass", _not_passing(data["health"])
         assert set(data["health"]["checks"]) >= {"store", "docker", "registry", f"team:{team_name}"}
 
-        second = json.loads(run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=120).stdout)
+        proc = run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        second = json.loads(proc.stdout)
         assert second["changed"] is False and second["health"]["status"] == "pass", _not_passing(second["health"])
 
         assert run_elfctl("infra", "status", cwd=project, env=env).returncode == 0
@@ -51,12 +54,18 @@ def test_infra_up_is_idempotent_and_down_keeps_data_unless_purged(project, docke
         assert run_elfctl("infra", "status", cwd=project, env=env).returncode == 1
 
         # Data was kept: the registry still holds the team's image, so nothing is rebuilt or pushed.
-        again = json.loads(run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=180).stdout)
+        proc = run_elfctl("infra", "up", "--json", cwd=project, env=env, timeout=180)
+        assert proc.returncode == 0, proc.stderr
+        again = json.loads(proc.stdout)
         assert again["health"]["status"] == "pass"
-        history = json.loads(run_elfctl("deployments", team_name, "--json", cwd=project, env=env).stdout)
+        proc = run_elfctl("deployments", team_name, "--json", cwd=project, env=env)
+        assert proc.returncode == 0, proc.stderr
+        history = json.loads(proc.stdout)
         assert history[0]["state"] == "switched" and history[0]["details"]["pushed"] is False
 
-        purge = json.loads(run_elfctl("infra", "down", "--purge", "--json", cwd=project, env=env).stdout)
+        proc = run_elfctl("infra", "down", "--purge", "--json", cwd=project, env=env)
+        assert proc.returncode == 0, proc.stderr
+        purge = json.loads(proc.stdout)
         assert f"volume {env['ELFCTL_REGISTRY_VOLUME']}" in purge["removed"]
     finally:
         engine.remove(env["ELFCTL_REGISTRY_CONTAINER"], grace_s=0)

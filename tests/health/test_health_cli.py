@@ -113,7 +113,8 @@ def test_hung_component_fails_within_its_timeout(project, silent_server):
     data = json.loads(proc.stdout)
     assert data["checks"]["store"][0]["output"] == "no answer within 1s"
     assert data["checks"]["disk"][0]["status"] == "pass"  # the others still answered
-    assert elapsed < 25
+    # the whole run is the 1 s wait plus start-up (about 1.8 s here), far from the 30 s guard
+    assert elapsed < 8, elapsed
 
 
 def test_watch_without_tty_prints_one_snapshot(project):

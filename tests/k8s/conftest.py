@@ -30,6 +30,14 @@ def image(tag: str) -> str:
     return f"registry.test:5000/mkt:{tag}@sha256:{hashlib.sha256(tag.encode()).hexdigest()}"
 
 
+def closed_registry() -> dict:
+    """The image registry on a closed port: `infra up --only ...` does not start it, so the health
+    table that ends the run fails on it (exit 1) whatever listens on this machine's port 5000."""
+    from tests.realservices import free_port
+
+    return {"ELFCTL_REGISTRY_URL": f"127.0.0.1:{free_port()}"}
+
+
 @pytest.fixture
 def emulator():
     emu = Emulator().start()

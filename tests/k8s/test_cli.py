@@ -7,7 +7,7 @@ import json
 
 import yaml
 
-from tests.k8s.conftest import SECRET_VALUE, image
+from tests.k8s.conftest import SECRET_VALUE, closed_registry, image
 
 
 def _no_secret(proc):
@@ -56,12 +56,16 @@ def test_infra_up_dry_run_shows_the_plan_by_name_only(k8s_project, emulator, elf
 
 def test_infra_up_is_idempotent_and_health_shows_the_cluster(k8s_project, emulator, controller, elfctl):
     # Only the store and the cluster: Docker and the registry (for building) have their own tests.
-    first = elfctl("--debug", "infra", "up", "--only", "store", "--only", "target", cwd=k8s_project)
+    env = closed_registry()
+    first = elfctl("--debug", "infra", "up", "--only", "store", "--only", "target", cwd=k8s_project, env=env)
+    assert first.returncode == 1, first.stderr[-3000:]
     assert "namespace elf-test created" in first.stdout, first.stdout + first.stderr
     _no_secret(first)
-    second = elfctl("infra", "up", "--only", "store", "--only", "target", "--json", cwd=k8s_project)
+    second = elfctl("infra", "up", "--only", "store", "--only", "target", "--json", cwd=k8s_project, env=env)
+    assert second.returncode == 1, second.stderr
     data = json.loads(second.stdout)
-    assert data["changed"] is False
+    assert data["changed"] is False and data["health"]["status"] == "fail"
+    assert data["health"]["checks"]["registry"][0]["status"] == "fail"
     assert {s["name"]: s["outcome"] for s in data["steps"]}["target"] == "unchanged"
     checks = data["health"]["checks"]
     assert checks["kubernetes"][0]["status"] == "pass" and checks["kubernetes"][0]["observedValue"] == "v1.26.4+k3s1"
@@ -126,7 +130,8 @@ def test_context_is_chosen_as_kubectl_does(k8s_project, emulator, kubeconfig, el
         "users": [{"name": "u", "user": {"token": "x"}}],
         "contexts": [{"name": "dead-cluster", "context": {"cluster": "dead", "user": "u"}}]}))
     env = {"KUBECONFIG": f"{kubeconfig}:{other}"}
-    ok = elfctl("infra", "up", "--only", "target", "--json", cwd=k8s_project, env=env)
+    ok = elfctl("infra", "up", "--only", "target", "--json", cwd=k8s_project, env={**env, **closed_registry()})
+    assert ok.returncode == 1, ok.stderr  # the step passed; the health table fails on the closed registry
     assert "namespace elf-test created" in ok.stdout, ok.stdout + ok.stderr  # the first file's current-context: the emulator
     dead = elfctl("--context", "dead-cluster", "infra", "up", "--only", "target", cwd=k8s_project, env=env)
     assert dead.returncode == 3 and "unreachable" in dead.stderr

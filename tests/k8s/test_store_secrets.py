@@ -8,6 +8,8 @@ import uuid
 
 import yaml
 
+from tests.k8s.conftest import closed_registry
+
 PASS = "wiring k8s passphrase"
 
 
@@ -36,10 +38,13 @@ def test_team_secret_comes_from_the_store_and_is_never_printed(k8s_project, emul
     assert env == [{"name": "MKT_API_KEY", "valueFrom": {"secretKeyRef": {"name": "mkt-secrets", "key": "MKT_API_KEY"}}}]
     elf("infra", "up", "--only", "target", "--dry-run")
 
-    # The store wins over an environment variable of the same name.
-    # (its exit code also reflects the health table, which includes the shared machine's registry)
-    up = elf("--debug", "infra", "up", "--only", "target", env={"MKT_API_KEY": "from-the-environment"}, rc=None)
+    # The store wins over an environment variable of the same name. The step succeeds; the health
+    # table that ends `infra up` fails on the registry (closed_registry), so the exit code is 1.
+    closed = closed_registry()
+    up = elf("--debug", "infra", "up", "--only", "target", rc=1, env={"MKT_API_KEY": "from-the-environment", **closed})
     assert "Secret mkt-secrets written" in up.stdout
+    assert "elfctl health: fail" in up.stdout
+    assert f"registry http://{closed['ELFCTL_REGISTRY_URL']} not reachable" in up.stdout
     secret = emulator.obj("v1/secrets", "elf-test", "mkt-secrets")
     assert secret["stringData"] == {"MKT_API_KEY": canary}  # the value reached the cluster, only there
 
