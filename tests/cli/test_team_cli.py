@@ -1,4 +1,4 @@
-`elfctl team new/list/validate`, and bad team specs fuzzed through the CLI: each one refused
+"""`elfctl team new/list/validate`, and bad team specs fuzzed through the CLI: each one refused
 (exit 2, naming the file), never a traceback."""
 
 from __future__ import annotations
