@@ -24,7 +24,7 @@ def test_team_secret_comes_from_the_store_and_is_never_printed(k8s_project, emul
     def elf(*args, input=None, env=None, rc=0):
         proc = elfctl(*args, cwd=k8s_project, input=input, env=env)
         outputs.append(proc.stdout + proc.stderr)
-        assert rc is None or proc.returncode == rc, proc.stderr
+        assert proc.returncode == rc, proc.stderr
         return proc
 
     elf("db", "migrate")
