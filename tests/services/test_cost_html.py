@@ -1,4 +1,5 @@
-"""The HTML report renders in headless Chromium and its figures match the --json views."""
+"""The HTML report renders in headless Chromium; its figures match the generator's own sums and the
+--json views."""
 
 import datetime as dt
 import json
@@ -40,12 +41,34 @@ def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess:
 def populated(project, open_store):
     url = f"sqlite:///{project / '.elf' / 'elf.db'}"
     store = open_store(url)
-    g.populate(store, days=60, rows=12_000, now=dt.datetime.now(dt.UTC))
-    return store, url
+    plan = g.populate(store, days=60, rows=12_000, now=dt.datetime.now(dt.UTC))
+    return store, url, plan
+
+
+def expected_from_the_generator(plan, today: dt.date) -> dict:
+    """The report's figures summed from the generator's own rows (not read back through the code)."""
+    start, month = (today - dt.timedelta(days=29)).isoformat(), today.replace(day=1).isoformat()
+    want: dict = {}
+
+    def add(name, amount):
+        want[name] = want.get(name, 0) + amount
+
+    for day, team, model, calls, _err, _fb, _unpriced, _p, _c, _cached, cost in plan.summary_rows():
+        if day == today.isoformat():
+            add(f"team.{team}.today_nanousd", cost)
+            add("today.cost_nanousd", cost)
+        if day >= month:
+            add(f"team.{team}.month_nanousd", cost)
+        if day >= start:
+            add(f"model.{model}.cost_nanousd", cost)
+            add(f"model.{model}.calls", calls)
+            add("period.cost_nanousd", cost)
+            add("period.calls", calls)
+    return want
 
 
 def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl, project):
-    store, url = populated
+    store, url, plan = populated
     out = tmp_path / "report.html"
     data = write_html(store, out)
     text = out.read_text()
@@ -57,6 +80,9 @@ def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl
     dom = read(proc.stdout)
     assert dom.tags.get("svg", 0) >= 3 and dom.tags.get("rect", 0) > 30  # the charts are there
     figs = dom.figs
+    want = expected_from_the_generator(plan, dt.date.fromisoformat(data["dashboard"]["today"]))
+    assert len(want) > 20
+    assert {name: int(figs[name][0]) for name in want} == want
 
     env = {"ELFCTL_STORE_URL": url}
     dash = json.loads(elfctl("cost", "dashboard", "--days", "30", "--json", cwd=project, env=env).stdout)
@@ -88,7 +114,7 @@ def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl
 
 
 def test_report_for_one_team_and_period(populated, tmp_path):
-    store, _ = populated
+    store, _, _ = populated
     today = dt.datetime.now(dt.UTC).date()
     since = (today - dt.timedelta(days=6)).isoformat()
     data = write_html(store, tmp_path / "legal.html", team="legal", since=since, until=today.isoformat())
