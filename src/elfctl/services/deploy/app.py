@@ -7,7 +7,7 @@ import os
 
 from elfctl.domain import team as team_mod
 from elfctl.domain.secret import Secret
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import ElfError, InputError, StoreNotMigrated
 from elfctl.services.deploy import flow as deploy_svc
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
@@ -96,7 +96,7 @@ def missing_secrets(app, specs) -> list[str]:
 def _store(app):
     store = app.store
     if "deployments" not in store.tables():
-        raise InputError(
+        raise StoreNotMigrated(
             f"store {store.display_url} has no deployments table yet",
             hint="run `elfctl infra up` (or `elfctl db migrate`) first",
         )
