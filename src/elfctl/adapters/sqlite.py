@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from elfctl.errors import InputError, OperationFailed
+from elfctl.errors import InputError, StoreDamaged, StoreLocked, StoreNotMigrated
+
+# What SQLite says when the file is not a database any more: a bad header, a truncated file, a
+# damaged page, or text that is not UTF-8 (which sqlite3 reports while decoding a row).
+_DAMAGED = ("file is not a database", "database disk image is malformed", "could not decode to utf-8")
+_TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM|TABLE)\s+\"?(\w+)", re.IGNORECASE)
 
 
-def _translate(exc: sqlite3.Error, path: Path) -> Exception:
+def _operation(sql: str) -> str:
+    """A statement named for people: "INSERT into spend_counters", "BEGIN IMMEDIATE"."""
+    words = sql.split()
+    if not words:
+        return "opening the store"
+    if words[0].upper() == "BEGIN":
+        return "starting a write transaction"
+    table = _TABLE.search(sql)
+    return f"{words[0].upper()} on {table.group(1)}" if table else words[0].upper()
+
+
+def _translate(exc: Exception, path: Path, sql: str = "", started: float | None = None) -> Exception:
+    """SQLite's errors in the store's terms. The SQL and row values never reach the message (a
+    decoding error quotes the row's text)."""
     text = str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
-        return OperationFailed(f"{path}: database is locked by another process", hint="retry shortly")
-    if isinstance(exc, sqlite3.OperationalError) and ("unable to open" in text or "readonly" in text):
+    low = text.lower()
+    if isinstance(exc, UnicodeDecodeError) or (isinstance(exc, sqlite3.DatabaseError) and any(
+            d in low for d in _DAMAGED)):
+        reason = "text that is not UTF-8" if "decode" in low or isinstance(exc, UnicodeDecodeError) else text
+        return StoreDamaged(
+            f"{path}: the store file is damaged ({reason})",
+            hint=f"restore it from a backup; or move it aside with its -wal and -shm files "
+                 f"(`mv {path} {path}.damaged`) and run `elfctl db migrate` to start a new, empty store",
+        )
+    if isinstance(exc, sqlite3.OperationalError) and ("no such table" in low or "no such column" in low):
+        return StoreNotMigrated(
+            f"the store {path} is not migrated (run `elfctl db migrate`): {text}",
+            hint="`elfctl db status` shows the pending migrations; `elfctl db migrate` applies them",
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in low:
+        waited = f" waited {time.monotonic() - started:.1f}s and" if started is not None else ""
+        return StoreLocked(
+            f"{path}: {_operation(sql)}{waited} gave up: another process holds the store's write lock",
+            hint="retry when the other elfctl (or sqlite3 shell) is done, or raise store.busy_timeout_ms",
+        )
+    if isinstance(exc, sqlite3.OperationalError) and ("unable to open" in low or "readonly" in low):
         return InputError(
             f"{path}: cannot write the SQLite store ({text})",
             hint=f"make {path.parent} writable, or set store.url to another location",
@@ -60,27 +98,26 @@ class SqliteStore:
         self._in_tx = False
 
     # -- Tx --------------------------------------------------------------------------------
+    @contextmanager
+    def _errors(self, sql: str):
+        started = time.monotonic()
+        try:
+            yield
+        except (sqlite3.Error, UnicodeDecodeError) as exc:
+            raise _translate(exc, self.path, sql, started) from exc
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            try:
-                return [dict(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
+        with self._lock, self._errors(sql):
+            return [dict(r) for r in self._conn.execute(sql, tuple(params)).fetchall()]
 
     def execute(self, sql: str, params: Sequence[Any] | None = ()) -> int:
-        with self._lock:
-            try:
-                cur = self._conn.execute(sql) if params is None else self._conn.execute(sql, tuple(params))
-                return cur.rowcount
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
+        with self._lock, self._errors(sql):
+            cur = self._conn.execute(sql) if params is None else self._conn.execute(sql, tuple(params))
+            return cur.rowcount
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._lock:
-            try:
-                self._conn.executemany(sql, rows)
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from exc
+        with self._lock, self._errors(sql):
+            self._conn.executemany(sql, rows)
 
     # -- Store -----------------------------------------------------------------------------
     @contextmanager
@@ -89,10 +126,8 @@ class SqliteStore:
             if self._in_tx:  # nested: join the outer transaction
                 yield self
                 return
-            try:
+            with self._errors("BEGIN IMMEDIATE"):
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise _translate(exc, self.path) from None
             self._in_tx = True
             try:
                 yield self
@@ -100,7 +135,8 @@ class SqliteStore:
                 self._conn.execute("ROLLBACK")
                 raise
             else:
-                self._conn.execute("COMMIT")
+                with self._errors("COMMIT"):
+                    self._conn.execute("COMMIT")
             finally:
                 self._in_tx = False
 
