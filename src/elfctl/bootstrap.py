@@ -34,7 +34,7 @@ def open_store(cfg: Config, url: str | None = None) -> Store:
     if scheme in ("postgresql", "postgres"):
         from elfctl.adapters.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, setting=f"store.url (from {cfg.source('store.url')})")
     where = cfg.source("store.url")
     raise InputError(
         f"store.url {redact_url(url)!r} (from {where}): unknown store scheme '{scheme or url}'",
