@@ -56,7 +56,8 @@ def docker_engine(cfg: Config):
     from elfctl.adapters.docker_engine import DockerEngine
 
     return DockerEngine(cfg.get("docker.host") or None, timeout_s=cfg.get("docker.timeout_s"),
-                        build_timeout_s=cfg.get("docker.build_timeout_s"))
+                        build_timeout_s=cfg.get("docker.build_timeout_s"),
+                        setting=f"docker.host (from {cfg.source('docker.host')})")
 
 
 def registry_address(cfg: Config) -> str:
