@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.conftest import run_elfctl
 
 from elfctl.adapters.docker_engine import DockerEngine
 from elfctl.adapters.kubernetes import KubeCluster
 from elfctl.errors import ConfigError, InputError
-from tests.conftest import run_elfctl
 
 
 @pytest.fixture
@@ -37,8 +37,9 @@ def test_malformed_docker_address_from_the_environment(monkeypatch, host):
 
 
 def test_unreachable_docker_address_stays_unreachable():
-    from elfctl.errors import Unreachable
     from tests.realservices import free_port
+
+    from elfctl.errors import Unreachable
 
     with pytest.raises(Unreachable):
         DockerEngine(f"tcp://127.0.0.1:{free_port()}", timeout_s=2).ping()

@@ -8,10 +8,10 @@ import time
 
 import psycopg
 import pytest
+from tests.conftest import run_elfctl
 
 from elfctl.adapters.postgres import PostgresStore
 from elfctl.errors import Conflict, InputError, StoreFull, StoreNotMigrated, Timeout, Unreachable
-from tests.conftest import run_elfctl
 
 
 @pytest.fixture

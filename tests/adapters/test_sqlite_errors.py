@@ -9,10 +9,10 @@ import sys
 import time
 
 import pytest
+from tests.conftest import run_elfctl
 
 from elfctl.adapters.sqlite import SqliteStore
 from elfctl.errors import StoreDamaged, StoreLocked, StoreNotMigrated
-from tests.conftest import run_elfctl
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def code_literals() -> list[tuple[str, int, str]]:
                     if isinstance(target, ast.Name) and target.id == "code" and stmt.value is not None:
                         pairs.append(stmt.value)
             elif isinstance(node, ast.Dict):
-                pairs += [v for k, v in zip(node.keys, node.values)
+                pairs += [v for k, v in zip(node.keys, node.values, strict=True)
                           if isinstance(k, ast.Constant) and k.value == "code"]
             found += [(rel, v.lineno, v.value) for v in pairs
                       if isinstance(v, ast.Constant) and isinstance(v.value, str)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tests import realservices
 from tests.conftest import run_elfctl, unavailable
 
