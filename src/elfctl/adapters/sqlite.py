@@ -21,7 +21,7 @@ _TABLE = re.compile(r"\b(?:INTO|UPDATE|FROM|TABLE)\s+\"?(\w+)", re.IGNORECASE)
 
 
 def _operation(sql: str) -> str:
-    """A statement named for people: "INSERT into spend_counters", "BEGIN IMMEDIATE"."""
+    """A statement named for people: "INSERT on spend_counters", "starting a write transaction"."""
     words = sql.split()
     if not words:
         return "opening the store"
