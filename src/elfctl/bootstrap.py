@@ -34,7 +34,7 @@ def open_store(cfg: Config, url: str | None = None) -> Store:
     if scheme in ("postgresql", "postgres"):
         from elfctl.adapters.postgres import PostgresStore
 
-        return PostgresStore(url)
+        return PostgresStore(url, setting=f"store.url (from {cfg.source('store.url')})")
     where = cfg.source("store.url")
     raise InputError(
         f"store.url {redact_url(url)!r} (from {where}): unknown store scheme '{scheme or url}'",
@@ -56,7 +56,8 @@ def docker_engine(cfg: Config):
     from elfctl.adapters.docker_engine import DockerEngine
 
     return DockerEngine(cfg.get("docker.host") or None, timeout_s=cfg.get("docker.timeout_s"),
-                        build_timeout_s=cfg.get("docker.build_timeout_s"))
+                        build_timeout_s=cfg.get("docker.build_timeout_s"),
+                        setting=f"docker.host (from {cfg.source('docker.host')})")
 
 
 def registry_address(cfg: Config) -> str:

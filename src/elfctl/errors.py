@@ -3,23 +3,77 @@
 Each class carries its exit code and a stable machine code, so the CLI shows every error the same
 way (`error:` / `hint:` for people, `{"error": {...}}` with `--json`). Adapters translate SDK
 exceptions into these at the border; services never see an SDK type.
+
+`ErrorCode` is the closed set of codes the program emits: a class or a `code=` outside it fails at
+once (and tests/cli/test_error_codes.py scans the source for literals outside it), so scripts can
+rely on the list below.
 """
 
 from __future__ import annotations
+
+from typing import Literal, get_args
+
+ErrorCode = Literal[
+    # generic kinds
+    "failed",  # the operation ran and did not succeed
+    "internal",  # a bug: an exception nothing translated
+    "usage",  # a bad flag or argument (click's usage errors)
+    "invalid_input",
+    "invalid_config",
+    "unreachable",  # an outside system does not answer
+    "timeout",  # it answered, but the operation ran out of time
+    "conflict",  # a concurrent change won; retrying may succeed
+    # the store
+    "store_not_migrated",
+    "store_damaged",
+    "store_locked",
+    "store_full",
+    "migration_failed",
+    "checksum_drift",
+    "missing_migration",
+    "lock_timeout",
+    # credentials
+    "not_found",
+    "no_previous",
+    "value_missing",
+    "wrong_passphrase",
+    "newer_format",
+    "corrupt_credentials",
+    # build, deploy, cluster
+    "build_failed",
+    "forbidden",
+    "unauthorized",
+    "invalid_manifest",
+    # LLM calls and budgets
+    "llm_failed",
+    "budget_exceeded",
+    "circuit_open",
+]
+CODES: frozenset[str] = frozenset(get_args(ErrorCode))
+
+
+def _check(code: str) -> str:
+    if code not in CODES:
+        raise ValueError(f"error code {code!r} is not declared in elfctl.errors.ErrorCode")
+    return code
 
 
 class ElfError(Exception):
     """Base: the operation failed (exit 1)."""
 
     exit_code = 1
-    code = "failed"
+    code: ErrorCode = "failed"
 
-    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _check(cls.code)
+
+    def __init__(self, message: str, hint: str | None = None, *, code: ErrorCode | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
         if code:
-            self.code = code
+            self.code = _check(code)
 
     def to_dict(self) -> dict:
         return {"code": self.code, "message": self.message, "hint": self.hint}
@@ -50,9 +104,45 @@ class Unreachable(ElfError):
     code = "unreachable"
 
 
+class Timeout(OperationFailed):
+    """The system answered but the operation ran past its limit (a statement timeout)."""
+
+    code = "timeout"
+
+
+class Conflict(OperationFailed):
+    """A concurrent change won (a deadlock or serialization failure): running again may succeed."""
+
+    code = "conflict"
+
+
 class MigrationError(OperationFailed):
     code = "migration_failed"
 
 
 class LockTimeout(OperationFailed):
     code = "lock_timeout"
+
+
+class StoreNotMigrated(OperationFailed):
+    """A table or column the code needs is missing: the schema is behind the code."""
+
+    code = "store_not_migrated"
+
+
+class StoreDamaged(OperationFailed):
+    """The store's file is not a readable database (truncated, overwritten, bit rot)."""
+
+    code = "store_damaged"
+
+
+class StoreLocked(OperationFailed):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+    code = "store_locked"
+
+
+class StoreFull(OperationFailed):
+    """The database server is out of a resource: disk, memory or connections."""
+
+    code = "store_full"

@@ -124,10 +124,15 @@ class Output:
     def warn(self, message: str) -> None:
         self.err.print("warning: " + scrub(message), markup=False, style="yellow")
 
-    def error(self, exc: ElfError) -> None:
+    def error(self, exc: ElfError, beside: Any = None) -> None:
+        """The error as `error:`/`hint:` on stderr; with --json also `{"error": {...}}` on stdout,
+        next to the fields of `beside` (the result a failed command still has) in one object."""
         if self.json:
             data = {k: (scrub(v) if isinstance(v, str) else v) for k, v in exc.to_dict().items()}
-            sys.stdout.write(json.dumps({"error": data}, indent=2) + "\n")
+            fields = to_data(beside) if beside is not None else {}
+            if not isinstance(fields, dict):
+                fields = {"result": fields}
+            sys.stdout.write(dumps({**fields, "error": data}) + "\n")
             sys.stdout.flush()
         # People always get the error on stderr, JSON or not: CI logs show why a step failed.
         self.err.print("error: " + scrub(exc.message), markup=False, style="red")

@@ -69,7 +69,7 @@ def test_bad_input_exits_2_with_a_hint(populated, cli):
 
 def test_unmigrated_store_says_so(cli, project):
     res = cli("cost", "dashboard")
-    assert res.exit_code == 2
+    assert res.exit_code == 1
     assert "elfctl db migrate" in res.stderr and "Traceback" not in res.output
 
 

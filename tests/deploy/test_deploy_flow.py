@@ -98,6 +98,8 @@ def test_deploy_lifecycle(project, store_url, docker_env, team_name, engine):
     assert proc.returncode == 1
     assert bad["state"] == "rolled_back" and "health" in bad["reason"] and "db down" in bad["reason"]
     assert bad["logs"]  # the new version's last log lines
+    # the result and the error in one JSON object, as every failure under --json
+    assert bad["error"]["code"] == "failed" and "previous version keeps serving" in bad["error"]["message"]
     assert prober.failed == [] and prober.ok > 10 and prober.bodies == {"v2"}
     assert _get(port) == "v2"
     assert not [c for c in engine.containers({"elfctl.team": team_name, "elfctl.revision": "3"})]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from elfctl.errors import ElfError, OperationFailed, Unreachable
+from elfctl.errors import ElfError, InputError, OperationFailed, Unreachable
 
 INSTALL_HINT = (
     "install Docker (Debian/Ubuntu: `sudo apt-get install docker.io`) and start it "
@@ -28,8 +28,11 @@ def _host_label(base_url: str | None) -> str:
 
 
 class DockerEngine:
-    def __init__(self, base_url: str | None = None, timeout_s: float = 10.0, build_timeout_s: float = 300.0):
+    def __init__(self, base_url: str | None = None, timeout_s: float = 10.0, build_timeout_s: float = 300.0,
+                 setting: str = "docker.host"):
+        """`setting` names where base_url came from in errors, e.g. "docker.host (from elfctl.toml)"."""
         self.base_url = base_url or None
+        self.setting = setting if self.base_url else "DOCKER_HOST (environment)"
         self.timeout_s = timeout_s
         self.build_timeout_s = build_timeout_s
         self._api = None
@@ -41,10 +44,27 @@ class DockerEngine:
         import docker
 
         kwargs = {"timeout": timeout, "version": "auto"}
+        self._check_host()
         with self._errors("connect"):
             if self.base_url:
                 return docker.APIClient(base_url=self.base_url, **kwargs)
             return docker.from_env(**kwargs).api
+
+    def _check_host(self) -> None:
+        """A malformed address is the user's input (exit 2), not an unreachable engine: docker-py
+        raises ValueError or DockerException for it while building the client."""
+        import docker.errors
+        import docker.utils
+
+        host = self.base_url or os.environ.get("DOCKER_HOST")
+        if not host:
+            return
+        try:
+            docker.utils.parse_host(host, os.name == "nt", tls=False)
+        except (ValueError, docker.errors.DockerException) as exc:
+            raise InputError(f"{self.setting} {host!r} is not a Docker engine address: {exc}",
+                             hint="use unix:///var/run/docker.sock, tcp://HOST:PORT (port 1-65535) "
+                                  "or ssh://USER@HOST") from None
 
     @property
     def api(self):

@@ -42,6 +42,53 @@ def kubeconfig_paths(explicit: str | None = None, environ: dict | None = None) -
     return explicit or environ.get("KUBECONFIG") or str(Path("~/.kube/config").expanduser())
 
 
+_KUBECONFIG_HINT = ("set KUBECONFIG or kubernetes.kubeconfig, and kubernetes.context "
+                    "(see `kubectl config get-contexts`)")
+
+
+def check_kubeconfig(files: list[str], context: str | None) -> None:
+    """The shape the client assumes, checked first so that a broken file gets a sentence naming it
+    (the client itself says "'str' object does not support item assignment"). Files merge as
+    kubectl merges them: the first to name a context, cluster or user wins."""
+    import yaml
+
+    merged: dict[str, dict[str, Any]] = {"contexts": {}, "clusters": {}, "users": {}}
+    current = None
+    for name in files:
+        path = Path(name).expanduser()
+        if not path.is_file():
+            continue
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"kubeconfig {path}: cannot be read as YAML ({scrub(str(exc)).splitlines()[0]})",
+                              hint=_KUBECONFIG_HINT) from None
+        if doc is None:
+            continue
+        if not isinstance(doc, dict):
+            raise ConfigError(f"kubeconfig {path} is not a kubeconfig: it holds a YAML {type(doc).__name__}, "
+                              "not a mapping with clusters, contexts and users", hint=_KUBECONFIG_HINT)
+        current = current or doc.get("current-context")
+        for key in merged:
+            entries = doc.get(key) or []
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                raise ConfigError(f"kubeconfig {path}: '{key}' must be a list of named entries",
+                                  hint=_KUBECONFIG_HINT)
+            for e in entries:
+                merged[key].setdefault(str(e.get("name")), e.get(key[:-1]) or {})
+    chosen = context or current
+    if not chosen or chosen not in merged["contexts"]:
+        return  # the client's own message names the missing context well
+    ctx = merged["contexts"][chosen]
+    where = ", ".join(files)
+    for key, ref in (("clusters", "cluster"), ("users", "user")):
+        name = ctx.get(ref) if isinstance(ctx, dict) else None
+        if name is not None and str(name) not in merged[key]:
+            raise ConfigError(f"kubeconfig {where}: context {chosen!r} uses {ref} {name!r}, which no "
+                              f"'{key}' entry defines", hint=f"add the {ref} to the kubeconfig, or choose "
+                                                             "another context with kubernetes.context")
+
+
 class KubeCluster:
     def __init__(self, kubeconfig: str | None = None, context: str | None = None, timeout_s: float = 10.0):
         self.kubeconfig = kubeconfig_paths(kubeconfig)
@@ -63,6 +110,7 @@ class KubeCluster:
                         "KUBERNETES_SERVICE_HOST"):
                     kconfig.load_incluster_config(client_configuration=cfg)  # as kubectl inside a pod
                 else:
+                    check_kubeconfig(files, self.context)
                     kconfig.load_kube_config(config_file=self.kubeconfig, context=self.context,
                                              client_configuration=cfg, persist_config=False)
             except (kconfig.ConfigException, OSError, ValueError, TypeError) as exc:

@@ -10,10 +10,26 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from elfctl.errors import ElfError, InputError, LockTimeout, Unreachable
-from elfctl.redact import redact_url
+from elfctl.errors import (
+    Conflict,
+    ElfError,
+    InputError,
+    LockTimeout,
+    StoreFull,
+    StoreNotMigrated,
+    Timeout,
+    Unreachable,
+)
+from elfctl.redact import redact_url, scrub
 
 _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%|\?")
+# Deadlock and serialization failure: the server rolled the statement's transaction back, so running
+# it again is safe when that transaction was the statement alone (outside `transaction()`).
+_CONFLICT = ("40001", "40P01")
+RETRIES = 3
+# The server answered the connection and refused these: the URL's user, password or database is wrong.
+_REFUSED = re.compile(r"password authentication failed|role .* does not exist|database .* does not exist|"
+                      r"no pg_hba\.conf entry")
 
 
 def _to_pyformat(sql: str) -> str:
@@ -30,7 +46,8 @@ def _to_pyformat(sql: str) -> str:
 class PostgresStore:
     dialect = "postgres"
 
-    def __init__(self, url: str, connect_timeout_s: int = 5):
+    def __init__(self, url: str, connect_timeout_s: int = 5, setting: str = "store.url"):
+        """`setting` names where the URL came from in errors, e.g. "store.url (from ELFCTL_STORE_URL)"."""
         import psycopg
         from psycopg.rows import dict_row
 
@@ -40,54 +57,97 @@ class PostgresStore:
             self._conn = psycopg.connect(
                 url, autocommit=True, row_factory=dict_row, connect_timeout=connect_timeout_s
             )
-        except psycopg.OperationalError as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else "no answer"
-            raise Unreachable(
-                f"PostgreSQL at {self.display_url} is unreachable: {redact_url(reason)}",
-                hint="check that the server is running and store.url / ELFCTL_STORE_URL is right",
-            ) from None
-        except psycopg.ProgrammingError as exc:
-            raise InputError(
-                f"store.url {self.display_url} is not a valid PostgreSQL URL ({exc})",
-                hint="use postgresql://user:password@host:port/dbname",
-            ) from None
+        except psycopg.Error as exc:
+            raise self._connect_error(exc, url, setting) from None
         self._lock = threading.RLock()
         self._in_tx = False
 
+    def _connect_error(self, exc: Exception, url: str, setting: str) -> ElfError:
+        # psycopg quotes the URL in some messages: never show it, the password may be in it.
+        reason = (str(exc).strip().replace(url, "the URL") or "no answer").splitlines()[-1]
+        reason = scrub(reason)
+        fix = "use postgresql://user:password@host:port/dbname?option=value with libpq's option names"
+        # "connection is bad": libpq refused the URL itself before any network traffic (an unknown
+        # sslmode, a port out of range); "connection failed": the network or the server said no.
+        if isinstance(exc, self._psycopg.ProgrammingError) or str(exc).startswith("connection is bad"):
+            return InputError(f"{setting} {self.display_url} is not a valid PostgreSQL URL: "
+                              f"{reason.removeprefix('connection is bad: ')}", hint=fix)
+        if _REFUSED.search(reason):
+            return InputError(f"PostgreSQL at {self.display_url} refused the connection: {reason}",
+                              hint=f"check the user, password and database name in {setting}")
+        return Unreachable(
+            f"PostgreSQL at {self.display_url} is unreachable: {reason}",
+            hint=f"check that the server is running and {setting} is right",
+        )
+
     def _translate(self, exc: Exception) -> Exception:
+        """psycopg's errors by SQLSTATE class; anything else (a bug in our SQL) stays as it is."""
         psycopg = self._psycopg
-        if isinstance(exc, psycopg.OperationalError):
-            return Unreachable(f"PostgreSQL at {self.display_url}: {exc}".strip(), hint="is the server up?")
+        state = getattr(exc, "sqlstate", None) or ""
+        diag = getattr(exc, "diag", None)
+        said = scrub((diag and diag.message_primary) or str(exc).strip())
+        where = f"PostgreSQL at {self.display_url}"
+        if state in ("42P01", "42703"):
+            return StoreNotMigrated(f"the store {self.display_url} is not migrated (run `elfctl db migrate`): "
+                                    f"{said}", hint="`elfctl db status` shows the pending migrations")
+        if state in _CONFLICT:
+            return Conflict(f"{where}: a concurrent transaction conflicted with this one ({said}); "
+                            "nothing of it was written", hint="run the command again")
+        if state == "57014":
+            return Timeout(f"{where} cancelled the statement: {said}",
+                           hint="the server's statement_timeout cut it short; retry, or raise the timeout")
+        if state.startswith("53"):
+            return StoreFull(f"{where} is out of resources: {said}",
+                             hint="free disk space or memory on the database server, or raise its limits")
+        if state.startswith(("22", "23")):
+            return InputError(f"{where} refused a value: {said}",
+                              hint="check the values given to the command")
+        if state.startswith("08") or state in ("57P01", "57P02", "57P03") or (
+                isinstance(exc, psycopg.OperationalError) and not state):
+            return Unreachable(f"{where}: {said}", hint="is the server up?")
         return exc
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def _run(self, fn, retry: bool = True):
+        """One statement under the connection lock, its errors translated; a deadlock or
+        serialization failure outside a transaction is retried up to RETRIES times (inside one, the
+        whole block is the caller's to repeat: it gets Conflict)."""
         with self._lock:
-            try:
-                return list(self._conn.execute(_to_pyformat(sql), tuple(params)).fetchall())
-            except self._psycopg.Error as exc:
-                raise self._translate(exc) from exc
+            for attempt in range(RETRIES + 1):
+                try:
+                    return fn()
+                except self._psycopg.Error as exc:
+                    again = retry and not self._in_tx and attempt < RETRIES
+                    if again and getattr(exc, "sqlstate", None) in _CONFLICT:
+                        time.sleep(0.05 * 2**attempt)
+                        continue
+                    translated = self._translate(exc)
+                    if translated is exc:
+                        raise
+                    raise translated from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._run(lambda: list(self._conn.execute(_to_pyformat(sql), tuple(params)).fetchall()))
 
     def execute(self, sql: str, params: Sequence[Any] | None = ()) -> int:
-        with self._lock:
-            try:
-                if params is None:
-                    cur = self._conn.execute(sql)  # verbatim: no placeholder processing
-                else:
-                    cur = self._conn.execute(_to_pyformat(sql), tuple(params))
-                return cur.rowcount
-            except self._psycopg.Error as exc:
-                raise self._translate(exc) from exc
+        def run() -> int:
+            if params is None:
+                return self._conn.execute(sql).rowcount  # verbatim: no placeholder processing
+            return self._conn.execute(_to_pyformat(sql), tuple(params)).rowcount
+
+        return self._run(run)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._lock:
-            try:
-                with self._conn.cursor() as cur:
-                    cur.executemany(_to_pyformat(sql), rows)
-            except self._psycopg.Error as exc:
-                raise self._translate(exc) from exc
+        def run() -> None:
+            with self._conn.cursor() as cur:
+                cur.executemany(_to_pyformat(sql), rows)
+
+        # never retried: outside a transaction each row commits on its own, so a retry would repeat rows
+        self._run(run, retry=False)
 
     @contextmanager
     def transaction(self):
+        """All statements inside commit together or not at all. A conflict (deadlock, serialization
+        failure) is raised as Conflict and not retried here: only the caller can run its block again."""
         with self._lock:
             if self._in_tx:
                 yield self
@@ -96,8 +156,11 @@ class PostgresStore:
             try:
                 with self._conn.transaction():
                     yield self
-            except self._psycopg.OperationalError as exc:
-                raise self._translate(exc) from exc
+            except self._psycopg.Error as exc:  # raised by BEGIN or COMMIT; statements translate their own
+                translated = self._translate(exc)
+                if translated is exc:
+                    raise
+                raise translated from exc
             finally:
                 self._in_tx = False
 

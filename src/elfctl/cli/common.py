@@ -34,6 +34,19 @@ def get_app(ctx: typer.Context, json_mode: bool = False):
     return app
 
 
+def finish(app, result, human=None, failure: ElfError | None = None) -> None:
+    """Show a command's result. A command that failed (`failure`) still shows what it has: with
+    --json the result's fields and `error` in one object on stdout, for people the result and then
+    `error:`/`hint:` on stderr; it then exits with the failure's exit code."""
+    if failure is None:
+        app.output.result(result, human)
+        return
+    if not app.output.json:
+        app.output.result(result, human)
+    app.output.error(failure, beside=result)
+    raise typer.Exit(failure.exit_code)
+
+
 class ElfGroup(TyperGroup):
     """Root group: turns every ElfError into `error:`/`hint:` (or JSON) and its exit code, and
     any other exception into a one-line internal error, unless --debug asks for the traceback.

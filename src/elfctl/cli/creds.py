@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from elfctl.cli.common import JsonOpt, get_app
+from elfctl.cli.common import JsonOpt, finish, get_app
 
 app = typer.Typer(
     help="Credentials: stored encrypted (OS keyring or file), injected, rotated, audited.",
@@ -231,14 +231,14 @@ def check(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
             for f in r.findings
         )
 
-    app_.output.result(
-        {"checked": result.checked, "failed": result.failed, "findings": result.findings}
-        if app_.output.json
-        else result,
-        human,
-    )
+    failure = None
     if result.failed:
-        raise typer.Exit(1)
+        from elfctl.errors import OperationFailed
+
+        failure = OperationFailed(f"{result.failed} credential(s) expired or past creds.max_age",
+                                  hint="rotate them: `elfctl creds rotate NAME`")
+    finish(app_, {"checked": result.checked, "failed": result.failed, "findings": result.findings}
+           if app_.output.json else result, human, failure)
 
 
 @app.command("import")
@@ -296,16 +296,22 @@ def audit(
     app_, vault = _vault(ctx, json_mode, "audit")
     if verify:
         result = credential_audit.audit_verify(vault)
-        app_.output.result(
+        failure = None
+        if not result.ok:
+            from elfctl.errors import OperationFailed
+
+            failure = OperationFailed(f"the credential audit log was tampered with ({len(result.problems)} "
+                                      "problem(s))", hint="see the problems listed; restore the store from a backup")
+        finish(
+            app_,
             result,
             lambda r: (
                 f"audit log intact: {r.entries} entries, chain and head verified"
                 if r.ok
                 else "audit log TAMPERED:\n" + "\n".join(f"  {p.detail}" for p in r.problems)
             ),
+            failure,
         )
-        if not result.ok:
-            raise typer.Exit(1)
         return
     rows = credential_audit.audit_entries(vault, team, since)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from elfctl.cli.common import JsonOpt, get_app
+from elfctl.cli.common import JsonOpt, finish, get_app
 
 LockWait = Annotated[
     float | None,
@@ -44,7 +44,7 @@ def _render(r):
 
 
 def _finish(app_, result) -> None:
-    app_.output.result(result, _render)
+    err = None
     if result.exit_code:
         from elfctl.errors import OperationFailed
 
@@ -56,9 +56,7 @@ def _finish(app_, result) -> None:
             f"{result.reason}; {where}",
             hint=f"see `elfctl deployments {result.team}`",
         )
-        if not app_.output.json:
-            app_.output.error(err)
-        raise typer.Exit(result.exit_code)
+    finish(app_, result, _render, err)
 
 
 def deploy(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from elfctl.cli.common import JsonOpt, get_app
+from elfctl.cli.common import JsonOpt, finish, get_app
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
 
@@ -45,5 +45,16 @@ def health(
         app.output.watch(produce, render, interval)
         raise typer.Exit(0)
     report = produce()
-    app.output.result(report, render)
-    raise typer.Exit(report.exit_code(strict))
+    finish(app, report, render, failing(report, strict))
+
+
+def failing(report, strict: bool = False):
+    """The error a failing report exits with (None when it passes), naming the failing components."""
+    if not report.exit_code(strict):
+        return None
+    from elfctl.errors import OperationFailed
+
+    bad = ("fail", "warn") if strict else ("fail",)
+    names = ", ".join(dict.fromkeys(c.component for c in report.checks if c.status in bad))
+    return OperationFailed(f"health: {names} {'not passing' if strict else 'failing'}",
+                           hint="see each component's details and hint")

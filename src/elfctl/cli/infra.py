@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from elfctl.cli.common import JsonOpt, get_app
+from elfctl.cli.common import JsonOpt, finish, get_app
 
 app = typer.Typer(help="Stand the platform up, inspect it, take it down.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def up(
     json_mode: JsonOpt = False,
 ) -> None:
     """Bring the platform up, idempotently: environment, store, registry, target, teams, then health."""
-    from elfctl.cli.health import render
+    from elfctl.cli.health import failing, render
     from elfctl.services.platform.app import infra_up
 
     app_ = get_app(ctx, json_mode)
@@ -40,8 +40,7 @@ def up(
                      else "")
         return Group(*parts)
 
-    app_.output.result(result, human)
-    raise typer.Exit(result.exit_code)
+    finish(app_, result, human, failing(result.health) if result.health else None)
 
 
 @app.command("status")
@@ -63,8 +62,13 @@ def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
             table.add_row(c["component"], state, c["details"])
         return table
 
-    app_.output.result(result, human)
-    raise typer.Exit(1 if any(c["state"] != "up" for c in result.components) else 0)
+    down = [c["component"] for c in result.components if c["state"] != "up"]
+    failure = None
+    if down:
+        from elfctl.errors import OperationFailed
+
+        failure = OperationFailed(f"not up: {', '.join(down)}", hint="`elfctl infra up` brings the platform up")
+    finish(app_, result, human, failure)
 
 
 @app.command("down")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from elfctl.cli.common import JsonOpt, get_app
+from elfctl.cli.common import JsonOpt, finish, get_app
 from elfctl.cli.cost import app
 
 
@@ -38,9 +38,11 @@ def reconcile(
         )
         return "\n".join(lines)
 
-    app_.output.result(res, human)
+    failure = None
     if res.drift and not res.fixed:
-        raise typer.Exit(OperationFailed.exit_code)
+        failure = OperationFailed(f"{len(res.drift)} rollup or counter value(s) drifted from the ledger",
+                                  hint="`elfctl cost reconcile --fix` rewrites them from the usage rows")
+    finish(app_, res, human, failure)
 
 
 @app.command("reprice")

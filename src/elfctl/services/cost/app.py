@@ -12,7 +12,7 @@ from typing import Any
 from elfctl.domain import team as team_mod
 from elfctl.domain.budget import Budget
 from elfctl.domain.pricing import usd_to_nano
-from elfctl.errors import InputError
+from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.services.cost import budgets
 from elfctl.services.cost import report as cost_report
 from elfctl.services.llm import app as llm_service
@@ -23,7 +23,7 @@ from elfctl.services.cost import usage_import
 def _ready(app) -> Any:
     store = app.store
     if "api_usage" not in store.tables():
-        raise InputError(
+        raise StoreNotMigrated(
             f"the store {store.display_url} has no cost tables yet",
             hint="run `elfctl db migrate` (or `elfctl infra up`) first",
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from elfctl.errors import InputError
+from elfctl.errors import InputError, StoreNotMigrated
 
 HISTORY_DAYS = 28  # same-weekday history used to project the rest of today
 
@@ -199,10 +199,9 @@ def require_schema(store) -> None:
     """A store nobody migrated yet gets a clear error instead of 'no such table'."""
     missing = {"daily_cost_summary", "budgets", "breaker_state"} - set(store.tables())
     if missing:
-        raise InputError(
+        raise StoreNotMigrated(
             f"the store {store.display_url} has no cost tables ({', '.join(sorted(missing))})",
             hint="run `elfctl db migrate` (or `elfctl infra up`) first",
-            code="not_migrated",
         )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
-from elfctl.errors import InputError, OperationFailed
+from elfctl.errors import InputError, OperationFailed, StoreNotMigrated
 from elfctl.ports import Secrets, Store
 from elfctl.services.credentials import audit
 
@@ -87,7 +87,7 @@ class Vault:
         if self._schema_ok:
             return
         if "credential_audit_head" not in self.store.tables():
-            raise InputError(
+            raise StoreNotMigrated(
                 f"{self.store.display_url}: the store has no credential tables yet",
                 hint="run `elfctl db migrate` (or `elfctl infra up`) first",
             )

@@ -7,7 +7,7 @@ import os
 
 from elfctl.domain import team as team_mod
 from elfctl.domain.secret import Secret
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.services.deploy import flow as deploy_svc
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
@@ -80,23 +80,21 @@ def secret_versions(app, spec) -> str:
 def missing_secrets(app, specs) -> list[str]:
     """Names (never values) the teams list under `secrets:` that neither the credential store nor
     the environment holds. Metadata only: no passphrase, no decryption. A store that is not
-    migrated yet counts as holding nothing."""
+    migrated yet counts as holding nothing; a store that cannot be read (unreachable, damaged)
+    raises: calling every secret "missing" would send the user after the wrong problem."""
     wanted = {(s, spec.name) for spec in specs for s in spec.secrets if not os.environ.get(s)}
     if not wanted:
         return []
     held: set[tuple[str, str]] = set()
-    try:
-        if CRED_TABLE in app.store.tables():
-            held = {(r["name"], r["scope"]) for r in app.store.query("SELECT name, scope FROM credentials")}
-    except ElfError:
-        pass
+    if CRED_TABLE in app.store.tables():
+        held = {(r["name"], r["scope"]) for r in app.store.query("SELECT name, scope FROM credentials")}
     return sorted({n for n, team in wanted if (n, team) not in held and (n, "") not in held})
 
 
 def _store(app):
     store = app.store
     if "deployments" not in store.tables():
-        raise InputError(
+        raise StoreNotMigrated(
             f"store {store.display_url} has no deployments table yet",
             hint="run `elfctl infra up` (or `elfctl db migrate`) first",
         )

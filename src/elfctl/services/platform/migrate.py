@@ -26,7 +26,7 @@ from elfctl.domain.migrations import (
     first_line,
     split_statements,
 )
-from elfctl.errors import ElfError, InputError, MigrationError, OperationFailed
+from elfctl.errors import ElfError, InputError, MigrationError, OperationFailed, StoreNotMigrated
 from elfctl.ports import Store, Tx
 
 HISTORY_DDL = """
@@ -208,11 +208,13 @@ def _apply_one(store: Store, m: Migration, progress: Callable[[str], None]) -> M
         for index, stmt in enumerate(statements, 1):
             try:
                 tx.execute(stmt, None)
-            except ElfError:
-                raise
             except Exception as exc:
+                if isinstance(exc, ElfError) and not isinstance(exc, (StoreNotMigrated, InputError)):
+                    raise  # the store failed (unreachable, locked, full), not the file
+                # a missing table or a refused value here is the file's mistake: name it, and the
+                # database's own words (the adapter's error keeps them as its cause)
                 raise MigrationError(
-                    f"{m.path}: statement {index} of {len(statements)} failed: {_one_line(exc)}"
+                    f"{m.path}: statement {index} of {len(statements)} failed: {_one_line(exc.__cause__ or exc)}"
                     f" [{first_line(stmt)}]",
                     hint="fix the file and run `elfctl db migrate` again; nothing of it was applied",
                 ) from None
