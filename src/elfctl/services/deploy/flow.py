@@ -99,8 +99,7 @@ class _Record:
     def __init__(self, store, team: str, target: str, image: str, details: dict, held: Lease):
         self.store, self.details, self.t0, self.held = store, details, time.monotonic(), held
         stamp = iso(now())
-        with store.transaction() as tx:
-            held.fence(tx)
+        with held.write() as tx:
             rev = tx.query("SELECT COALESCE(MAX(revision), 0) AS r FROM deployments WHERE team = ?", (team,))[
                 0
             ]["r"]
@@ -120,8 +119,7 @@ class _Record:
     def note(self, **cols: Any) -> None:
         """Record columns without changing state."""
         cols["updated_at"] = iso(now())
-        with self.store.transaction() as tx:
-            self.held.fence(tx)
+        with self.held.write() as tx:
             tx.execute(
                 f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
                 (*cols.values(), self.id),
@@ -135,8 +133,7 @@ class _Record:
         sets = {"state": state, "updated_at": iso(now()), "details": json.dumps(self.details), **cols}
         if final:
             sets["finished_at"] = sets["updated_at"]
-        with self.store.transaction() as tx:
-            self.held.fence(tx)
+        with self.held.write() as tx:
             if state == "switched":
                 tx.execute(
                     "UPDATE deployments SET state = 'superseded', updated_at = ? WHERE team = ? AND "
@@ -210,8 +207,9 @@ def _rollout(
         if push is not None:
             result.digest = push.wait()
             rec.details["timings"]["push"] = push.seconds
-            rec.note(digest=result.digest)
         rec.held.renew()  # the fence: a deploy that lost its lease never switches
+        if push is not None:
+            rec.note(digest=result.digest)
 
     guard = getattr(target, "switch_guard", False)
     if not guard:  # no hook: such a target switches as it rolls out, so the fence comes first

@@ -123,6 +123,18 @@ class Lease:
             "then deploy again; raise deploy.lock_ttl_s if the store is often unreachable for longer",
         )
 
+    def _outage(self, exc: ElfError, step: str) -> ElfError:
+        """A store error: the lease is lost once it went unrenewed past its ttl, else it stands."""
+        t = time.monotonic()
+        if t < self.valid_until:
+            return exc
+        late = t - (self.valid_until - self.ttl_s)
+        return self._lost(
+            f"the store was unreachable and the lease not renewed for {late:.1f}s, longer than its "
+            f"{self.ttl_s:g}s ttl: {exc.message}",
+            step,
+        )
+
     def renew(self, via=None, step: str = "the switch: the old version keeps serving") -> None:
         """Extend the lease now (through `via`, a transaction, if given), or raise LeaseLost: taken
         over, or not renewed for longer than its ttl while the store was unreachable."""
@@ -131,22 +143,27 @@ class Lease:
         t0 = time.monotonic()
         try:
             held = renew(via or self.store, self.team, self.owner, self.ttl_s)
-        except ElfError as exc:
-            late = t0 - (self.valid_until - self.ttl_s)
-            if t0 >= self.valid_until:
-                raise self._lost(
-                    f"the store was unreachable and the lease not renewed for {late:.1f}s, longer "
-                    f"than its {self.ttl_s:g}s ttl: {exc.message}", step
-                ) from None
+        except LeaseLost:
             raise
+        except ElfError as exc:
+            raise self._outage(exc, step) from None
         if not held:
             self.taken = True
             raise self._lost("another deploy took it over", step)
         self.valid_until = t0 + self.ttl_s
 
-    def fence(self, tx) -> None:
-        """In a history write's transaction: the write commits only while this deploy holds the lease."""
-        self.renew(tx, step="recording: this deploy's history is not written")
+    @contextmanager
+    def write(self) -> Iterator:
+        """A transaction that renews the lease first: it commits only while this deploy holds it."""
+        step = "recording: this deploy's history is not written"
+        try:
+            with self.store.transaction() as tx:
+                self.renew(tx, step)
+                yield tx
+        except LeaseLost:
+            raise
+        except ElfError as exc:
+            raise self._outage(exc, step) from None
 
 
 @contextmanager
