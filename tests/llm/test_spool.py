@@ -12,7 +12,7 @@ import time
 
 from elfctl.domain.usage import UsageRow
 from elfctl.services.llm import spool as spool_mod
-from tests.conftest import unavailable
+from tests.conftest import kill_unreaped, unavailable
 from tests.llm.test_calls import _team
 from tests.llm.test_concurrency import KILLER
 
@@ -133,11 +133,7 @@ def test_a_zombie_writer_on_this_host_is_replayed(llm_env, tmp_path):
     _project, store = llm_env
     proc = _writer(tmp_path)
     try:
-        proc.kill()  # not reaped yet: a zombie, which os.kill(pid, 0) still finds
-        deadline = time.monotonic() + 10
-        while open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        kill_unreaped(proc)
         assert spool_mod.Spool(tmp_path).replay(store) == 1
         assert _recorded(store) == 1
     finally:
