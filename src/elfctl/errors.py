@@ -32,6 +32,7 @@ ErrorCode = Literal[
     "checksum_drift",
     "missing_migration",
     "lock_timeout",
+    "lease_lost",  # a deploy lost its lease: stopped before the switch
     # credentials
     "not_found",
     "no_previous",
@@ -146,3 +147,9 @@ class StoreFull(OperationFailed):
     """The database server is out of a resource: disk, memory or connections."""
 
     code = "store_full"
+
+
+class LeaseLost(OperationFailed):
+    """A deploy's lease was taken over or could not be renewed within its ttl: it stops before the switch."""
+
+    code = "lease_lost"
