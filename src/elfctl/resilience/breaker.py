@@ -157,20 +157,29 @@ def make(
     return cb
 
 
-def _still_open(cb: pybreaker.CircuitBreaker, row: dict) -> CircuitOpen:
-    now = dt.datetime.now(dt.UTC)
+def _probe_in(cb: pybreaker.CircuitBreaker, row: dict) -> float:
+    """Seconds until a probe may be sent: the reset time of an open circuit, the slot of the probe in
+    flight of a half-open one (0 or less: now)."""
     if row["state"] == pybreaker.STATE_HALF_OPEN:
-        until = dt.datetime.fromisoformat(row["probe_until"]) if row.get("probe_until") else now
+        until = row.get("probe_until")
+        end = dt.datetime.fromisoformat(until) if until else None
+    else:
+        opened = row["opened_at"]
+        end = dt.datetime.fromisoformat(opened) + dt.timedelta(seconds=cb.reset_timeout) if opened else None
+    return (end - dt.datetime.now(dt.UTC)).total_seconds() if end else 0.0
+
+
+def _still_open(cb: pybreaker.CircuitBreaker, row: dict) -> CircuitOpen:
+    wait = max(0.0, _probe_in(cb, row))
+    if row["state"] == pybreaker.STATE_HALF_OPEN:
         return CircuitOpen(
             f"circuit {cb.name} is half-open: another call is probing the provider",
-            hint=f"its outcome closes or re-opens the circuit within {max(0.0, (until - now).total_seconds()):.0f}s",
+            hint=f"its outcome closes or re-opens the circuit within {wait:.0f}s",
             code="circuit_open",
         )
-    opened = dt.datetime.fromisoformat(row["opened_at"]) if row["opened_at"] else now
-    retry_in = (opened + dt.timedelta(seconds=cb.reset_timeout) - now).total_seconds()
     return CircuitOpen(
         f"circuit {cb.name} is open after repeated failures",
-        hint=f"a probe call is allowed in {max(0.0, retry_in):.0f}s",
+        hint=f"a probe call is allowed in {wait:.0f}s",
         code="circuit_open",
     )
 
@@ -185,8 +194,10 @@ a steady stream of calls reads the store about once a second."""
     with cb._lock:
         row = storage.snapshot()
         if row["state"] in (pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN):
+            if _probe_in(cb, row) > 0:  # read first: no write while the answer is plainly no
+                raise _still_open(cb, row)
             if not storage.take_probe(cb.reset_timeout, getattr(cb, "probe_ttl_s", cb.reset_timeout)):
-                raise _still_open(cb, storage.snapshot())
+                raise _still_open(cb, storage.snapshot())  # another process's probe won the slot
             return False  # this call is the probe; _after closes or re-opens the circuit
         clean = row["state"] == pybreaker.STATE_CLOSED and not row["fail_counter"]
         if clean and isinstance(storage, StoreBreakerStorage):
