@@ -20,10 +20,16 @@ BUDGET = 3.0
 MARGIN = 1.0  # store writes, litellm's own work around the request, a loaded machine
 
 
-def _warm(llm_server):
+def _ready(llm_env, llm_server, monkeypatch, **env):
+    """Team alpha (gpt-4o, then gpt-4o-mini), `ELFCTL_LLM_<KEY>` settings, and one call made; the store."""
     from elfctl import llm
 
+    for key, value in env.items():
+        monkeypatch.setenv(f"ELFCTL_LLM_{key.upper()}", str(value))
+    project, store = llm_env
+    _team(project)
     llm.completion(team="alpha", model="openai/gpt-4o-mini", messages=MSG, api_base=llm_server.url)
+    return store
 
 
 def _spent(reason: str, model: str) -> float:
@@ -36,11 +42,7 @@ def test_hung_provider_falls_back_within_the_budget(llm_env, llm_server, monkeyp
     (before: the hung model was tried twice with the full timeout, 2 x 10 s, before the fallback)."""
     from elfctl import llm
 
-    monkeypatch.setenv("ELFCTL_LLM_TIMEOUT_S", "10")
-    monkeypatch.setenv("ELFCTL_LLM_RETRY_MAX_TRIES", "3")
-    project, store = llm_env
-    _team(project)
-    _warm(llm_server)
+    store = _ready(llm_env, llm_server, monkeypatch, timeout_s=10, retry_max_tries=3)
     llm_server.stall("gpt-4o", seconds=30)
     t0 = time.monotonic()
     resp = llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
@@ -55,15 +57,11 @@ def test_hung_provider_falls_back_within_the_budget(llm_env, llm_server, monkeyp
 
 def test_every_model_hung_fails_within_one_budget_per_model(llm_env, llm_server, monkeypatch):
     """Retries shrink the last attempt's timeout to what is left; the call fails after one budget
-    per model of the chain, and the error row says how long each model took (before: 2 x 4.8 s)."""
+    per model of the chain, and the error row says how long each model took (before: 8.5 s)."""
     from elfctl import llm
     from elfctl.errors import ElfError
 
-    monkeypatch.setenv("ELFCTL_LLM_TIMEOUT_S", "1.2")
-    monkeypatch.setenv("ELFCTL_LLM_RETRY_MAX_TRIES", "5")
-    project, store = llm_env
-    _team(project)
-    _warm(llm_server)
+    store = _ready(llm_env, llm_server, monkeypatch, timeout_s=1.2, retry_max_tries=5)
     llm_server.stall("*", seconds=30)
     t0 = time.monotonic()
     with pytest.raises(ElfError, match="every model failed"):
@@ -78,14 +76,12 @@ def test_every_model_hung_fails_within_one_budget_per_model(llm_env, llm_server,
     assert row["latency_ms"] <= (2 * BUDGET + MARGIN) * 1000 and row["cost_nanousd"] == 0
 
 
-def test_retry_after_past_the_budget_falls_back_at_once(llm_env, llm_server):
+def test_retry_after_past_the_budget_falls_back_at_once(llm_env, llm_server, monkeypatch):
     """A 429 asking for 10 s when 3 s are left: waiting could only end in the fallback, so it comes
     now (before: it slept the rest of the budget and tried again)."""
     from elfctl import llm
 
-    project, store = llm_env
-    _team(project)
-    _warm(llm_server)
+    store = _ready(llm_env, llm_server, monkeypatch)
     llm_server.rate_limit("gpt-4o", retry_after=10)
     t0 = time.monotonic()
     resp = llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5)
@@ -97,10 +93,7 @@ def test_retry_after_past_the_budget_falls_back_at_once(llm_env, llm_server):
 def test_acompletion_hung_provider_falls_back_within_the_budget(llm_env, llm_server, monkeypatch):
     from elfctl import llm
 
-    monkeypatch.setenv("ELFCTL_LLM_TIMEOUT_S", "10")
-    project, store = llm_env
-    _team(project)
-    _warm(llm_server)
+    _ready(llm_env, llm_server, monkeypatch, timeout_s=10)
     llm_server.stall("gpt-4o", seconds=30)
     t0 = time.monotonic()
     resp = asyncio.run(llm.acompletion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=5))
