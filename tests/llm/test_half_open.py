@@ -77,6 +77,52 @@ PROBE = textwrap.dedent("""
 """)
 
 
+# The compare-and-swap alone: 8 processes, each with its own store connection, try to take the slot
+# at the same moment (none reads first), so only the conditional UPDATE can keep it to one.
+TAKERS = textwrap.dedent("""
+    import json, os, sys
+    from elfctl import config
+    from elfctl.bootstrap import open_store
+    from elfctl.resilience.breaker import StoreBreakerStorage
+    procs = int(sys.argv[1])
+    go_r, go_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    out_r, out_w = os.pipe()
+    kids = []
+    for _ in range(procs):
+        pid = os.fork()
+        if pid == 0:
+            for fd in (go_w, ready_r, out_r):
+                os.close(fd)
+            storage = StoreBreakerStorage(open_store(config.load()), "llm:openai/gpt-4o")
+            os.write(ready_w, b"r")
+            os.read(go_r, 1)
+            os.write(out_w, b"1" if storage.take_probe(60, 30) else b"0")
+            os._exit(0)
+        kids.append(pid)
+    for fd in (go_r, ready_w, out_w):
+        os.close(fd)
+    got = 0
+    while got < procs:
+        got += len(os.read(ready_r, procs))
+    os.close(go_w)  # every worker's read returns at once
+    codes = [os.waitpid(p, 0)[1] for p in kids]
+    print(json.dumps({"won": os.fdopen(out_r).read(), "codes": codes}))
+""")
+
+
+def test_eight_processes_compare_and_swap_one_probe_slot(llm_env):
+    project, store = llm_env
+    _open_past_reset(store, 60)
+    proc = subprocess.run([sys.executable, "-c", TAKERS, "8"], cwd=project, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert not any(out["codes"]) and sorted(out["won"]) == ["0"] * 7 + ["1"], out
+    row = _row(store)
+    assert row["state"] == "half-open" and row["probe_until"] > row["opened_at"]
+
+
 def _open_past_reset(store, reset_s: float) -> None:
     """The circuit as repeated failures left it, its reset time just passed."""
     from elfctl.resilience.breaker import _iso
