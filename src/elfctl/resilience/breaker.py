@@ -4,6 +4,12 @@
 pybreaker's own async support is Tornado-only, so `guarded`/`aguarded` drive its state machine
 around a plain call or an awaited coroutine the same way: the original error is raised to the
 caller (the breaker only counts it); an open circuit raises `CircuitOpen` without calling.
+
+Half-open admits one probe across processes: once the reset time has passed, each process that
+wants to call tries to take the probe slot with one conditional UPDATE (`take_probe`); the one whose
+UPDATE changed the row calls, every other one gets `CircuitOpen` (and falls back) until the probe's
+outcome closes or re-opens the circuit. The slot lasts `probe_ttl_s` (`probe_until`), so a probe
+whose process was killed mid-call frees it when that passes.
 """
 
 from __future__ import annotations
@@ -62,9 +68,30 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     def snapshot(self) -> dict:
         rows = self._store.query(
-            "SELECT state, fail_counter, opened_at FROM breaker_state WHERE name = ?", (self._key,)
+            "SELECT state, fail_counter, opened_at, probe_until FROM breaker_state WHERE name = ?", (self._key,)
         )
         return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None}
+
+    def take_probe(self, reset_timeout_s: float, ttl_s: float) -> bool:
+        """Compare-and-swap: the circuit becomes half-open with this process's probe in flight if it
+        is open past its reset time, or half-open with an expired (or unknown) probe. True when this
+        process won the slot."""
+        now = dt.datetime.now(dt.UTC)
+        self._clean_until = 0.0
+        won = self._store.execute(
+            "UPDATE breaker_state SET state = 'half-open', probe_until = ?, success_counter = 0, "
+            "updated_at = ? WHERE name = ? AND ("
+            "(state = 'open' AND (opened_at IS NULL OR opened_at <= ?)) OR "
+            "(state = 'half-open' AND (probe_until IS NULL OR probe_until <= ?)))",
+            (
+                _iso(now + dt.timedelta(seconds=ttl_s)),
+                _iso(now),
+                self._key,
+                _iso(now - dt.timedelta(seconds=reset_timeout_s)),
+                _iso(now),
+            ),
+        )
+        return won == 1
 
     def clean_recently(self) -> bool:
         """Whether the circuit read closed with no failures within FRESH_S (no store read needed)."""
@@ -116,12 +143,44 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._set("opened_at = ?", (_iso(when),))
 
 
-def make(store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60) -> pybreaker.CircuitBreaker:
-    return pybreaker.CircuitBreaker(
+def make(
+    store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60, probe_ttl_s: float = 60
+) -> pybreaker.CircuitBreaker:
+    """`probe_ttl_s`: the longest a probe call may take; past it another process may probe."""
+    cb = pybreaker.CircuitBreaker(
         fail_max=fail_max,
         reset_timeout=reset_timeout_s,
         name=name,
         state_storage=StoreBreakerStorage(store, name),
+    )
+    cb.probe_ttl_s = probe_ttl_s
+    return cb
+
+
+def _probe_in(cb: pybreaker.CircuitBreaker, row: dict) -> float:
+    """Seconds until a probe may be sent: the reset time of an open circuit, the slot of the probe in
+    flight of a half-open one (0 or less: now)."""
+    if row["state"] == pybreaker.STATE_HALF_OPEN:
+        until = row.get("probe_until")
+        end = dt.datetime.fromisoformat(until) if until else None
+    else:
+        opened = row["opened_at"]
+        end = dt.datetime.fromisoformat(opened) + dt.timedelta(seconds=cb.reset_timeout) if opened else None
+    return (end - dt.datetime.now(dt.UTC)).total_seconds() if end else 0.0
+
+
+def _still_open(cb: pybreaker.CircuitBreaker, row: dict) -> CircuitOpen:
+    wait = max(0.0, _probe_in(cb, row))
+    if row["state"] == pybreaker.STATE_HALF_OPEN:
+        return CircuitOpen(
+            f"circuit {cb.name} is half-open: another call is probing the provider",
+            hint=f"its outcome closes or re-opens the circuit within {wait:.0f}s",
+            code="circuit_open",
+        )
+    return CircuitOpen(
+        f"circuit {cb.name} is open after repeated failures",
+        hint=f"a probe call is allowed in {wait:.0f}s",
+        code="circuit_open",
     )
 
 
@@ -134,19 +193,12 @@ a steady stream of calls reads the store about once a second."""
         return True
     with cb._lock:
         row = storage.snapshot()
-        if row["state"] == pybreaker.STATE_OPEN:
-            opened = dt.datetime.fromisoformat(row["opened_at"]) if row["opened_at"] else None
-            if opened and dt.datetime.now(dt.UTC) < opened + dt.timedelta(seconds=cb.reset_timeout):
-                retry_in = (
-                    opened + dt.timedelta(seconds=cb.reset_timeout) - dt.datetime.now(dt.UTC)
-                ).total_seconds()
-                raise CircuitOpen(
-                    f"circuit {cb.name} is open after repeated failures",
-                    hint=f"a probe call is allowed in {retry_in:.0f}s",
-                    code="circuit_open",
-                )
-            cb.half_open()  # the timeout passed: this call is the probe
-            return False
+        if row["state"] in (pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN):
+            if _probe_in(cb, row) > 0:  # read first: no write while the answer is plainly no
+                raise _still_open(cb, row)
+            if not storage.take_probe(cb.reset_timeout, getattr(cb, "probe_ttl_s", cb.reset_timeout)):
+                raise _still_open(cb, storage.snapshot())  # another process's probe won the slot
+            return False  # this call is the probe; _after closes or re-opens the circuit
         clean = row["state"] == pybreaker.STATE_CLOSED and not row["fail_counter"]
         if clean and isinstance(storage, StoreBreakerStorage):
             storage.mark_clean()

@@ -1,26 +1,105 @@
-"""Retries with exponential backoff and full jitter (backoff library), always bounded by max_time.
+"""Retries with exponential backoff and full jitter (backoff's `expo` and `full_jitter`), inside one
+time budget.
 
-A server's `Retry-After` wins over the computed wait (still capped by what is left of max_time);
-errors that cannot succeed on retry (bad request, auth) give up at once.
+Each run of a policy gets a `Deadline` of `max_time` seconds, passed to the wrapped function as the
+keyword `deadline`: the function must not outlive it (the LLM call sets each attempt's timeout to
+`deadline.left()`). A retry waits the server's `Retry-After`, else the jittered backoff; when what is
+left after that wait is under `MIN_ATTEMPT_S`, no further attempt starts and the last error is raised at
+once, so the caller's fallback begins within the budget. Errors that cannot succeed on retry (bad
+request, auth) are raised at once.
+
+backoff's own `on_exception(max_time=...)` cannot give this guarantee: it measures the elapsed time
+before each attempt, not after it, so an attempt that timed out is retried although the budget is
+spent (a hung provider cost two full 30 s timeouts on a 20 s budget).
 """
 
 from __future__ import annotations
 
-import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 import backoff
 
+# An attempt with less than this left of its budget is not started: it could only time out.
+MIN_ATTEMPT_S = 0.25
 
-def _waits(base: float, cap: float, retry_after: Callable[[BaseException], float | None]):
-    attempt = 0
-    exc = yield  # primed by backoff with send(None)
-    while True:
-        hinted = retry_after(exc) if isinstance(exc, BaseException) else None
-        wait = hinted if hinted is not None else random.uniform(0, min(cap, base * 2**attempt))
-        attempt += 1
-        exc = yield wait
+
+class Deadline:
+    """A moment on the monotonic clock that one run of a policy must end by."""
+
+    __slots__ = ("end",)
+
+    def __init__(self, seconds: float):
+        self.end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self.end - time.monotonic())
+
+
+class Policy:
+    def __init__(
+        self,
+        transient: Callable[[BaseException], bool],
+        retry_after: Callable[[BaseException], float | None],
+        max_time: float,
+        max_tries: int,
+        base: float,
+        cap: float,
+    ):
+        if not max_time or max_time <= 0:
+            raise ValueError("a retry policy needs a positive max_time")
+        self.transient, self.retry_after = transient, retry_after
+        self.max_time, self.max_tries, self.base, self.cap = max_time, max_tries, base, cap
+
+    def _waits(self):
+        waits = backoff.expo(base=2, factor=self.base, max_value=self.cap)
+        next(waits)  # backoff's generators are primed with one send(None)
+        return waits
+
+    def _pause(self, exc: BaseException, tries: int, deadline: Deadline, waits) -> float | None:
+        """Seconds to wait before the next attempt, or None: raise `exc` now."""
+        if tries >= self.max_tries or not self.transient(exc):
+            return None
+        hinted = self.retry_after(exc)
+        wait = hinted if hinted is not None else backoff.full_jitter(next(waits))
+        return wait if deadline.left() - wait >= MIN_ATTEMPT_S else None
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Decorate `fn(*args, deadline=...)`, sync or async."""
+        import inspect
+
+        if inspect.iscoroutinefunction(fn):
+
+            async def arun(*args: Any, **kwargs: Any) -> Any:
+                import asyncio
+
+                deadline, waits, tries = Deadline(self.max_time), self._waits(), 0
+                while True:
+                    tries += 1
+                    try:
+                        return await fn(*args, deadline=deadline, **kwargs)
+                    except Exception as exc:  # noqa: BLE001 - _pause decides: retry or raise
+                        wait = self._pause(exc, tries, deadline, waits)
+                        if wait is None:
+                            raise
+                    await asyncio.sleep(wait)
+
+            return arun
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            deadline, waits, tries = Deadline(self.max_time), self._waits(), 0
+            while True:
+                tries += 1
+                try:
+                    return fn(*args, deadline=deadline, **kwargs)
+                except Exception as exc:  # noqa: BLE001
+                    wait = self._pause(exc, tries, deadline, waits)
+                    if wait is None:
+                        raise
+                time.sleep(wait)
+
+        return run
 
 
 def policy(
@@ -30,22 +109,7 @@ def policy(
     max_tries: int = 4,
     base: float = 0.25,
     cap: float = 8.0,
-    on_backoff: Callable[[dict], Any] | None = None,
-):
-    """A decorator (sync or async functions alike) retrying transient errors."""
-    if not max_time or max_time <= 0:
-        raise ValueError("a retry policy needs a positive max_time")
-    return backoff.on_exception(
-        _waits,
-        Exception,
-        max_time=max_time,
-        max_tries=max_tries,
-        jitter=None,
-        giveup=lambda e: not transient(e),
-        raise_on_giveup=True,
-        on_backoff=on_backoff,
-        logger=None,
-        base=base,
-        cap=cap,
-        retry_after=lambda: retry_after,
-    )
+) -> Policy:
+    """A decorator (sync or async functions alike) retrying transient errors within `max_time`
+    seconds, attempts and waits included."""
+    return Policy(transient, retry_after, max_time, max_tries, base, cap)

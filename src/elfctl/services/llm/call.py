@@ -3,7 +3,9 @@
 For each model of the team's chain (preferred, then cheaper ones, then other providers):
   1. reserve the call's worst case in the budget (prompt priced exactly, output at max_tokens or the
      cap) against the model that would be billed; at a limit apply the budget's action;
-  2. call it through the model's circuit breaker (`llm:<model>`), retrying transient errors;
+  2. call it through the model's circuit breaker (`llm:<model>`), retrying transient errors, all
+     within the model's time budget (`retry_max_time_s`: each attempt's timeout is what is left of
+     it, and no attempt starts once it is spent), so a hung model hands over to the next one in time;
   3. on failure release the reservation and move to the next model, remembering why;
   4. on success spool the usage row and return the response; a background writer records it
      (settling the reservation) in one transaction (`recorder.Recorder`).
@@ -125,8 +127,11 @@ class Caller:
 
     def breaker(self, model: str):
         if model not in self._breakers:
+            s = self.settings
+            # A probe is one attempt, and no attempt outlives the model's time budget: a probe slot
+            # older than that (plus a second for its store writes) belongs to a dead process.
             self._breakers[model] = brk.make(
-                self.store, f"llm:{model}", self.settings.breaker_fail_max, self.settings.breaker_reset_s
+                self.store, f"llm:{model}", s.breaker_fail_max, s.breaker_reset_s, s.retry_max_time_s + 1.0
             )
         return self._breakers[model]
 
@@ -195,8 +200,7 @@ class Caller:
 
     # -- the call --------------------------------------------------------------------------
     def _attempt_fn(self, model: str, is_async: bool):
-        """The model's call through its breaker and the retry policy, built once per model
-        (a backoff decorator costs ~100 us to build): `fn(kwargs)`."""
+        """The model's call through its breaker and the retry policy, built once per model: `fn(kwargs)`."""
         key = (model, is_async)
         fn = self._attempts.get(key)
         if fn is not None:
@@ -206,16 +210,22 @@ class Caller:
         def counts(e):  # a bad request says nothing about the provider's health
             return getattr(e, "kind", "") != "bad_request"
 
+        s = self.settings
+
+        def bounded(kwargs, deadline):  # the attempt's timeout: at most what is left of the budget
+            asked = kwargs.get("timeout")
+            asked = asked if isinstance(asked, int | float) else s.timeout_s
+            return {**kwargs, "timeout": min(asked, deadline.left())}
+
         if is_async:
 
-            async def once(kwargs):
-                return await brk.aguarded(cb, self.client.acomplete, model, kwargs, counts=counts)
+            async def once(kwargs, deadline):
+                return await brk.aguarded(cb, self.client.acomplete, model, bounded(kwargs, deadline), counts=counts)
         else:
 
-            def once(kwargs):
-                return brk.guarded(cb, self.client.complete, model, kwargs, counts=counts)
+            def once(kwargs, deadline):
+                return brk.guarded(cb, self.client.complete, model, bounded(kwargs, deadline), counts=counts)
 
-        s = self.settings
         fn = self._attempts[key] = retry.policy(
             lambda e: bool(getattr(e, "transient", False)),
             lambda e: getattr(e, "retry_after", None),
@@ -242,6 +252,7 @@ class Caller:
         """The chain walk, shared by call and acall: yields each model to call and receives
         ("ok", answer) or ("err", exception); returns the response (StopIteration.value)."""
         reasons: list[str] = []
+        started = time.perf_counter()
         for i, model in enumerate(chain):
             verdict, res = self._reserve(policy, model, kwargs, i + 1 < len(chain))
             if verdict == "next":
@@ -255,12 +266,16 @@ class Caller:
                 budgets.release(self.store, res.id)
             if getattr(value, "kind", "") == "bad_request":
                 raise value
-            reasons.append(f"{model}: {getattr(value, 'kind', type(value).__name__)}")
-        return self._all_failed(policy, request_id, chain, reasons)
+            spent = time.perf_counter() - t0
+            reasons.append(f"{model}: {getattr(value, 'kind', type(value).__name__)} after {spent:.1f}s")
+        return self._all_failed(policy, request_id, chain, reasons, started)
 
     def _start(self, policy: Policy, kwargs: dict):
         """The call's driver and each model's kwargs with its key (read before any reservation)."""
         request_id, chain, kwargs = self._prepare(policy, kwargs)
+        warm = getattr(self.client, "sdk", None)
+        if warm:  # the SDK's one-off import (~4 s) is not charged to the first model's time budget
+            warm()
         keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}
         return self._drive(policy, request_id, chain, kwargs), keyed
 
@@ -343,7 +358,7 @@ class Caller:
         attach(answer.response, row)
         return answer.response
 
-    def _all_failed(self, policy: Policy, request_id: str, chain: list[str], reasons: list[str]):
+    def _all_failed(self, policy: Policy, request_id: str, chain: list[str], reasons: list[str], started: float):
         from elfctl.adapters.litellm_client import LLMError
 
         if chain:
@@ -355,6 +370,7 @@ class Caller:
                 requested_model=chain[0],
                 model=chain[-1],
                 outcome="error",
+                latency_ms=int((time.perf_counter() - started) * 1000),  # the whole call, every model
                 fallback_reason="; ".join(reasons) or None,
                 price_version=self.prices.version,
             )
