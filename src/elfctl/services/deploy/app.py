@@ -36,12 +36,13 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
     if not spec.secrets:
         return {}
     from elfctl.services.credentials import vault as credentials
+    from elfctl.services.credentials.app import vault_for
 
     names = list(spec.secrets)
     values: dict[str, Secret] = {}
     if CRED_TABLE in app.store.tables():  # a store not migrated yet holds no credentials
         values = credentials.resolve(
-            credentials.vault_for(app, command=f"elfctl deploy {spec.name}"),
+            vault_for(app, command=f"elfctl deploy {spec.name}"),
             names,
             team=spec.name,
             required=False,

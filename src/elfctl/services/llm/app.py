@@ -65,13 +65,14 @@ def stored_key(cfg, store: Store, var: str, team: str | None):
     """A provider key from the credential store (team scope, then global) as a Secret, or None when
     the store holds none (or has no credential tables yet). Audited as a read."""
     from elfctl.services.credentials import vault as credentials
+    from elfctl.services.credentials.app import vault_for
 
     if "credentials" not in store.tables():
         return None
     if team and not team_mod.DNS1123.match(team):
         team = None  # not a team the store can scope by: the global key only
     app = SimpleNamespace(config=cfg, store=store, teams_dir=teams_dir(cfg))
-    vault = credentials.vault_for(app, command=f"elfctl.llm {var}")
+    vault = vault_for(app, command=f"elfctl.llm {var}")
     return credentials.resolve(vault, [var], team=team, required=False).get(var)
 
 

@@ -227,9 +227,10 @@ def deep_call(app, model: str, key_var: str, timeout_s: float) -> float:
         kwargs["api_key"] = value
     elif scopes := stored_scopes(app, key_var):
         from elfctl.services.credentials import vault as credentials
+        from elfctl.services.credentials.app import vault_for
 
         team = None if "" in scopes else scopes[0]  # a key kept for one team only
-        got = credentials.resolve(credentials.vault_for(app, command="elfctl health --deep"), [key_var],
+        got = credentials.resolve(vault_for(app, command="elfctl health --deep"), [key_var],
                                   team=team, required=False)
         if key_var in got:
             kwargs["api_key"] = got[key_var].reveal()
