@@ -18,15 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from elfctl.domain.clock import iso, now
 from elfctl.errors import LockTimeout
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def iso(t: dt.datetime) -> str:
-    return t.isoformat(timespec="milliseconds")
 
 
 def _pid_alive(pid: int) -> bool:
