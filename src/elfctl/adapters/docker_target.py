@@ -63,7 +63,6 @@ class DockerTarget:
         self.network = network
         self.prefix = prefix
         self.base_image = base_image
-        self.publish_address = publish_address
         self.drain_s = drain_s
         self.stop_grace_s = stop_grace_s
         self.secret_files = secret_files  # adapters.secret_files.SecretFiles, for secrets_as: files
@@ -170,6 +169,8 @@ class DockerTarget:
         old_targets, old_image, old_rev = read or self.proxy.live(team)
         leftovers = self._clear_leftovers(team, set(old_targets))
         self._phase("starting")
+        if spec.secret_files():
+            self._secret_files_ready()  # a folder on disk is refused (exit 2) before anything starts
         names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
         try:
             self._start(spec, names, image, revision, env, secrets)
@@ -221,8 +222,6 @@ class DockerTarget:
                secrets: dict[str, Any]) -> None:
         """Run the new replicas (no restart policy yet: a crash during the gate must show, not loop)."""
         files = spec.secret_files()
-        if files:
-            self._secret_files_ready()  # a folder on disk is refused before anything starts
         values = {k: plain(v) for k, v in secrets.items()}
         full_env = {**spec.env, **env, **({f"{k}_FILE": path for k, path in files.items()} if files else values)}
         labels = self._labels(spec.name, "app", **{"elfctl.revision": str(revision), "elfctl.image": image})

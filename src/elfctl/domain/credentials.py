@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elfctl.domain import clock
-from elfctl.domain.clock import now  # noqa: F401 (rules.now for the services)
 from elfctl.domain.names import is_dns_label
 from elfctl.domain.team import ENV_NAME
 from elfctl.errors import InputError

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from elfctl.domain import clock
 from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, OperationFailed
@@ -152,7 +153,7 @@ def set_value(
     scope = rules.check_team(team)
     if not isinstance(value, Secret) or not value.reveal():
         raise InputError(f"{name}: the value is empty", hint="give a non-empty value")
-    at = rules.now()
+    at = clock.now()
     expires_at = rules.iso(at + rules.parse_duration(expires, "--expires")) if expires else None
     with vault.locked() as tx:
         row = _row(tx, name, scope)
@@ -250,7 +251,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
         version = int(row["version"])
         if previous:
             until = rules.parse_iso(row["previous_valid_until"])
-            if version < 2 or until is None or until <= rules.now():
+            if version < 2 or until is None or until <= clock.now():
                 raise InputError(
                     f"{_where(name, scope)}: no previous version within its grace period",
                     hint="the previous version is readable for creds.grace_period after a rotation",
@@ -269,7 +270,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
             )
         tx.execute(
             "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?",
-            (rules.iso(rules.now()), name, scope),
+            (rules.iso(clock.now()), name, scope),
         )
         vault.audit(tx, [{"action": "read", "name": name, "scope": scope, "version": version}])
         return _info(row), Secret(value)
@@ -304,7 +305,7 @@ def read_many(
                 out[p] = Secret(values[k])
         if not out:
             return out  # nothing read: no audit entry, so no backend (passphrase) is needed
-        stamp = rules.iso(rules.now())
+        stamp = rules.iso(clock.now())
         for name, scope in out:
             tx.execute(
                 "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?", (stamp, name, scope)
