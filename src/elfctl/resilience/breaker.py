@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pybreaker
 
+from elfctl.domain.clock import iso
 from elfctl.errors import OperationFailed
 from elfctl.ports import Store
 
@@ -37,10 +38,6 @@ class CircuitOpen(OperationFailed):
     code = "circuit_open"
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-
-
 class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
     """pybreaker storage over the `breaker_state` table. Counters move with atomic UPDATEs."""
 
@@ -52,7 +49,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         store.execute(
             "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
             "ON CONFLICT (name) DO NOTHING",
-            (name, _iso(dt.datetime.now(dt.UTC))),
+            (name, iso(dt.datetime.now(dt.UTC))),
         )
 
     def _get(self, col: str) -> Any:
@@ -63,7 +60,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._clean_until = 0.0
         self._store.execute(
             f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
-            (*params, _iso(dt.datetime.now(dt.UTC)), self._key),
+            (*params, iso(dt.datetime.now(dt.UTC)), self._key),
         )
 
     def snapshot(self) -> dict:
@@ -84,11 +81,11 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
             "(state = 'open' AND (opened_at IS NULL OR opened_at <= ?)) OR "
             "(state = 'half-open' AND (probe_until IS NULL OR probe_until <= ?)))",
             (
-                _iso(now + dt.timedelta(seconds=ttl_s)),
-                _iso(now),
+                iso(now + dt.timedelta(seconds=ttl_s)),
+                iso(now),
                 self._key,
-                _iso(now - dt.timedelta(seconds=reset_timeout_s)),
-                _iso(now),
+                iso(now - dt.timedelta(seconds=reset_timeout_s)),
+                iso(now),
             ),
         )
         return won == 1
@@ -116,7 +113,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         # Called after every success: only write when there is something to reset.
         self._store.execute(
             "UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? AND fail_counter <> 0",
-            (_iso(dt.datetime.now(dt.UTC)), self._key),
+            (iso(dt.datetime.now(dt.UTC)), self._key),
         )
 
     def increment_success_counter(self) -> None:
@@ -140,7 +137,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     @opened_at.setter
     def opened_at(self, when: dt.datetime) -> None:
-        self._set("opened_at = ?", (_iso(when),))
+        self._set("opened_at = ?", (iso(when),))
 
 
 def make(

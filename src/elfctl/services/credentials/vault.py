@@ -9,16 +9,13 @@ with its audit entry: versions never collide and the audit chain never forks.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 import secrets as pysecrets
-import socket
-import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from elfctl.domain import clock
 from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, OperationFailed, StoreNotMigrated
@@ -50,7 +47,8 @@ class CredInfo:
 
 
 class Vault:
-    """What the use cases need, built once per run by `vault_for(app)` (or by tests directly)."""
+    """What the use cases need, built once per run by `credentials.app.vault_for(app)` (or by tests
+    directly)."""
 
     def __init__(
         self,
@@ -106,38 +104,6 @@ class Vault:
         audit.append(tx, audit.audit_key(self.backend(name).master_key()), name, self.actor, entries)
 
 
-def vault_for(app, prompt: Callable[[bool], str] | None = None, command: str = "elfctl (library)") -> Vault:
-    from elfctl import bootstrap
-
-    cfg = app.config
-    max_age = cfg.get("creds.max_age")
-    chosen: list[str] = []
-
-    def default_backend() -> str:
-        if not chosen:
-            chosen.append(bootstrap.default_secrets_backend(cfg))
-        return chosen[0]
-
-    return Vault(
-        app.store,
-        lambda name: bootstrap.open_secrets(cfg, name, prompt),
-        default_backend,
-        grace=rules.parse_duration(cfg.get("creds.grace_period"), "creds.grace_period"),
-        max_age=rules.parse_duration(max_age, "creds.max_age") if max_age else None,
-        warn_before=rules.parse_duration(cfg.get("creds.warn_before"), "creds.warn_before"),
-        actor=audit.Actor(_os_user(), socket.gethostname(), command),
-        teams_dir=app.teams_dir,
-        lock_timeout_s=cfg.get("store.lock_timeout_s"),
-    )
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 (no passwd entry in some containers)
-        return str(os.getuid())
-
-
 def _key(scope: str, name: str, version: int) -> str:
     return f"{scope or '_'}/{name}@{version}"
 
@@ -187,7 +153,7 @@ def set_value(
     scope = rules.check_team(team)
     if not isinstance(value, Secret) or not value.reveal():
         raise InputError(f"{name}: the value is empty", hint="give a non-empty value")
-    at = rules.now()
+    at = clock.now()
     expires_at = rules.iso(at + rules.parse_duration(expires, "--expires")) if expires else None
     with vault.locked() as tx:
         row = _row(tx, name, scope)
@@ -285,7 +251,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
         version = int(row["version"])
         if previous:
             until = rules.parse_iso(row["previous_valid_until"])
-            if version < 2 or until is None or until <= rules.now():
+            if version < 2 or until is None or until <= clock.now():
                 raise InputError(
                     f"{_where(name, scope)}: no previous version within its grace period",
                     hint="the previous version is readable for creds.grace_period after a rotation",
@@ -304,7 +270,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
             )
         tx.execute(
             "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?",
-            (rules.iso(rules.now()), name, scope),
+            (rules.iso(clock.now()), name, scope),
         )
         vault.audit(tx, [{"action": "read", "name": name, "scope": scope, "version": version}])
         return _info(row), Secret(value)
@@ -339,7 +305,7 @@ def read_many(
                 out[p] = Secret(values[k])
         if not out:
             return out  # nothing read: no audit entry, so no backend (passphrase) is needed
-        stamp = rules.iso(rules.now())
+        stamp = rules.iso(clock.now())
         for name, scope in out:
             tx.execute(
                 "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?", (stamp, name, scope)
@@ -355,13 +321,12 @@ def read_many(
 
 
 def resolve(
-    source, names: list[str], team: str | None = None, *, required: bool = True, action: str = "read"
+    vault: Vault, names: list[str], team: str | None = None, *, required: bool = True, action: str = "read"
 ) -> dict[str, Secret]:
-    """Library entry point: {NAME: Secret} for `names`, each looked up in the team's scope first,
-    then globally. `source` is the run's App (or a Vault). With required=False missing names are
-    left out (e.g. an LLM key that may come from the environment instead); otherwise they are an
-    InputError naming them. Every read is audited; values never leave as plain str."""
-    vault = source if isinstance(source, Vault) else vault_for(source, command="elfctl library resolve")
+    """{NAME: Secret} for `names`, each looked up in the team's scope first, then globally. With
+    required=False missing names are left out (e.g. an LLM key that may come from the environment
+    instead); otherwise they are an InputError naming them. Every read is audited; values never
+    leave as plain str. (credentials.app.resolve is the same for the run's App.)"""
     for n in names:
         rules.check_name(n)
     scope = rules.check_team(team)
@@ -432,13 +397,3 @@ def rekey(vault: Vault, new_passphrase: Secret) -> RekeyResult:
         vault.audit(tx, [{"action": "rekey", "result": "ok"}])  # rolled back if the rekey fails
         count = backend.rekey(new_passphrase.reveal())
         return RekeyResult(str(getattr(backend, "path", "")), count)
-
-
-def default_prompt(new_file: bool) -> str | None:
-    """Ask for the file passphrase on the terminal (twice for a new file); None without a terminal."""
-    if not sys.stdin.isatty():
-        return None
-    first = getpass.getpass("credential file passphrase: ")
-    if new_file and getpass.getpass("repeat it: ") != first:
-        raise InputError("the passphrases differ", hint="type the same passphrase twice")
-    return first

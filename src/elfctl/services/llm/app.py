@@ -11,11 +11,12 @@ from typing import Any
 
 from elfctl.domain import pricing
 from elfctl.domain import team as team_mod
+from elfctl.domain.clock import iso
+from elfctl.domain.names import check_team_name, is_dns_label
 from elfctl.domain.pricing import Tokens
-from elfctl.domain.usage import UsageRow, iso, prompt_hash
+from elfctl.domain.usage import UsageRow, prompt_hash
 from elfctl.ports import Store
-from elfctl.services.cost import budgets
-from elfctl.services.cost import ledger
+from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.call import Caller, Policy, Settings
 from elfctl.services.llm.spool import Spool
 
@@ -65,13 +66,14 @@ def stored_key(cfg, store: Store, var: str, team: str | None):
     """A provider key from the credential store (team scope, then global) as a Secret, or None when
     the store holds none (or has no credential tables yet). Audited as a read."""
     from elfctl.services.credentials import vault as credentials
+    from elfctl.services.credentials.app import vault_for
 
     if "credentials" not in store.tables():
         return None
-    if team and not team_mod.DNS1123.match(team):
+    if team and not is_dns_label(team):
         team = None  # not a team the store can scope by: the global key only
     app = SimpleNamespace(config=cfg, store=store, teams_dir=teams_dir(cfg))
-    vault = credentials.vault_for(app, command=f"elfctl.llm {var}")
+    vault = vault_for(app, command=f"elfctl.llm {var}")
     return credentials.resolve(vault, [var], team=team, required=False).get(var)
 
 
@@ -84,12 +86,8 @@ def team_policy(cfg, store: Store, team: str) -> Policy:
     """The team's chain from team.yaml (if any) and its budget (store row wins over team.yaml)."""
     path = teams_dir(cfg) / team / "team.yaml"
     spec = team_mod.load(path) if path.is_file() else None
-    if spec is None and not team_mod.DNS1123.match(team or ""):
-        from elfctl.errors import InputError
-
-        raise InputError(
-            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'"
-        )
+    if spec is None:
+        check_team_name(team)
     chain = [m for m in ([spec.llm.model] + list(spec.llm.fallbacks) if spec else []) if m]
     return Policy(team, chain, budgets.get(store, team, spec.llm.budget if spec else None))
 
@@ -204,3 +202,43 @@ def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: s
         "fallback_reason": info["fallback_reason"],
         "budget_remaining_nanousd": left,
     }
+
+
+# --- health -----------------------------------------------------------------------------------------
+
+
+def provider_plan(app):
+    """The providers the teams' LLM policies name (for `elfctl health`)."""
+    from elfctl.services.llm import provider_health
+
+    return provider_health.plan(app.teams_dir, lambda: price_book(app.config))
+
+
+def provider_probes(app, pl, deep: bool = False, timeout_s: float | None = None) -> dict:
+    """`llm:<provider>` health probes; with deep, one real call each (key from the environment,
+    else from the credential store, audited as `elfctl health --deep`)."""
+    from elfctl.services.llm import provider_health
+
+    cfg = app.config
+    call_timeout = min(cfg.get("llm.timeout_s"), timeout_s or cfg.get("health.timeout_s"))
+
+    def scopes_of(var: str) -> list[str]:
+        return provider_health.stored_scopes(app.store, var)
+
+    def stored_key(var: str) -> str | None:
+        scopes = scopes_of(var)
+        if not scopes:
+            return None
+        from elfctl.services.credentials import vault as credentials
+        from elfctl.services.credentials.app import vault_for
+
+        team = None if "" in scopes else scopes[0]  # a key kept for one team only
+        got = credentials.resolve(vault_for(app, command="elfctl health --deep"), [var], team=team,
+                                  required=False)
+        return got[var].reveal() if var in got else None
+
+    def deep_call(model: str, var: str) -> float:
+        return provider_health.deep_call(model, var, call_timeout, stored_key)
+
+    return provider_health.probes(pl, lambda: app.store, scopes_of, cfg.get("llm.breaker_reset_s"),
+                                  deep_call if deep else None)
