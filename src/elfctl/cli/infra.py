@@ -64,7 +64,7 @@ def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
         return table
 
     app_.output.result(result, human)
-    raise typer.Exit(1 if any(c["state"] != "up" for c in result.components) else 0)
+    raise typer.Exit(result.exit_code)
 
 
 @app.command("down")
