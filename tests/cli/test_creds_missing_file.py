@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tests.conftest import run_elfctl
 
 PASS = "first passphrase"
