@@ -100,6 +100,12 @@ class Secrets(Protocol):
     metadata (names, versions, dates, audit) lives in the Store, values only here."""
 
     name: str  # "keyring" | "file"
+    where: str  # what holds the values, for messages: the file's path, the keyring's service
+
+    def exists(self) -> bool:
+        """Whether the backend holds its data (the file, the keyring's master key): a missing one
+        the store says existed is an error, never silently a new empty one."""
+        ...
 
     def get_many(self, keys: list[str]) -> dict[str, str | None]: ...
 

@@ -40,6 +40,13 @@ def test_master_key_is_created_once_and_stable(backend):
     assert len(key) == 32 and backend.master_key() == key
 
 
+def test_exists_once_it_holds_its_master_key(backend):
+    """What the Vault asks before it lets a backend the store recorded start over (issue 14.12)."""
+    assert backend.exists() is False and backend.where
+    backend.master_key()
+    assert backend.exists() is True
+
+
 def test_keyring_items_are_visible_to_secret_tool(os_keyring):
     """The values really live in gnome-keyring: libsecret's own CLI finds them."""
     from elfctl.adapters.keyring_backend import KeyringBackend

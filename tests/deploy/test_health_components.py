@@ -126,3 +126,42 @@ def test_unhealthy_team_container_fails(project, docker_env, team_name, engine):
     code, checks, _ = health(project, docker_env, component)
     entry = checks[component][0]
     assert code == 1 and entry["status"] == "fail" and "not running" in entry["output"], entry
+
+
+# httpd in the background; once /tmp/crash exists (it survives restarts: same container) every start
+# exits 1 at once, so under `unless-stopped` Docker restarts it with a growing back-off.
+CRASH_LOOP_DOCKERFILE = """\
+FROM {base}
+COPY www /www
+EXPOSE 8080
+CMD ["sh", "-c", "test -e /tmp/crash && exit 1; httpd -p 8080 -h /www; while [ ! -e /tmp/crash ]; do sleep 0.2; done; exit 1"]
+"""
+
+
+def test_restarting_replica_is_reported_restarting(project, docker_env, team_name, engine):
+    import time
+
+    folder = make_team(project, docker_env, team_name)
+    (folder / "Dockerfile").write_text(CRASH_LOOP_DOCKERFILE.format(base=docker_env["ELFCTL_DEPLOY_BASE_IMAGE"]))
+    proc = run_elfctl("deploy", team_name, cwd=project, env=docker_env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    (app,) = engine.containers({"elfctl.prefix": docker_env["ELFCTL_DEPLOY_PREFIX"],
+                                "elfctl.team": team_name, "elfctl.role": "app"})
+    name = app["Names"][0].lstrip("/")
+    engine.exec(app["Id"], ["touch", "/tmp/crash"])
+    # Back-off doubles from 0.1 s: after 4 restarts the container spends seconds restarting between
+    # runs of a few milliseconds.
+    deadline = time.monotonic() + 60
+    while True:
+        info = engine.inspect(app["Id"])
+        if info["RestartCount"] >= 4 and info["State"]["Restarting"]:
+            break
+        assert time.monotonic() < deadline, info["State"]
+        time.sleep(0.2)
+    component = f"team:{team_name}"
+    code, checks, table = health(project, docker_env, component)
+    entry = checks[component][0]
+    assert code == 1 and entry["status"] == "fail", entry
+    assert f"{name} is restarting (restarted " in entry["output"], entry["output"]
+    assert "last exit code 1" in entry["output"] and "not found" not in entry["output"]
+    assert "restarting" in table

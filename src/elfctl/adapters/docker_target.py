@@ -44,6 +44,21 @@ def _nano_cpus(q: str | None) -> int | None:
     return int(float(q[:-1]) * 1e6) if q.endswith("m") else int(float(q) * 1e9)
 
 
+def _not_serving(name: str, found: dict | None) -> str | None:
+    """Why a replica cannot answer, from its `docker inspect`, or None when it runs. Docker reports a
+    container waiting out its restart back-off as Running *and* Restarting (with no address)."""
+    if found is None:
+        return f"{name} is not running (container not found)"
+    state = found.get("State") or {}
+    restarts = found.get("RestartCount") or 0
+    if state.get("Restarting"):
+        return (f"{name} is restarting (restarted {restarts} time(s), "
+                f"last exit code {state.get('ExitCode')})")
+    if not state.get("Running"):
+        return f"{name} is not running ({state.get('Status', 'unknown')}, exit code {state.get('ExitCode')})"
+    return None
+
+
 class DockerTarget:
     name = "docker"
     switch_guard = True  # rollout() takes before_switch (the deploy service pushes meanwhile)
@@ -279,11 +294,11 @@ class DockerTarget:
         targets = [t.rsplit(":", 1)[0] for t in endpoints]
         ready, worst, reason = 0, "pass", ""
         for n in targets:
-            state = (self.engine.inspect(n) or {}).get("State", {})
-            if state.get("Running"):
-                ready += 1
+            problem = _not_serving(n, self.engine.inspect(n))
+            if problem:
+                worst, reason = "fail", problem
             else:
-                worst, reason = "fail", f"{n} is not running"
+                ready += 1
         if not targets:
             worst, reason = "fail", "nothing serving"
         return {
@@ -308,9 +323,10 @@ class DockerTarget:
         found = []
         for target in endpoints:
             name, _, port = target.rpartition(":")
-            address = network_address(self.engine.inspect(name), self.network)
+            found_ = self.engine.inspect(name)
+            address = network_address(found_, self.network)
             if address is None:
-                found.append((name, "fail", "container not found"))
+                found.append((name, "fail", _not_serving(name, found_) or f"{name} has no address"))
                 continue
             outcome, reason, _refused = probe(address, int(port), path, timeout)
             found.append((name, outcome, reason))

@@ -109,7 +109,14 @@ class EncryptedFile:
         self._key: bytes | None = None
         self._header: dict | None = None
 
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
     # --- the Secrets port ---------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.path.exists()
+
     def get_many(self, keys: list[str]) -> dict[str, str | None]:
         payload = self._read()
         values = payload["values"] if payload else {}
@@ -152,6 +159,17 @@ class EncryptedFile:
             self._write(payload, header=header)
         self._passphrase = lambda _new: new_passphrase
         return len(payload["values"])
+
+    def create(self, passphrase: str) -> None:
+        """A new, empty file (new master key) under `passphrase`; refused when one exists."""
+        if not passphrase:
+            raise InputError("the new passphrase is empty", hint="choose a non-empty passphrase")
+        with self._locked():
+            if self.path.exists():
+                raise InputError(f"{self.path}: already exists; a new file is made only where none is",
+                                 hint="`elfctl creds rekey` changes its passphrase")
+            self._write(self._new_payload(), header=self._fresh_header(passphrase))
+        self._passphrase = lambda _new: passphrase
 
     # --- file format --------------------------------------------------------------------------
     def _new_payload(self) -> dict:

@@ -41,6 +41,10 @@ class KeyringBackend:
 
         self._keyring = keyring
         self.service = service
+        self.where = f"OS keyring service {service}"
+
+    def exists(self) -> bool:
+        return self._call("read", self._keyring.get_password, MASTER) is not None
 
     def _call(self, what: str, fn, *args):
         from keyring.errors import KeyringError, KeyringLocked, PasswordDeleteError

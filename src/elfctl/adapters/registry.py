@@ -83,3 +83,18 @@ class Registry:
         if status != 200:
             raise OperationFailed(f"registry {self.base}: tags of {repository} answered HTTP {status}")
         return json.loads(resp.read() or b"{}").get("tags") or []
+
+    def delete(self, repository: str, digest: str) -> bool:
+        """Delete a manifest by digest (every tag on it goes with it); False when it is gone already.
+        A registry that refuses deletes (HTTP 405: storage.delete.enabled off) is OperationFailed."""
+        resp = self._request("DELETE", f"/v2/{self._path(repository)}/manifests/{digest}")
+        status = resp.status if hasattr(resp, "status") else resp.code
+        if status in (200, 202):
+            return True
+        if status == 404:
+            return False
+        raise OperationFailed(
+            f"registry {self.base}: delete of {repository}@{digest} answered HTTP {status}"
+            + (" (deletes are disabled)" if status == 405 else ""),
+            hint="enable deletes in the registry (storage.delete.enabled: true) to remove its tags",
+        )

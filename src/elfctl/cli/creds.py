@@ -321,6 +321,8 @@ def audit(
             result,
             lambda r: (
                 f"audit log intact: {r.entries} entries, chain and head verified"
+                + (f" (the first {r.unverified} were keyed by a lost credential file: links checked, "
+                   "content not)" if r.unverified else "")
                 if r.ok
                 else "audit log TAMPERED:\n" + "\n".join(f"  {p.detail}" for p in r.problems)
             ),
@@ -352,14 +354,36 @@ def audit(
     app_.output.result(rows, human)
 
 
+def _new_file_text(r) -> str:
+    lines = [f"started a new credential file {r.file} (recorded in the audit trail); "
+             "set ELFCTL_MASTER_KEY to its passphrase from now on"]
+    if r.lost:
+        names = ", ".join(f"{c.name} ({'team ' + c.scope if c.scope else 'global'})" for c in r.lost)
+        lines.append(f"lost with the missing file, set them again with `elfctl creds set`: {names}")
+    if r.audit_key_changed:
+        lines.append("the audit trail was keyed by the lost file: `creds audit --verify` checks entries "
+                     "from the new key on, and only the links of earlier ones")
+    return "\n".join(lines)
+
+
 @app.command("rekey")
 def rekey(
-    ctx: typer.Context, stdin: StdinOpt = False, from_env: FromEnvOpt = None, json_mode: JsonOpt = False
+    ctx: typer.Context,
+    stdin: StdinOpt = False,
+    from_env: FromEnvOpt = None,
+    new: Annotated[bool, typer.Option(
+        "--new", help="Start a new, empty file where the recorded one is missing (audited; its values are lost).",
+    )] = False,
+    json_mode: JsonOpt = False,
 ) -> None:
-    """Re-encrypt the credential file under a new passphrase (one atomic step)."""
+    """Re-encrypt the credential file under a new passphrase (one atomic step), or --new: start over."""
     from elfctl.services.credentials import vault as svc
 
-    app_, vault = _vault(ctx, json_mode, "rekey")
+    app_, vault = _vault(ctx, json_mode, "rekey --new" if new else "rekey")
+    if new:
+        created = svc.new_file(vault, _value("the new file's passphrase", stdin, from_env, confirm=True))
+        app_.output.result(created, _new_file_text)
+        return
     result = svc.rekey(vault, _value("the new passphrase", stdin, from_env, confirm=True))
     app_.output.result(
         result,

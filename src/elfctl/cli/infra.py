@@ -62,9 +62,9 @@ def status(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
             table.add_row(c["component"], state, c["details"])
         return table
 
-    down = [c["component"] for c in result.components if c["state"] != "up"]
+    down = [c["component"] for c in result.components if c["state"] not in ("up", "orphaned")]
     failure = None
-    if down:
+    if result.exit_code:
         from elfctl.errors import OperationFailed
 
         failure = OperationFailed(f"not up: {', '.join(down)}", hint="`elfctl infra up` brings the platform up")

@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "infra": ("elfctl.cli.infra", "app", "Stand the platform up, inspect it, take it down."),
     "health": ("elfctl.cli.health", "health", "Check every component concurrently; exit 0 when all pass, "
                "1 when any fails (warnings exit 0 unless --strict)."),
-    "team": ("elfctl.cli.team", "app", "Describe teams: scaffold, list and validate teams/<name>/team.yaml."),
+    "team": ("elfctl.cli.team", "app",
+             "Describe teams: scaffold, list and validate teams/<name>/team.yaml; remove a team."),
     "deploy": ("elfctl.cli.deploy", "deploy",
                "Build (by content hash), push, start beside the old, health-gate, switch; roll back on failure."),
     "rollback": ("elfctl.cli.deploy", "rollback",

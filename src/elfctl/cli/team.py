@@ -7,7 +7,8 @@ import typer
 from elfctl.cli.common import JsonOpt, get_app
 
 app = typer.Typer(
-    help="Describe teams: scaffold, list and validate teams/<name>/team.yaml.", no_args_is_help=True
+    help="Describe teams: scaffold, list and validate teams/<name>/team.yaml; remove a team.",
+    no_args_is_help=True,
 )
 
 
@@ -76,3 +77,47 @@ def validate(
     app_ = get_app(ctx, json_mode)
     rows = teams.validate(app_.teams_dir, name)
     app_.output.result(rows, lambda rs: f"{len(rs)} team(s) valid: {', '.join(r.name for r in rs)}")
+
+
+def _ask(plan: str) -> bool:
+    import sys
+
+    from elfctl.errors import InputError
+
+    if not sys.stdin.isatty():
+        raise InputError(f"team rm asks before it will {plan.split(';')[0]}, and stdin is not a terminal",
+                         hint="pass --yes to remove without asking")
+    return typer.confirm(f"{plan[0].upper()}{plan[1:]}. Go ahead?", err=True)
+
+
+def _removed(r) -> str:
+    lines = [f"team {r.name}: " + ("stopped on " if r.stopped else "nothing was running on ") + r.target]
+    if r.removed_revisions:
+        lines.append(f"revision {', '.join(map(str, r.removed_revisions))} recorded as removed; "
+                     "`elfctl health` no longer checks it")
+    lines.append(f"history kept: {r.history} deployment(s) (`elfctl deployments {r.name}`)")
+    if r.purge:
+        lines.append(f"images removed: {', '.join(r.images_removed) or 'none on this engine'}")
+        lines.append(f"registry tags removed: {', '.join(r.registry_removed) or 'none'}")
+    lines += [f"kept: {k}" for k in r.kept]
+    if r.folder is not None:
+        lines.append(f"{r.folder} is left as it is: delete it yourself, or `elfctl deploy {r.name}` "
+                     "brings the team back")
+    return "\n".join(lines)
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The team to remove.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    purge: Annotated[bool, typer.Option(
+        "--purge", help="Also remove its images from this engine and (best effort) its registry tags.")] = False,
+    json_mode: JsonOpt = False,
+) -> None:
+    """Stop a team on its deploy target; keep its history (and images unless --purge). teams/NAME stays."""
+    from elfctl.services.deploy.app import remove_team
+
+    app_ = get_app(ctx, json_mode)
+    result = remove_team(app_, name, purge=purge, confirm=None if yes else _ask)
+    app_.output.result(result, _removed)

@@ -180,22 +180,27 @@ class Problem:
 class VerifyResult:
     entries: int
     problems: list[Problem] = field(default_factory=list)
+    unverified: int = 0  # entries keyed by a lost key (before a new-key entry): links checked, MACs not
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify_chain(key: bytes, rows: list[dict], head: dict | None) -> VerifyResult:
+def verify_chain(key: bytes, rows: list[dict], head: dict | None, new_key: str | None = None) -> VerifyResult:
     """Walk the entries in seq order. Each row carries its own MAC and the MAC it chains to
     (prev_mac), so a broken link says what happened: an edited row no longer matches its MAC, a
-    row whose predecessor is missing follows a removal, a row that chains to a later one was moved."""
+    row whose predecessor is missing follows a removal, a row that chains to a later one was moved.
+    Entries before the last one whose action is `new_key` were MAC'd with a key that is lost: only
+    their links are checked (counted in `unverified`)."""
     result = VerifyResult(entries=len(rows))
+    starts = [i for i, r in enumerate(rows) if new_key and r["action"] == new_key]
+    result.unverified = starts[-1] if starts else 0
     seq_of = {r["mac"]: r["seq"] for r in rows}
     prev_mac, prev_seq = GENESIS, None
-    for r in rows:
+    for i, r in enumerate(rows):
         seq = r["seq"]
-        if not hmac.compare_digest(entry_mac(key, r["prev_mac"] or "", r), r["mac"]):
+        if i >= result.unverified and not hmac.compare_digest(entry_mac(key, r["prev_mac"] or "", r), r["mac"]):
             result.problems.append(
                 Problem(seq, "edited", f"entry {seq}: its MAC does not match its content (edited)")
             )

@@ -15,6 +15,10 @@ from elfctl.errors import InputError
 from elfctl.ports import Tx
 from elfctl.redact import scrub
 
+# The entry `creds rekey --new` writes when the key of the trail was lost with the credential file:
+# entries from it on are MAC'd with the new file's key.
+NEW_KEY = "new_audit_key"
+
 
 def audit_key(master: bytes) -> bytes:
     return hmac.new(master, b"elfctl credential audit v1", hashlib.sha256).digest()
@@ -91,7 +95,7 @@ def verify(tx: Tx, key: bytes) -> rules.VerifyResult:
         "SELECT seq, ts, os_user, host, command, action, name, scope, version, result, mac, "
         "prev_mac FROM credential_audit ORDER BY seq"
     )
-    return rules.verify_chain(key, rows, head(tx))
+    return rules.verify_chain(key, rows, head(tx), new_key=NEW_KEY)
 
 
 # --- use cases over a Vault (services.credentials.Vault) ----------------------------------------

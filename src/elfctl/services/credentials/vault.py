@@ -67,16 +67,47 @@ class Vault:
         self._open_backend = open_backend
         self._default_backend = default_backend
         self._backends: dict[str, Secrets] = {}
+        self._present: set[str] = set()  # backends checked against what the store records
         self.grace, self.max_age, self.warn_before = grace, max_age, warn_before
         self.actor = actor
         self.teams_dir = teams_dir
         self.lock_timeout_s = lock_timeout_s
         self._schema_ok = False
 
-    def backend(self, name: str) -> Secrets:
+    def backend(self, name: str, *, missing_ok: bool = False) -> Secrets:
+        """The backend `name`. One the store records as used (credentials in it, or the audit trail
+        keyed by it) must still exist: a new empty one would lose the values silently and make every
+        earlier audit entry look edited."""
         if name not in self._backends:
             self._backends[name] = self._open_backend(name)
-        return self._backends[name]
+        backend = self._backends[name]
+        if not missing_ok and name not in self._present:
+            if not backend.exists():
+                used = self._recorded_use(name)
+                if used:
+                    raise OperationFailed(
+                        f"{backend.where}: the {name} credential backend is missing, but the store "
+                        f"{self.store.display_url} records {used}",
+                        code="credentials_missing",
+                        hint="restore it from a backup; or start a new one on purpose with "
+                        "`elfctl creds rekey --new` (recorded in the audit trail; its values are lost)",
+                    )
+            self._present.add(name)
+        return backend
+
+    def _recorded_use(self, name: str) -> str:
+        """What the store says lives in backend `name` ("" for nothing)."""
+        if not self._schema_ok and "credential_audit_head" not in self.store.tables():
+            return ""
+        rows = self.store.query("SELECT name, scope FROM credentials WHERE backend = ? ORDER BY scope, name", (name,))
+        said = []
+        if rows:
+            names = ", ".join(_where(r["name"], r["scope"]) for r in rows[:3]) + (" ..." if len(rows) > 3 else "")
+            said.append(f"{len(rows)} credential(s) in it ({names})")
+        h = audit.head(self.store)
+        if h and h["key_backend"] == name:
+            said.append(f"an audit trail of {h['count']} entries keyed by it")
+        return " and ".join(said)
 
     def default_backend(self) -> str:
         return self._default_backend()
@@ -396,4 +427,42 @@ def rekey(vault: Vault, new_passphrase: Secret) -> RekeyResult:
         backend = vault.backend("file")
         vault.audit(tx, [{"action": "rekey", "result": "ok"}])  # rolled back if the rekey fails
         count = backend.rekey(new_passphrase.reveal())
-        return RekeyResult(str(getattr(backend, "path", "")), count)
+        return RekeyResult(backend.where, count)
+
+
+@dataclass
+class NewFileResult:
+    file: str
+    lost: list[CredInfo]  # metadata of the credentials whose values went with the missing file
+    audit_key_changed: bool  # the audit trail was keyed by the lost file: verified from here on
+
+
+def new_file(vault: Vault, passphrase: Secret) -> NewFileResult:
+    """`creds rekey --new`: start a new credential file where the one the store records is missing,
+    on purpose. The credentials it held are dropped from the store (their values are gone), and the
+    audit trail records it; when the trail was keyed by the lost file, a `new_audit_key` entry marks
+    where verification with the new key starts (earlier links are still checked, not their MACs)."""
+    with vault.locked() as tx:
+        backend = vault.backend("file", missing_ok=True)
+        if backend.exists():
+            raise InputError(
+                f"{backend.where}: the credential file exists; --new only replaces a missing one",
+                hint="`elfctl creds rekey` (without --new) changes its passphrase",
+            )
+        lost = [_info(r) for r in tx.query(f"SELECT {COLUMNS} FROM credentials WHERE backend = 'file' "
+                                           "ORDER BY scope, name")]
+        tx.execute("DELETE FROM credentials WHERE backend = 'file'")
+        h = audit.head(tx)
+        key_changed = h is not None and h["key_backend"] == "file"
+        backend.create(passphrase.reveal())
+        try:
+            entries = [{"action": audit.NEW_KEY, "result": f"the audit key was lost with {backend.where}; "
+                        "entries before this one can no longer be verified"}] if key_changed else []
+            entries.append({"action": "new_file", "result": f"new credential file {backend.where}"})
+            entries += [{"action": "delete", "name": c.name, "scope": c.scope, "version": c.version,
+                         "result": "lost with the missing file"} for c in lost]
+            vault.audit(tx, entries)
+        except BaseException:
+            Path(backend.where).unlink(missing_ok=True)  # nothing recorded: no new file either
+            raise
+        return NewFileResult(backend.where, lost, key_changed)

@@ -153,6 +153,16 @@ def logs(app, name: str, tail: int, follow: bool):
 # --- Kubernetes ------------------------------------------------------------------------------------
 
 
+def remove_team(app, name: str, purge: bool = False, confirm=None):
+    """`elfctl team rm` with the run's adapters (services/deploy/teams.py: remove)."""
+    from elfctl.services.deploy import teams
+
+    cfg = app.config
+    return teams.remove(app.store, app.target, app.docker, app.registry, app.teams_dir, name, purge=purge,
+                        confirm=confirm, lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
+                        lock_wait_s=cfg.get("deploy.lock_wait_s"))
+
+
 def render_team(app, team: str, image: str | None = None, revision: int = 0) -> k8s.Rendered:
     """`elfctl k8s render TEAM`: the manifests of one team with this project's settings."""
     from elfctl.bootstrap import kubernetes_namespace

@@ -1,14 +1,17 @@
-"""`elfctl team new/list/validate`: scaffold a team that builds and answers its health check out of
-the box (busybox httpd on the local base image, a static IETF health document), list and check them."""
+"""`elfctl team new/list/validate/rm`: scaffold a team that builds and answers its health check out of
+the box (busybox httpd on the local base image, a static IETF health document), list and check them,
+and take one off its target for good."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from elfctl.domain import team as team_mod
 from elfctl.domain.names import check_team_name
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import ElfError, InputError, OperationFailed
 
 TEAM_YAML = """\
 # {name}: a team of AI agents, shipped with `elfctl deploy {name}`.
@@ -131,3 +134,87 @@ def validate(teams_dir: Path, name: str | None = None) -> list[TeamRow]:
         more = f" (and {len(bad) - 1} more invalid team(s))" if len(bad) > 1 else ""
         raise InputError(bad[0].error + more, hint=bad[0].hint)
     return result
+
+
+# --- rm --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class RemoveResult:
+    name: str
+    target: str
+    stopped: bool  # something was running on the target and is stopped now
+    removed_revisions: list[int] = field(default_factory=list)  # served until now; recorded `removed`
+    history: int = 0  # deployment rows kept
+    purge: bool = False
+    images_removed: list[str] = field(default_factory=list)
+    registry_removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    folder: Path | None = None  # teams/NAME, when it is still there (the user's to delete)
+
+
+def remove(store, target, engine, registry, teams_dir: Path, name: str, *, purge: bool = False,
+           confirm: Callable[[str], bool] | None = None, lock_ttl_s: float = 30.0,
+           lock_wait_s: float = 0.0) -> RemoveResult:
+    """Stop the team on its target and record that its serving revision was removed, so `health` and
+    `infra status` stop looking for it. The deployment history stays; images stay unless `purge`
+    (then this engine's images of the team go, and, best effort, its registry tags). teams/NAME is
+    left alone: the team's source is the user's. `confirm(plan)` is asked before anything changes."""
+    from elfctl.services.deploy import images
+    from elfctl.services.deploy.flow import who
+    from elfctl.services.deploy.lock import lease
+
+    check_team_name(name)
+    if "deployments" not in store.tables():
+        raise InputError(f"store {store.display_url} has no deployments table yet",
+                         hint="run `elfctl infra up` (or `elfctl db migrate`) first")
+    history = store.query("SELECT COUNT(*) AS n FROM deployments WHERE team = ?", (name,))[0]["n"]
+    folder = teams_dir / name
+    running = name in target.teams()
+    if not history and not running and not folder.is_dir():
+        raise InputError(f"no team {name}: not in the deployment history, not running on {target.name}, "
+                         f"no folder {folder}", code="not_found",
+                         hint="`elfctl deployments` and `elfctl team list` show the teams")
+    repo = images.repository(registry.address, name)
+    plan = f"stop team {name} on {target.name}" + (
+        f", remove its images ({repo}) from this engine and the registry" if purge else "")
+    if confirm is not None and not confirm(plan + "; its deployment history is kept"):
+        raise OperationFailed(f"team rm {name}: not confirmed; nothing changed", code="aborted",
+                              hint="answer y, or pass --yes")
+    result = RemoveResult(name, target.name, False, history=history, purge=purge,
+                          folder=folder if folder.is_dir() else None)
+    with lease(store, name, who(), ttl_s=lock_ttl_s, wait_s=lock_wait_s):
+        result.stopped = target.stop(name)
+        result.removed_revisions = _record_removed(store, name, who())
+    if not purge:
+        result.kept.append(f"images of {repo} (on this engine and in the registry; --purge removes them)")
+        return result
+    result.images_removed = images.prune(engine, repo, keep=set())
+    try:
+        seen: set[str] = set()
+        for tag in registry.tags(repo):
+            digest = registry.digest(repo, tag)
+            if digest and digest not in seen and registry.delete(repo, digest):
+                result.registry_removed.append(f"{repo}:{tag}")
+            seen.add(digest)
+    except ElfError as exc:  # best effort: the engine's copies are gone, the registry's are reported
+        result.kept.append(f"registry tags of {repo}: {exc.message}")
+    return result
+
+
+def _record_removed(store, team: str, by: str) -> list[int]:
+    """Mark the serving revision `removed` (who and when in its details): no longer a deployed team,
+    not a rollback target, and the next deploy starts a fresh revision."""
+    from elfctl.domain.clock import iso, now
+
+    stamp = iso(now())
+    revisions = []
+    with store.transaction() as tx:
+        for row in tx.query("SELECT id, revision, details FROM deployments WHERE team = ? AND state = 'switched'",
+                            (team,)):
+            details = json.loads(row["details"]) if row["details"] else {}
+            details["removed"] = {"by": by, "at": stamp, "command": f"elfctl team rm {team}"}
+            tx.execute("UPDATE deployments SET state = 'removed', updated_at = ?, details = ? WHERE id = ?",
+                       (stamp, json.dumps(details), row["id"]))
+            revisions.append(row["revision"])
+    return sorted(revisions)

@@ -94,7 +94,8 @@ def infra_status(app):
 
     cfg = app.config
     return docker_platform.status(lambda: app.store, lambda: app.docker, lambda: app.registry, lambda: app.target,
-                                  cfg.get("deploy.target"), cfg.get("deploy.network"), _runs_containers(app))
+                                  cfg.get("deploy.target"), cfg.get("deploy.network"), _runs_containers(app),
+                                  app.teams_dir)
 
 
 def infra_down(app, purge: bool = False):
@@ -157,12 +158,13 @@ def _docker_steps(app) -> list[infra_svc.Step]:
 def _docker_probes(app) -> dict[str, health_svc.Probe]:
     from elfctl.services.platform import docker as docker_platform
 
-    if not _runs_containers(app):
+    teams = docker_platform.deployed_teams(lambda: app.store, app.config.get("deploy.target"))
+    if not _runs_containers(app) and not teams:  # teams in the store only: they may still run (orphans)
         return {}
     publish = app.config.get("deploy.publish_address")
     probes = {"docker": lambda: docker_platform.docker_check(app.docker),
               "registry": lambda: docker_platform.registry_check(app.registry)}
-    for team in docker_platform.deployed_teams(lambda: app.store, app.config.get("deploy.target")):
+    for team in teams:
         probes[f"team:{team}"] = lambda team=team: docker_platform.team_check(app.target, team, publish,
                                                                               app.teams_dir)
     return probes

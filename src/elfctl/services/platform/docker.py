@@ -159,7 +159,28 @@ def registry_check(registry) -> Check:
     return Check("registry", "pass", output=f"v2 API answers at {registry.address}")
 
 
+def orphaned(target, teams_dir, team: str) -> str | None:
+    """Why a team the store records as deployed is an orphan (its folder in teams/ is gone), with
+    what still runs of it; None when its folder is there."""
+    folder = teams_dir / team
+    if folder.is_dir():
+        return None
+    try:
+        st = target.status(team)
+        running = f"{st['ready']}/{st['desired']} replica(s) still running" if st["desired"] else "nothing running"
+    except ElfError as exc:
+        running = f"state unknown: {exc.message}"
+    return f"no folder {folder}, but the store records it as deployed ({running}): removed or orphaned"
+
+
+def orphan_hint(team: str) -> str:
+    return f"`elfctl team rm {team}` stops it and closes its record (history kept), or restore teams/{team}"
+
+
 def team_check(target, team: str, publish_address: str, teams_dir) -> Check:
+    why = orphaned(target, teams_dir, team)
+    if why:  # a warning, not a failure forever: the user removed the team, or has to decide
+        return Check(f"team:{team}", "warn", output=why, hint=orphan_hint(team))
     st = target.status(team)
     status = st["status"]
     port = st.get("host_port")
@@ -216,9 +237,14 @@ def deployed_teams(store: Callable[[], object], kind: str) -> list[str]:
 class InfraStatus:
     components: list[dict] = field(default_factory=list)
 
+    @property
+    def exit_code(self) -> int:
+        """1 when a component is down; an orphaned team is reported, not failed."""
+        return 1 if any(c["state"] not in ("up", "orphaned") for c in self.components) else 0
+
 
 def status(store: Callable[[], object], engine: Callable[[], object], registry: Callable[[], object], target: Callable[[], object],
-           kind: str, network: str, containers: bool) -> InfraStatus:
+           kind: str, network: str, containers: bool, teams_dir) -> InfraStatus:
     """One line per component; a component that fails is `down` with why. The adapters come as
     functions that build them on first use: one that cannot be built is that component down."""
     out = InfraStatus()
@@ -230,7 +256,8 @@ def status(store: Callable[[], object], engine: Callable[[], object], registry: 
             out.components.append({"component": name, "state": "down", "details": exc.message})
 
     add("store", lambda: store().display_url)
-    if not containers:
+    teams = deployed_teams(store, kind)
+    if not containers and not teams:  # teams in the store only: they may still run (orphans)
         return out
     add("docker", lambda: f"engine {engine().ping()}")
     add("registry", lambda: f"{registry().address} ({registry().ping()})")
@@ -245,7 +272,15 @@ def status(store: Callable[[], object], engine: Callable[[], object], registry: 
             **target().cluster_status()))
     else:
         add("target", network_state)
-    for team in deployed_teams(store, kind):
+    for team in teams:
+        try:
+            why = orphaned(target(), teams_dir, team)
+        except ElfError:  # no target to ask: team_state reports why
+            why = None
+        if why:
+            out.components.append({"component": f"team:{team}", "state": "orphaned",
+                                   "details": f"{why}; {orphan_hint(team)}"})
+            continue
 
         def team_state(team=team):
             st = target().status(team)
