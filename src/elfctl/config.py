@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.errors import ConfigError
 from elfctl.redact import MASK, redact_url
 
@@ -59,7 +60,11 @@ SCHEMA: dict[str, Key] = {
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
     "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),
     "deploy.publish_address": Key(str, "127.0.0.1", "Host address the team proxies publish their port on."),
-    "deploy.timeout_s": Key(float, 120.0, "Time budget of the health gate of one deploy."),
+    "deploy.timeout_s": Key(float, 120.0, "Time budget of verifying one deploy: the health gate, then the "
+                            "verification window after the switch."),
+    "deploy.soak_s": Key(float, DEFAULT_WINDOW_S, "Verification window after the switch (Docker), for teams "
+                         "whose team.yaml sets no health.soak_s: a replica that exits, restarts, is OOM-killed "
+                         "or fails its checks meanwhile is switched back."),
     "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it."),
     "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team."),
     "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),

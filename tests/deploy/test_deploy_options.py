@@ -60,7 +60,7 @@ def test_no_wait_returns_at_the_switch_and_wait_soaks(project, store_url, docker
     # --wait (the default) keeps probing after the switch: the flip is caught, the old one is back.
     set_version(folder, "flips-1")
     proc, soaked = _deploy(project, env, team_name)
-    assert proc.returncode == 1 and soaked["state"] == "rolled_back" and "soak" in soaked["reason"]
+    assert proc.returncode == 1 and soaked["state"] == "rolled_back" and "verification window" in soaked["reason"]
     assert _get(port) == "good"
 
     # --no-wait returns once switched: the version that will flip is left serving.

@@ -1,8 +1,9 @@
 """DeployTarget for one Docker engine: blue/green beside the old containers behind a per-team proxy.
 
 The rollout starts the new replicas, gates them on health (docker_gate), switches the team's proxy
-to them in one step (docker_proxy), soaks, and stops the old containers only after that. No request
-is refused during a deploy, and a failed new version never receives traffic.
+to them in one step (docker_proxy), watches them through the verification window (switching back at
+once when they fail), and stops the old containers only after that. No request is refused during a
+good deploy, and a version that fails its gate never receives traffic.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import re
 import time
 from typing import Any
 
-from elfctl.adapters.docker_gate import gate, probe
-from elfctl.adapters.docker_proxy import TeamProxies, network_address
+from elfctl.adapters.docker_gate import first_ended, gate, probe, window
+from elfctl.adapters.docker_proxy import PROXY_PORT, TeamProxies, network_address
+from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.secret import plain
 from elfctl.domain.team import SECRETS_DIR
@@ -192,8 +194,9 @@ class DockerTarget:
         except ElfError as exc:
             return self._refuse(names, f"could not start: {exc.message}", [], leftovers)
         self._phase("verifying")
+        verify_t0 = time.monotonic()
         budget = min(deadline_s, spec.health.start_timeout_s)
-        ok, reason, warnings = gate(self.engine, self.network, spec, names, budget, require_ready=True)
+        ok, reason, warnings = gate(self.engine, self.network, spec, names, budget)
         if not ok:
             return self._refuse(names, f"health gate: {reason}", warnings, leftovers)
         if before_switch is not None:
@@ -202,24 +205,45 @@ class DockerTarget:
             except BaseException:
                 self._remove(names)
                 raise
-        for n in names:
-            self.engine.keep_running(n)
         failed = self.proxy.switch(team, names, spec.port, revision, image)
         if failed:
             return self._refuse(names, f"switch: {failed}", warnings, leftovers)
         self._phase("switched")
-        if spec.health.soak_s > 0:
-            soak_ok, soak_reason, more = gate(self.engine, self.network, spec, names, spec.health.soak_s,
-                                              require_ready=False)
-            warnings += [w for w in more if w not in warnings]
-            if not soak_ok:  # back to what served before (or to nothing), then the new ones go
-                before = (old_rev, old_image) if old_targets else (None, None)
-                self.proxy.write_targets(team, old_targets, spec.port, *before)
-                return self._refuse(names, f"soak after switch: {soak_reason}; switched back", warnings,
-                                    leftovers, drain=True)
+        window_s, watched, why = self._verify(spec, names, deadline_s - (time.monotonic() - verify_t0), warnings)
+        if why is not None:  # back to what served before (or to nothing), then the new ones go
+            before = (old_rev, old_image) if old_targets else (None, None)
+            self.proxy.write_targets(team, old_targets, spec.port, *before)
+            back = f"switched back to revision {old_rev}" if old_targets else "nothing serves now"
+            seconds = watched.seconds if watched else 0
+            return self._refuse(names, f"after the switch: {why} ({seconds:g}s into the {window_s:g}s "
+                                f"verification window); {back}", warnings, leftovers, drain=True)
         retired = [n for n in old_targets if n not in names]
         self._retire(retired)
+        if window_s > 0:
+            reason = f"{reason}; {watched.reason}"
         return RolloutReport(True, reason, "", warnings, retired, leftovers)
+
+    def _verify(self, spec, names: list[str], left_s: float, warnings: list[str]):
+        """The verification window after the switch, within the `left_s` the time budget leaves:
+        (window_s, watched, why it failed or None). The restart policy stays off through it (a
+        crash must show, not be restarted out of sight) and turns on once it passed."""
+        wanted = DEFAULT_WINDOW_S if spec.health.soak_s is None else spec.health.soak_s
+        window_s = max(0.0, min(wanted, left_s))
+        if window_s < wanted:
+            warnings.append(f"verification window cut to {window_s:.1f}s of {wanted:g}s by the time "
+                            f"budget (--timeout)")
+        watched = None
+        try:
+            users = network_address(self.engine.inspect(self.proxy_name(spec.name)), self.network)
+            watched = window(self.engine, self.network, spec, names, users and (users, PROXY_PORT), window_s)
+            warnings += [w for w in watched.warnings if w not in warnings]
+            if not watched.ok:
+                return window_s, watched, watched.reason
+            for n in names:
+                self.engine.keep_running(n)
+            return window_s, watched, first_ended(self.engine, names, {})  # an exit before the policy
+        except ElfError as exc:  # unverified is not verified: the old version takes over again
+            return window_s, watched, f"could not watch the new version: {exc.message}"
 
     def _clear_leftovers(self, team: str, serving: set[str]) -> list[str]:
         """Containers the proxy does not serve: replaced replicas still in their stop grace (a deploy
@@ -235,7 +259,8 @@ class DockerTarget:
 
     def _start(self, spec, names: list[str], image: str, revision: int, env: dict[str, str],
                secrets: dict[str, Any]) -> None:
-        """Run the new replicas (no restart policy yet: a crash during the gate must show, not loop)."""
+        """Run the new replicas (no restart policy until the verification window passed: a crash
+        must show, not loop)."""
         files = spec.secret_files()
         values = {k: plain(v) for k, v in secrets.items()}
         full_env = {**spec.env, **env, **({f"{k}_FILE": path for k, path in files.items()} if files else values)}

@@ -70,10 +70,14 @@ def deploy(
         bool,
         typer.Option(
             "--wait/--no-wait",
-            help="Wait through the soak window after the switch (--no-wait returns once switched).",
+            help="Watch the new version through the verification window after the switch (default 10 s, "
+            "deploy.soak_s); --no-wait returns once switched.",
         ),
     ] = True,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Verification budget in seconds: the health gate, then the window."),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     lock_wait: LockWait = None,
     target: TargetOpt = None,

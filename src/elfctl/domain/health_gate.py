@@ -7,6 +7,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+# The verification window after the switch when neither team.yaml (health.soak_s) nor the config
+# (deploy.soak_s) says otherwise: long enough to see a version die in its first seconds of serving.
+DEFAULT_WINDOW_S = 10.0
+
 PASSING = {"pass", "ok", "up"}
 WARNING = {"warn"}
 FAILING = {"fail", "down", "error"}
@@ -40,13 +44,19 @@ class ReplicaGate:
     successes: int = 0
     failures: int = 0
     answered: bool = False  # a replica that never answered is still starting, not failing
+    # After the switch: a replica that answered and now refuses connections has stopped serving
+    # (its server died, the container may live on); waiting for more failures only loses requests.
+    stop_on_refused: bool = False
     last: str = ""
     warnings: list[str] = field(default_factory=list)
+    stopped: bool = False
 
     def record(self, outcome: str, reason: str, refused: bool = False) -> None:
         self.last = reason
         if refused and not self.answered:
             return  # still starting: the start timeout bounds this, not the failure threshold
+        if refused and self.stop_on_refused:
+            self.stopped = True
         self.answered = self.answered or not refused
         if outcome in ("pass", "warn"):
             self.successes += 1
@@ -63,4 +73,9 @@ class ReplicaGate:
 
     @property
     def failed(self) -> bool:
-        return self.failures >= self.failure_threshold
+        return self.stopped or self.failures >= self.failure_threshold
+
+    def why_failed(self, path: str) -> str:
+        if self.stopped:
+            return f"stopped accepting connections on its port after answering ({self.last})"
+        return f"{self.failure_threshold} consecutive failed health checks on {path} (last: {self.last})"

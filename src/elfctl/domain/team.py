@@ -28,7 +28,7 @@ class HealthSpec:
     success_threshold: int = 2
     failure_threshold: int = 3
     start_timeout_s: float = 60.0  # how long the new version may take to pass the gate
-    soak_s: float = 3.0  # keep probing after the switch; roll back if it fails
+    soak_s: float | None = None  # verification window after the switch (None: deploy.soak_s)
 
 
 @dataclass(frozen=True)

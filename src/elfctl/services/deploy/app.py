@@ -22,7 +22,13 @@ def options(app, **given) -> deploy_svc.DeployOptions:
         lock_wait_s=cfg.get("deploy.lock_wait_s"),
         lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
         keep_images=cfg.get("deploy.keep_images"),
+        soak_s=cfg.get("deploy.soak_s"),
     )
+    if not 0 <= opts.soak_s <= 3600:
+        raise InputError(
+            f"deploy.soak_s = {opts.soak_s:g} (from {cfg.source('deploy.soak_s')}) is not a window in seconds",
+            hint="set deploy.soak_s between 0 and 3600 (default 10)",
+        )
     for key, value in given.items():
         if value is not None:
             setattr(opts, key, value)

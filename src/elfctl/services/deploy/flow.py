@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.domain.clock import iso, now
+from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.errors import ElfError, InputError, LeaseLost
 from elfctl.services.deploy import images
 from elfctl.services.deploy.lock import Lease, lease
@@ -30,7 +31,8 @@ SUCCESS = ("switched", "superseded")
 class DeployOptions:
     tag: str | None = None
     no_build: bool = False
-    wait: bool = True  # False: return once switched, without the soak window
+    wait: bool = True  # False: return once switched, without the verification window
+    soak_s: float = DEFAULT_WINDOW_S  # the verification window of teams whose team.yaml sets none
     timeout_s: float = 120.0
     dry_run: bool = False
     lock_wait_s: float = 0.0
@@ -211,9 +213,8 @@ def _rollout(
     hook = getattr(target, "set_progress", None)
     if hook:  # optional: targets that report their phases get 'verifying' recorded too
         hook(lambda phase: rec.move(phase) if phase == "verifying" else None)
-    run_spec = (
-        spec if opts.wait else dataclasses.replace(spec, health=dataclasses.replace(spec.health, soak_s=0))
-    )
+    soak_s = (spec.health.soak_s if spec.health.soak_s is not None else opts.soak_s) if opts.wait else 0.0
+    run_spec = dataclasses.replace(spec, health=dataclasses.replace(spec.health, soak_s=soak_s))
     # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
     pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
 

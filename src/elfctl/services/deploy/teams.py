@@ -30,7 +30,7 @@ health:
   success_threshold: 2
   failure_threshold: 3
   start_timeout_s: 60
-  soak_s: 3
+  # soak_s: 10          # verification window after the switch (default: deploy.soak_s, 10 s)
 env:
   LOG_LEVEL: info
 secrets: []             # names of credentials, e.g. [OPENAI_API_KEY]; values never live here
