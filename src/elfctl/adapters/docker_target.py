@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.domain.health_gate import ReplicaGate, classify
-from elfctl.domain.team import SECRETS_DIR
+from elfctl.domain.team import SECRETS_DIR, memory_bytes, nano_cpus
 from elfctl.errors import ElfError, InputError, OperationFailed
 
 PROXY_PORT = 8080  # inside the proxy container
@@ -47,31 +47,6 @@ class DockerRollout:
     warnings: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)  # old replicas stopped after the switch
     leftovers: list[str] = field(default_factory=list)  # not serving when it started: retired too
-
-
-def _memory_bytes(q: str | None) -> int | None:
-    if not q:
-        return None
-    units = {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "K": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-    }
-    for suffix, mult in units.items():
-        if q.endswith(suffix):
-            return int(float(q[: -len(suffix)]) * mult)
-    return int(float(q))
-
-
-def _nano_cpus(q: str | None) -> int | None:
-    if not q:
-        return None
-    return int(float(q[:-1]) * 1e6) if q.endswith("m") else int(float(q) * 1e9)
 
 
 def _reveal(value: Any) -> str:
@@ -416,8 +391,8 @@ class DockerTarget:
                         team, "app", **{"elfctl.revision": str(revision), "elfctl.image": image}
                     ),
                     restart=False,  # a crash during the gate must show, not loop
-                    mem_limit=_memory_bytes(spec.resources.memory),
-                    nano_cpus=_nano_cpus(spec.resources.cpu),
+                    mem_limit=memory_bytes(spec.resources.memory),
+                    nano_cpus=nano_cpus(spec.resources.cpu),
                 )
         except ElfError as exc:
             logs = self._log_tail(names)

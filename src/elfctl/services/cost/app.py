@@ -9,15 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from elfctl.domain import team as team_mod
+from elfctl.adapters import team_files as team_mod
 from elfctl.domain.budget import Budget
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.errors import InputError
-from elfctl.services.cost import budgets
+from elfctl.services.cost import budgets, reconcile, usage_import
 from elfctl.services.cost import report as cost_report
 from elfctl.services.llm import app as llm_service
-from elfctl.services.cost import reconcile
-from elfctl.services.cost import usage_import
 
 
 def _ready(app) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from elfctl.domain import team as team_mod
+from elfctl.adapters import team_files as team_mod
 from elfctl.domain.secret import Secret
 from elfctl.errors import ElfError, InputError
 from elfctl.services.deploy import flow as deploy_svc

@@ -11,8 +11,8 @@ from elfctl.domain.team import TeamSpec
 
 
 def kubernetes_target(app, context: str | None = None):
+    from elfctl.adapters.team_files import discover, load
     from elfctl.bootstrap import kubernetes_target as build
-    from elfctl.domain.team import discover, load
     from elfctl.services.deploy.app import resolve_secrets
 
     def teams() -> list[TeamSpec]:
@@ -59,8 +59,8 @@ class Rendered:
 def render_team(app, team: str, image: str | None = None, revision: int = 0) -> Rendered:
     """`elfctl k8s render TEAM`: the manifests of one team with this project's settings."""
     from elfctl.adapters.k8s_schema import schema_version
+    from elfctl.adapters.team_files import find
     from elfctl.bootstrap import kubernetes_namespace
-    from elfctl.domain.team import find
 
     spec = find(app.teams_dir, team)
     cfg = app.config
@@ -116,7 +116,7 @@ def health_probes(app) -> dict:
     """The cluster and each team, when the deploy target is Kubernetes (else nothing)."""
     if not uses_kubernetes(app):
         return {}
-    from elfctl.domain.team import discover
+    from elfctl.adapters.team_files import discover
 
     target = app.target
     probes = {"kubernetes": cluster_probe(target)}
@@ -129,7 +129,7 @@ def render_for_deploy(app, team: str, tag: str | None = None) -> Rendered:
     """`elfctl deploy TEAM --render`: the manifests of the image this deploy would ship (same
     repository and content tag), pinned by digest when the registry already holds it. Touches no
     cluster and builds nothing; an unreachable registry only leaves the image unpinned."""
-    from elfctl.domain.team import find
+    from elfctl.adapters.team_files import find
     from elfctl.errors import ElfError
     from elfctl.services.deploy import images
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elfctl.domain import team as team_mod
+from elfctl.adapters import team_files as team_mod
 from elfctl.errors import ElfError, InputError
 
 TEAM_YAML = """\

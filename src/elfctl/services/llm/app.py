@@ -9,13 +9,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from elfctl.adapters import team_files as team_mod
 from elfctl.domain import pricing
-from elfctl.domain import team as team_mod
 from elfctl.domain.pricing import Tokens
 from elfctl.domain.usage import UsageRow, iso, prompt_hash
 from elfctl.ports import Store
-from elfctl.services.cost import budgets
-from elfctl.services.cost import ledger
+from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.call import Caller, Policy, Settings
 from elfctl.services.llm.spool import Spool
 

@@ -10,10 +10,10 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 
-from elfctl.domain import team as team_mod
+from elfctl.adapters import team_files as team_mod
+from elfctl.adapters.local_images import MANAGED, ensure_registry_image
 from elfctl.domain.health import Check
 from elfctl.errors import ElfError, OperationFailed, Unreachable
-from elfctl.adapters.local_images import MANAGED, ensure_registry_image
 
 
 def in_use(app) -> bool:
