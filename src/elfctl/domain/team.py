@@ -13,6 +13,11 @@ from typing import Any
 from elfctl.errors import InputError
 
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+def is_dns1123(name: object) -> bool:
+    """A DNS-1123 label: what team and service names must be (they become hosts, labels and tags)."""
+    return isinstance(name, str) and len(name) <= 63 and DNS1123.match(name) is not None
+
+
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 CPU = re.compile(r"^\d+(\.\d+)?m?$")
 MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
