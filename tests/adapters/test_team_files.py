@@ -8,11 +8,12 @@ from elfctl.adapters.team_files import MAX_BYTES, load
 from elfctl.errors import InputError
 
 
-def bomb(levels: int = 9) -> str:
+def bomb(levels: int = 9, name: str = "mkt") -> str:
+    """A valid team.yaml but for its description: 9**(levels+1) strings once the aliases expand."""
     lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, levels + 1):
         lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
-    return "name: mkt\ndescription:\n" + "\n".join("  " + ln for ln in lines) + "\n"
+    return f"name: {name}\ndescription:\n" + "\n".join("  " + ln for ln in lines) + "\n"
 
 
 def write(tmp_path, text: str | bytes):

@@ -45,7 +45,8 @@ def parse_yaml(text: str, path: Path) -> Any:
 
     loader = None
     try:
-        loader = yaml.SafeLoader(text)  # its reader already refuses control characters
+        _check_depth(yaml, text, path)
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
         if node is not None:
             _expanded_size(node, path, 0, {})
@@ -60,6 +61,19 @@ def parse_yaml(text: str, path: Path) -> Any:
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _check_depth(yaml, text: str, path: Path) -> None:
+    """Nesting depth from the parser's events (it keeps no Python stack, unlike the composer, whose
+    RecursionError on a deeply nested file takes seconds to unwind)."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _too_big(path)
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            depth -= 1
 
 
 def _too_big(path: Path) -> InputError:
