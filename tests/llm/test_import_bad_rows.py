@@ -85,3 +85,22 @@ def test_csv_bad_rows_by_line_and_field(llm_env, cli, tmp_path):
         "line 5: team 'Not A Team' is not a team name (a DNS-1123 label: a-z, 0-9 and '-', at most 63)",
         "line 7: requested_model is not valid UTF-8",
     ]
+
+
+def test_a_huge_row_and_a_broken_one_leave_the_rest_readable(llm_env, cli, tmp_path):
+    project, store = llm_env
+    lines = [json.dumps(good(1)), json.dumps(good(2, agent="x" * (200 * 1024))), json.dumps(good(3)),
+             json.dumps(good(4)).replace('"r-4"', "r-4"), json.dumps(good(5))]
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    d = J(cli("cost", "import", str(path), "--json"))
+    assert d["imported"] == 3 and [b["error"] for b in d["bad"]] == [
+        "line 2: the row is larger than 128 KiB", "line 4: not valid JSON (Expecting value)"]
+    # In a JSON list, a broken item is skipped to the next line and the items after it still count.
+    many = [good(i) for i in range(6, 3000)]  # larger than the read buffer: the error is found where it is
+    items = json.dumps(many, indent=1).replace('"request_id": "r-7"', '"request_id": r-7')
+    path = tmp_path / "usage.json"
+    path.write_text(items)
+    d = J(cli("cost", "import", str(path), "--json", "--format", "elfctl"))
+    assert d["imported"] >= 2990 and d["bad"][0]["error"].endswith("not valid JSON (Expecting value)")
+    assert {r["request_id"] for r in store.query("SELECT request_id FROM api_usage")} >= {"r-6", "r-8"}

@@ -112,18 +112,24 @@ def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
                 obj, end = dec.raw_decode(buf, pos)
                 break
             except json.JSONDecodeError as exc:
-                # A real error, not a row cut at the buffer's end: JSON lines hold a row on one line.
-                whole = (not in_list and "\n" in buf[pos:]) or len(buf) - pos > MAX_FIELD
-                if whole or not fill():
+                # A real error, not a row cut at the buffer's end: JSON lines hold a row on one line,
+                # and an error well before the end is not one (a cut string reports its start).
+                real = (not in_list and "\n" in buf[pos:]) or (
+                    exc.pos < len(buf) - 8 and not exc.msg.startswith("Unterminated string"))
+                if not real and len(buf) - pos > MAX_FIELD:  # stop reading ahead: bad either way
+                    obj, end = BadRow(f"the row is larger than {MAX_FIELD // 1024} KiB"), None
+                    break
+                if real or not fill():
                     obj, end = BadRow(f"not valid JSON ({exc.msg})"), None
                     break
-        if end is None or end - pos > MAX_FIELD:
-            yield start_line, obj if end is None else BadRow(f"the row is larger than {MAX_FIELD // 1024} KiB")
+        if end is None:
+            yield start_line, obj
             next_line()
             continue
+        big = end - pos > MAX_FIELD
         line += buf.count("\n", pos, end)
         pos = end
-        yield start_line, obj
+        yield start_line, BadRow(f"the row is larger than {MAX_FIELD // 1024} KiB") if big else obj
 
 
 def _elfctl_row(obj: Any) -> UsageRow:
