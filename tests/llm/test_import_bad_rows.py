@@ -104,3 +104,4 @@ def test_a_huge_row_and_a_broken_one_leave_the_rest_readable(llm_env, cli, tmp_p
     d = J(cli("cost", "import", str(path), "--json", "--format", "elfctl"))
     assert d["imported"] >= 2990 and d["bad"][0]["error"].endswith("not valid JSON (Expecting value)")
     assert {r["request_id"] for r in store.query("SELECT request_id FROM api_usage")} >= {"r-6", "r-8"}
+
