@@ -105,3 +105,39 @@ def test_a_huge_row_and_a_broken_one_leave_the_rest_readable(llm_env, cli, tmp_p
     assert d["imported"] >= 2990 and d["bad"][0]["error"].endswith("not valid JSON (Expecting value)")
     assert {r["request_id"] for r in store.query("SELECT request_id FROM api_usage")} >= {"r-6", "r-8"}
 
+
+
+def test_a_run_that_fails_midway_says_what_it_committed(project, tmp_path):
+    """A real lock taken by another connection after the first batch: the second batch fails after
+    the busy timeout, and the error says how many rows the first one committed."""
+    import sqlite3
+
+    import pytest
+
+    from elfctl import config
+    from elfctl.bootstrap import migrations_dir, open_store
+    from elfctl.errors import OperationFailed
+    from elfctl.services.cost import usage_import
+    from elfctl.services.platform import migrate
+
+    cfg = config.load(cwd=project, environ={"ELFCTL_STORE_BUSY_TIMEOUT_MS": "100"})
+    store = open_store(cfg)
+    migrate.migrate(store, migrations_dir(cfg))
+    path = tmp_path / "usage.jsonl"
+    path.write_text("".join(json.dumps(good(i)) + "\n" for i in range(usage_import.BATCH + 10)))
+    other = sqlite3.connect(project / ".elf" / "elf.db", isolation_level=None)
+
+    def take_the_lock(n):
+        other.execute("BEGIN IMMEDIATE")
+
+    try:
+        with pytest.raises(OperationFailed) as err:
+            usage_import.import_file(store, path, progress=take_the_lock)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "database is locked" in err.value.message
+    assert err.value.message.endswith(f"(the import stopped after reading {usage_import.BATCH + 10:,} rows; "
+                                      f"{usage_import.BATCH:,} were imported before it, and importing again skips them)")
+    assert store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] == usage_import.BATCH
+    store.close()

@@ -314,8 +314,9 @@ def import_file(
         else:
             run(None)
     except ElfError as exc:
-        if not strict and res.imported:  # batches before the failure stay: say so
-            exc.message += f" ({res.imported:,} rows were imported before it; importing again skips them)"
+        if not strict:  # the batches before the failure stay: say so
+            exc.message += (f" (the import stopped after reading {res.read + res.bad_count:,} rows; {res.imported:,} were "
+                            "imported before it, and importing again skips them)")
         raise
     finally:
         csv.field_size_limit(limit)
