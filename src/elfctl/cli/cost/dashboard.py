@@ -93,7 +93,7 @@ def dashboard(
     interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.", callback=bounded(0.1, 86400))] = 2.0,
     team: Annotated[str | None, typer.Option("--team", "-t", help="Only this team.")] = None,
     days: Annotated[
-        int, typer.Option("--days", "-d", help="Days in the chart and by-model figures.", callback=bounded(1, 3660))
+        int, typer.Option("--days", "-d", help="Days in the chart and by-model figures.", callback=bounded(1, 366))
     ] = 14,
     json_mode: JsonOpt = False,
 ) -> None:
