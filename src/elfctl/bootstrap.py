@@ -184,10 +184,10 @@ def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | Non
 
 def kubernetes_namespace(cfg: Config) -> str:
     """One namespace per environment: kubernetes.namespace, else elfctl-<profile>, else elfctl."""
-    from elfctl.domain.team import DNS1123
+    from elfctl.domain.names import is_dns_label
 
     ns = cfg.get("kubernetes.namespace") or (f"elfctl-{cfg.profile}" if cfg.profile else "elfctl")
-    if len(ns) > 63 or not DNS1123.match(ns):
+    if not is_dns_label(ns):
         raise InputError(f"kubernetes.namespace {ns!r} (from {cfg.source('kubernetes.namespace')}) is not a "
                          f"DNS-1123 label", hint="set kubernetes.namespace to lower case letters, digits and '-'")
     return ns

@@ -8,6 +8,7 @@ where it came from, for `elfctl config show`.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -27,51 +28,53 @@ class Key:
     default: Any
     help: str
     secret: bool = False
+    lo: float | None = None  # numbers: the allowed range, inclusive
+    hi: float | None = None
 
 
 # "section.key" -> Key. Later features add their keys here: one place, one list.
 SCHEMA: dict[str, Key] = {
     "project.name": Key(str, "", "Name of this platform, shown in reports."),
     "store.url": Key(str, "", "Store URL: sqlite:///path (default .elf/elf.db) or postgresql://..."),
-    "store.busy_timeout_ms": Key(int, 10000, "How long a SQLite writer waits for the lock."),
-    "store.lock_timeout_s": Key(float, 60.0, "How long `db migrate` waits for another migrate to finish."),
+    "store.busy_timeout_ms": Key(int, 10000, "How long a SQLite writer waits for the lock.", lo=0, hi=3600000),
+    "store.lock_timeout_s": Key(float, 60.0, "How long `db migrate` waits for another migrate to finish.", lo=0, hi=86400),
     "store.migrations_dir": Key(str, "", "Folder of migration files (default: the ones shipped with elfctl)."),
     "supabase.url": Key(str, "", "Supabase project URL (REST store, with supabase.key)."),
     "supabase.key": Key(str, "", "Supabase service key.", secret=True),
     "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),
     "teams.dir": Key(str, "teams", "Folder holding teams/<name>/team.yaml, relative to the project root."),
-    "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`."),
-    "health.disk_warn_free": Key(float, 0.10, "Warn when less than this share of the disk is free."),
-    "health.disk_fail_free": Key(float, 0.02, "Fail when less than this share of the disk is free."),
-    "health.memory_warn_free": Key(float, 0.10, "Warn when less than this share of memory is available."),
-    "health.memory_fail_free": Key(float, 0.03, "Fail when less than this share of memory is available."),
+    "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`.", lo=0.1, hi=3600),
+    "health.disk_warn_free": Key(float, 0.10, "Warn when less than this share of the disk is free.", lo=0, hi=1),
+    "health.disk_fail_free": Key(float, 0.02, "Fail when less than this share of the disk is free.", lo=0, hi=1),
+    "health.memory_warn_free": Key(float, 0.10, "Warn when less than this share of memory is available.", lo=0, hi=1),
+    "health.memory_fail_free": Key(float, 0.03, "Fail when less than this share of memory is available.", lo=0, hi=1),
     "docker.host": Key(str, "", "Docker engine URL (default: DOCKER_HOST, else the local socket)."),
-    "docker.timeout_s": Key(float, 15.0, "Hard timeout of every Docker API call."),
-    "docker.build_timeout_s": Key(float, 600.0, "Hard read timeout of docker build, push and pull."),
+    "docker.timeout_s": Key(float, 15.0, "Hard timeout of every Docker API call.", lo=0.1, hi=3600),
+    "docker.build_timeout_s": Key(float, 600.0, "Hard read timeout of docker build, push and pull.", lo=1, hi=86400),
     "docker.autostart": Key(bool, True, "`infra up` starts an installed but stopped local dockerd."),
     "registry.url": Key(str, "", "External image registry host[:port] (empty: a local registry container)."),
-    "registry.port": Key(int, 5000, "Host port of the local registry container (127.0.0.1)."),
+    "registry.port": Key(int, 5000, "Host port of the local registry container (127.0.0.1).", lo=1, hi=65535),
     "registry.image": Key(str, "elfctl/registry:local", "Image of the local registry (built from "
                           "/usr/bin/docker-registry when absent; a mirrored registry:2 works too)."),
     "registry.container": Key(str, "elfctl-registry", "Name of the local registry container."),
     "registry.volume": Key(str, "elfctl-registry-data", "Volume holding the local registry's images."),
-    "registry.timeout_s": Key(float, 5.0, "Timeout of every registry HTTP request."),
+    "registry.timeout_s": Key(float, 5.0, "Timeout of every registry HTTP request.", lo=0.1, hi=3600),
     "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
     "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),
     "deploy.publish_address": Key(str, "127.0.0.1", "Host address the team proxies publish their port on."),
     "deploy.timeout_s": Key(float, 120.0, "Time budget of verifying one deploy: the health gate, then the "
-                            "verification window after the switch."),
+                            "verification window after the switch.", lo=0.1, hi=86400),
     "deploy.soak_s": Key(float, DEFAULT_WINDOW_S, "Verification window after the switch (Docker), for teams "
                          "whose team.yaml sets no health.soak_s: a replica that exits, restarts, is OOM-killed "
-                         "or fails its checks meanwhile is switched back."),
-    "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it."),
-    "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team."),
-    "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine."),
+                         "or fails its checks meanwhile is switched back.", lo=0, hi=3600),
+    "deploy.lock_ttl_s": Key(float, 30.0, "Deploy lock lease; a killed holder's lock expires after it.", lo=1, hi=86400),
+    "deploy.lock_wait_s": Key(float, 0.0, "How long a deploy waits for another deploy of the team.", lo=0, hi=86400),
+    "deploy.keep_images": Key(int, 5, "Successful revisions per team whose images stay on this machine.", lo=1, hi=1000),
     "deploy.secrets_dir": Key(str, "/dev/shm/elfctl-secrets",
                               "Docker, secrets_as: files: the tmpfs folder holding each container's secret files."),
     "deploy.stop_grace_s": Key(int, 10, "Docker: seconds replaced replicas get after SIGTERM (after the "
-                               "switch, in the background) before they are killed and removed."),
+                               "switch, in the background) before they are killed and removed.", lo=0, hi=3600),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
                                       "file), keyring or file."),
     "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),
@@ -80,13 +83,13 @@ SCHEMA: dict[str, Key] = {
     "creds.max_age": Key(str, "", "Maximum age of a credential version for `creds check` (e.g. 90d)."),
     "creds.warn_before": Key(str, "14d", "Warn this long before a credential expires or reaches max age."),
     "llm.prices_file": Key(str, "prices.yaml", "Price overrides for custom models (litellm key names, USD/token)."),
-    "llm.timeout_s": Key(float, 30.0, "Timeout of one LLM request."),
-    "llm.retry_max_time_s": Key(float, 20.0, "Longest time spent retrying one model (429/5xx/timeouts)."),
-    "llm.retry_max_tries": Key(int, 3, "Attempts per model before falling back."),
-    "llm.breaker_fail_max": Key(int, 5, "Failures in a row that open a model's circuit."),
-    "llm.breaker_reset_s": Key(float, 60.0, "How long an open circuit waits before a probe call."),
-    "llm.output_cap_tokens": Key(int, 4096, "Output tokens reserved when a call gives no max_tokens."),
-    "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires."),
+    "llm.timeout_s": Key(float, 30.0, "Timeout of one LLM request.", lo=0.1, hi=3600),
+    "llm.retry_max_time_s": Key(float, 20.0, "Longest time spent retrying one model (429/5xx/timeouts).", lo=0, hi=3600),
+    "llm.retry_max_tries": Key(int, 3, "Attempts per model before falling back.", lo=1, hi=100),
+    "llm.breaker_fail_max": Key(int, 5, "Failures in a row that open a model's circuit.", lo=1, hi=1000),
+    "llm.breaker_reset_s": Key(float, 60.0, "How long an open circuit waits before a probe call.", lo=0.1, hi=86400),
+    "llm.output_cap_tokens": Key(int, 4096, "Output tokens reserved when a call gives no max_tokens.", lo=1, hi=10000000),
+    "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires.", lo=1, hi=86400),
     "llm.record": Key(str, "background", "How usage rows reach the store after the spool write: background "
                                          "(a writer thread; elfctl.llm.flush() waits) or sync."),
     "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
@@ -94,9 +97,9 @@ SCHEMA: dict[str, Key] = {
     "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),
     "kubernetes.registry": Key(str, "", "Registry host the cluster pulls from; an image-pull secret is made for it."),
     "kubernetes.pull_secret": Key(str, "elfctl-registry", "Name of the image-pull secret."),
-    "kubernetes.request_timeout_s": Key(float, 10.0, "Hard timeout of each Kubernetes API call."),
-    "kubernetes.poll_s": Key(float, 1.0, "How often a rollout's status is read."),
-    "kubernetes.restore_timeout_s": Key(float, 120.0, "How long restoring the previous revision may take."),
+    "kubernetes.request_timeout_s": Key(float, 10.0, "Hard timeout of each Kubernetes API call.", lo=0.1, hi=3600),
+    "kubernetes.poll_s": Key(float, 1.0, "How often a rollout's status is read.", lo=0.05, hi=60),
+    "kubernetes.restore_timeout_s": Key(float, 120.0, "How long restoring the previous revision may take.", lo=1, hi=86400),
     "kubernetes.version": Key(str, "", "Schema version for --render without a cluster (default: newest shipped)."),
 }
 
@@ -157,6 +160,30 @@ def _did_you_mean(name: str, options: list[str]) -> str:
     return f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(sorted(options))}"
 
 
+def _number(raw: Any, want: type) -> int | float | None:
+    """raw as a finite int or float (an int key takes no fraction), else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = float(raw) if want is float else int(raw.strip())
+        except ValueError:
+            return None
+    if isinstance(raw, float) and (not math.isfinite(raw) or (want is int and not raw.is_integer())):
+        return None
+    return want(raw) if isinstance(raw, (int, float)) else None
+
+
+def _in_range(key: str, value: int | float, where: str) -> int | float:
+    lo, hi = SCHEMA[key].lo, SCHEMA[key].hi
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(
+            f"{where}: '{key}' must be from {lo:g} to {hi:g}, got {value:g}",
+            hint=f"set {key} to a value in {lo:g}..{hi:g}",
+        )
+    return value
+
+
 def _coerce(key: str, raw: Any, where: str) -> Any:
     want = SCHEMA[key].type
     if want is bool:
@@ -165,19 +192,15 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
         if isinstance(raw, str) and raw.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
             return raw.lower() in ("1", "true", "yes", "on")
     elif want in (int, float):
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-            return want(raw)
-        if isinstance(raw, str):
-            try:
-                return want(raw)
-            except ValueError:
-                pass
+        number = _number(raw, want)
+        if number is not None:
+            return _in_range(key, number, where)
     elif want is str and isinstance(raw, str):
         return raw
-    raise ConfigError(
-        f"{where}: '{key}' must be {want.__name__}, got {raw!r}",
-        hint=f"set {key} to a {want.__name__} value",
-    )
+    spec = SCHEMA[key]
+    kind = "a whole number" if want is int else "a finite number"
+    what = want.__name__ if spec.lo is None else f"{kind} from {spec.lo:g} to {spec.hi:g}"
+    raise ConfigError(f"{where}: '{key}' must be {what}, got {raw!r}", hint=f"set {key} to {what}")
 
 
 def _flatten(table: dict, path: Path, prefix: str = "") -> dict[str, Any]:

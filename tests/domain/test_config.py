@@ -62,3 +62,36 @@ def test_secrets_and_url_passwords_are_masked(tmp_path):
     assert cfg.shown("store.url") == "postgresql://u:****@db/x"
     assert cfg.shown("supabase.key") == "****"
     assert cfg.source("supabase.key") == "env SUPABASE_KEY"
+
+
+@pytest.mark.parametrize(
+    "key, raw, shown",
+    [
+        ("deploy.timeout_s", "-5", "from 0.1 to 86400, got -5"),
+        ("deploy.keep_images", "-1", "from 1 to 1000, got -1"),
+        ("health.timeout_s", "nan", "a finite number from 0.1 to 3600, got 'nan'"),
+        ("llm.timeout_s", "inf", "a finite number from 0.1 to 3600, got 'inf'"),
+        ("deploy.keep_images", "2.5", "a whole number from 1 to 1000, got '2.5'"),
+        ("registry.port", "70000", "from 1 to 65535, got 70000"),
+    ],
+)
+def test_numbers_out_of_range_name_key_value_range_and_source(tmp_path, key, raw, shown):
+    var = config.env_name(key)
+    with pytest.raises(ConfigError) as err:
+        config.load(cwd=tmp_path, environ={var: raw})
+    assert err.value.message == f"env {var}: '{key}' must be {shown}"
+    assert err.value.exit_code == 2
+
+
+def test_range_applies_to_the_file_too(tmp_path):
+    write(tmp_path, "[deploy]\nkeep_images = 0\n[health]\ndisk_warn_free = 1.5\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(cwd=tmp_path, environ={})
+    assert err.value.message == f"{tmp_path / 'elfctl.toml'}: 'deploy.keep_images' must be from 1 to 1000, got 0"
+
+
+def test_every_number_key_has_a_range_and_its_default_is_inside():
+    for key, spec in config.SCHEMA.items():
+        if spec.type in (int, float):
+            assert spec.lo is not None and spec.hi is not None, key
+            assert spec.lo <= spec.default <= spec.hi, key

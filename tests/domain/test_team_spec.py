@@ -5,7 +5,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from elfctl.domain.team import find, load, parse
+from elfctl.adapters.team_files import find, load
+from elfctl.domain.team import parse
 from elfctl.errors import InputError
 
 P = Path("teams/mkt/team.yaml")
@@ -86,3 +87,30 @@ def test_secrets_as_files_names_each_path():
     spec = parse({"name": "mkt", "secrets": ["A_KEY", "B_KEY"], "secrets_as": "files"}, P, "mkt")
     assert spec.secret_files() == {"A_KEY": "/run/secrets/A_KEY", "B_KEY": "/run/secrets/B_KEY"}
     assert parse({"name": "mkt", "secrets": ["A_KEY"]}, P, "mkt").secret_files() == {}
+
+
+@pytest.mark.parametrize("resources, field, shown", [
+    ({"memory": "99999999999999Gi"}, "memory", "99999999999999Gi is out of range"),
+    ({"memory": "1Ki"}, "memory", "1Ki is out of range"),
+    ({"cpu": 99999999999}, "cpu", "99999999999 is out of range"),
+    ({"cpu": "0"}, "cpu", "0 is out of range"),
+    ({"cpu": "1.5x"}, "cpu", "'1.5x' is not a cpu quantity"),
+])
+def test_resources_out_of_what_docker_and_kubernetes_take(resources, field, shown):
+    with pytest.raises(InputError) as err:
+        parse({"name": "mkt", "resources": resources}, P, "mkt")
+    assert err.value.message.startswith(f"{P}: resources.{field}: {shown}")
+
+
+def test_resources_at_the_edges_are_exact():
+    from elfctl.domain.team import memory_bytes, nano_cpus
+
+    spec = parse({"name": "mkt", "resources": {"memory": "8388607Ti", "cpu": "9223372036"}}, P, "mkt")
+    assert memory_bytes(spec.resources.memory) == 8388607 * 2**40 <= 2**63 - 1
+    assert nano_cpus(spec.resources.cpu) == 9223372036 * 10**9
+    assert nano_cpus("250m") == 250_000_000 and memory_bytes("6Mi") == 6 * 2**20 and memory_bytes("1.5G") == 1_500_000_000
+
+
+def test_description_must_be_text():
+    with pytest.raises(InputError, match="description: must be text, got list"):
+        parse({"name": "mkt", "description": [["lol"] * 9] * 9}, P, "mkt")

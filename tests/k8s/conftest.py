@@ -92,7 +92,7 @@ def target(k8s_project, controller):
 
 @pytest.fixture
 def spec(k8s_project):
-    from elfctl.domain.team import find
+    from elfctl.adapters.team_files import find
 
     return find(Path(k8s_project) / "teams", "mkt")
 

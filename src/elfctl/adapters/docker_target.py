@@ -17,33 +17,8 @@ from elfctl.adapters.docker_proxy import PROXY_PORT, TeamProxies, network_addres
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.secret import plain
-from elfctl.domain.team import SECRETS_DIR
+from elfctl.domain.team import SECRETS_DIR, memory_bytes, nano_cpus
 from elfctl.errors import ElfError, InputError
-
-
-def _memory_bytes(q: str | None) -> int | None:
-    if not q:
-        return None
-    units = {
-        "Ki": 2**10,
-        "Mi": 2**20,
-        "Gi": 2**30,
-        "Ti": 2**40,
-        "K": 10**3,
-        "M": 10**6,
-        "G": 10**9,
-        "T": 10**12,
-    }
-    for suffix, mult in units.items():
-        if q.endswith(suffix):
-            return int(float(q[: -len(suffix)]) * mult)
-    return int(float(q))
-
-
-def _nano_cpus(q: str | None) -> int | None:
-    if not q:
-        return None
-    return int(float(q[:-1]) * 1e6) if q.endswith("m") else int(float(q) * 1e9)
 
 
 def _not_serving(name: str, found: dict | None) -> str | None:
@@ -275,8 +250,8 @@ class DockerTarget:
                 if files else None,
                 labels=labels,
                 restart=False,
-                mem_limit=_memory_bytes(spec.resources.memory),
-                nano_cpus=_nano_cpus(spec.resources.cpu),
+                mem_limit=memory_bytes(spec.resources.memory),
+                nano_cpus=nano_cpus(spec.resources.cpu),
             )
 
     def _refuse(self, names: list[str], reason: str, warnings: list[str], leftovers: list[str],

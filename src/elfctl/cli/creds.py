@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded
 from elfctl.cli.common import JsonOpt, finish, get_app
 
 app = typer.Typer(
@@ -212,7 +213,7 @@ def rotate(
     generate: Annotated[
         bool, typer.Option("--generate", help="Make a random value (secrets module).")
     ] = False,
-    length: Annotated[int, typer.Option("--length", help="Length of a generated value.")] = 32,
+    length: Annotated[int, typer.Option("--length", help="Length of a generated value.", callback=bounded(8, 4096))] = 32,
     expires: ExpiresOpt = None,
     json_mode: JsonOpt = False,
 ) -> None:

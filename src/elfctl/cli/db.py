@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded
 from elfctl.cli.common import JsonOpt, get_app
 
 app = typer.Typer(help="Evolve the store's schema: versioned, checksummed, transactional migrations.",
@@ -25,7 +26,7 @@ def _rows_table(title, rows):
 @app.command("migrate")
 def migrate(
     ctx: typer.Context,
-    to: Annotated[int | None, typer.Option("--to", help="Apply up to this version (inclusive).")] = None,
+    to: Annotated[int | None, typer.Option("--to", help="Apply up to this version (inclusive).", callback=bounded(0, 9999))] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; change nothing.")] = False,
     json_mode: JsonOpt = False,
 ) -> None:

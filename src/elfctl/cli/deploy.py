@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded, image_tag
 from elfctl.cli.common import JsonOpt, finish, get_app
 
 LockWait = Annotated[
@@ -13,6 +14,7 @@ LockWait = Annotated[
     typer.Option(
         "--lock-wait",
         help="Wait up to S seconds for another deploy of the team to finish (default: deploy.lock_wait_s).",
+        callback=bounded(0, 86400),
     ),
 ]
 
@@ -62,7 +64,7 @@ def _finish(app_, result) -> None:
 def deploy(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="The team (teams/TEAM/team.yaml).")],
-    tag: Annotated[str | None, typer.Option("--tag", help="Image tag (default: content hash).")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Image tag (default: content hash).", callback=image_tag)] = None,
     no_build: Annotated[
         bool, typer.Option("--no-build", help="Use the image already in the registry.")
     ] = False,
@@ -76,7 +78,8 @@ def deploy(
     ] = True,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="Verification budget in seconds: the health gate, then the window."),
+        typer.Option("--timeout", help="Verification budget in seconds: the health gate, then the window.",
+                     callback=bounded(0.1, 86400)),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     lock_wait: LockWait = None,
@@ -114,9 +117,11 @@ def rollback(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="The team.")],
     to: Annotated[
-        int | None, typer.Option("--to", help="Revision to return to (default: the one before).")
+        int | None, typer.Option("--to", help="Revision to return to (default: the one before).", callback=bounded(1, 2**31 - 1))
     ] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Health gate budget in seconds.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Health gate budget in seconds.", callback=bounded(0.1, 86400))
+    ] = None,
     lock_wait: LockWait = None,
     target: TargetOpt = None,
     json_mode: JsonOpt = False,
@@ -132,7 +137,7 @@ def rollback(
 def deployments(
     ctx: typer.Context,
     team: Annotated[str | None, typer.Argument(help="Only this team.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.", callback=bounded(1, 100_000))] = 20,
     json_mode: JsonOpt = False,
 ) -> None:
     """Deployment history: revision, state, image, digest, who, when, error."""
@@ -167,7 +172,7 @@ def deployments(
 def logs(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="The team.")],
-    tail: Annotated[int, typer.Option("--tail", help="Lines from the end.")] = 100,
+    tail: Annotated[int, typer.Option("--tail", help="Lines from the end.", callback=bounded(0, 1_000_000))] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
     target: TargetOpt = None,
     json_mode: JsonOpt = False,

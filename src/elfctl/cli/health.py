@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded
 from elfctl.cli.common import JsonOpt, finish, get_app
 
 STYLE = {"pass": "green", "warn": "yellow", "fail": "red"}
@@ -25,11 +26,15 @@ def render(report):
 def health(
     ctx: typer.Context,
     component: Annotated[list[str] | None, typer.Option("--component", "-c", help="Only this component.")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Per-check timeout in seconds.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", help="Per-check timeout in seconds.", callback=bounded(0.1, 3600))
+    ] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings too.")] = False,
     deep: Annotated[bool, typer.Option("--deep", help="Also make one cheap real call per LLM provider.")] = False,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until Ctrl-C.")] = False,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes with --watch.")] = 2.0,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between refreshes with --watch.", callback=bounded(0.1, 86400))
+    ] = 2.0,
     json_mode: JsonOpt = False,
 ) -> None:
     """Check every component concurrently; exit 0 when all pass, 1 when any fails (warnings exit 0

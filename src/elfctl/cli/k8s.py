@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded, image_ref
 from elfctl.cli.common import JsonOpt, get_app
 
 app = typer.Typer(help="Kubernetes target: render a team's manifests for GitOps or review.", no_args_is_help=True)
@@ -13,8 +14,12 @@ app = typer.Typer(help="Kubernetes target: render a team's manifests for GitOps 
 def render(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="Team name (teams/<name>/team.yaml).")],
-    image: Annotated[str | None, typer.Option("--image", help="Image reference, best pinned by digest.")] = None,
-    revision: Annotated[int, typer.Option("--revision", help="Revision recorded on the Deployment.")] = 0,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image reference, best pinned by digest.", callback=image_ref)
+    ] = None,
+    revision: Annotated[
+        int, typer.Option("--revision", help="Revision recorded on the Deployment.", callback=bounded(0, 2**31 - 1))
+    ] = 0,
     json_mode: JsonOpt = False,
 ) -> None:
     """Print the team's ConfigMap, Service and Deployment as YAML, validated against the official

@@ -17,6 +17,7 @@ from elfctl.errors import InputError
 MAX_NAME = 128
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+MAX_DURATION_S = 36500 * 86400
 GENESIS = "0" * 64  # the "previous MAC" of the first audit entry
 
 
@@ -50,7 +51,10 @@ def parse_duration(text: str, where: str) -> dt.timedelta:
         raise InputError(
             f"{where}: {text!r} is not a duration", hint="write a number and a unit: 45s, 30m, 24h, 90d, 2w"
         )
-    return dt.timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+    seconds = int(m[1]) * _UNITS[m[2]]
+    if seconds > MAX_DURATION_S:  # past this, now + duration overflows datetime (year 9999)
+        raise InputError(f"{where}: {text!r} is longer than 100 years", hint="write at most 36500d (or 5214w)")
+    return dt.timedelta(seconds=seconds)
 
 
 def iso(t: dt.datetime | None) -> str | None:

@@ -1,20 +1,24 @@
-"""A team: `teams/<name>/team.yaml` beside its build context. Parsing and validation, no I/O
-beyond reading the file. Every error names the file, the field and the fix."""
+"""A team: `teams/<name>/team.yaml` beside its build context. Validation of the parsed document,
+no I/O (adapters/team_files.py reads the files). Every error names the file, the field and the fix."""
 
 from __future__ import annotations
 
 import difflib
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from elfctl.domain.names import DNS1123, check_team_name
+from elfctl.domain.names import DNS1123
 from elfctl.errors import InputError
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 CPU = re.compile(r"^\d+(\.\d+)?m?$")
 MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
+_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+INT64_MAX = 2**63 - 1  # Docker's Memory and NanoCpus, Kubernetes' quantities: signed 64-bit
+MIN_MEMORY = 6 * 2**20  # the smallest memory limit Docker accepts
 ACTIONS = ("warn", "downgrade", "block")
 SECRETS_AS = ("env", "files")
 SECRETS_DIR = "/run/secrets"  # secrets_as: files puts each value here as a file named NAME
@@ -149,11 +153,49 @@ class _V:
         return tuple(value)
 
 
+def memory_bytes(q: str | None) -> int | None:
+    """'256Mi' -> 268435456 (exact); None for no limit."""
+    if not q:
+        return None
+    unit = next((u for u in _MEMORY_UNITS if q.endswith(u)), "")
+    return int(Decimal(q[: len(q) - len(unit)]) * _MEMORY_UNITS.get(unit, 1))
+
+
+def nano_cpus(q: str | None) -> int | None:
+    """'500m' -> 500000000, '1.5' -> 1500000000 (Docker's NanoCpus); None for no limit."""
+    if not q:
+        return None
+    return int(Decimal(q[:-1]) * 10**6) if q.endswith("m") else int(Decimal(q) * 10**9)
+
+
 def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
     v = _V(path)
     doc = v.keys(doc, "", _TOP)
+    kw: dict[str, Any] = {"name": _name(v, doc, expected_name), "path": path}
+    if "description" in doc:
+        d = doc["description"]
+        if d is not None and not isinstance(d, str):
+            raise v.fail("description", f"must be text, got {type(d).__name__}", "write it as one string")
+        kw["description"] = d or ""
+    if "port" in doc:
+        kw["port"] = v.integer(doc["port"], "port", 1, 65535)
+    if doc.get("host_port") is not None:
+        kw["host_port"] = v.integer(doc["host_port"], "host_port", 1, 65535)
+    if "replicas" in doc:
+        kw["replicas"] = v.integer(doc["replicas"], "replicas", 0, 100)
+    sections = (("build", _build), ("health", _health), ("env", _env), ("secrets", _secrets),
+                ("secrets_as", _secrets_as), ("resources", _resources), ("llm", _llm))
+    for key, section in sections:  # in this order: secrets checks env, secrets_as checks both
+        if key in doc:
+            kw[key] = section(v, doc[key], kw)
+    if "mcp_servers" in doc:
+        kw["mcp_servers"] = v.names(doc["mcp_servers"] or [], "mcp_servers", DNS1123, "a DNS-1123 name")
+    return TeamSpec(**kw)
+
+
+def _name(v: _V, doc: dict, expected_name: str | None) -> str:
     if "name" not in doc:
-        raise v.fail("name", "missing", f"add `name: {expected_name or path.parent.name}`")
+        raise v.fail("name", "missing", f"add `name: {expected_name or v.path.parent.name}`")
     name = doc["name"]
     if not isinstance(name, str) or len(name) > 63 or not DNS1123.match(name):
         raise v.fail("name", f"{name!r} is not a DNS-1123 label",
@@ -161,135 +203,113 @@ def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
     if expected_name and name != expected_name:
         raise v.fail("name", f"'{name}' differs from its folder '{expected_name}'",
                      f"rename the folder or set name: {expected_name}")
-    kw: dict[str, Any] = {"name": name, "path": path}
-    if "description" in doc:
-        kw["description"] = str(doc["description"] or "")
-    if "port" in doc:
-        kw["port"] = v.integer(doc["port"], "port", 1, 65535)
-    if doc.get("host_port") is not None:
-        kw["host_port"] = v.integer(doc["host_port"], "host_port", 1, 65535)
-    if "replicas" in doc:
-        kw["replicas"] = v.integer(doc["replicas"], "replicas", 0, 100)
-    if "build" in doc:
-        b = v.keys(doc["build"] or {}, "build", _NESTED["build"])
-        kw["build"] = BuildSpec(**{k: v.string(b[k], f"build.{k}") for k in b})
-        if Path(kw["build"].context).is_absolute() or ".." in Path(kw["build"].context).parts:
-            raise v.fail("build.context", "must stay inside the team folder", "use a relative path like '.'")
-    if "health" in doc:
-        h = v.keys(doc["health"] or {}, "health", _NESTED["health"])
-        hk: dict[str, Any] = {}
-        if "path" in h:
-            p = v.string(h["path"], "health.path")
-            if not p.startswith("/") or any(c.isspace() for c in p):
-                raise v.fail("health.path", f"{p!r} must start with '/' and contain no spaces",
-                             "use a path such as /health")
-            hk["path"] = p
-        for k in ("period_s", "timeout_s", "start_timeout_s", "soak_s"):
-            if k in h:
-                hk[k] = v.number(h[k], f"health.{k}", 0.0 if k == "soak_s" else 0.05, 3600)
-        for k in ("success_threshold", "failure_threshold"):
-            if k in h:
-                hk[k] = v.integer(h[k], f"health.{k}", 1, 100)
-        kw["health"] = HealthSpec(**hk)
-    if "env" in doc:
-        env = doc["env"] or {}
-        if not isinstance(env, dict):
-            raise v.fail("env", "must be a mapping of NAME: value", "write env as `NAME: value` lines")
-        for k, val in env.items():
-            if not isinstance(k, str) or not ENV_NAME.match(k):
-                raise v.fail(f"env.{k}", "is not a valid environment variable name", "use UPPER_SNAKE_CASE")
-            if isinstance(val, (dict, list)) or val is None:
-                raise v.fail(f"env.{k}", "must be a plain value", "quote it as a string")
-        kw["env"] = {k: (str(val).lower() if isinstance(val, bool) else str(val)) for k, val in env.items()}
-    if "secrets" in doc:
-        kw["secrets"] = v.names(doc["secrets"] or [], "secrets", ENV_NAME, "an UPPER_SNAKE_CASE name")
-        clash = set(kw["secrets"]) & set(kw.get("env", {}))
-        if clash:
-            raise v.fail("secrets", f"{sorted(clash)[0]} is also in env", "keep secret values out of env")
-    if "secrets_as" in doc:
-        if doc["secrets_as"] not in SECRETS_AS:
-            raise v.fail("secrets_as", f"{doc['secrets_as']!r} is not a way to hand secrets over",
-                         "use env (environment variables) or files (/run/secrets/NAME)")
-        kw["secrets_as"] = doc["secrets_as"]
-        clash = {f"{s}_FILE" for s in kw.get("secrets", ())} & set(kw.get("env", {}))
-        if kw["secrets_as"] == "files" and clash:
-            raise v.fail("env", f"{sorted(clash)[0]} is set by secrets_as: files", "remove it from env")
-    if "resources" in doc:
-        r = v.keys(doc["resources"] or {}, "resources", _NESTED["resources"])
-        rk = {}
-        if "cpu" in r:
-            rk["cpu"] = str(r["cpu"])
-            if not CPU.match(rk["cpu"]):
-                raise v.fail("resources.cpu", f"{r['cpu']!r} is not a CPU quantity", "use e.g. 500m or 1")
-        if "memory" in r:
-            rk["memory"] = str(r["memory"])
-            if not MEMORY.match(rk["memory"]):
-                raise v.fail("resources.memory", f"{r['memory']!r} is not a memory quantity", "use e.g. 256Mi")
-        kw["resources"] = ResourcesSpec(**rk)
-    if "llm" in doc:
-        llm = v.keys(doc["llm"] or {}, "llm", _NESTED["llm"])
-        lk: dict[str, Any] = {}
-        if "model" in llm:
-            lk["model"] = v.string(llm["model"], "llm.model")
-        if "fallbacks" in llm:
-            fb = llm["fallbacks"] or []
-            if not isinstance(fb, list) or not all(isinstance(m, str) and m for m in fb):
-                raise v.fail("llm.fallbacks", "must be a list of model names", "write it as a YAML list")
-            lk["fallbacks"] = tuple(fb)
-        if "budget" in llm:
-            b = v.keys(llm["budget"] or {}, "llm.budget", _NESTED["llm.budget"])
-            bk: dict[str, Any] = {}
-            for k in ("daily_usd", "monthly_usd"):
-                if k in b and b[k] is not None:
-                    bk[k] = v.number(b[k], f"llm.budget.{k}", 0, 1e9)
-            if "soft_limit" in b:
-                bk["soft_limit"] = v.number(b["soft_limit"], "llm.budget.soft_limit", 0.01, 1.0)
-            for k in ("soft_action", "hard_action"):
-                if k in b:
-                    if b[k] not in ACTIONS:
-                        raise v.fail(f"llm.budget.{k}", f"{b[k]!r} is not an action", f"use one of {', '.join(ACTIONS)}")
-                    bk[k] = b[k]
-            lk["budget"] = BudgetSpec(**bk)
-        kw["llm"] = LLMSpec(**lk)
-    if "mcp_servers" in doc:
-        kw["mcp_servers"] = v.names(doc["mcp_servers"] or [], "mcp_servers", DNS1123, "a DNS-1123 name")
-    return TeamSpec(**kw)
+    return name
 
 
-def load(path: Path) -> TeamSpec:
-    """Read and validate one team.yaml."""
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror})", hint="check the path") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{path}: not valid YAML{where} ({problem})", hint="fix the YAML syntax") from None
-    if doc is None:
-        raise InputError(f"{path}: file is empty", hint="run `elfctl team new NAME` for a template")
-    return parse(doc, path, expected_name=path.parent.name)
+def _build(v: _V, value: Any, kw: dict) -> BuildSpec:
+    b = v.keys(value or {}, "build", _NESTED["build"])
+    spec = BuildSpec(**{k: v.string(b[k], f"build.{k}") for k in b})
+    if Path(spec.context).is_absolute() or ".." in Path(spec.context).parts:
+        raise v.fail("build.context", "must stay inside the team folder", "use a relative path like '.'")
+    return spec
 
 
-def discover(teams_dir: Path) -> list[Path]:
-    """Every teams/<name>/team.yaml, sorted by name."""
-    if not teams_dir.is_dir():
-        return []
-    return sorted(p for p in teams_dir.glob("*/team.yaml"))
+def _health(v: _V, value: Any, kw: dict) -> HealthSpec:
+    h = v.keys(value or {}, "health", _NESTED["health"])
+    hk: dict[str, Any] = {}
+    if "path" in h:
+        p = v.string(h["path"], "health.path")
+        if not p.startswith("/") or any(c.isspace() for c in p):
+            raise v.fail("health.path", f"{p!r} must start with '/' and contain no spaces", "use a path such as /health")
+        hk["path"] = p
+    for k in ("period_s", "timeout_s", "start_timeout_s", "soak_s"):
+        if k in h:
+            hk[k] = v.number(h[k], f"health.{k}", 0.0 if k == "soak_s" else 0.05, 3600)
+    for k in ("success_threshold", "failure_threshold"):
+        if k in h:
+            hk[k] = v.integer(h[k], f"health.{k}", 1, 100)
+    return HealthSpec(**hk)
 
 
-def find(teams_dir: Path, name: str) -> TeamSpec:
-    path = teams_dir / name / "team.yaml"
-    check_team_name(name)
-    if not path.is_file():
-        known = [p.parent.name for p in discover(teams_dir)]
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else (
-            f"teams: {', '.join(known)}" if known else f"create it with `elfctl team new {name}`")
-        raise InputError(f"{path}: no such team", hint=hint)
-    return load(path)
+def _env(v: _V, value: Any, kw: dict) -> dict[str, str]:
+    env = value or {}
+    if not isinstance(env, dict):
+        raise v.fail("env", "must be a mapping of NAME: value", "write env as `NAME: value` lines")
+    for k, val in env.items():
+        if not isinstance(k, str) or not ENV_NAME.match(k):
+            raise v.fail(f"env.{k}", "is not a valid environment variable name", "use UPPER_SNAKE_CASE")
+        if isinstance(val, (dict, list)) or val is None:
+            raise v.fail(f"env.{k}", "must be a plain value", "quote it as a string")
+    return {k: (str(val).lower() if isinstance(val, bool) else str(val)) for k, val in env.items()}
+
+
+def _secrets(v: _V, value: Any, kw: dict) -> tuple[str, ...]:
+    secrets = v.names(value or [], "secrets", ENV_NAME, "an UPPER_SNAKE_CASE name")
+    clash = set(secrets) & set(kw.get("env", {}))
+    if clash:
+        raise v.fail("secrets", f"{sorted(clash)[0]} is also in env", "keep secret values out of env")
+    return secrets
+
+
+def _secrets_as(v: _V, value: Any, kw: dict) -> str:
+    if value not in SECRETS_AS:
+        raise v.fail("secrets_as", f"{value!r} is not a way to hand secrets over",
+                     "use env (environment variables) or files (/run/secrets/NAME)")
+    clash = {f"{s}_FILE" for s in kw.get("secrets", ())} & set(kw.get("env", {}))
+    if value == "files" and clash:
+        raise v.fail("env", f"{sorted(clash)[0]} is set by secrets_as: files", "remove it from env")
+    return value
+
+
+def _resources(v: _V, value: Any, kw: dict) -> ResourcesSpec:
+    """Quantities that Docker (int64 bytes and nano-CPUs, at least 6 MiB) and Kubernetes accept."""
+    r = v.keys(value or {}, "resources", _NESTED["resources"])
+    rk: dict[str, str] = {}
+    checks = (("cpu", CPU, nano_cpus, 1, "e.g. 500m or 2", "more than 0 and at most 9223372036 cores"),
+              ("memory", MEMORY, memory_bytes, MIN_MEMORY, "e.g. 256Mi", "from 6Mi to 8388607Ti (int64 bytes)"))
+    for key, pattern, amount, least, example, allowed in checks:
+        if key not in r:
+            continue
+        q = str(r[key])
+        if not pattern.match(q):
+            raise v.fail(f"resources.{key}", f"{r[key]!r} is not a {key} quantity", f"use {example}")
+        try:
+            n = amount(q)
+        except (InvalidOperation, ValueError):
+            n = -1
+        if not least <= n <= INT64_MAX:
+            raise v.fail(f"resources.{key}", f"{q} is out of range: Docker and Kubernetes take {allowed}",
+                         f"use {example}")
+        rk[key] = q
+    return ResourcesSpec(**rk)
+
+
+def _llm(v: _V, value: Any, kw: dict) -> LLMSpec:
+    llm = v.keys(value or {}, "llm", _NESTED["llm"])
+    lk: dict[str, Any] = {}
+    if "model" in llm:
+        lk["model"] = v.string(llm["model"], "llm.model")
+    if "fallbacks" in llm:
+        fb = llm["fallbacks"] or []
+        if not isinstance(fb, list) or not all(isinstance(m, str) and m for m in fb):
+            raise v.fail("llm.fallbacks", "must be a list of model names", "write it as a YAML list")
+        lk["fallbacks"] = tuple(fb)
+    if "budget" in llm:
+        lk["budget"] = _budget(v, llm["budget"])
+    return LLMSpec(**lk)
+
+
+def _budget(v: _V, value: Any) -> BudgetSpec:
+    b = v.keys(value or {}, "llm.budget", _NESTED["llm.budget"])
+    bk: dict[str, Any] = {}
+    for k in ("daily_usd", "monthly_usd"):
+        if k in b and b[k] is not None:
+            bk[k] = v.number(b[k], f"llm.budget.{k}", 0, 1e9)
+    if "soft_limit" in b:
+        bk["soft_limit"] = v.number(b["soft_limit"], "llm.budget.soft_limit", 0.01, 1.0)
+    for k in ("soft_action", "hard_action"):
+        if k in b:
+            if b[k] not in ACTIONS:
+                raise v.fail(f"llm.budget.{k}", f"{b[k]!r} is not an action", f"use one of {', '.join(ACTIONS)}")
+            bk[k] = b[k]
+    return BudgetSpec(**bk)

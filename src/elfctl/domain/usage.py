@@ -7,6 +7,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from elfctl.domain.names import is_dns_label
+
+# Bounds of one row: far above any real call, far enough below int64 that sums stay exact.
+MAX_COST_NANOUSD = 100_000 * 10**9  # $100,000 for one call
+MAX_TOKENS = 2**31 - 1
+MAX_TEXT = 1024
+OUTCOMES = ("ok", "error", "blocked")
+REQUIRED = ("request_id", "ts", "team", "requested_model", "model")
+COUNTS = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "reasoning_tokens")
+_OPTIONAL_TEXT = ("provider", "agent", "price_version", "fallback_reason", "source", "prompt_hash")
+
 
 def prompt_hash(messages) -> str | None:
     """SHA-256 hex of the canonical JSON of a call's messages (migration 0050's `prompt_hash`)."""
@@ -94,6 +105,46 @@ class UsageRow:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)  # flat fields only: no deep copy needed
+
+
+def _text_problem(value: object) -> str | None:
+    if not isinstance(value, str):
+        return f"must be text, got {type(value).__name__}"
+    if len(value) > MAX_TEXT:
+        return f"is longer than {MAX_TEXT} characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # read with surrogateescape: bytes that were not UTF-8
+        return "is not valid UTF-8"
+    return None
+
+
+def _int_problem(value: object, hi: int) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"must be a whole number, got {value!r}"
+    return None if 0 <= value <= hi else f"{value} is not in 0..{hi:,}"
+
+
+def row_problem(r: UsageRow) -> str | None:
+    """Why a row cannot enter the ledger, as 'field: why', or None when it can."""
+    for name in (*REQUIRED, *_OPTIONAL_TEXT):
+        value = getattr(r, name)
+        if value is None and name not in REQUIRED:
+            continue
+        problem = "is empty" if value == "" and name in REQUIRED else _text_problem(value)
+        if problem:
+            return f"{name} {problem}"
+    if not is_dns_label(r.team):
+        return f"team {r.team!r} is not a team name (a DNS-1123 label: a-z, 0-9 and '-', at most 63)"
+    for name, hi in (*((c, MAX_TOKENS) for c in COUNTS), ("cost_nanousd", MAX_COST_NANOUSD)):
+        problem = _int_problem(getattr(r, name), hi)
+        if problem:
+            return f"{name} {problem}"
+    if r.latency_ms is not None and (problem := _int_problem(r.latency_ms, MAX_TOKENS)):
+        return f"latency_ms {problem}"
+    if r.outcome not in OUTCOMES:
+        return f"outcome {r.outcome!r} is not one of {', '.join(OUTCOMES)}"
+    return None
 
 
 COLUMNS = (

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded, usd
 from elfctl.cli.common import JsonOpt, get_app
 from elfctl.cli.cost import app as cost_app
 
@@ -50,9 +51,9 @@ def _table(items):
 def set_(
     ctx: typer.Context,
     team: Annotated[str, typer.Argument(help="Team name.")],
-    daily: Annotated[str | None, typer.Option("--daily", help="Daily limit in USD.")] = None,
-    monthly: Annotated[str | None, typer.Option("--monthly", help="Monthly limit in USD.")] = None,
-    soft: Annotated[float, typer.Option("--soft", help="Soft limit as a fraction of the limit.")] = 0.8,
+    daily: Annotated[str | None, typer.Option("--daily", help="Daily limit in USD.", callback=usd())] = None,
+    monthly: Annotated[str | None, typer.Option("--monthly", help="Monthly limit in USD.", callback=usd())] = None,
+    soft: Annotated[float, typer.Option("--soft", help="Soft limit as a fraction of the limit.", callback=bounded(0.01, 1))] = 0.8,
     action: Annotated[
         str, typer.Option("--action", help="At the limit: warn, downgrade or block.")
     ] = "block",

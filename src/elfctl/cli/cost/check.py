@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import usd
 from elfctl.cli.common import JsonOpt, get_app
 from elfctl.cli.cost import app
 
@@ -14,7 +15,7 @@ from elfctl.cli.cost import app
 def check(
     ctx: typer.Context,
     team: Annotated[str, typer.Option("--team", help="The team to check.")],
-    max_usd: Annotated[str | None, typer.Option("--max-usd", help="Also fail past N USD this month.")] = None,
+    max_usd: Annotated[str | None, typer.Option("--max-usd", help="Also fail past N USD this month.", callback=usd())] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Exit 0 under budget (a distinct message past the soft limit), 1 over it."""

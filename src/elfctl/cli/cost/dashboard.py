@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded
 from elfctl.cli.common import JsonOpt, get_app
 from elfctl.cli.cost import app
 
@@ -106,9 +107,11 @@ def _chart(d, usd):
 def dashboard(
     ctx: typer.Context,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until Ctrl-C.")] = False,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.", min=0.1)] = 2.0,
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.", callback=bounded(0.1, 86400))] = 2.0,
     team: Annotated[str | None, typer.Option("--team", "-t", help="Only this team.")] = None,
-    days: Annotated[int, typer.Option("--days", "-d", help="Days in the chart and by-model figures.")] = 14,
+    days: Annotated[
+        int, typer.Option("--days", "-d", help="Days in the chart and by-model figures.", callback=bounded(1, 366))
+    ] = 14,
     json_mode: JsonOpt = False,
 ) -> None:
     """Spend against budgets, by model, error and fallback rates, last N days, open breakers.

@@ -25,7 +25,14 @@ def import_(
     ] = False,
     json_mode: JsonOpt = False,
 ) -> None:
-    """Import usage recorded elsewhere; re-importing counts nothing twice."""
+    """Import usage recorded elsewhere; re-importing counts nothing twice.
+
+    A row needs: elfctl format: request_id, ts (ISO-8601), team (a DNS-1123 name), requested_model,
+    model; token counts and cost_nanousd are optional whole numbers >= 0. LiteLLM SpendLogs (CSV or
+    JSON): request_id, spend (USD), startTime, model, and metadata.user_api_key_team_alias or team_id.
+
+    Every row is read: good rows are imported, each bad one is reported with its line and field
+    (exit 0). A file in which no row is good exits 2; --strict imports nothing unless all are good."""
     from elfctl.services.cost import app as cost_ops
 
     app_ = get_app(ctx, json_mode)

@@ -41,8 +41,8 @@ def optimize(
 ) -> None:
     """Cheaper models that fit, repeated prompts to cache, budgets out of line, unreliable models."""
     from elfctl.adapters.model_catalog import load
-    from elfctl.services.llm.app import prices_path
     from elfctl.services.cost.optimize import optimize as run
+    from elfctl.services.llm.app import prices_path
 
     app_ = get_app(ctx, json_mode)
     overrides = prices_path(app_.config)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from elfctl.domain import team as team_mod
+from elfctl.adapters import team_files as team_mod
 from elfctl.domain.budget import Budget
 from elfctl.domain.names import check_team_name
 from elfctl.domain.pricing import usd_to_nano

@@ -17,7 +17,7 @@ from elfctl.services.cost import budgets
 def spec_budgets(teams_dir) -> dict:
     """team -> team.yaml llm.budget for the teams that set one (invalid files are left to
     `team validate` and the llm:config component)."""
-    from elfctl.domain import team as team_mod
+    from elfctl.adapters import team_files as team_mod
 
     out = {}
     for path in team_mod.discover(teams_dir):

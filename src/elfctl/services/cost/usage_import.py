@@ -6,7 +6,9 @@ Formats (auto-detected):
 - `spendlogs-csv`: LiteLLM proxy's `LiteLLM_SpendLogs` table exported with
   `\\copy "LiteLLM_SpendLogs" to FILE csv header`;
 - `spendlogs-json`: the JSON list LiteLLM proxy's `/spend/logs` endpoint returns.
-A row that cannot be read is reported with its line number and skipped; with `strict` the whole
+Every row is read: a good one is imported, a bad one (unreadable JSON, a missing or wrong field, a
+value out of range, bytes that are not UTF-8, a field over 128 KiB) is reported with its line and
+field and skipped. A non-empty file of which no row is good fails (exit 2). With `strict` the whole
 import runs in one transaction and the first bad row rolls it all back.
 """
 
@@ -23,13 +25,19 @@ from typing import Any
 
 from elfctl.domain.clock import iso
 from elfctl.domain.pricing import usd_to_nano
-from elfctl.domain.usage import UsageRow, parse_iso
-from elfctl.errors import InputError
+from elfctl.domain.usage import REQUIRED, UsageRow, parse_iso, row_problem
+from elfctl.errors import ElfError, InputError
 from elfctl.ports import Store
 from elfctl.services.cost import ledger
 
 FORMATS = ("auto", "elfctl", "spendlogs-csv", "spendlogs-json")
 BATCH = 2000
+MAX_FIELD = 128 * 1024  # a CSV field or a JSON row larger than this is a bad row
+NEEDS = {
+    "elfctl": ", ".join(REQUIRED),
+    "spendlogs-csv": "request_id, spend, startTime, model and a team (metadata.user_api_key_team_alias or team_id)",
+}
+NEEDS["spendlogs-json"] = NEEDS["spendlogs-csv"]
 
 
 class BadRow(Exception):
@@ -52,10 +60,10 @@ _REPORT_ROWS = re.compile(r'\{\s*"by"\s*:\s*"request"\s*,.*?"rows"\s*:\s*\[', re
 
 def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
     """Stream the items of a top-level JSON list (or JSON lines) with their starting line numbers,
-    holding one item at a time."""
+    holding one item at a time. An item that is not valid JSON is yielded as a BadRow and reading
+    goes on at the next line."""
     dec = json.JSONDecoder()
     buf, line, pos = "", 1, 0
-    eof = False
 
     def fill() -> bool:
         nonlocal buf, pos
@@ -76,6 +84,14 @@ def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
             if pos < len(buf) or not fill():
                 return
 
+    def next_line() -> None:
+        nonlocal pos, line
+        while "\n" not in buf[pos:] and fill():
+            pass
+        end = buf.find("\n", pos)
+        pos = len(buf) if end < 0 else end + 1
+        line += 1
+
     fill()
     skip_ws()
     if buf.startswith("{", pos):
@@ -89,9 +105,7 @@ def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
         pos += 1
     while True:
         skip_ws("," if in_list else "")
-        if pos >= len(buf):
-            return
-        if in_list and buf[pos] == "]":
+        if pos >= len(buf) or (in_list and buf[pos] == "]"):
             return
         start_line = line
         while True:
@@ -99,35 +113,44 @@ def _json_items(f: io.TextIOBase) -> Iterator[tuple[int, Any]]:
                 obj, end = dec.raw_decode(buf, pos)
                 break
             except json.JSONDecodeError as exc:
-                if eof or not fill():
-                    eof = True
-                    raise BadRow(f"line {start_line}: not valid JSON ({exc.msg})") from None
+                # A real error, not a row cut at the buffer's end: JSON lines hold a row on one line,
+                # and an error well before the end is not one (a cut string reports its start).
+                real = (not in_list and "\n" in buf[pos:]) or (
+                    exc.pos < len(buf) - 8 and not exc.msg.startswith("Unterminated string"))
+                if not real and len(buf) - pos > MAX_FIELD:  # stop reading ahead: bad either way
+                    obj, end = BadRow(f"the row is larger than {MAX_FIELD // 1024} KiB"), None
+                    break
+                if real or not fill():
+                    obj, end = BadRow(f"not valid JSON ({exc.msg})"), None
+                    break
+        if end is None:
+            yield start_line, obj
+            next_line()
+            continue
+        big = end - pos > MAX_FIELD
         line += buf.count("\n", pos, end)
         pos = end
-        yield start_line, obj
+        yield start_line, BadRow(f"the row is larger than {MAX_FIELD // 1024} KiB") if big else obj
 
 
 def _elfctl_row(obj: Any) -> UsageRow:
     if not isinstance(obj, dict):
-        raise BadRow("not an object")
+        raise BadRow(f"a row must be an object, got {type(obj).__name__}")
     known = {k: v for k, v in obj.items() if k in UsageRow.__dataclass_fields__ and k != "reservation_id"}
-    for k in ("request_id", "ts", "team", "requested_model", "model"):
-        if not known.get(k):
+    for k in REQUIRED:
+        if known.get(k) in (None, ""):
             raise BadRow(f"missing {k}")
-    for k in (
-        "prompt_tokens",
-        "completion_tokens",
-        "cached_tokens",
-        "cache_write_tokens",
-        "reasoning_tokens",
-        "cost_nanousd",
-    ):
-        if k in known and (isinstance(known[k], bool) or not isinstance(known[k], int)):
-            raise BadRow(f"{k} must be an integer, got {known[k]!r}")
-    known["ts"] = iso(parse_iso(str(known["ts"])))
+    known["ts"] = _ts(known["ts"], "ts")
     known["priced"] = bool(known.get("priced", True))
     known["source"] = "import:elfctl"
     return UsageRow(**known)
+
+
+def _ts(value: Any, name: str) -> str:
+    try:
+        return iso(parse_iso(value))
+    except (TypeError, ValueError, OverflowError, AttributeError):
+        raise BadRow(f"{name} {value!r} is not an ISO-8601 time (e.g. 2026-03-01T10:00:00Z)") from None
 
 
 def _int(value: Any, name: str) -> int:
@@ -143,6 +166,8 @@ def _spendlog_row(d: dict, fmt: str) -> UsageRow:
     rid = d.get("request_id")
     if not rid:
         raise BadRow("missing request_id")
+    if not d.get("model"):
+        raise BadRow("missing model")
     meta = d.get("metadata") or {}
     if isinstance(meta, str):
         try:
@@ -154,10 +179,10 @@ def _spendlog_row(d: dict, fmt: str) -> UsageRow:
         raise BadRow("no team (metadata.user_api_key_team_alias or team_id)")
     try:
         cost = usd_to_nano(d.get("spend") if d.get("spend") not in (None, "") else 0)
-        ts = iso(parse_iso(str(d.get("startTime") or "").replace(" ", "T")))
-    except Exception:  # noqa: BLE001
-        raise BadRow(f"bad spend {d.get('spend')!r} or startTime {d.get('startTime')!r}") from None
-    model = d.get("model") or "unknown"
+    except (ArithmeticError, ValueError, TypeError):  # decimal.InvalidOperation is an ArithmeticError
+        raise BadRow(f"spend {d.get('spend')!r} is not an amount in USD") from None
+    ts = _ts(str(d.get("startTime") or "").replace(" ", "T"), "startTime")
+    model = d.get("model")
     provider = d.get("custom_llm_provider") or None
     status = (d.get("status") or "success").lower()
     return UsageRow(
@@ -179,38 +204,56 @@ def _spendlog_row(d: dict, fmt: str) -> UsageRow:
 
 
 def _rows(f, fmt: str) -> Iterator[tuple[int, UsageRow | BadRow]]:
-    if fmt == "spendlogs-csv":
-        reader = csv.DictReader(f)
-        missing = {"request_id", "spend", "startTime", "model"} - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(
-                f"not a LiteLLM_SpendLogs CSV: missing column(s) {', '.join(sorted(missing))}",
-                hint='export with \\copy "LiteLLM_SpendLogs" to FILE csv header',
-            )
-        for d in reader:
-            line = reader.line_num
+    """Every row of the file with its line number: a UsageRow fit for the ledger, or a BadRow."""
+    for line, item in (_csv_items(f) if fmt == "spendlogs-csv" else _json_items(f)):
+        if not isinstance(item, BadRow):
             try:
-                yield line, _spendlog_row(d, fmt)
+                item = _elfctl_row(item) if fmt == "elfctl" else _spendlog_row(_mapping(item), fmt)
+                problem = row_problem(item)
+                if problem:
+                    raise BadRow(problem)
             except BadRow as exc:
-                yield line, exc
-        return
-    items = _json_items(f)
+                item = exc
+        yield line, item
+
+
+def _mapping(item: Any) -> dict:
+    if not isinstance(item, dict):
+        raise BadRow(f"a row must be an object, got {type(item).__name__}")
+    return item
+
+
+def _csv_items(f) -> Iterator[tuple[int, dict | BadRow]]:
+    reader = csv.DictReader(f)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        raise InputError(f"not a LiteLLM_SpendLogs CSV: its header cannot be read ({exc})", hint=_EXPORT) from None
+    missing = {"request_id", "spend", "startTime", "model"} - set(header)
+    if missing:
+        raise InputError(f"not a LiteLLM_SpendLogs CSV: missing column(s) {', '.join(sorted(missing))}", hint=_EXPORT)
     while True:
         try:
-            line, obj = next(items)
+            d = next(reader)
         except StopIteration:
             return
-        except BadRow as exc:  # unreadable JSON: nothing after it can be trusted
-            yield 0, exc
-            return
-        try:
-            yield line, (_elfctl_row(obj) if fmt == "elfctl" else _spendlog_row(obj, fmt))
-        except BadRow as exc:
-            yield line, exc
+        except csv.Error as exc:  # e.g. a NUL byte, or a field past csv's own (larger) limit
+            yield reader.line_num, BadRow(f"not readable as CSV ({exc})")
+            continue
+        big = next((k for k, v in d.items() if isinstance(v, str) and len(v) > MAX_FIELD), None)
+        if big is not None:
+            yield reader.line_num, BadRow(f"{big} is larger than {MAX_FIELD // 1024} KiB")
+        elif None in d or any(v is None for v in d.values()):
+            yield reader.line_num, BadRow(f"has {len(header) + len(d.get(None) or [])} fields, not {len(header)}")
+        else:
+            yield reader.line_num, d
+
+
+_EXPORT = 'export with \\copy "LiteLLM_SpendLogs" to FILE csv header'
 
 
 def detect(path: Path) -> str:
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         head = f.read(4096).lstrip()
     if not head:
         raise InputError(f"{path}: file is empty", hint="export some usage first")
@@ -243,11 +286,12 @@ def import_file(
             progress(res.read)
 
     def run(tx) -> None:
-        with open(path, encoding="utf-8", newline="") as f:
+        # Bytes that are not UTF-8 become lone surrogates, which row_problem() refuses row by row.
+        with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             for line, row in _rows(f, fmt):
                 if isinstance(row, BadRow):
                     res.bad_count += 1
-                    msg = str(row) if str(row).startswith("line ") else f"line {line}: {row}"
+                    msg = f"line {line}: {row}"
                     if len(res.bad) < 100:
                         res.bad.append({"line": line, "error": msg})
                     if strict:
@@ -262,9 +306,25 @@ def import_file(
         if batch:
             flush(tx)
 
-    if strict:
-        with store.transaction() as tx:
-            run(tx)
-    else:
-        run(None)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, 16 * MAX_FIELD))  # read big fields whole, to refuse them by name
+    try:
+        if strict:
+            with store.transaction() as tx:
+                run(tx)
+        else:
+            run(None)
+    except ElfError as exc:
+        if not strict:  # the batches before the failure stay: say so
+            exc.message += (f" (the import stopped after reading {res.read + res.bad_count:,} rows; {res.imported:,} were "
+                            "imported before it, and importing again skips them)")
+        raise
+    finally:
+        csv.field_size_limit(limit)
+    if res.read == 0 and res.bad_count:
+        first = res.bad[0]["error"]
+        raise InputError(
+            f"{path}: no row imported, all {res.bad_count:,} are bad (first: {first})",
+            hint=f"a row in the {fmt} format needs {NEEDS[fmt]}; see `elfctl cost import --help`",
+        )
     return res

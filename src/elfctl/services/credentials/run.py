@@ -31,7 +31,7 @@ def run_env(vault: Vault, team: str | None = None) -> dict[str, Secret]:
 def _team_allowed_globals(vault: Vault, team: str) -> list[str]:
     if vault.teams_dir is None or not (vault.teams_dir / team / "team.yaml").is_file():
         return []
-    from elfctl.domain import team as team_spec
+    from elfctl.adapters import team_files as team_spec
 
     return list(team_spec.load(vault.teams_dir / team / "team.yaml").secrets)
 

@@ -12,8 +12,8 @@ from elfctl.domain.team import TeamSpec
 
 
 def kubernetes_target(app, context: str | None = None):
+    from elfctl.adapters.team_files import discover, load
     from elfctl.bootstrap import kubernetes_target as build
-    from elfctl.domain.team import discover, load
     from elfctl.services.deploy.app import resolve_secrets
 
     def teams() -> list[TeamSpec]:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elfctl.domain import team as team_mod
+from elfctl.adapters import team_files as team_mod
 from elfctl.domain.names import check_team_name
 from elfctl.errors import ElfError, InputError, OperationFailed
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from elfctl.adapters import team_files as team_mod
 from elfctl.domain import pricing
-from elfctl.domain import team as team_mod
 from elfctl.domain.clock import iso
 from elfctl.domain.names import check_team_name, is_dns_label
 from elfctl.domain.pricing import Tokens

@@ -28,7 +28,7 @@ class Provider:
 
 def team_chains(teams_dir) -> tuple[dict[str, list[str]], list[str]]:
     """team -> [model, *fallbacks] for every valid team.yaml, and the errors of invalid ones."""
-    from elfctl.domain import team as team_mod
+    from elfctl.adapters import team_files as team_mod
 
     chains: dict[str, list[str]] = {}
     errors: list[str] = []

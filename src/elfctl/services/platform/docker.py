@@ -11,8 +11,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from elfctl.adapters import team_files as team_mod
 from elfctl.adapters.local_images import MANAGED, ensure_registry_image
-from elfctl.domain import team as team_mod
 from elfctl.domain.health import Check
 from elfctl.errors import ElfError, InputError, OperationFailed, Unreachable
 
