@@ -1,15 +1,16 @@
 """`Secret`: a credential value that cannot be printed by accident.
 
-Its str/repr/format/JSON forms are the mask; only `.reveal()` returns the value. Building one
-registers the value with `elfctl.redact`, so even a value copied out with `.reveal()` is scrubbed
-from every renderer and logger of this process.
+Its str/repr/format/JSON forms are the mask; only `.reveal()` returns the value. A plain value
+type: the edge builds one with `elfctl.redact.secret(value)`, which also registers the value with
+the process's redaction filter, so even a value copied out with `.reveal()` is scrubbed from every
+renderer and logger (tests/architecture checks that nothing else builds a Secret).
 """
 
 from __future__ import annotations
 
 import hmac
 
-from elfctl.redact import MASK, register_secret
+MASK = "****"
 
 
 class Secret:
@@ -18,7 +19,6 @@ class Secret:
     def __init__(self, value: str):
         if not isinstance(value, str):
             raise TypeError("Secret holds a str")
-        register_secret(value)
         object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget, WindowState
-from elfctl.domain.ids import new_id
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.domain.usage import iso
+from elfctl.ids import new_id
 from elfctl.ports import Store, Tx
 from elfctl.services.cost import ledger
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget
-from elfctl.domain.ids import new_id
+from elfctl.ids import new_id
 from elfctl.domain.pricing import NANO, PriceBook, Tokens, cost_nano
 from elfctl.domain.usage import UsageRow, iso, prompt_hash
 from elfctl.errors import InputError
