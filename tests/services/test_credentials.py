@@ -28,7 +28,7 @@ def vault(store_url, open_store, project, monkeypatch):
 
     app = App(Output())
     migrate.migrate(app.store, app.migrations_dir)
-    yield svc.vault_for(app, command="pytest")
+    yield app.vault("pytest")
     app.close()
 
 
@@ -204,7 +204,7 @@ from elfctl.services.credentials import checks as credential_checks
 from elfctl.services.credentials import run as credential_run
 from elfctl.services.credentials import vault as svc
 app = App(Output())
-v = svc.vault_for(app, command="writer")
+v = app.vault("writer")
 for i in range(int(sys.argv[2])):
     svc.set_value(v, sys.argv[1], Secret(f"value-{sys.argv[1]}-{i}"))
     svc.set_value(v, "SHARED_NAME", Secret(f"shared-{sys.argv[1]}-{i}"))

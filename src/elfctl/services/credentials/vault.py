@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import os
 import secrets as pysecrets
-import socket
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,6 +21,7 @@ from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, OperationFailed
 from elfctl.ports import Secrets, Store
+from elfctl.redact import secret
 from elfctl.services.credentials import audit
 
 LOCK = "elfctl-credentials"
@@ -50,7 +49,8 @@ class CredInfo:
 
 
 class Vault:
-    """What the use cases need, built once per run by `vault_for(app)` (or by tests directly)."""
+    """What the use cases need, built once per run by `bootstrap.vault` (`app.vault(command)`), or by
+    tests directly."""
 
     def __init__(
         self,
@@ -104,38 +104,6 @@ class Vault:
         h = audit.head(tx)
         name = h["key_backend"] if h else self.default_backend()
         audit.append(tx, audit.audit_key(self.backend(name).master_key()), name, self.actor, entries)
-
-
-def vault_for(app, prompt: Callable[[bool], str] | None = None, command: str = "elfctl (library)") -> Vault:
-    from elfctl import bootstrap
-
-    cfg = app.config
-    max_age = cfg.get("creds.max_age")
-    chosen: list[str] = []
-
-    def default_backend() -> str:
-        if not chosen:
-            chosen.append(bootstrap.default_secrets_backend(cfg))
-        return chosen[0]
-
-    return Vault(
-        app.store,
-        lambda name: bootstrap.open_secrets(cfg, name, prompt),
-        default_backend,
-        grace=rules.parse_duration(cfg.get("creds.grace_period"), "creds.grace_period"),
-        max_age=rules.parse_duration(max_age, "creds.max_age") if max_age else None,
-        warn_before=rules.parse_duration(cfg.get("creds.warn_before"), "creds.warn_before"),
-        actor=audit.Actor(_os_user(), socket.gethostname(), command),
-        teams_dir=app.teams_dir,
-        lock_timeout_s=cfg.get("store.lock_timeout_s"),
-    )
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 (no passwd entry in some containers)
-        return str(os.getuid())
 
 
 def _key(scope: str, name: str, version: int) -> str:
@@ -237,7 +205,7 @@ def rotate(
         length = generate_length or 32
         if not 16 <= length <= 512:
             raise InputError(f"--length {length}: out of range", hint="use 16 to 512 characters")
-        value = Secret(pysecrets.token_urlsafe(length)[:length])
+        value = secret(pysecrets.token_urlsafe(length)[:length])
     return set_value(vault, name, value, team=scope, expires=expires, action="rotate")
 
 
@@ -307,7 +275,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
             (rules.iso(rules.now()), name, scope),
         )
         vault.audit(tx, [{"action": "read", "name": name, "scope": scope, "version": version}])
-        return _info(row), Secret(value)
+        return _info(row), secret(value)
 
 
 def read_many(
@@ -336,7 +304,7 @@ def read_many(
                         f"{_where(*p)}: the value is missing from the {backend} backend",
                         hint=f"set it again with `elfctl creds set {p[0]}`",
                     )
-                out[p] = Secret(values[k])
+                out[p] = secret(values[k])
         if not out:
             return out  # nothing read: no audit entry, so no backend (passphrase) is needed
         stamp = rules.iso(rules.now())
@@ -361,7 +329,7 @@ def resolve(
     then globally. `source` is the run's App (or a Vault). With required=False missing names are
     left out (e.g. an LLM key that may come from the environment instead); otherwise they are an
     InputError naming them. Every read is audited; values never leave as plain str."""
-    vault = source if isinstance(source, Vault) else vault_for(source, command="elfctl library resolve")
+    vault = source if isinstance(source, Vault) else source.vault("elfctl library resolve")
     for n in names:
         rules.check_name(n)
     scope = rules.check_team(team)
@@ -412,7 +380,7 @@ def import_env(vault: Vault, path: Path, team: str | None = None) -> ImportResul
             hint="give the path of a readable UTF-8 .env file",
         ) from None
     pairs = rules.parse_dotenv(text, path)
-    secrets = [(k, Secret(v)) for k, v in pairs]  # registered for redaction before anything else
+    secrets = [(k, secret(v)) for k, v in pairs]  # registered for redaction before anything else
     for k, v in secrets:
         if not v.reveal():
             raise InputError(f"{path}: {k} has an empty value", hint="remove the line or give it a value")

@@ -8,6 +8,7 @@ import os
 from elfctl.domain import team as team_mod
 from elfctl.domain.secret import Secret
 from elfctl.errors import ElfError, InputError
+from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
@@ -41,7 +42,7 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
     values: dict[str, Secret] = {}
     if CRED_TABLE in app.store.tables():  # a store not migrated yet holds no credentials
         values = credentials.resolve(
-            credentials.vault_for(app, command=f"elfctl deploy {spec.name}"),
+            app.vault(f"elfctl deploy {spec.name}"),
             names,
             team=spec.name,
             required=False,
@@ -49,7 +50,7 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
         )
     for name in names:
         if name not in values and os.environ.get(name):
-            values[name] = Secret(os.environ[name])  # registers it for redaction
+            values[name] = secret(os.environ[name])  # registers it for redaction
     missing = [n for n in names if n not in values]
     if missing:
         raise InputError(

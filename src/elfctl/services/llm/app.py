@@ -6,10 +6,8 @@ import datetime as dt
 import uuid
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from elfctl.domain import pricing
 from elfctl.domain import team as team_mod
 from elfctl.domain.pricing import Tokens
 from elfctl.domain.usage import UsageRow, iso, prompt_hash
@@ -49,30 +47,8 @@ def prices_path(cfg) -> Path:
     return p if p.is_absolute() else cfg.root / p
 
 
-def price_book(cfg) -> pricing.PriceBook:
-    return pricing.load(prices_path(cfg))
-
-
 def spool(cfg) -> Spool:
     return Spool(cfg.elf_dir / "spool")
-
-
-def build_caller(cfg, store: Store, client: Any, warn=None, key_for=None) -> Caller:
-    return Caller(store, price_book(cfg), client, spool(cfg), settings(cfg), warn=warn, key_for=key_for)
-
-
-def stored_key(cfg, store: Store, var: str, team: str | None):
-    """A provider key from the credential store (team scope, then global) as a Secret, or None when
-    the store holds none (or has no credential tables yet). Audited as a read."""
-    from elfctl.services.credentials import vault as credentials
-
-    if "credentials" not in store.tables():
-        return None
-    if team and not team_mod.DNS1123.match(team):
-        team = None  # not a team the store can scope by: the global key only
-    app = SimpleNamespace(config=cfg, store=store, teams_dir=teams_dir(cfg))
-    vault = credentials.vault_for(app, command=f"elfctl.llm {var}")
-    return credentials.resolve(vault, [var], team=team, required=False).get(var)
 
 
 def teams_dir(cfg) -> Path:
@@ -164,14 +140,9 @@ def _callback_class():
     return ElfctlCallback
 
 
-def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: str | None = None) -> dict:
-    """`elfctl llm test`: one real call through the whole path."""
-    from elfctl import llm as llm_mod
-    from elfctl.adapters import litellm_client
-
-    caller = build_caller(
-        cfg, store, litellm_client, key_for=llm_mod.key_lookup(SimpleNamespace(config=cfg, store=store))
-    )
+def llm_test(cfg, caller: Caller, team: str | None, model: str | None, api_base: str | None = None) -> dict:
+    """`elfctl llm test`: one real call through the whole path (the caller's store, prices, keys)."""
+    store = caller.store
     caller.spool.replay(store)
     team = team or "llm-test"
     policy = team_policy(cfg, store, team)

@@ -161,13 +161,8 @@ def plan(app) -> Plan:
     if not chains:
         return Plan([], [], errors)
 
-    def price_book():  # only for bare model names: the map takes time to load
-        from elfctl.services.llm import app as llm_service
-
-        return llm_service.price_book(app.config)
-
-    try:
-        found, unknown = providers(chains, price_book)
+    try:  # the price book only for bare model names: the map takes time to load
+        found, unknown = providers(chains, lambda: app.prices)
     except ElfError as exc:  # e.g. an unreadable prices file: reported as the llm:config component
         return Plan([], [], [*errors, exc.message])
     return Plan(found, unknown, errors)
@@ -229,7 +224,7 @@ def deep_call(app, model: str, key_var: str, timeout_s: float) -> float:
         from elfctl.services.credentials import vault as credentials
 
         team = None if "" in scopes else scopes[0]  # a key kept for one team only
-        got = credentials.resolve(credentials.vault_for(app, command="elfctl health --deep"), [key_var],
+        got = credentials.resolve(app.vault("elfctl health --deep"), [key_var],
                                   team=team, required=False)
         if key_var in got:
             kwargs["api_key"] = got[key_var].reveal()

@@ -47,9 +47,8 @@ def _budget_probe(app) -> health_svc.Probe:
 def _credentials_probe(app) -> health_svc.Probe:
     def probe() -> Check:
         from elfctl.services.credentials import checks as credential_checks
-        from elfctl.services.credentials import vault as credentials
 
-        return credential_checks.health_check(credentials.vault_for(app, command="elfctl health"))
+        return credential_checks.health_check(app.vault("elfctl health"))
 
     return probe
 
