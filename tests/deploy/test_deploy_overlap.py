@@ -101,10 +101,10 @@ def test_state_port_agrees_with_exec(project, docker_env, team_name, engine):
     assert proc.returncode == 0, proc.stderr
     target = DockerTarget(engine, network=env["ELFCTL_DEPLOY_NETWORK"], prefix=env["ELFCTL_DEPLOY_PREFIX"])
     proxy = engine.inspect(target.proxy_name(team_name))
-    assert target._ask_state_port(proxy) is not None  # answered over the port, not through exec
-    by_port = target._live(team_name, with_ports=True)
-    target._state_port_ok = False
-    by_exec = target._live(team_name, with_ports=True)
+    assert target.proxy.ask_state_port(proxy) is not None  # answered over the port, not through exec
+    by_port = target.proxy.live(team_name, with_ports=True)
+    target.proxy.state_port_ok = False
+    by_exec = target.proxy.live(team_name, with_ports=True)
     assert by_port == by_exec and len(by_port[0]) == 2 and by_port[1:] == (res["image"], res["revision"])
     status = json.loads(run_elfctl("infra", "status", "--json", cwd=project, env=env).stdout)
     row = [c for c in status["components"] if c["component"] == f"team:{team_name}"][0]

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from elfctl.adapters.docker_retire import retire_later
+from elfctl.adapters.dockerfile_labels import labelled_dockerfile
 from elfctl.errors import ElfError, OperationFailed, Unreachable
 
 INSTALL_HINT = (
@@ -134,7 +136,7 @@ class DockerEngine:
         """Build and tag; returns (image id, log lines). A failing build raises with its log tail."""
         log: list[str] = []
         image_id = None
-        with self._errors(f"build {tag}"), _labelled(context, dockerfile, labels) as (dockerfile, labels):
+        with self._errors(f"build {tag}"), labelled_dockerfile(context, dockerfile, labels) as (dockerfile, labels):
             for chunk in self.slow.build(
                 path=context,
                 dockerfile=dockerfile,
@@ -303,55 +305,20 @@ class DockerEngine:
         """SIGTERM without waiting, and no restart: the container ends on its own time; whatever is
         left is removed by the next rollout. Saves the stop grace period on every deploy."""
         try:
+            self.no_restart(name)
             with self._errors(f"retire {name}"):
-                self.api.update_container(name, restart_policy={"Name": "no", "MaximumRetryCount": 0})
                 self.api.kill(name, signal="SIGTERM")
         except (NotFoundError, OperationFailed):
             pass
 
     def retire_later(self, names: list[str], after_s: float, grace_s: int) -> bool:
-        """Off the caller's critical path: a detached process waits `after_s`, then for each container
-        turns its restart policy off, stops it (SIGTERM, SIGKILL after grace_s) and removes it. The
-        caller returns at once. Each call keeps this adapter's timeouts, so the helper ends within
-        after_s + grace_s + a few call timeouts. Nothing depends on it finishing: a container it did
-        not get to is removed by the next rollout as a leftover. False when this platform cannot
-        detach (no fork): the caller then does the work itself."""
-        if not names or not hasattr(os, "fork"):
-            return False
-        import warnings
+        """Stop and remove `names` off the caller's critical path (see docker_retire)."""
+        return retire_later(self, names, after_s, grace_s)
 
-        with warnings.catch_warnings():  # 3.12+ warns about forking a threaded process: see below
-            warnings.simplefilter("ignore", DeprecationWarning)
-            try:
-                pid = os.fork()
-            except OSError:
-                return False
-        if pid:
-            os.waitpid(pid, 0)  # the first child exits at once; the grandchild is re-parented
-            return True
-        # Child: only fork-safe work (no lock another thread may hold: no store, no logging, no
-        # output), and never return into the caller's code.
-        try:
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)  # release the caller's pipes: whoever waits for their EOF goes on
-            os.closerange(3, 65536)  # and its sockets (the parent's connections stay the parent's)
-            import time
-
-            time.sleep(after_s)
-            helper = DockerEngine(self.base_url, timeout_s=self.timeout_s + grace_s)
-            for n in names:
-                try:
-                    with helper._errors(f"retire {n}"):
-                        helper.api.update_container(n, restart_policy={"Name": "no", "MaximumRetryCount": 0})
-                    helper.remove(n, grace_s=grace_s)
-                except ElfError:
-                    pass
-        finally:
-            os._exit(0)
+    def no_restart(self, name: str) -> None:
+        """Turn the restart policy off, so a stop (or a crash) is final."""
+        with self._errors(f"retire {name}"):
+            self.api.update_container(name, restart_policy={"Name": "no", "MaximumRetryCount": 0})
 
     def start(self, name: str) -> None:
         with self._errors(f"start {name}"):
@@ -445,33 +412,6 @@ class BuildFailed(OperationFailed):
     """The team's Dockerfile does not build."""
 
     code = "build_failed"
-
-
-@contextmanager
-def _labelled(context: str, dockerfile: str, labels: dict[str, str]):
-    """(dockerfile, labels) for the build. The legacy builder turns each label passed with the build
-    into a step of its own (~60 ms each); one LABEL line appended to a copy of the Dockerfile sets
-    them all in one step. The copy lives outside the context, so docker-py sends it beside the
-    context (as `docker build -f` does) and .dockerignore still applies. Values that need quoting
-    rules of their own, or a Dockerfile ending in a line continuation, keep the plain way."""
-    import tempfile
-
-    path = os.path.join(context, dockerfile)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError):
-        text = None
-    unsafe = any(c in v for v in (*labels, *labels.values()) for c in '"\\`$\n\r')
-    if not labels or text is None or unsafe or text.rstrip().endswith(("\\", "`")):
-        yield dockerfile, labels
-        return
-    with tempfile.TemporaryDirectory(prefix="elfctl-build-") as tmp:
-        copy = os.path.join(tmp, "Dockerfile")
-        pairs = " ".join(f'"{k}"="{v}"' for k, v in labels.items())
-        with open(copy, "w", encoding="utf-8") as fh:
-            fh.write(f"{text.rstrip()}\nLABEL {pairs}\n")
-        yield copy, None
 
 
 def _explain(exc: BaseException) -> str:

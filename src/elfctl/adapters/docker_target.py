@@ -1,42 +1,21 @@
 """DeployTarget for one Docker engine: blue/green beside the old containers behind a per-team proxy.
 
-Users reach a team at one stable host port, published by a small proxy container
-(`<prefix>-<team>`, busybox `nc -ll -e`, one forked relay per connection). The proxy reads its
-targets (container names, resolved by Docker's DNS) from a file for every new connection, so the
-switch is one atomic file rename: all new replicas at once, in-flight connections to the old ones
-finish, and the old containers are stopped only after the soak window. No request is refused during
-a deploy, and a failed new version never receives traffic.
+The rollout starts the new replicas, gates them on health (docker_gate), switches the team's proxy
+to them in one step (docker_proxy), soaks, and stops the old containers only after that. No request
+is refused during a deploy, and a failed new version never receives traffic.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from elfctl.domain.health_gate import ReplicaGate, classify
+from elfctl.adapters.docker_gate import gate, probe
+from elfctl.adapters.docker_proxy import TeamProxies, network_address
 from elfctl.domain.team import SECRETS_DIR
-from elfctl.errors import ElfError, InputError, OperationFailed
-
-PROXY_PORT = 8080  # inside the proxy container
-STATE_PORT = 8081  # inside the proxy: tells what it serves (read-only; not published on the host)
-STATE = "/run/elf"
-END = "--- end\n"  # the last line of a complete state answer
-READ_STATE = f"cat {STATE}/targets; echo ---; cat {STATE}/live 2>/dev/null; echo {END.strip()}"
-PROXY_BOOT = f"""mkdir -p {STATE}; touch {STATE}/targets
-cat > /proxy.sh <<'EOF'
-set -- $(cat {STATE}/targets)
-[ $# -gt 0 ] || exit 1
-eval t=\\${{$(( RANDOM % $# + 1 ))}}
-exec nc ${{t%:*}} ${{t#*:}}
-EOF
-echo '{READ_STATE}' > /state.sh
-nc -ll -p {STATE_PORT} -e sh /state.sh &
-exec nc -ll -p {PROXY_PORT} -e sh /proxy.sh"""
+from elfctl.errors import ElfError, InputError
 
 
 @dataclass
@@ -105,8 +84,8 @@ class DockerTarget:
         self.drain_s = drain_s
         self.stop_grace_s = stop_grace_s
         self.secret_files = secret_files  # adapters.secret_files.SecretFiles, for secrets_as: files
+        self.proxy = TeamProxies(engine, network, prefix, base_image, publish_address)
         self._progress = None
-        self._state_port_ok = True
         self._read: dict[str, tuple] = {}  # team -> what serving() read from its proxy
 
     # Optional hook (not in the DeployTarget protocol): the deploy service records phases through it.
@@ -127,7 +106,10 @@ class DockerTarget:
         }
 
     def proxy_name(self, team: str) -> str:
-        return f"{self.prefix}-{team}"
+        return self.proxy.name(team)
+
+    def host_port(self, team: str) -> int | None:
+        return self.proxy.host_port(team)
 
     # --- protocol ---------------------------------------------------------------------------------
 
@@ -140,47 +122,8 @@ class DockerTarget:
         net = f"created network {self.network}" if made_net else f"network {self.network} present"
         return changed, f"{net}; {img_details}"
 
-    def _live(self, team: str, with_ports: bool = False) -> tuple[list[str], str | None, int | None]:
-        """(target container names, or name:port with_ports, image, revision) the proxy sends
-        traffic to."""
-        proxy = self.engine.inspect(self.proxy_name(team))
-        if not proxy or not proxy["State"].get("Running"):
-            return [], None, None
-        out = self._ask_state_port(proxy)
-        if out is None:  # a proxy from before the state port, or not reachable from here
-            _code, out = self.engine.exec(self.proxy_name(team), ["sh", "-c", READ_STATE])
-            out = out.removesuffix(END)
-        targets_txt, _, live = out.partition("---")
-        targets = [t if with_ports else t.rsplit(":", 1)[0] for t in targets_txt.split()]
-        parts = live.split()
-        if len(parts) >= 2:
-            return targets, parts[1], int(parts[0])
-        return targets, None, None
-
-    def _ask_state_port(self, proxy: dict) -> str | None:
-        """The proxy's state over its state port (a TCP connect, ~1 ms, where `docker exec` takes
-        ~50 ms); None unless a complete answer came (then the caller asks through exec)."""
-        if not self._state_port_ok:
-            return None
-        nets = proxy["NetworkSettings"].get("Networks") or {}
-        address = (nets.get(self.network) or next(iter(nets.values()), {})).get("IPAddress")
-        if not address:
-            return None
-        chunks = []
-        try:
-            with socket.create_connection((address, STATE_PORT), timeout=1.0) as sock:
-                while data := sock.recv(65536):
-                    chunks.append(data)
-        except TimeoutError:
-            self._state_port_ok = False  # container addresses do not answer here (remote engine)
-            return None
-        except OSError:
-            return None
-        text = b"".join(chunks).decode("utf-8", "replace")
-        return text.removesuffix(END) if text.endswith(END) else None
-
     def serving(self, team: str) -> str | None:
-        live = self._live(team)
+        live = self.proxy.live(team)
         targets, image, _rev = live
         if targets:
             # Deploy and rollback ask this under the team's lock right before rollout(): what a
@@ -189,154 +132,10 @@ class DockerTarget:
             self._read[team] = live
         return image if targets else None
 
-    def host_port(self, team: str) -> int | None:
-        proxy = self.engine.inspect(self.proxy_name(team))
-        if not proxy:
-            return None
-        bound = (proxy["NetworkSettings"].get("Ports") or {}).get(f"{PROXY_PORT}/tcp") or []
-        return int(bound[0]["HostPort"]) if bound else None
-
-    def _ensure_proxy(self, spec) -> None:
-        name = self.proxy_name(spec.name)
-        found = self.engine.inspect(name)
-        if found and found["State"].get("Running"):
-            return
-        if found:
-            self.engine.start(name)
-            return
-        host_port = getattr(spec, "host_port", None) or None
-        self.engine.run(
-            name,
-            self.base_image,
-            network=self.network,
-            labels=self._labels(spec.name, "proxy"),
-            env={},
-            command=["sh", "-c", PROXY_BOOT],
-            ports={PROXY_PORT: (self.publish_address, host_port)},
-        )
-
-    def _write_targets(
-        self, team: str, names: list[str], port: int, revision: int | None, image: str | None
-    ) -> None:
-        targets = " ".join(f"{n}:{port}" for n in names)
-        live = f"{revision} {image}" if image else ""
-        # Rename is atomic: a connection reads either the old list or the new one, never half.
-        code, out = self.engine.exec(
-            self.proxy_name(team),
-            [
-                "sh",
-                "-c",
-                f'echo "{targets}" > {STATE}/t.new && '
-                f'echo "{live}" > {STATE}/live && mv {STATE}/t.new {STATE}/targets',
-            ],
-        )
-        if code:
-            raise OperationFailed(
-                f"switching {team}'s proxy {self.proxy_name(team)} failed (exit {code}): {out.strip()[:300]}",
-                hint=f"see `docker logs {self.proxy_name(team)}`",
-            )
-
-    def _switch(self, team: str, names: list[str], port: int, revision: int, image: str) -> str | None:
-        """Point the proxy at `names`; None when it serves them, else why not. When the engine's
-        answer is lost (a timeout), the proxy is asked what it serves rather than guessed."""
-        try:
-            self._write_targets(team, names, port, revision, image)
-            return None
-        except ElfError as exc:
-            try:
-                serving = self._live(team)[0]
-            except ElfError:
-                serving = []
-            return None if serving == names else exc.message
-
     def _app_containers(self, team: str) -> list[dict]:
         return self.engine.containers(
             {"elfctl.prefix": self.prefix, "elfctl.team": team, "elfctl.role": "app"}
         )
-
-    def _address(self, name: str) -> str | None:
-        info = self.engine.inspect(name)
-        if not info:
-            return None
-        nets = info["NetworkSettings"].get("Networks") or {}
-        net = nets.get(self.network) or next(iter(nets.values()), {})
-        return net.get("IPAddress") or None
-
-    def _probe(self, address: str, port: int, path: str, timeout: float) -> tuple[str, str, bool]:
-        """(outcome, reason, refused): refused means nothing listens yet."""
-        try:
-            with urllib.request.urlopen(f"http://{address}:{port}{path}", timeout=timeout) as resp:
-                outcome, reason = classify(resp.status, resp.read(65536))
-                return outcome, reason, False
-        except urllib.error.HTTPError as exc:
-            outcome, reason = classify(exc.code, exc.read(65536) if exc.fp else b"")
-            return outcome, reason, False
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            refused = isinstance(reason, ConnectionRefusedError) or "refused" in str(reason).lower()
-            return "fail", f"no answer ({reason})", refused
-
-    def _gate(
-        self, spec, names: list[str], budget_s: float, require_ready: bool
-    ) -> tuple[bool, str, list[str]]:
-        """Probe every replica each period until all are ready (require_ready) or the budget ends
-        (soak). Returns (ok, reason, warnings)."""
-        h = spec.health
-        gates = {n: ReplicaGate(h.success_threshold, h.failure_threshold) for n in names}
-        addresses = {n: self._address(n) for n in names}
-        deadline = time.monotonic() + budget_s
-        while True:
-            started = time.monotonic()
-            for name, gate in gates.items():
-                addr = addresses[name] or self._address(name)
-                addresses[name] = addr
-                if addr is None:
-                    info = self.engine.inspect(name)
-                    if info is None:
-                        return False, f"{name}: container is gone", []
-                    if not info["State"].get("Running"):
-                        return (
-                            False,
-                            f"{name}: container exited with code {info['State'].get('ExitCode')}",
-                            [],
-                        )
-                    continue
-                outcome, reason, refused = self._probe(addr, spec.port, h.path, h.timeout_s)
-                gate.record(outcome, reason, refused)
-                if outcome == "fail":
-                    info = self.engine.inspect(name) or {"State": {}}
-                    state, restarts = info["State"], info.get("RestartCount", 0)
-                    if not state.get("Running") or state.get("Restarting") or restarts:
-                        return (
-                            False,
-                            (
-                                f"{name}: container exited with code {state.get('ExitCode')}"
-                                + (f" (restarted {restarts} times)" if restarts else "")
-                            ),
-                            [],
-                        )
-                if gate.failed:
-                    return (
-                        False,
-                        (
-                            f"{name}: {h.failure_threshold} consecutive failed health checks on {h.path} "
-                            f"(last: {reason})"
-                        ),
-                        [],
-                    )
-            warnings = [w for g in gates.values() for w in g.warnings]
-            if require_ready and all(g.ready for g in gates.values()):
-                return (
-                    True,
-                    f"{len(names)}/{len(names)} replicas passed {h.success_threshold} health checks",
-                    warnings,
-                )
-            if time.monotonic() >= deadline:
-                if not require_ready:
-                    return True, f"soak {budget_s:g}s passed", warnings
-                slow = [f"{n}: {g.last or 'no answer'}" for n, g in gates.items() if not g.ready]
-                return False, f"not healthy within {budget_s:g}s ({'; '.join(slow)})", warnings
-            time.sleep(max(0.0, min(h.period_s - (time.monotonic() - started), deadline - time.monotonic())))
 
     def _log_tail(self, names: list[str], lines: int = 20) -> str:
         out = []
@@ -384,8 +183,8 @@ class DockerTarget:
         team = spec.name
         self.engine.ensure_network(self.network, {"elfctl.managed": "true", "elfctl.prefix": self.prefix})
         read = self._read.pop(team, None)
-        self._ensure_proxy(spec)
-        old_targets, old_image, old_rev = read or self._live(team)
+        self.proxy.ensure(spec, self._labels(team, "proxy"))
+        old_targets, old_image, old_rev = read or self.proxy.live(team)
         # Containers the proxy does not serve: replaced replicas still in their stop grace (a deploy
         # shortly after another), or those of a killed deploy or a helper that died. Each gets the
         # same detached stop as a replaced replica: two stops of one container end at the first
@@ -425,7 +224,7 @@ class DockerTarget:
             return DockerRollout(False, f"could not start: {exc.message}", logs, leftovers=leftovers)
         self._phase("verifying")
         budget = min(deadline_s, spec.health.start_timeout_s)
-        ok, reason, warnings = self._gate(spec, names, budget, require_ready=True)
+        ok, reason, warnings = gate(self.engine, self.network, spec, names, budget, require_ready=True)
         if not ok:
             logs = self._log_tail(names)
             self._remove(names)
@@ -438,21 +237,21 @@ class DockerTarget:
                 raise
         for n in names:
             self.engine.keep_running(n)
-        failed = self._switch(team, names, spec.port, revision, image)
+        failed = self.proxy.switch(team, names, spec.port, revision, image)
         if failed:
             logs = self._log_tail(names)
             self._remove(names)
             return DockerRollout(False, f"switch: {failed}", logs, warnings, leftovers=leftovers)
         self._phase("switched")
         if spec.health.soak_s > 0:
-            soak_ok, soak_reason, more = self._gate(spec, names, spec.health.soak_s, require_ready=False)
+            soak_ok, soak_reason, more = gate(self.engine, self.network, spec, names, spec.health.soak_s, require_ready=False)
             warnings += [w for w in more if w not in warnings]
             if not soak_ok:
                 logs = self._log_tail(names)
                 if old_targets:
-                    self._write_targets(team, old_targets, spec.port, old_rev, old_image)
+                    self.proxy.write_targets(team, old_targets, spec.port, old_rev, old_image)
                 else:
-                    self._write_targets(team, [], spec.port, None, None)
+                    self.proxy.write_targets(team, [], spec.port, None, None)
                 time.sleep(self.drain_s)
                 self._remove(names)
                 return DockerRollout(
@@ -482,13 +281,13 @@ class DockerTarget:
         return bool(names or proxy)
 
     def logs(self, team: str, tail: int = 100, follow: bool = False):
-        targets, _image, _rev = self._live(team)
+        targets, _image, _rev = self.proxy.live(team)
         if not targets:
             return iter(())
         return self.engine.logs(targets[0], tail=tail, follow=follow)
 
     def status(self, team: str) -> dict[str, Any]:
-        endpoints, image, rev = self._live(team, with_ports=True)
+        endpoints, image, rev = self.proxy.live(team, with_ports=True)
         targets = [t.rsplit(":", 1)[0] for t in endpoints]
         ready, worst, reason = 0, "pass", ""
         for n in targets:
@@ -517,15 +316,15 @@ class DockerTarget:
         the way the deploy gate reads it (`elfctl health`: a running container may still be sick).
         `endpoints`: status()'s name:port list, which saves asking the proxy again."""
         if endpoints is None:
-            endpoints = self._live(team, with_ports=True)[0]
+            endpoints = self.proxy.live(team, with_ports=True)[0]
         found = []
         for target in endpoints:
             name, _, port = target.rpartition(":")
-            address = self._address(name)
+            address = network_address(self.engine.inspect(name), self.network)
             if address is None:
                 found.append((name, "fail", "container not found"))
                 continue
-            outcome, reason, _refused = self._probe(address, int(port), path, timeout)
+            outcome, reason, _refused = probe(address, int(port), path, timeout)
             found.append((name, outcome, reason))
         return found
 
