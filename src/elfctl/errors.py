@@ -56,3 +56,9 @@ class MigrationError(OperationFailed):
 
 class LockTimeout(OperationFailed):
     code = "lock_timeout"
+
+
+class LeaseLost(OperationFailed):
+    """A deploy's lease was taken over or could not be renewed within its ttl: it stops before the switch."""
+
+    code = "lease_lost"

@@ -1,16 +1,19 @@
-"""Concurrent deploys of one team, and a lock left by a killed deploy."""
+"""Concurrent deploys of one team, a lock left by a killed deploy, and a deploy that lost its lease."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
-from tests.conftest import run_elfctl
+from tests import realservices
+from tests.conftest import run_elfctl, unavailable
 from tests.deploy.conftest import make_team, set_version
 
 
@@ -88,3 +91,116 @@ def test_lock_of_a_killed_deploy_is_recovered(project, docker_env, team_name):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["state"] == "switched"
     assert time.monotonic() - t0 < 120
+
+
+# A version that answers its health check only after a few seconds: the deploy sits in its gate,
+# holding the lease, long enough to cut it off from the store or pause it past the lease's ttl.
+SLOW_START = 'FROM {base}\nCOPY www /www\nCMD ["sh", "-c", "sleep {delay}; exec httpd -f -v -p 8080 -h /www"]\n'
+
+
+def _slow_version(folder, env, page: str, delay: float) -> None:
+    (folder / "Dockerfile").write_text(SLOW_START.format(base=env["ELFCTL_DEPLOY_BASE_IMAGE"], delay=delay))
+    set_version(folder, page)
+
+
+def _get(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/index.html", timeout=3) as resp:
+        return resp.read().decode().strip()
+
+
+def _port(engine, env, team) -> int:
+    info = engine.inspect(f"{env['ELFCTL_DEPLOY_PREFIX']}-{team}")
+    return int(info["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
+
+
+def _wait_for_state(store, team: str, revision: int, state: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = store.query("SELECT state FROM deployments WHERE team = ? AND revision = ?", (team, revision))
+        if rows and rows[0]["state"] == state:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"revision {revision} of {team} never reached {state}")
+
+
+def _start_deploy(project, env, team: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "elfctl", "deploy", team], cwd=project, env={**os.environ, **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_store_outage_past_the_lease_stops_the_deploy_before_the_switch(project, docker_env, team_name, engine):
+    """Postgres stops while the new version is in its gate and stays down past lock_ttl_s: another
+    deploy may hold the team by now, so this one must not switch, and says why."""
+    from elfctl import config
+    from elfctl.bootstrap import open_store
+
+    try:
+        dsn, data = realservices.start_postgres()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        unavailable(f"cannot start a throwaway PostgreSQL: {exc}")
+    try:
+        env = {**docker_env, "ELFCTL_STORE_URL": dsn, "ELFCTL_DEPLOY_LOCK_TTL_S": "2"}
+        folder = make_team(project, env, team_name)
+        fast = (folder / "Dockerfile").read_text()
+        # v2 is deployed once, then v1: v2's image is in the registry, so deploying it again pushes
+        # nothing and writes nothing between its gate and its switch (where only the fence can stop it).
+        for dockerfile, page in ((None, "v2"), (fast, "v1")):
+            if dockerfile:
+                (folder / "Dockerfile").write_text(dockerfile)
+                set_version(folder, page)
+            else:
+                _slow_version(folder, env, page, delay=6)
+            proc = run_elfctl("deploy", team_name, cwd=project, env=env, timeout=180)
+            assert proc.returncode == 0, proc.stderr
+        port = _port(engine, env, team_name)
+        assert _get(port) == "v1"
+        _slow_version(folder, env, "v2", delay=6)
+        store = open_store(config.load(cwd=project), dsn)
+        deploy = _start_deploy(project, env, team_name)
+        _wait_for_state(store, team_name, 3, "verifying")
+        store.close()
+        realservices.stop_postgres(data)  # the gate still waits for v2 (about 6 s), the lease is 2 s
+        out, err = deploy.communicate(timeout=180)
+        assert _get(port) == "v1", err  # not switched
+        assert deploy.returncode == 1, err
+        assert "lost the deploy lease" in err and "unreachable" in err and "longer than its 2s ttl" in err
+        assert "stopped before the switch: the old version keeps serving" in err
+        assert "Traceback" not in err
+        assert engine.containers({"elfctl.team": team_name, "elfctl.revision": "3"}) == []
+    finally:
+        realservices.stop_postgres(data)
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def test_a_deploy_whose_lease_was_taken_over_neither_switches_nor_records(project, docker_env, team_name, engine):
+    """The deploy is paused (SIGSTOP: a stalled VM, a long GC) past its lease; another process takes
+    the expired lease. Resumed, the first deploy must not switch and must not write its history."""
+    from elfctl.services.deploy import lock as deploy_lock
+
+    env = {**docker_env, "ELFCTL_DEPLOY_LOCK_TTL_S": "2"}
+    folder = make_team(project, env, team_name, page="v1")
+    proc = run_elfctl("deploy", team_name, cwd=project, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    port = _port(engine, env, team_name)
+    _slow_version(folder, env, "v2", delay=5)
+    store = _store(project)
+    deploy = _start_deploy(project, env, team_name)
+    try:
+        _wait_for_state(store, team_name, 2, "verifying")
+        os.kill(deploy.pid, signal.SIGSTOP)
+        time.sleep(3)  # past the 2 s lease: no heartbeat meanwhile
+        assert deploy_lock.try_acquire(store, team_name, "taker", 600) is None
+    finally:
+        os.kill(deploy.pid, signal.SIGCONT)
+    before = store.query("SELECT * FROM deployments WHERE team = ? AND revision = 2", (team_name,))
+    out, err = deploy.communicate(timeout=180)
+    assert _get(port) == "v1", err  # not switched
+    assert deploy.returncode == 1, err
+    assert "lost the deploy lease (another deploy took it over)" in err and "Traceback" not in err
+    assert engine.containers({"elfctl.team": team_name, "elfctl.revision": "2"}) == []
+    after = store.query("SELECT * FROM deployments WHERE team = ? AND revision = 2", (team_name,))
+    assert after == before and after[0]["state"] == "verifying"  # not one write after the takeover
+    assert deploy_lock.holder(store, team_name).owner == "taker"  # and the taker's lease stands
+    store.close()

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import ElfError, InputError, LeaseLost
 from elfctl.services.deploy import images
-from elfctl.services.deploy.lock import iso, lease, now
+from elfctl.services.deploy.lock import Lease, iso, lease, now
 
 SUCCESS = ("switched", "superseded")
 
@@ -94,12 +94,12 @@ def _current(store, team: str) -> dict | None:
 
 
 class _Record:
-    """One deployments row, moved through its states."""
+    """One deployments row, moved through its states; every write is fenced by the deploy's lease."""
 
-    def __init__(self, store, team: str, target: str, image: str, details: dict):
-        self.store, self.details, self.t0 = store, details, time.monotonic()
+    def __init__(self, store, team: str, target: str, image: str, details: dict, held: Lease):
+        self.store, self.details, self.t0, self.held = store, details, time.monotonic(), held
         stamp = iso(now())
-        with store.transaction() as tx:
+        with held.write() as tx:
             rev = tx.query("SELECT COALESCE(MAX(revision), 0) AS r FROM deployments WHERE team = ?", (team,))[
                 0
             ]["r"]
@@ -119,10 +119,11 @@ class _Record:
     def note(self, **cols: Any) -> None:
         """Record columns without changing state."""
         cols["updated_at"] = iso(now())
-        self.store.execute(
-            f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
-            (*cols.values(), self.id),
-        )
+        with self.held.write() as tx:
+            tx.execute(
+                f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in cols)} WHERE id = ?",
+                (*cols.values(), self.id),
+            )
 
     def move(self, state: str, **cols: Any) -> None:
         t = time.monotonic()
@@ -132,7 +133,7 @@ class _Record:
         sets = {"state": state, "updated_at": iso(now()), "details": json.dumps(self.details), **cols}
         if final:
             sets["finished_at"] = sets["updated_at"]
-        with self.store.transaction() as tx:
+        with self.held.write() as tx:
             if state == "switched":
                 tx.execute(
                     "UPDATE deployments SET state = 'superseded', updated_at = ? WHERE team = ? AND "
@@ -201,19 +202,26 @@ def _rollout(
     )
     # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
     pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
-    if push is None:
-        outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s)
-    else:
 
-        def pushed() -> None:  # the target calls this after the gate passed, before the switch
+    def before_switch() -> None:  # the target calls this after the gate passed, right before the switch
+        if push is not None:
             result.digest = push.wait()
             rec.details["timings"]["push"] = push.seconds
+        rec.held.renew()  # the fence: a deploy that lost its lease never switches
+        if push is not None:
             rec.note(digest=result.digest)
 
+    guard = getattr(target, "switch_guard", False)
+    if not guard:  # no hook: such a target switches as it rolls out, so the fence comes first
+        rec.held.renew()
+    if push is None:
+        hook = {"before_switch": before_switch} if guard else {}
+        outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s, **hook)
+    else:
         interrupted = False
         try:
             outcome = target.rollout(
-                run_spec, image, rec.revision, env, secrets, opts.timeout_s, before_switch=pushed
+                run_spec, image, rec.revision, env, secrets, opts.timeout_s, before_switch=before_switch
             )
         except KeyboardInterrupt:
             interrupted = True  # leave at once: the push thread ends with the process
@@ -275,7 +283,7 @@ def deploy(
     if opts.dry_run:
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
-    with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress):
+    with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
         serving = target.serving(spec.name)
         current = _current(store, spec.name)
         if serving == image and current and current["details"].get("config_key") == key:
@@ -283,7 +291,9 @@ def deploy(
             result.reason = f"revision {current['revision']} already serves {image}"
             return result
         result.changed = True
-        rec = _Record(store, spec.name, target.name, image, {"config_key": key, "commit": commit, "tag": tag})
+        rec = _Record(
+            store, spec.name, target.name, image, {"config_key": key, "commit": commit, "tag": tag}, held
+        )
         result.revision = rec.revision
         try:
             rec.move("building")
@@ -327,7 +337,7 @@ def deploy(
                 raise
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
-            if rec.state not in ("switched", "failed", "rolled_back"):
+            if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
             raise
 
@@ -345,7 +355,7 @@ def rollback(
     secrets: dict | None = None,
 ) -> DeployResult:
     """Roll the team back to a recorded successful revision (default: the one before the current)."""
-    with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress):
+    with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
         ok_rows = store.query(
             "SELECT revision, image, digest, state FROM deployments WHERE team = ? AND state IN "
             "('switched', 'superseded') ORDER BY revision DESC",
@@ -385,6 +395,7 @@ def rollback(
                 "config_key": images.config_key(spec, chosen["image"], opts.secret_versions),
                 "tag": tag,
             },
+            held,
         )
         rec.note(digest=chosen["digest"])
         result.revision = rec.revision
@@ -395,6 +406,6 @@ def rollback(
             )
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
-            if rec.state not in ("switched", "failed", "rolled_back"):
+            if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
             raise

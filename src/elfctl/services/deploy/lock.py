@@ -4,13 +4,16 @@ The holder renews the lease from a heartbeat thread. A lease whose expiry has pa
 is a dead process on this host, is taken over without any manual "force": a killed deploy never
 leaves a team stuck (Helm's pending-upgrade, Kamal's stale lock). Every change is one conditional
 statement, so two processes racing for the row cannot both win, on SQLite and Postgres alike.
+
+A holder can lose its lease while it runs: paused, or cut off from the store for longer than the
+ttl, it is taken over by the next deploy. The owner token (unique per acquisition) is the fencing
+token: the deploy renews the lease right before the switch (`Lease.renew`) and in the transaction of
+every history write (`Lease.fence`), so a holder that lost its lease never switches and never writes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 import threading
 import time
 import uuid
@@ -18,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from elfctl.errors import LockTimeout
+from elfctl import liveness
+from elfctl.errors import ElfError, LeaseLost, LockTimeout
 
 
 def now() -> dt.datetime:
@@ -27,21 +31,6 @@ def now() -> dt.datetime:
 
 def iso(t: dt.datetime) -> str:
     return t.isoformat(timespec="milliseconds")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (killed, not yet reaped by its parent) holds nothing any more.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 @dataclass
@@ -57,6 +46,14 @@ class Holder:
         return (f"{self.owner} (pid {self.pid} on {self.host}, since {self.acquired_at}, "
                 f"lease until {self.expires_at})")
 
+    def gone(self, t: dt.datetime) -> bool:
+        """Expired, or its process is gone (another host's only by its heartbeat: expiry)."""
+        beat, expiry = (dt.datetime.fromisoformat(x) for x in (self.heartbeat_at, self.expires_at))
+        if expiry < t:
+            return True
+        return liveness.gone(liveness.Writer(self.host, self.pid), (t - beat).total_seconds(),
+                             (expiry - beat).total_seconds())
+
 
 def holder(store, team: str) -> Holder | None:
     rows = store.query(
@@ -69,26 +66,26 @@ def holder(store, team: str) -> Holder | None:
 def try_acquire(store, team: str, owner: str, ttl_s: float) -> Holder | None:
     """Take the lease if free, expired, or held by a dead process here. Returns None on success,
     else the current holder."""
-    host, pid = socket.gethostname(), os.getpid()
+    me = liveness.me()
     t = now()
     stamp, expiry = iso(t), iso(t + dt.timedelta(seconds=ttl_s))
     store.execute(
         "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (team) DO NOTHING",
-        (team, owner, host, pid, stamp, stamp, expiry),
+        (team, owner, me.host, me.pid, stamp, stamp, expiry),
     )
     current = holder(store, team)
     if current is None:  # released between the two statements: try again
         return try_acquire(store, team, owner, ttl_s)
     if current.owner == owner:
         return None
-    stale = current.expires_at < stamp or (current.host == host and not _pid_alive(current.pid))
-    if stale:
-        # Compare-and-swap on the stale owner: of two takers, one updates the row, the other sees 0.
+    if current.gone(t):
+        # Compare-and-swap on the stale owner and the expiry seen: of two takers one updates the row,
+        # the other sees 0; and a holder that renewed meanwhile keeps its lease.
         taken = store.execute(
             "UPDATE deploy_locks SET owner = ?, host = ?, pid = ?, acquired_at = ?, "
-            "heartbeat_at = ?, expires_at = ? WHERE team = ? AND owner = ?",
-            (owner, host, pid, stamp, stamp, expiry, team, current.owner),
+            "heartbeat_at = ?, expires_at = ? WHERE team = ? AND owner = ? AND expires_at = ?",
+            (owner, me.host, me.pid, stamp, stamp, expiry, team, current.owner, current.expires_at),
         )
         if taken:
             return None
@@ -97,6 +94,7 @@ def try_acquire(store, team: str, owner: str, ttl_s: float) -> Holder | None:
 
 
 def renew(store, team: str, owner: str, ttl_s: float) -> bool:
+    """Extend the lease if `owner` still holds it (also once expired, as long as nobody took it)."""
     t = now()
     return bool(
         store.execute(
@@ -110,15 +108,74 @@ def release(store, team: str, owner: str) -> None:
     store.execute("DELETE FROM deploy_locks WHERE team = ? AND owner = ?", (team, owner))
 
 
+class Lease:
+    """A held lease: what the deploy checks before it switches and in every history write."""
+
+    def __init__(self, store, team: str, owner: str, ttl_s: float, valid_until: float):
+        self.store, self.team, self.owner, self.ttl_s = store, team, owner, ttl_s
+        self.valid_until = valid_until  # monotonic: no other deploy can take the lease before then
+        self.taken = False  # renew found another owner: lost for good
+
+    def _lost(self, why: str, step: str) -> LeaseLost:
+        return LeaseLost(
+            f"team {self.team}: lost the deploy lease ({why}); stopped before {step}",
+            hint=f"another deploy may have taken the team over: see `elfctl deployments {self.team}`, "
+            "then deploy again; raise deploy.lock_ttl_s if the store is often unreachable for longer",
+        )
+
+    def _outage(self, exc: ElfError, step: str) -> ElfError:
+        """A store error: the lease is lost once it went unrenewed past its ttl, else it stands."""
+        t = time.monotonic()
+        if t < self.valid_until:
+            return exc
+        late = t - (self.valid_until - self.ttl_s)
+        return self._lost(
+            f"the store was unreachable and the lease not renewed for {late:.1f}s, longer than its "
+            f"{self.ttl_s:g}s ttl: {exc.message}",
+            step,
+        )
+
+    def renew(self, via=None, step: str = "the switch: the old version keeps serving") -> None:
+        """Extend the lease now (through `via`, a transaction, if given), or raise LeaseLost: taken
+        over, or not renewed for longer than its ttl while the store was unreachable."""
+        if self.taken:
+            raise self._lost("another deploy took it over", step)
+        t0 = time.monotonic()
+        try:
+            held = renew(via or self.store, self.team, self.owner, self.ttl_s)
+        except LeaseLost:
+            raise
+        except ElfError as exc:
+            raise self._outage(exc, step) from None
+        if not held:
+            self.taken = True
+            raise self._lost("another deploy took it over", step)
+        self.valid_until = t0 + self.ttl_s
+
+    @contextmanager
+    def write(self) -> Iterator:
+        """A transaction that renews the lease first: it commits only while this deploy holds it."""
+        step = "recording: this deploy's history is not written"
+        try:
+            with self.store.transaction() as tx:
+                self.renew(tx, step)
+                yield tx
+        except LeaseLost:
+            raise
+        except ElfError as exc:
+            raise self._outage(exc, step) from None
+
+
 @contextmanager
 def lease(
     store, team: str, who: str, ttl_s: float = 30.0, wait_s: float = 0.0, progress=None, poll_s: float = 0.25
-) -> Iterator[str]:
+) -> Iterator[Lease]:
     """Hold the team's deploy lease for the block, renewing it every ttl/3 seconds."""
     owner = f"{who}:{uuid.uuid4().hex[:8]}"
     deadline = time.monotonic() + wait_s
     told = False
     while True:
+        t0 = time.monotonic()
         current = try_acquire(store, team, owner, ttl_s)
         if current is None:
             break
@@ -132,20 +189,27 @@ def lease(
             progress(f"waiting for the deploy lock of {team}, held by {current.describe()}")
             told = True
         time.sleep(poll_s)
+    held = Lease(store, team, owner, ttl_s, t0 + ttl_s)
     stop = threading.Event()
 
     def beat() -> None:
         while not stop.wait(ttl_s / 3):
             try:
-                renew(store, team, owner, ttl_s)
-            except Exception:  # a missed beat only shortens the lease; the next one retries
-                pass
+                held.renew()
+            except LeaseLost:
+                if held.taken:
+                    return  # for good: the switch and every write are refused
+            except ElfError:
+                pass  # store unreachable: the next beat retries; past the ttl, renew() says lost
 
     thread = threading.Thread(target=beat, name=f"deploy-lock-{team}", daemon=True)
     thread.start()
     try:
-        yield owner
+        yield held
     finally:
         stop.set()
         thread.join(timeout=5)
-        release(store, team, owner)
+        try:
+            release(store, team, owner)
+        except ElfError:
+            pass  # store unreachable: the lease expires after its ttl; the deploy's own outcome stands
