@@ -63,7 +63,8 @@ def _reveal(value: Any) -> str:
 
 class DockerTarget:
     name = "docker"
-    switch_guard = True  # rollout() takes before_switch (the deploy service pushes meanwhile)
+    pins_digest = False  # runs `repo:tag` from the local engine, so the push can go on beside the gate
+    needs_local_image = True
 
     def __init__(
         self,
@@ -88,7 +89,6 @@ class DockerTarget:
         self._progress = None
         self._read: dict[str, tuple] = {}  # team -> what serving() read from its proxy
 
-    # Optional hook (not in the DeployTarget protocol): the deploy service records phases through it.
     def set_progress(self, callback) -> None:
         self._progress = callback
 

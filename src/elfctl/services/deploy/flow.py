@@ -191,19 +191,17 @@ def _rollout(
     push: _Push | None = None,
 ) -> DeployResult:
     image = f"{repo}:{tag}"
-    if getattr(target, "needs_local_image", True):  # a cluster pulls from the registry itself
+    if target.needs_local_image:  # a cluster pulls from the registry itself
         images.ensure_local(engine, repo, tag)
     rec.move("starting")
-    hook = getattr(target, "set_progress", None)
-    if hook:  # optional: targets that report their phases get 'verifying' recorded too
-        hook(lambda phase: rec.move(phase) if phase == "verifying" else None)
+    target.set_progress(lambda phase: rec.move(phase) if phase == "verifying" else None)
     run_spec = (
         spec if opts.wait else dataclasses.replace(spec, health=dataclasses.replace(spec.health, soak_s=0))
     )
     # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
-    pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
+    pinned = f"{image}@{result.digest}" if target.pins_digest and result.digest else image
 
-    def before_switch() -> None:  # the target calls this after the gate passed, right before the switch
+    def before_switch() -> None:  # the target calls this right before anything serves the new version
         if push is not None:
             result.digest = push.wait()
             rec.details["timings"]["push"] = push.seconds
@@ -211,12 +209,13 @@ def _rollout(
         if push is not None:
             rec.note(digest=result.digest)
 
-    guard = getattr(target, "switch_guard", False)
-    if not guard:  # no hook: such a target switches as it rolls out, so the fence comes first
-        rec.held.renew()
     if push is None:
-        hook = {"before_switch": before_switch} if guard else {}
-        outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s, **hook)
+        try:
+            outcome = target.rollout(
+                run_spec, pinned, rec.revision, env, secrets, opts.timeout_s, before_switch=before_switch
+            )
+        finally:
+            target.set_progress(None)
     else:
         interrupted = False
         try:
@@ -227,6 +226,7 @@ def _rollout(
             interrupted = True  # leave at once: the push thread ends with the process
             raise
         finally:
+            target.set_progress(None)
             if not interrupted:
                 push.thread.join()  # a refused version still waits for its push: no half upload left
             done = not push.thread.is_alive()
@@ -235,9 +235,10 @@ def _rollout(
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings
-    for key in ("retired", "leftovers"):  # what happened to the old replicas (Docker target)
-        if getattr(outcome, key, None):
-            rec.details[key] = list(getattr(outcome, key))
+    if outcome.retired:  # what happened to the old replicas (where the target retires them itself)
+        rec.details["retired"] = list(outcome.retired)
+    if outcome.leftovers:
+        rec.details["leftovers"] = list(outcome.leftovers)
     if outcome.ok:
         rec.move("switched")
         result.state = "switched"
@@ -316,7 +317,7 @@ def deploy(
             push = None
             if digest is None:
                 progress(f"pushing {image}")
-                if getattr(target, "switch_guard", False) and not getattr(target, "pins_digest", False):
+                if not target.pins_digest:
                     push = _Push(engine, registry, repo, tag)  # beside starting and verifying
                 else:
                     digest = engine.push(repo, tag) or registry.digest(repo, tag)

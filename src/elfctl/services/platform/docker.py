@@ -135,7 +135,7 @@ def teams_step(app) -> tuple[bool, str]:
                 hint=f"see `elfctl deployments {spec.name}`; `--skip teams` brings up the rest",
             )
         changed = changed or result.changed
-        port = app.target.host_port(spec.name) if hasattr(app.target, "host_port") else None
+        port = app.target.host_port(spec.name)
         where = f" at http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
         notes.append(f"{spec.name} r{result.revision} {result.state}{where}")
     return changed, "; ".join(notes) or "no teams"
@@ -197,7 +197,7 @@ def _team_probe(app, team: str):
         out = f"{st['ready']}/{st['desired']} ready, revision {st.get('revision')}" + (
             f", http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
         )
-        if status == "pass" and hasattr(app.target, "endpoint_health"):
+        if status == "pass":
             status, out, st = _endpoint_health(app, team, status, out, st)
         return Check(
             f"team:{team}",
@@ -219,6 +219,8 @@ def _endpoint_health(app, team: str, status: str, out: str, st: dict):
     spec = team_mod.load(path)
     answers = app.target.endpoint_health(team, spec.health.path, timeout=spec.health.timeout_s,
                                          endpoints=st.get("endpoints"))
+    if answers is None:  # the target does not reach replicas itself (a cluster's readiness probes do)
+        return status, out, st
     bad = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "fail"]
     warned = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "warn"]
     if bad:
