@@ -52,7 +52,7 @@ def _docker(request, monkeypatch, project) -> Harness:
     from elfctl.services.deploy.teams import DOCKERFILE
 
     env = request.getfixturevalue("docker_env")
-    engine = request.getfixturevalue("engine")
+    docker = request.getfixturevalue("engine")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     team = "t" + env["ELFCTL_DEPLOY_PREFIX"][4:] + "-contract"
@@ -71,8 +71,8 @@ def _docker(request, monkeypatch, project) -> Harness:
             (folder / "www" / "index.html").write_text(f"page {tag}\n")
             (folder / "www" / "health").write_text(health)
             built[tag] = f"{repo}:{tag}"
-            engine.build(str(folder), "Dockerfile", built[tag], {"elfctl.team": team})
-            request.addfinalizer(lambda ref=built[tag]: engine.remove_image(ref))
+            docker.build(str(folder), "Dockerfile", built[tag], {"elfctl.team": team})
+            request.addfinalizer(lambda ref=built[tag]: docker.remove_image(ref))
         return built[tag]
 
     target = app.target

@@ -28,7 +28,7 @@ from elfctl.redact import register_secret, scrub
 
 def _no_secret_source(spec: TeamSpec) -> dict[str, str]:
     raise InputError(f"{spec.path}: secrets: no source of secret values was given to the Kubernetes target",
-                     hint="build the target through elfctl.services.deploy.k8s.kubernetes_target")
+                     hint="build the target through elfctl.bootstrap.kubernetes_target (app.target)")
 
 
 def _plain(value: Any) -> str:
@@ -76,7 +76,7 @@ class KubernetesTarget:
         self.restore_timeout_s = restore_timeout_s
         self.progress = progress or (lambda _msg: None)
         # Team secret values by name: the composition hands in the project's one source of them
-        # (services/deploy_app.resolve_secrets: the credential store, then the environment).
+        # (services/deploy/app.resolve_secrets: the credential store, then the environment).
         self.secret_values = secret_values
         self.pull_auth = pull_auth  # (user, password) for the image-pull secret, or None
         self._version: str | None = None
