@@ -225,3 +225,33 @@ def test_secret_values_are_built_at_the_edge():
                 if called == "Secret":
                     found.append(f"{modules()[name].relative_to(SRC)}:{node.lineno}")
     assert found == []
+
+
+def _adapter_classes() -> set[str]:
+    """Classes the adapters define, errors and plain records aside: the clients to be wired."""
+    found = set()
+    for name in modules():
+        if not under(name, "elfctl.adapters"):
+            continue
+        for node in tree(name).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_") and not any(
+                    isinstance(d, (ast.Name, ast.Call)) for d in node.decorator_list):  # not @dataclass
+                bases = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases]
+                if not any(b.endswith(("Error", "Exception", "Unreachable", "Failed")) for b in bases):
+                    found.add(node.name)
+    return found
+
+
+def test_adapters_are_built_only_by_the_composition_root():
+    classes = _adapter_classes()
+    assert {"SqliteStore", "DockerEngine", "KubernetesTarget", "EncryptedFile"} <= classes
+    found = []
+    for name in modules():
+        if name == "elfctl.bootstrap" or under(name, "elfctl.adapters"):
+            continue
+        for node in ast.walk(tree(name)):
+            if isinstance(node, ast.Call):
+                called = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                if called in classes:
+                    found.append(f"{modules()[name].relative_to(SRC)}:{node.lineno} builds {called}")
+    assert found == []
