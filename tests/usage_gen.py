@@ -16,6 +16,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from elfctl.domain.usage import COUNTERS
+
 # model -> (provider, nano-USD per prompt token, per completion token, per cached token);
 # the same figures as litellm's price map, so `cost optimize` prices them alike.
 MODELS = {
@@ -43,19 +45,7 @@ USAGE_COLUMNS = (
     "fallback_reason",
     "prompt_hash",
 )
-SUMMARY_COLUMNS = (
-    "day",
-    "team",
-    "model",
-    "calls",
-    "errors",
-    "fallbacks",
-    "unpriced",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_nanousd",
-)
+SUMMARY_COLUMNS = ("day", "team", "model", *COUNTERS)
 
 
 @dataclass

@@ -36,6 +36,19 @@ def secret(value: str) -> Secret:
     return Secret(value)
 
 
+def plain(value) -> str:
+    """The text of a secret value given as a Secret (or anything with reveal/get_secret_value/value)
+    or a str, for the one API that needs it; registered for redaction on the way out."""
+    for attr in ("reveal", "get_secret_value", "value"):
+        got = getattr(value, attr, None)
+        if got is not None:
+            value = got() if callable(got) else got
+            break
+    value = str(value)
+    register_secret(value)
+    return value
+
+
 def redact_url(url: str) -> str:
     """`postgresql://user:pw@host/db` -> `postgresql://user:****@host/db`; other URLs unchanged."""
     try:

@@ -230,3 +230,19 @@ def test_hidden_prompt_does_not_echo_the_value(proj):
     assert elf(proj, "creds", "get", "PROMPTED", value_ok=True).stdout == CANARY
     rc, screen = _in_terminal(proj, ["creds", "rekey"], ["new pass one", "new pass two"])
     assert rc == 2 and "differ" in screen
+
+
+def test_file_passphrase_is_asked_on_the_terminal(proj, monkeypatch):
+    """Without ELFCTL_MASTER_KEY or a usable keyring, `creds` asks for the file's passphrase on the
+    terminal (the CLI's prompt, handed to the service): twice for a new file; two different
+    answers are refused and store nothing."""
+    monkeypatch.delenv("ELFCTL_MASTER_KEY")
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    rc, screen = _in_terminal(proj, ["creds", "set", "ASKED"], [CANARY, "pass one", "pass two"])
+    assert rc == 2 and "repeat it" in screen and "the passphrases differ" in screen, screen
+    assert not (proj / ".elf" / "credentials.enc").exists()
+    assert json.loads(elf(proj, "creds", "list", "--json").stdout) == []
+    rc, screen = _in_terminal(proj, ["creds", "set", "ASKED"], [CANARY, "pass one", "pass one"])
+    assert rc == 0 and "credential file passphrase" in screen and CANARY not in screen, screen
+    monkeypatch.setenv("ELFCTL_MASTER_KEY", "pass one")
+    assert elf(proj, "creds", "get", "ASKED", value_ok=True).stdout == CANARY

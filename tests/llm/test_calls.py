@@ -287,7 +287,8 @@ def test_callback_records_direct_litellm_calls(llm_env, llm_server):
 def _spend_today(store, team, nanousd):
     import datetime as dt
 
-    from elfctl.domain.usage import UsageRow, iso
+    from elfctl.domain.clock import iso
+    from elfctl.domain.usage import UsageRow
     from elfctl.services.cost import ledger
 
     ledger.record(

@@ -29,7 +29,8 @@ def health(*components, env=None, deep=False, table=True):
 
 
 def spend(store, team: str, usd: float) -> None:
-    from elfctl.domain.usage import UsageRow, iso
+    from elfctl.domain.clock import iso
+    from elfctl.domain.usage import UsageRow
     from elfctl.services.cost import ledger
 
     ledger.record(store, [UsageRow(uuid.uuid4().hex, iso(dt.datetime.now(dt.UTC)), team, "openai/gpt-4o",

@@ -12,8 +12,9 @@ from elfctl.errors import InputError
 from elfctl.services.credentials import audit as credential_audit
 from elfctl.services.credentials import checks as credential_checks
 from elfctl.services.credentials import run as credential_run
-from elfctl.services.platform import migrate
 from elfctl.services.credentials import vault as svc
+from elfctl.services.credentials.app import vault_for
+from elfctl.services.platform import migrate
 
 CANARY = "canary-svc-5b1d77e2c0"
 
@@ -28,7 +29,7 @@ def vault(store_url, open_store, project, monkeypatch):
 
     app = App(Output())
     migrate.migrate(app.store, app.migrations_dir)
-    yield app.vault("pytest")
+    yield vault_for(app, command="pytest")
     app.close()
 
 
@@ -203,8 +204,9 @@ from elfctl.services.credentials import audit as credential_audit
 from elfctl.services.credentials import checks as credential_checks
 from elfctl.services.credentials import run as credential_run
 from elfctl.services.credentials import vault as svc
+from elfctl.services.credentials.app import vault_for
 app = App(Output())
-v = app.vault("writer")
+v = vault_for(app, command="writer")
 for i in range(int(sys.argv[2])):
     svc.set_value(v, sys.argv[1], Secret(f"value-{sys.argv[1]}-{i}"))
     svc.set_value(v, "SHARED_NAME", Secret(f"shared-{sys.argv[1]}-{i}"))

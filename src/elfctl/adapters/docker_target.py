@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.adapters.docker_gate import gate, probe
 from elfctl.adapters.docker_proxy import TeamProxies, network_address
+from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import SECRETS_DIR
 from elfctl.errors import ElfError, InputError
-
-
-@dataclass
-class DockerRollout:
-    ok: bool
-    reason: str
-    logs: str = ""
-    warnings: list[str] = field(default_factory=list)
-    retired: list[str] = field(default_factory=list)  # old replicas stopped after the switch
-    leftovers: list[str] = field(default_factory=list)  # not serving when it started: retired too
+from elfctl.redact import plain
 
 
 def _memory_bytes(q: str | None) -> int | None:
@@ -53,14 +44,6 @@ def _nano_cpus(q: str | None) -> int | None:
     return int(float(q[:-1]) * 1e6) if q.endswith("m") else int(float(q) * 1e9)
 
 
-def _reveal(value: Any) -> str:
-    for attr in ("reveal", "get_secret_value", "value"):
-        got = getattr(value, attr, None)
-        if got is not None:
-            return got() if callable(got) else str(got)
-    return str(value)
-
-
 class DockerTarget:
     name = "docker"
     pins_digest = False  # runs `repo:tag` from the local engine, so the push can go on beside the gate
@@ -81,7 +64,6 @@ class DockerTarget:
         self.network = network
         self.prefix = prefix
         self.base_image = base_image
-        self.publish_address = publish_address
         self.drain_s = drain_s
         self.stop_grace_s = stop_grace_s
         self.secret_files = secret_files  # adapters.secret_files.SecretFiles, for secrets_as: files
@@ -177,7 +159,7 @@ class DockerTarget:
         secrets: dict[str, Any],
         deadline_s: float,
         before_switch=None,
-    ) -> DockerRollout:
+    ) -> RolloutReport:
         """before_switch: called once the new replicas passed the gate; if it raises, they are
         removed, nothing is switched, and the error goes up."""
         team = spec.name
@@ -185,50 +167,20 @@ class DockerTarget:
         read = self._read.pop(team, None)
         self.proxy.ensure(spec, self._labels(team, "proxy"))
         old_targets, old_image, old_rev = read or self.proxy.live(team)
-        # Containers the proxy does not serve: replaced replicas still in their stop grace (a deploy
-        # shortly after another), or those of a killed deploy or a helper that died. Each gets the
-        # same detached stop as a replaced replica: two stops of one container end at the first
-        # one's deadline, so none loses its grace, and none costs this deploy any time.
-        live_set = set(old_targets)
-        existing = [c["Names"][0].lstrip("/") for c in self._app_containers(team)]
-        leftovers = [n for n in existing if n not in live_set]
-        if leftovers and not self.engine.retire_later(leftovers, after_s=0, grace_s=self.stop_grace_s):
-            self._remove(leftovers)
-        self._sweep_secret_files(team, set(existing))
+        leftovers = self._clear_leftovers(team, set(old_targets))
         self._phase("starting")
-        files = spec.secret_files()
-        if files:
-            self._secret_files_ready()  # a folder on disk is refused before anything starts
-        values = {k: _reveal(v) for k, v in secrets.items()}
-        full_env = {**spec.env, **env, **({f"{k}_FILE": path for k, path in files.items()} if files else values)}
+        if spec.secret_files():
+            self._secret_files_ready()  # a folder on disk is refused (exit 2) before anything starts
         names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
         try:
-            for n in names:
-                self.engine.run(
-                    n,
-                    image,
-                    network=self.network,
-                    env=full_env,
-                    read_only=self.secret_files.write(n, {k: values[k] for k in files}, SECRETS_DIR)
-                    if files else None,
-                    labels=self._labels(
-                        team, "app", **{"elfctl.revision": str(revision), "elfctl.image": image}
-                    ),
-                    restart=False,  # a crash during the gate must show, not loop
-                    mem_limit=_memory_bytes(spec.resources.memory),
-                    nano_cpus=_nano_cpus(spec.resources.cpu),
-                )
+            self._start(spec, names, image, revision, env, secrets)
         except ElfError as exc:
-            logs = self._log_tail(names)
-            self._remove(names)
-            return DockerRollout(False, f"could not start: {exc.message}", logs, leftovers=leftovers)
+            return self._refuse(names, f"could not start: {exc.message}", [], leftovers)
         self._phase("verifying")
         budget = min(deadline_s, spec.health.start_timeout_s)
         ok, reason, warnings = gate(self.engine, self.network, spec, names, budget, require_ready=True)
         if not ok:
-            logs = self._log_tail(names)
-            self._remove(names)
-            return DockerRollout(False, f"health gate: {reason}", logs, warnings, leftovers=leftovers)
+            return self._refuse(names, f"health gate: {reason}", warnings, leftovers)
         if before_switch is not None:
             try:
                 before_switch()
@@ -239,27 +191,63 @@ class DockerTarget:
             self.engine.keep_running(n)
         failed = self.proxy.switch(team, names, spec.port, revision, image)
         if failed:
-            logs = self._log_tail(names)
-            self._remove(names)
-            return DockerRollout(False, f"switch: {failed}", logs, warnings, leftovers=leftovers)
+            return self._refuse(names, f"switch: {failed}", warnings, leftovers)
         self._phase("switched")
         if spec.health.soak_s > 0:
-            soak_ok, soak_reason, more = gate(self.engine, self.network, spec, names, spec.health.soak_s, require_ready=False)
+            soak_ok, soak_reason, more = gate(self.engine, self.network, spec, names, spec.health.soak_s,
+                                              require_ready=False)
             warnings += [w for w in more if w not in warnings]
-            if not soak_ok:
-                logs = self._log_tail(names)
-                if old_targets:
-                    self.proxy.write_targets(team, old_targets, spec.port, old_rev, old_image)
-                else:
-                    self.proxy.write_targets(team, [], spec.port, None, None)
-                time.sleep(self.drain_s)
-                self._remove(names)
-                return DockerRollout(
-                    False, f"soak after switch: {soak_reason}; switched back", logs, warnings, [], leftovers
-                )
+            if not soak_ok:  # back to what served before (or to nothing), then the new ones go
+                before = (old_rev, old_image) if old_targets else (None, None)
+                self.proxy.write_targets(team, old_targets, spec.port, *before)
+                return self._refuse(names, f"soak after switch: {soak_reason}; switched back", warnings,
+                                    leftovers, drain=True)
         retired = [n for n in old_targets if n not in names]
         self._retire(retired)
-        return DockerRollout(True, reason, "", warnings, retired, leftovers)
+        return RolloutReport(True, reason, "", warnings, retired, leftovers)
+
+    def _clear_leftovers(self, team: str, serving: set[str]) -> list[str]:
+        """Containers the proxy does not serve: replaced replicas still in their stop grace (a deploy
+        shortly after another), or those of a killed deploy or a helper that died. Each gets the
+        same detached stop as a replaced replica: two stops of one container end at the first
+        one's deadline, so none loses its grace, and none costs this deploy any time."""
+        existing = [c["Names"][0].lstrip("/") for c in self._app_containers(team)]
+        leftovers = [n for n in existing if n not in serving]
+        if leftovers and not self.engine.retire_later(leftovers, after_s=0, grace_s=self.stop_grace_s):
+            self._remove(leftovers)
+        self._sweep_secret_files(team, set(existing))
+        return leftovers
+
+    def _start(self, spec, names: list[str], image: str, revision: int, env: dict[str, str],
+               secrets: dict[str, Any]) -> None:
+        """Run the new replicas (no restart policy yet: a crash during the gate must show, not loop)."""
+        files = spec.secret_files()
+        values = {k: plain(v) for k, v in secrets.items()}
+        full_env = {**spec.env, **env, **({f"{k}_FILE": path for k, path in files.items()} if files else values)}
+        labels = self._labels(spec.name, "app", **{"elfctl.revision": str(revision), "elfctl.image": image})
+        for n in names:
+            self.engine.run(
+                n,
+                image,
+                network=self.network,
+                env=full_env,
+                read_only=self.secret_files.write(n, {k: values[k] for k in files}, SECRETS_DIR)
+                if files else None,
+                labels=labels,
+                restart=False,
+                mem_limit=_memory_bytes(spec.resources.memory),
+                nano_cpus=_nano_cpus(spec.resources.cpu),
+            )
+
+    def _refuse(self, names: list[str], reason: str, warnings: list[str], leftovers: list[str],
+                drain: bool = False) -> RolloutReport:
+        """The new version does not serve: keep its log tail, remove it (after the drain when it
+        had traffic), and say why."""
+        logs = self._log_tail(names)
+        if drain:
+            time.sleep(self.drain_s)
+        self._remove(names)
+        return RolloutReport(False, reason, logs, warnings, [], leftovers)
 
     def _retire(self, names: list[str]) -> None:
         """Stop the replicas the switch took traffic from, after the drain (connections opened just

@@ -15,43 +15,20 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.adapters.kubernetes import KubeCluster
 from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import RolloutState, TeamStatus, pod_state, rollout_state, worst_pod
+from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import TeamSpec
 from elfctl.errors import InputError
-from elfctl.redact import register_secret, scrub
+from elfctl.redact import plain, register_secret, scrub
 
 
 def _no_secret_source(spec: TeamSpec) -> dict[str, str]:
     raise InputError(f"{spec.path}: secrets: no source of secret values was given to the Kubernetes target",
                      hint="build the target through elfctl.bootstrap.kubernetes_target (app.target)")
-
-
-def _plain(value: Any) -> str:
-    """A value of the deploy service's `secrets` dict: an elfctl Secret (masked repr) or a str."""
-    for attr in ("reveal", "get_secret_value", "value"):
-        got = getattr(value, attr, None)
-        if got is not None:
-            value = got() if callable(got) else got
-            break
-    value = str(value)
-    register_secret(value)
-    return value
-
-
-@dataclass
-class KubeRollout:
-    ok: bool
-    reason: str
-    logs: str = ""
-    warnings: list[str] = field(default_factory=list)
-    changed: bool = True
-    retired: list[str] = field(default_factory=list)  # the cluster replaces old pods itself: always []
-    leftovers: list[str] = field(default_factory=list)
 
 
 class KubernetesTarget:
@@ -125,7 +102,7 @@ class KubernetesTarget:
 
     def _secret_values(self, spec: TeamSpec) -> dict[str, str]:
         """The team's values as plain str (the source hands out masked `Secret`s)."""
-        return {k: _plain(v) for k, v in self.secret_values(spec).items()}
+        return {k: plain(v) for k, v in self.secret_values(spec).items()}
 
     def _ensure_namespace(self) -> bool:
         if self.cluster.get("Namespace", self.namespace) is not None:
@@ -179,7 +156,7 @@ class KubernetesTarget:
         return sorted(d["metadata"]["name"] for d in self.cluster.list("Deployment", self.namespace, m.MANAGED_BY))
 
     def rollout(self, spec: TeamSpec, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any],
-                deadline_s: float, before_switch: Callable[[], None] | None = None) -> KubeRollout:
+                deadline_s: float, before_switch: Callable[[], None] | None = None) -> RolloutReport:
         """The cluster switches as it rolls out (new pods take traffic once ready), so before_switch
         runs before anything is written: when it raises, the cluster is untouched."""
         objects = self.render(spec, image, revision, env)
@@ -190,7 +167,7 @@ class KubernetesTarget:
         self._report("starting")
         self._ensure_namespace()
         if spec.secrets:
-            values = {k: _plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
+            values = {k: plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
             if set(values) != set(spec.secrets):
                 values = self._secret_values(spec)
             _written, secret_id = self._ensure_secret(m.secret_name(spec.name), spec.name, values)
@@ -199,13 +176,13 @@ class KubernetesTarget:
         wrote = [self._apply_changed(o, live[o["kind"]]) for o in objects]
         prev = live["Deployment"]
         if not any(wrote) and prev is not None and rollout_state(prev).done:
-            return KubeRollout(True, f"unchanged: {image} already serves "
+            return RolloutReport(True, f"unchanged: {image} already serves "
                                      f"({rollout_state(prev).message})", warnings=warnings, changed=False)
         self._report("verifying")
         state = self._wait(spec.name, image, deadline_s)
         if state.done:
             self._report("switched")
-            return KubeRollout(True, f"rolled out {image}: {state.message}", warnings=warnings)
+            return RolloutReport(True, f"rolled out {image}: {state.message}", warnings=warnings)
         logs = self._failure_logs(spec.name, image)
         reason = f"rollout of {image} failed: {state.message}"
         if prev is not None:
@@ -214,7 +191,7 @@ class KubernetesTarget:
             for kind in ("Deployment", "Service", "ConfigMap"):  # a first deploy leaves nothing behind
                 self.cluster.delete(kind, m.env_name(spec.name) if kind == "ConfigMap" else spec.name, self.namespace)
             reason += "; removed it (no previous version to keep)"
-        return KubeRollout(False, scrub(reason), scrub(logs), warnings)
+        return RolloutReport(False, scrub(reason), scrub(logs), warnings)
 
     def _apply_changed(self, obj: dict, live: dict | None) -> bool:
         want = obj["metadata"]["annotations"][m.HASH]

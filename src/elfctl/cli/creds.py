@@ -32,10 +32,24 @@ ExpiresOpt = Annotated[str | None, typer.Option("--expires", help="Expire after 
 
 
 def _vault(ctx, json_mode: bool, verb: str):
-    from elfctl.services.credentials import vault as svc
+    from elfctl.services.credentials.app import vault_for
 
     app_ = get_app(ctx, json_mode)
-    return app_, app_.vault(f"elfctl creds {verb}", prompt=svc.default_prompt)
+    return app_, vault_for(app_, prompt=_passphrase_prompt, command=f"elfctl creds {verb}")
+
+
+def _passphrase_prompt(new_file: bool) -> str | None:
+    """The credential file's passphrase from the terminal (twice for a new file); None without one."""
+    import getpass
+
+    from elfctl.errors import InputError
+
+    if not sys.stdin.isatty():
+        return None
+    first = getpass.getpass("credential file passphrase: ")
+    if new_file and getpass.getpass("repeat it: ") != first:
+        raise InputError("the passphrases differ", hint="type the same passphrase twice")
+    return first
 
 
 def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] | None = None,

@@ -91,7 +91,7 @@ def deploy(
     app_.override("deploy.target", target)
     if render:
         from elfctl.cli.k8s import print_rendered
-        from elfctl.services.deploy.k8s import render_for_deploy
+        from elfctl.services.deploy.app import render_for_deploy
 
         print_rendered(app_, render_for_deploy(app_, team, tag=tag))
         return

@@ -19,7 +19,7 @@ def render(
 ) -> None:
     """Print the team's ConfigMap, Service and Deployment as YAML, validated against the official
     schema; touches no cluster. Secrets appear by name only."""
-    from elfctl.services.deploy.k8s import render_team
+    from elfctl.services.deploy.app import render_team
 
     app_ = get_app(ctx, json_mode)
     print_rendered(app_, render_team(app_, team, image=image, revision=revision))

@@ -9,7 +9,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from elfctl.domain.team import DNS1123, ENV_NAME
+from elfctl.domain import clock
+from elfctl.domain.names import is_dns_label
+from elfctl.domain.team import ENV_NAME
 from elfctl.errors import InputError
 
 MAX_NAME = 128
@@ -33,7 +35,7 @@ def check_team(team: str | None) -> str:
     """A team scope ('' = global). Team names are DNS-1123 labels, as in team.yaml."""
     if team is None or team == "":
         return ""
-    if not DNS1123.match(team) or len(team) > 63:
+    if not is_dns_label(team):
         raise InputError(
             f"--team: {team!r} is not a valid team name",
             hint="team names are DNS-1123 labels: lower case letters, digits and '-'",
@@ -51,12 +53,9 @@ def parse_duration(text: str, where: str) -> dt.timedelta:
     return dt.timedelta(seconds=int(m[1]) * _UNITS[m[2]])
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def iso(t: dt.datetime | None) -> str | None:
-    return t.astimezone(dt.UTC).isoformat(timespec="seconds") if t else None
+    """Credential dates in whole seconds; None stays None."""
+    return clock.iso(t, "seconds") if t else None
 
 
 def parse_iso(text: str | None) -> dt.datetime | None:

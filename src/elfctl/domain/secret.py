@@ -57,3 +57,4 @@ class Secret:
 
     def __reduce__(self):  # pickling would write the value somewhere unseen
         raise TypeError("Secret values cannot be pickled")
+

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elfctl.domain.names import DNS1123, check_team_name
 from elfctl.errors import InputError
 
-DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 CPU = re.compile(r"^\d+(\.\d+)?m?$")
 MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$")
@@ -285,9 +285,7 @@ def discover(teams_dir: Path) -> list[Path]:
 
 def find(teams_dir: Path, name: str) -> TeamSpec:
     path = teams_dir / name / "team.yaml"
-    if not DNS1123.match(name or ""):
-        raise InputError(f"team name {name!r} is not a DNS-1123 label",
-                         hint="use lower case letters, digits and '-'")
+    check_team_name(name)
     if not path.is_file():
         known = [p.parent.name for p in discover(teams_dir)]
         close = difflib.get_close_matches(name, known, n=1)

@@ -8,11 +8,6 @@ import json
 from dataclasses import dataclass, field
 
 
-def iso(t: dt.datetime) -> str:
-    """The store's time format: ISO-8601 UTC with milliseconds, sortable as text."""
-    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-
-
 def prompt_hash(messages) -> str | None:
     """SHA-256 hex of the canonical JSON of a call's messages (migration 0050's `prompt_hash`)."""
     if not messages:
@@ -24,6 +19,48 @@ def prompt_hash(messages) -> str | None:
 def parse_iso(text: str) -> dt.datetime:
     t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+# daily_cost_summary's additive columns, in table order
+COUNTERS = (
+    "calls",
+    "errors",
+    "fallbacks",
+    "unpriced",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_nanousd",
+)
+SUM_COUNTERS = ", ".join(f"SUM({c}) AS {c}" for c in COUNTERS)  # a grouped read of the rollup
+
+
+@dataclass
+class UsageCounts:
+    """The counters of a group of calls (a rollup row, or a sum of them)."""
+
+    calls: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+    unpriced: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_nanousd: int = 0
+
+    @classmethod
+    def of(cls, row: dict, **extra):
+        """From a row read with SUM_COUNTERS (SQL's NULL sum of no rows is 0)."""
+        return cls(**{c: int(row[c] or 0) for c in COUNTERS}, **extra)
+
+    def add(self, other: UsageCounts) -> None:
+        for c in COUNTERS:
+            setattr(self, c, getattr(self, c) + getattr(other, c))
+
+    def rates(self) -> dict[str, float]:
+        """error_rate and fallback_rate (shares of the calls; 0 without calls)."""
+        return {"error_rate": self.errors / self.calls if self.calls else 0.0,
+                "fallback_rate": self.fallbacks / self.calls if self.calls else 0.0}
 
 
 @dataclass

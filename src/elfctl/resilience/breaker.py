@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import pybreaker
 
+from elfctl.domain.clock import iso
 from elfctl.errors import OperationFailed
 from elfctl.ports import Store
 
@@ -31,10 +32,6 @@ class CircuitOpen(OperationFailed):
     code = "circuit_open"
 
 
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-
-
 class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
     """pybreaker storage over the `breaker_state` table. Counters move with atomic UPDATEs."""
 
@@ -46,7 +43,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         store.execute(
             "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
             "ON CONFLICT (name) DO NOTHING",
-            (name, _iso(dt.datetime.now(dt.UTC))),
+            (name, iso(dt.datetime.now(dt.UTC))),
         )
 
     def _get(self, col: str) -> Any:
@@ -57,7 +54,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._clean_until = 0.0
         self._store.execute(
             f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
-            (*params, _iso(dt.datetime.now(dt.UTC)), self._key),
+            (*params, iso(dt.datetime.now(dt.UTC)), self._key),
         )
 
     def snapshot(self) -> dict:
@@ -89,7 +86,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         # Called after every success: only write when there is something to reset.
         self._store.execute(
             "UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? AND fail_counter <> 0",
-            (_iso(dt.datetime.now(dt.UTC)), self._key),
+            (iso(dt.datetime.now(dt.UTC)), self._key),
         )
 
     def increment_success_counter(self) -> None:
@@ -113,7 +110,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     @opened_at.setter
     def opened_at(self, when: dt.datetime) -> None:
-        self._set("opened_at = ?", (_iso(when),))
+        self._set("opened_at = ?", (iso(when),))
 
 
 def make(store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60) -> pybreaker.CircuitBreaker:

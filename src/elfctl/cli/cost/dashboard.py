@@ -21,7 +21,6 @@ def _bar(ratio, level: str, budget: str, width: int = 12) -> str:
 
 def render(d):
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
     from elfctl.services.cost.views import usd
@@ -34,6 +33,26 @@ def render(d):
         f"{p.calls:,} calls, {p.prompt_tokens + p.completion_tokens:,} tokens, errors {p.error_rate:.1%}, "
         f"fallbacks {p.fallback_rate:.1%}" + (f", {p.unpriced:,} UNPRICED calls" if p.unpriced else "")
     )
+    by_team = {v.team: v for v in d.teams}
+    risk = Text(
+        "Likely to hit a budget today: "
+        + (", ".join(f"{n} ({by_team[n].hit_today:.0%} of budget projected)" for n in d.at_risk) or "none")
+    )
+    breakers = Text(
+        "Open breakers: "
+        + (", ".join(f"{b.name} ({b.state} since {b.opened_at or '?'})" for b in d.breakers) or "none"),
+        style="red" if d.breakers else "",
+    )
+    # Alerts first: in a short terminal, --watch crops the bottom of the view.
+    parts = [head, risk, breakers, _budgets(d, usd), _models(d, usd), _chart(d, usd)] + [
+        Text("note: " + n, style="dim") for n in d.notes
+    ]
+    return Group(*parts)
+
+
+def _budgets(d, usd):
+    from rich.table import Table
+
     budgets = Table(title="Budgets", title_justify="left", expand=False)
     for col in ("team", "today", "of the daily budget", "month", "of the monthly budget", "today projected"):
         budgets.add_column(col, justify="right" if col in ("today", "month", "today projected") else "left")
@@ -46,6 +65,12 @@ def render(d):
             _bar(v.month_ratio, v.month_level, usd(v.monthly_budget_nanousd)),
             usd(v.projected_today_nanousd),
         )
+    return budgets
+
+
+def _models(d, usd):
+    from rich.table import Table
+
     models = Table(title=f"By model ({d.since}..{d.until})", title_justify="left")
     for col in ("model", "cost", "calls", "prompt tok", "completion tok", "errors", "fallbacks"):
         models.add_column(col, justify="left" if col == "model" else "right")
@@ -59,6 +84,12 @@ def render(d):
             f"{m.error_rate:.1%}",
             f"{m.fallback_rate:.1%}",
         )
+    return models
+
+
+def _chart(d, usd):
+    from rich.table import Table
+
     top = max((x.cost_nanousd for x in d.daily), default=0) or 1
     chart = Table(title=f"Last {len(d.daily)} days", title_justify="left", show_header=False, box=None)
     chart.add_column("day")
@@ -68,21 +99,7 @@ def render(d):
         chart.add_row(
             x.day[5:], "[blue]" + "█" * int(round(x.cost_nanousd / top * 40)) + "[/]", usd(x.cost_nanousd)
         )
-    by_team = {v.team: v for v in d.teams}
-    risk = Text(
-        "Likely to hit a budget today: "
-        + (", ".join(f"{n} ({by_team[n].hit_today:.0%} of budget projected)" for n in d.at_risk) or "none")
-    )
-    breakers = Text(
-        "Open breakers: "
-        + (", ".join(f"{b.name} ({b.state} since {b.opened_at or '?'})" for b in d.breakers) or "none"),
-        style="red" if d.breakers else "",
-    )
-    # Alerts first: in a short terminal, --watch crops the bottom of the view.
-    parts = [head, risk, breakers, budgets, models, chart] + [
-        Text("note: " + n, style="dim") for n in d.notes
-    ]
-    return Group(*parts)
+    return chart
 
 
 @app.command("dashboard")

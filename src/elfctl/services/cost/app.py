@@ -11,13 +11,12 @@ from typing import Any
 
 from elfctl.domain import team as team_mod
 from elfctl.domain.budget import Budget
+from elfctl.domain.names import check_team_name
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.errors import InputError
-from elfctl.services.cost import budgets
+from elfctl.services.cost import budgets, reconcile, usage_import
 from elfctl.services.cost import report as cost_report
 from elfctl.services.llm import app as llm_service
-from elfctl.services.cost import reconcile
-from elfctl.services.cost import usage_import
 
 
 def _ready(app) -> Any:
@@ -32,10 +31,7 @@ def _ready(app) -> Any:
 
 
 def _spec_budget(app, team: str):
-    if not team_mod.DNS1123.match(team or ""):
-        raise InputError(
-            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'"
-        )
+    check_team_name(team)
     path = llm_service.teams_dir(app.config) / team / "team.yaml"
     return team_mod.load(path).llm.budget if path.is_file() else None
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget, WindowState
+from elfctl.domain.clock import iso
 from elfctl.domain.pricing import usd_to_nano
-from elfctl.domain.usage import iso
 from elfctl.ids import new_id
 from elfctl.ports import Store, Tx
 from elfctl.services.cost import ledger
@@ -242,60 +242,64 @@ def _reserve_once(
             return _reservation(rid, b, amount, st, force)
         except _NotBoth:
             pass  # rolled back: the window-by-window path says which is full or creates it
-    st: list[WindowState] = []
     with store.transaction() as tx:
-        for kind, start in (("day", day), ("month", month)):
-            limit = b.limit(kind)
-            sql = (
-                "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? "
-                "WHERE team = ? AND window_kind = ? AND window_start = ?"
-            )
-            params: tuple = (amount, b.team, kind, start)
-            if limit is not None and not force:
-                sql += " AND spent_nanousd + reserved_nanousd + ? <= ?"
-                params += (amount, limit)
-            sql += " RETURNING spent_nanousd, reserved_nanousd"
-            got = tx.query(sql, params)
-            if not got:
-                exists = tx.query(
-                    "SELECT spent_nanousd, reserved_nanousd FROM spend_counters WHERE team = ? AND "
-                    "window_kind = ? AND window_start = ?",
-                    (b.team, kind, start),
-                )
-                if exists:  # the condition failed: this window is full
-                    raise Refused(
-                        WindowState(
-                            kind,
-                            start,
-                            limit,
-                            int(exists[0]["spent_nanousd"]),
-                            int(exists[0]["reserved_nanousd"]),
-                            bmod.resets_at(kind, now, b.timezone),
-                        )
-                    )
-                # First call of a new window: create its counter (a concurrent creator is fine).
-                tx.execute(
-                    "INSERT INTO spend_counters (team, window_kind, window_start) VALUES (?,?,?) "
-                    "ON CONFLICT (team, window_kind, window_start) DO NOTHING",
-                    (b.team, kind, start),
-                )
-                got = tx.query(sql, params)
-                if not got:
-                    raise Refused(
-                        WindowState(kind, start, limit, 0, 0, bmod.resets_at(kind, now, b.timezone))
-                    )
-            st.append(
+        st = [_reserve_window(tx, b, kind, start, amount, now, force)
+              for kind, start in (("day", day), ("month", month))]
+        _insert_reservation(tx, rid, b, amount, day, month, now, ttl_s)
+    return _reservation(rid, b, amount, st, force)
+
+
+def _reserve_window(tx, b: Budget, kind: str, start: str, amount: int, now: dt.datetime,
+                    force: bool) -> WindowState:
+    """Add `amount` to one window's reservations if it fits under the limit (always with force);
+    Refused, naming the window, when it does not."""
+    limit = b.limit(kind)
+    sql = (
+        "UPDATE spend_counters SET reserved_nanousd = reserved_nanousd + ? "
+        "WHERE team = ? AND window_kind = ? AND window_start = ?"
+    )
+    params: tuple = (amount, b.team, kind, start)
+    if limit is not None and not force:
+        sql += " AND spent_nanousd + reserved_nanousd + ? <= ?"
+        params += (amount, limit)
+    sql += " RETURNING spent_nanousd, reserved_nanousd"
+    got = tx.query(sql, params)
+    if not got:
+        exists = tx.query(
+            "SELECT spent_nanousd, reserved_nanousd FROM spend_counters WHERE team = ? AND "
+            "window_kind = ? AND window_start = ?",
+            (b.team, kind, start),
+        )
+        if exists:  # the condition failed: this window is full
+            raise Refused(
                 WindowState(
                     kind,
                     start,
                     limit,
-                    int(got[0]["spent_nanousd"]),
-                    int(got[0]["reserved_nanousd"]),
+                    int(exists[0]["spent_nanousd"]),
+                    int(exists[0]["reserved_nanousd"]),
                     bmod.resets_at(kind, now, b.timezone),
                 )
             )
-        _insert_reservation(tx, rid, b, amount, day, month, now, ttl_s)
-    return _reservation(rid, b, amount, st, force)
+        # First call of a new window: create its counter (a concurrent creator is fine).
+        tx.execute(
+            "INSERT INTO spend_counters (team, window_kind, window_start) VALUES (?,?,?) "
+            "ON CONFLICT (team, window_kind, window_start) DO NOTHING",
+            (b.team, kind, start),
+        )
+        got = tx.query(sql, params)
+        if not got:
+            raise Refused(
+                WindowState(kind, start, limit, 0, 0, bmod.resets_at(kind, now, b.timezone))
+            )
+    return WindowState(
+        kind,
+        start,
+        limit,
+        int(got[0]["spent_nanousd"]),
+        int(got[0]["reserved_nanousd"]),
+        bmod.resets_at(kind, now, b.timezone),
+    )
 
 
 def release(store: Store, reservation_id: str) -> None:

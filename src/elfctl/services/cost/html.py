@@ -12,9 +12,9 @@ from html import escape
 from pathlib import Path
 
 from elfctl.output import to_data
+from elfctl.services.cost import optimize
 from elfctl.services.cost import predict as cost_predict
 from elfctl.services.cost import views as cost_views
-from elfctl.services.cost import optimize
 from elfctl.services.cost.views import usd
 
 LEVEL_COLOUR = {"ok": "#2e7d32", "soft": "#f9a825", "hard": "#c62828", "none": "#90a4ae"}
@@ -134,9 +134,9 @@ def _saving(i: int, r) -> str:
     return _fig(f"rec.{i}.monthly_savings_nanousd", nano, usd(nano) + "/month", "span")
 
 
-def _page(dash, pred, recs) -> str:
+def _cards(dash) -> str:
     t, p = dash.today_totals, dash.period_totals
-    cards = "".join(
+    return "".join(
         f'<div class="card"><div class="k">{k}</div>{v}</div>'
         for k, v in (
             ("today", _fig("today.cost_nanousd", t.cost_nanousd, usd(t.cost_nanousd), "div")),
@@ -152,21 +152,30 @@ def _page(dash, pred, recs) -> str:
             ),
         )
     )
-    team_rows = "".join(
+
+
+def _team_rows(teams) -> str:
+    return "".join(
         f"<tr><td>{escape(v.team)}</td>{_money(f'team.{v.team}.today_nanousd', v.today_nanousd)}"
         f"<td>{usd(v.daily_budget_nanousd)}</td><td>{_bar(v.today_ratio, v.soft_ratio, v.today_level)}</td>"
         f"{_money(f'team.{v.team}.month_nanousd', v.month_nanousd)}<td>{usd(v.monthly_budget_nanousd)}</td>"
         f"<td>{_bar(v.month_ratio, v.soft_ratio, v.month_level)}</td>"
         f"{_money(f'team.{v.team}.projected_today_nanousd', v.projected_today_nanousd)}</tr>"
-        for v in dash.teams
+        for v in teams
     )
-    model_rows = "".join(
+
+
+def _model_rows(models) -> str:
+    return "".join(
         f"<tr><td>{escape(m.model)}</td>{_money(f'model.{m.model}.cost_nanousd', m.cost_nanousd)}"
         f"{_fig(f'model.{m.model}.calls', m.calls, f'{m.calls:,}')}<td>{m.prompt_tokens:,}</td>"
         f"<td>{m.completion_tokens:,}</td><td>{_pct(m.error_rate)}</td><td>{_pct(m.fallback_rate)}</td></tr>"
-        for m in dash.models
+        for m in models
     )
-    fc_rows = "".join(
+
+
+def _forecast_rows(forecasts) -> str:
+    return "".join(
         f"<tr><td>{escape(f.team)}</td><td>{escape(f.model)}<div class='small'>{escape(f.reason)}</div></td>"
         f"<td>{usd(f.backtest_mae_nanousd)}/day</td><td>{_pct(f.coverage)}</td>"
         f"{_money(f'forecast.{f.team}.month.p10_nanousd', f.month.p10_nanousd)}"
@@ -174,23 +183,27 @@ def _page(dash, pred, recs) -> str:
         f"{_money(f'forecast.{f.team}.month.p90_nanousd', f.month.p90_nanousd)}"
         f"<td>{usd(f.month.budget_nanousd)}</td><td>{escape(f.month.verdict or '-')}</td>"
         f"<td>{_fan(f)}</td></tr>"
-        for f in pred.teams
+        for f in forecasts
     )
-    rec_items = (
-        "".join(
-            f"<li><b>{escape(r.title)}</b> {_saving(i, r)}<div>{escape(r.action)}</div>"
-            f"<div class='small'>evidence: {escape(str(r.evidence.get('text', '')))}</div></li>"
-            for i, r in enumerate(recs.items)
-        )
-        or "<li>nothing to recommend</li>"
-    )
-    breakers = (
-        "".join(
-            f"<li>{escape(b.name)}: {escape(b.state)} since {escape(b.opened_at or '?')}</li>"
-            for b in dash.breakers
-        )
-        or "<li>all closed</li>"
-    )
+
+
+def _rec_items(recs) -> str:
+    return "".join(
+        f"<li><b>{escape(r.title)}</b> {_saving(i, r)}<div>{escape(r.action)}</div>"
+        f"<div class='small'>evidence: {escape(str(r.evidence.get('text', '')))}</div></li>"
+        for i, r in enumerate(recs.items)
+    ) or "<li>nothing to recommend</li>"
+
+
+def _breaker_items(breakers) -> str:
+    return "".join(
+        f"<li>{escape(b.name)}: {escape(b.state)} since {escape(b.opened_at or '?')}</li>" for b in breakers
+    ) or "<li>all closed</li>"
+
+
+def _page(dash, pred, recs) -> str:
+    cards, team_rows, model_rows = _cards(dash), _team_rows(dash.teams), _model_rows(dash.models)
+    fc_rows, rec_items, breakers = _forecast_rows(pred.teams), _rec_items(recs), _breaker_items(dash.breakers)
     at_risk = ", ".join(escape(x) for x in dash.at_risk) or "none"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>elfctl cost report</title>

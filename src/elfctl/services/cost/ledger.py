@@ -12,20 +12,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from elfctl.domain import budget as bmod
-from elfctl.domain.usage import COLUMNS, UsageRow, parse_iso, values
+from elfctl.domain.usage import COLUMNS, COUNTERS, UsageRow, parse_iso, values
 from elfctl.ports import Store, Tx
 
-# daily_cost_summary's additive columns, in table order
-SUMMARY_COLS = (
-    "calls",
-    "errors",
-    "fallbacks",
-    "unpriced",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cost_nanousd",
-)
+SUMMARY_COLS = COUNTERS  # daily_cost_summary's additive columns, in table order
 CHUNK = 400  # rows per multi-row INSERT (20 columns: well under SQLite's 32766 variables)
 
 SUMMARY_UPSERT = (

@@ -183,54 +183,50 @@ def _budgets(store, summary, team, since_day, today) -> list[Recommendation]:
         spend[r["team"]] = spend.get(r["team"], 0) + r["cost"]
     out = []
     for name in sorted(set(spend) | set(budgets)):
-        month = spend.get(name, 0)  # the last 30 days
         b = budgets.get(name)
         monthly = int(b["monthly_nanousd"]) if b and b["monthly_nanousd"] is not None else None
-        ev = {"spend_30d_nanousd": month, "monthly_budget_nanousd": monthly}
-        if monthly is None:
-            if month:
-                out.append(
-                    Recommendation(
-                        "no_budget",
-                        name,
-                        f"{name}: no monthly budget",
-                        f"set one, e.g. `elfctl cost budget set {name} --monthly "
-                        f"{month * 1.5 / 1e9:.0f}` (1.5x the last 30 days)",
-                        0,
-                        0,
-                        {**ev, "text": f"spent {usd(month)} in 30 days with no monthly limit"},
-                    )
-                )
-        elif month > monthly:
-            out.append(
-                Recommendation(
-                    "budget_low",
-                    name,
-                    f"{name}: spend is above the monthly budget",
-                    "raise the budget or cut usage: calls are being downgraded or blocked",
-                    0,
-                    0,
-                    {**ev, "text": f"spent {usd(month)} in 30 days against {usd(monthly)}"},
-                )
-            )
-        elif month and monthly > BUDGET_FAR_ABOVE * month:
-            out.append(
-                Recommendation(
-                    "budget_high",
-                    name,
-                    f"{name}: budget far above spend",
-                    f"lower the monthly budget to about {usd(month * 1.5, 0)} so a runaway "
-                    "loop is caught early",
-                    0,
-                    0,
-                    {
-                        **ev,
-                        "text": f"spent {usd(month)} in 30 days; budget {usd(monthly)} "
-                        f"({monthly / month:.1f}x)",
-                    },
-                )
-            )
+        advice = _budget_advice(name, spend.get(name, 0), monthly)  # spend: the last 30 days
+        if advice:
+            out.append(advice)
     return out
+
+
+def _budget_advice(name: str, month: int, monthly: int | None) -> Recommendation | None:
+    """A budget missing, below the last 30 days' spend, or far above it."""
+    ev = {"spend_30d_nanousd": month, "monthly_budget_nanousd": monthly}
+    if monthly is None:
+        if month:
+            return Recommendation(
+                "no_budget",
+                name,
+                f"{name}: no monthly budget",
+                f"set one, e.g. `elfctl cost budget set {name} --monthly "
+                f"{month * 1.5 / 1e9:.0f}` (1.5x the last 30 days)",
+                0,
+                0,
+                {**ev, "text": f"spent {usd(month)} in 30 days with no monthly limit"},
+            )
+    elif month > monthly:
+        return Recommendation(
+            "budget_low",
+            name,
+            f"{name}: spend is above the monthly budget",
+            "raise the budget or cut usage: calls are being downgraded or blocked",
+            0,
+            0,
+            {**ev, "text": f"spent {usd(month)} in 30 days against {usd(monthly)}"},
+        )
+    elif month and monthly > BUDGET_FAR_ABOVE * month:
+        return Recommendation(
+            "budget_high",
+            name,
+            f"{name}: budget far above spend",
+            f"lower the monthly budget to about {usd(month * 1.5, 0)} so a runaway loop is caught early",
+            0,
+            0,
+            {**ev, "text": f"spent {usd(month)} in 30 days; budget {usd(monthly)} ({monthly / month:.1f}x)"},
+        )
+    return None
 
 
 def _reliability(summary) -> list[Recommendation]:

@@ -131,20 +131,7 @@ def _team(
     spent_month = sum(v for d, v in by_day.items() if month_start.isoformat() <= d <= today.isoformat())
 
     def window(kind, first, last, spent, n, budget_nano):
-        q = fc.total(n, first_weight=rest)
-        w = Window(
-            kind, first.isoformat(), last.isoformat(), spent, *(int(round(spent + v)) for v in q), budget_nano
-        )
-        if budget_nano:
-            dates = fm.exhaustion_dates(fc, spent, budget_nano, n, rest)
-            w.exhausts = {k: (v.isoformat() if v else None) for k, v in dates.items()}
-            if w.exhausts["p50"]:
-                w.verdict = f"runs out {w.exhausts['p50']} (P50)"
-            else:
-                w.verdict = "will not run out (P50)" + (
-                    f"; 10% chance by {w.exhausts['p10']}" if w.exhausts["p10"] else ""
-                )
-        return w
+        return _window(fc, rest, kind, first, last, spent, n, budget_nano)
 
     h10, h50, h90 = (int(round(spent_today + v)) for v in fc.total(n_h, first_weight=rest))
     return TeamForecast(
@@ -181,6 +168,23 @@ def _team(
             "month", month_start, month_end, spent_month, days_left, _int(budget.get("monthly_nanousd"))
         ),
     )
+
+
+def _window(fc, rest: float, kind: str, first: dt.date, last: dt.date, spent: int, n: int,
+            budget_nano: int | None) -> Window:
+    """Spent so far plus the forecast's quantiles over the n days left, and when the budget runs out."""
+    q = fc.total(n, first_weight=rest)
+    w = Window(kind, first.isoformat(), last.isoformat(), spent, *(int(round(spent + v)) for v in q), budget_nano)
+    if budget_nano:
+        dates = fm.exhaustion_dates(fc, spent, budget_nano, n, rest)
+        w.exhausts = {k: (v.isoformat() if v else None) for k, v in dates.items()}
+        if w.exhausts["p50"]:
+            w.verdict = f"runs out {w.exhausts['p50']} (P50)"
+        else:
+            w.verdict = "will not run out (P50)" + (
+                f"; 10% chance by {w.exhausts['p10']}" if w.exhausts["p10"] else ""
+            )
+    return w
 
 
 def _int(v) -> int | None:

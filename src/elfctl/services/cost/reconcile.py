@@ -10,8 +10,7 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.pricing import PriceBook, Tokens
 from elfctl.domain.usage import parse_iso
 from elfctl.ports import Store
-from elfctl.services.cost import budgets
-from elfctl.services.cost import ledger
+from elfctl.services.cost import budgets, ledger
 
 _SUM_COLS = ledger.SUMMARY_COLS
 

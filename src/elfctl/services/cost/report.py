@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import BudgetExceeded, fmt_usd
+from elfctl.domain.usage import COUNTERS, SUM_COUNTERS, UsageCounts
 from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.services.cost import budgets
-from elfctl.services.cost.ledger import SUMMARY_COLS
 
 BY = ("team", "model", "day", "request")
 
@@ -26,25 +26,15 @@ def _day(value: str | None, flag: str) -> str | None:
 
 
 @dataclass
-class ReportRow:
-    key: str
-    calls: int = 0
-    errors: int = 0
-    fallbacks: int = 0
-    unpriced: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cached_tokens: int = 0
-    cost_nanousd: int = 0
+class ReportRow(UsageCounts):
+    key: str = ""
 
     @property
     def cost_usd(self) -> str:
         return f"{self.cost_nanousd / 1e9:.9f}"
 
     def to_data(self) -> dict:
-        d = dict(self.__dict__)
-        d["cost_usd"] = self.cost_usd
-        return d
+        return {"key": self.key, **{c: getattr(self, c) for c in COUNTERS}, "cost_usd": self.cost_usd}
 
 
 @dataclass
@@ -54,7 +44,7 @@ class Report:
     until: str | None
     team: str | None
     rows: list = field(default_factory=list)
-    total: ReportRow = field(default_factory=lambda: ReportRow("total"))
+    total: ReportRow = field(default_factory=lambda: ReportRow(key="total"))
     alerts: list[str] = field(default_factory=list)
 
 
@@ -80,17 +70,11 @@ def report(
 
         rep.rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM api_usage{clause} ORDER BY ts, id", params)
         return rep
-    sql = (
-        f"SELECT {by} AS key, SUM(calls) AS calls, SUM(errors) AS errors, SUM(fallbacks) AS fallbacks, "
-        f"SUM(unpriced) AS unpriced, SUM(prompt_tokens) AS prompt_tokens, "
-        f"SUM(completion_tokens) AS completion_tokens, SUM(cached_tokens) AS cached_tokens, "
-        f"SUM(cost_nanousd) AS cost_nanousd FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
-    )
+    sql = f"SELECT {by} AS key, {SUM_COUNTERS} FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
     for r in store.query(sql, params):
-        row = ReportRow(str(r["key"]), *(int(r[k] or 0) for k in SUMMARY_COLS))
+        row = ReportRow.of(r, key=str(r["key"]))
         rep.rows.append(row)
-        for k in SUMMARY_COLS:
-            setattr(rep.total, k, getattr(rep.total, k) + getattr(row, k))
+        rep.total.add(row)
     if rep.total.unpriced:
         rep.alerts.append(
             f"{rep.total.unpriced} call(s) used a model with no price and are counted as $0: "

@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elfctl.domain.clock import iso
 from elfctl.domain.pricing import usd_to_nano
-from elfctl.domain.usage import UsageRow, iso, parse_iso
+from elfctl.domain.usage import UsageRow, parse_iso
 from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.services.cost import ledger

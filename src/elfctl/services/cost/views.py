@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from elfctl.domain.usage import SUM_COUNTERS, UsageCounts
 from elfctl.errors import InputError
 
 HISTORY_DAYS = 28  # same-weekday history used to project the rest of today
@@ -34,17 +35,10 @@ class TeamView:
 
 
 @dataclass
-class ModelView:
-    model: str
-    cost_nanousd: int
-    calls: int
-    errors: int
-    fallbacks: int
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    error_rate: float
-    fallback_rate: float
+class ModelView(UsageCounts):
+    model: str = ""
+    error_rate: float = 0.0
+    fallback_rate: float = 0.0
 
 
 @dataclass
@@ -57,17 +51,9 @@ class DayView:
 
 
 @dataclass
-class Totals:
-    cost_nanousd: int
-    calls: int
-    errors: int
-    fallbacks: int
-    unpriced: int
-    prompt_tokens: int
-    completion_tokens: int
-    cached_tokens: int
-    error_rate: float
-    fallback_rate: float
+class Totals(UsageCounts):
+    error_rate: float = 0.0
+    fallback_rate: float = 0.0
 
 
 @dataclass
@@ -127,51 +113,8 @@ def dashboard(
     month_start = today.replace(day=1)
     lo = min(start, month_start, today - dt.timedelta(days=HISTORY_DAYS))
     hi = max(end, today)
-    where, params = "day >= ? AND day <= ?", [lo.isoformat(), hi.isoformat()]
-    if team:
-        where += " AND team = ?"
-        params.append(team)
-    # Two grouped reads of the rollup: per (day, team) and, for the period, per model.
-    by_day_team = store.query(
-        "SELECT day, team, SUM(cost_nanousd) AS cost, SUM(calls) AS calls, SUM(errors) AS errors, "
-        "SUM(fallbacks) AS fallbacks, SUM(unpriced) AS unpriced, SUM(prompt_tokens) AS pt, "
-        "SUM(completion_tokens) AS ct, SUM(cached_tokens) AS cached "
-        f"FROM daily_cost_summary WHERE {where} GROUP BY day, team",
-        params,
-    )
-    pwhere, pparams = "day >= ? AND day <= ?", [start.isoformat(), end.isoformat()]
-    if team:
-        pwhere += " AND team = ?"
-        pparams.append(team)
-    by_model = store.query(
-        "SELECT model, SUM(cost_nanousd) AS cost, SUM(calls) AS calls, SUM(errors) AS errors, "
-        "SUM(fallbacks) AS fallbacks, SUM(prompt_tokens) AS pt, SUM(completion_tokens) AS ct, "
-        f"SUM(cached_tokens) AS cached FROM daily_cost_summary WHERE {pwhere} GROUP BY model",
-        pparams,
-    )
-    budget_rows = store.query(
-        "SELECT team, daily_nanousd, monthly_nanousd, soft_ratio, timezone FROM budgets"
-        + (" WHERE team = ?" if team else ""),
-        [team] if team else [],
-    )
-    breakers = store.query(
-        "SELECT name, state, opened_at FROM breaker_state WHERE state <> 'closed' ORDER BY name"
-    )
-    rows = [
-        {k: (int(v) if k not in ("day", "team") and v is not None else v) for k, v in r.items()}
-        for r in by_day_team
-    ]
-
+    rows, by_model, budget_rows, breakers = _read(store, team, (lo, hi), (start, end))
     teams = _team_views(rows, budget_rows, now)
-    day_set = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
-    daily: dict[str, DayView] = {d.isoformat(): DayView(d.isoformat(), 0, 0, 0, 0) for d in sorted(day_set)}
-    for r in rows:
-        if r["day"] in daily:
-            v = daily[r["day"]]
-            v.cost_nanousd += r["cost"]
-            v.calls += r["calls"]
-            v.errors += r["errors"]
-            v.fallbacks += r["fallbacks"]
     models = sorted((_model_view(r) for r in by_model), key=lambda m: (-m.cost_nanousd, m.model))
     at_risk = [t.team for t in sorted(teams, key=_risk, reverse=True) if _risk(t) >= t.soft_ratio]
     notes = []
@@ -188,11 +131,55 @@ def dashboard(
         period_totals=_totals([r for r in rows if start.isoformat() <= r["day"] <= end.isoformat()]),
         teams=teams,
         models=models,
-        daily=list(daily.values()),
+        daily=_daily(rows, start, end),
         at_risk=at_risk,
         breakers=[Breaker(b["name"], b["state"], b["opened_at"]) for b in breakers],
         notes=notes,
     )
+
+
+def _read(store, team: str | None, window: tuple[dt.date, dt.date], period_: tuple[dt.date, dt.date]):
+    """Two grouped reads of the rollup, per (day, team) over `window` and per model over the
+    period, then the budgets and the breakers that are not closed."""
+    where, params = "day >= ? AND day <= ?", [window[0].isoformat(), window[1].isoformat()]
+    pwhere, pparams = "day >= ? AND day <= ?", [period_[0].isoformat(), period_[1].isoformat()]
+    if team:
+        where, pwhere = where + " AND team = ?", pwhere + " AND team = ?"
+        params.append(team)
+        pparams.append(team)
+    by_day_team = store.query(
+        f"SELECT day, team, {SUM_COUNTERS} FROM daily_cost_summary WHERE {where} GROUP BY day, team", params
+    )
+    by_model = store.query(
+        f"SELECT model, {SUM_COUNTERS} FROM daily_cost_summary WHERE {pwhere} GROUP BY model", pparams
+    )
+    budget_rows = store.query(
+        "SELECT team, daily_nanousd, monthly_nanousd, soft_ratio, timezone FROM budgets"
+        + (" WHERE team = ?" if team else ""),
+        [team] if team else [],
+    )
+    breakers = store.query(
+        "SELECT name, state, opened_at FROM breaker_state WHERE state <> 'closed' ORDER BY name"
+    )
+    rows = [
+        {k: (int(v) if k not in ("day", "team") and v is not None else v) for k, v in r.items()}
+        for r in by_day_team
+    ]
+    return rows, by_model, budget_rows, breakers
+
+
+def _daily(rows: list[dict], start: dt.date, end: dt.date) -> list[DayView]:
+    """Spend per day of the period, days without any use included."""
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    daily = {d.isoformat(): DayView(d.isoformat(), 0, 0, 0, 0) for d in days}
+    for r in rows:
+        if r["day"] in daily:
+            v = daily[r["day"]]
+            v.cost_nanousd += r["cost_nanousd"]
+            v.calls += r["calls"]
+            v.errors += r["errors"]
+            v.fallbacks += r["fallbacks"]
+    return list(daily.values())
 
 
 def require_schema(store) -> None:
@@ -219,12 +206,12 @@ def _team_views(rows: list[dict], budgets: list[dict], now: dt.datetime) -> list
     for r in rows:
         t = per_team.setdefault(r["team"], {"today": 0, "month": 0, "same_weekday": []})
         if r["day"] == tday:
-            t["today"] += r["cost"]
+            t["today"] += r["cost_nanousd"]
         if mstart <= r["day"] <= tday:
-            t["month"] += r["cost"]
+            t["month"] += r["cost_nanousd"]
         d = dt.date.fromisoformat(r["day"])
         if d < today and d.weekday() == today.weekday() and (today - d).days <= HISTORY_DAYS:
-            t["same_weekday"].append(r["cost"])
+            t["same_weekday"].append(r["cost_nanousd"])
     by_budget = {b["team"]: b for b in budgets}
     out = []
     for name in sorted(set(per_team) | set(by_budget)):
@@ -272,39 +259,15 @@ def _int(v) -> int | None:
 
 
 def _totals(rows: list[dict]) -> Totals:
-    s = {
-        k: sum(r[k] for r in rows)
-        for k in ("cost", "calls", "errors", "fallbacks", "unpriced", "pt", "ct", "cached")
-    }
-    calls = s["calls"]
-    return Totals(
-        s["cost"],
-        calls,
-        s["errors"],
-        s["fallbacks"],
-        s["unpriced"],
-        s["pt"],
-        s["ct"],
-        s["cached"],
-        s["errors"] / calls if calls else 0.0,
-        s["fallbacks"] / calls if calls else 0.0,
-    )
+    total = UsageCounts()
+    for r in rows:
+        total.add(UsageCounts.of(r))
+    return Totals(**vars(total), **total.rates())
 
 
 def _model_view(r: dict) -> ModelView:
-    calls, errors, fallbacks = int(r["calls"]), int(r["errors"]), int(r["fallbacks"])
-    return ModelView(
-        r["model"],
-        int(r["cost"]),
-        calls,
-        errors,
-        fallbacks,
-        int(r["pt"]),
-        int(r["ct"]),
-        int(r["cached"]),
-        errors / calls if calls else 0.0,
-        fallbacks / calls if calls else 0.0,
-    )
+    counts = UsageCounts.of(r)
+    return ModelView(**vars(counts), model=r["model"], **counts.rates())
 
 
 def usd(nano: int | float | None, places: int = 2) -> str:

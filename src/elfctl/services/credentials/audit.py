@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from elfctl.domain import clock
 from elfctl.domain import credentials as rules
 from elfctl.errors import InputError
 from elfctl.ports import Tx
@@ -36,7 +37,7 @@ def append(tx: Tx, key: bytes, key_backend: str, actor: Actor, entries: list[dic
     h = head(tx)
     prev = h["last_mac"] if h else rules.GENESIS
     count = int(h["count"]) if h else 0
-    ts = rules.iso(rules.now())
+    ts = rules.iso(clock.now())
     for e in entries:
         row = {
             "ts": ts,
@@ -102,7 +103,7 @@ def audit_entries(vault, team: str | None = None, since: str | None = None) -> l
     start = None
     if since:
         try:
-            start = rules.now() - rules.parse_duration(since, "--since")
+            start = clock.now() - rules.parse_duration(since, "--since")
         except InputError:
             try:
                 start = dt.datetime.fromisoformat(since)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from elfctl.domain import clock
 from elfctl.domain import credentials as rules
 from elfctl.domain.health import Check
 from elfctl.services.credentials.vault import Vault, list_
@@ -23,7 +24,7 @@ class CheckResult:
 def check(vault: Vault) -> CheckResult:
     """Expired or past max age -> fail; within creds.warn_before of either -> warn. Metadata only."""
     rows = [dict(r.__dict__) for r in list_(vault)]
-    return CheckResult(len(rows), rules.expiry_findings(rows, rules.now(), vault.max_age, vault.warn_before))
+    return CheckResult(len(rows), rules.expiry_findings(rows, clock.now(), vault.max_age, vault.warn_before))
 
 
 COMPONENT = "creds"  # the `elfctl health` component, named like the command group

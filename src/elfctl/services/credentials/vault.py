@@ -9,14 +9,13 @@ with its audit entry: versions never collide and the audit chain never forks.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import secrets as pysecrets
-import sys
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from elfctl.domain import clock
 from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, OperationFailed
@@ -49,8 +48,8 @@ class CredInfo:
 
 
 class Vault:
-    """What the use cases need, built once per run by `bootstrap.vault` (`app.vault(command)`), or by
-    tests directly."""
+    """What the use cases need, built once per run by `credentials.app.vault_for(app)` (the App's
+    `vault`, from bootstrap), or by tests directly."""
 
     def __init__(
         self,
@@ -155,7 +154,7 @@ def set_value(
     scope = rules.check_team(team)
     if not isinstance(value, Secret) or not value.reveal():
         raise InputError(f"{name}: the value is empty", hint="give a non-empty value")
-    at = rules.now()
+    at = clock.now()
     expires_at = rules.iso(at + rules.parse_duration(expires, "--expires")) if expires else None
     with vault.locked() as tx:
         row = _row(tx, name, scope)
@@ -253,7 +252,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
         version = int(row["version"])
         if previous:
             until = rules.parse_iso(row["previous_valid_until"])
-            if version < 2 or until is None or until <= rules.now():
+            if version < 2 or until is None or until <= clock.now():
                 raise InputError(
                     f"{_where(name, scope)}: no previous version within its grace period",
                     hint="the previous version is readable for creds.grace_period after a rotation",
@@ -272,7 +271,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
             )
         tx.execute(
             "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?",
-            (rules.iso(rules.now()), name, scope),
+            (rules.iso(clock.now()), name, scope),
         )
         vault.audit(tx, [{"action": "read", "name": name, "scope": scope, "version": version}])
         return _info(row), secret(value)
@@ -307,7 +306,7 @@ def read_many(
                 out[p] = secret(values[k])
         if not out:
             return out  # nothing read: no audit entry, so no backend (passphrase) is needed
-        stamp = rules.iso(rules.now())
+        stamp = rules.iso(clock.now())
         for name, scope in out:
             tx.execute(
                 "UPDATE credentials SET last_used_at = ? WHERE name = ? AND scope = ?", (stamp, name, scope)
@@ -323,13 +322,12 @@ def read_many(
 
 
 def resolve(
-    source, names: list[str], team: str | None = None, *, required: bool = True, action: str = "read"
+    vault: Vault, names: list[str], team: str | None = None, *, required: bool = True, action: str = "read"
 ) -> dict[str, Secret]:
-    """Library entry point: {NAME: Secret} for `names`, each looked up in the team's scope first,
-    then globally. `source` is the run's App (or a Vault). With required=False missing names are
-    left out (e.g. an LLM key that may come from the environment instead); otherwise they are an
-    InputError naming them. Every read is audited; values never leave as plain str."""
-    vault = source if isinstance(source, Vault) else source.vault("elfctl library resolve")
+    """{NAME: Secret} for `names`, each looked up in the team's scope first, then globally. With
+    required=False missing names are left out (e.g. an LLM key that may come from the environment
+    instead); otherwise they are an InputError naming them. Every read is audited; values never
+    leave as plain str. (credentials.app.resolve is the same for the run's App.)"""
     for n in names:
         rules.check_name(n)
     scope = rules.check_team(team)
@@ -400,13 +398,3 @@ def rekey(vault: Vault, new_passphrase: Secret) -> RekeyResult:
         vault.audit(tx, [{"action": "rekey", "result": "ok"}])  # rolled back if the rekey fails
         count = backend.rekey(new_passphrase.reveal())
         return RekeyResult(str(getattr(backend, "path", "")), count)
-
-
-def default_prompt(new_file: bool) -> str | None:
-    """Ask for the file passphrase on the terminal (twice for a new file); None without a terminal."""
-    if not sys.stdin.isatty():
-        return None
-    first = getpass.getpass("credential file passphrase: ")
-    if new_file and getpass.getpass("repeat it: ") != first:
-        raise InputError("the passphrases differ", hint="type the same passphrase twice")
-    return first

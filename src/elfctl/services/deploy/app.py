@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 
 from elfctl.domain import team as team_mod
+from elfctl.domain.names import check_team_name
 from elfctl.domain.secret import Secret
 from elfctl.errors import ElfError, InputError
 from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
+from elfctl.services.deploy import k8s
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
 
@@ -37,12 +39,13 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
     if not spec.secrets:
         return {}
     from elfctl.services.credentials import vault as credentials
+    from elfctl.services.credentials.app import vault_for
 
     names = list(spec.secrets)
     values: dict[str, Secret] = {}
     if CRED_TABLE in app.store.tables():  # a store not migrated yet holds no credentials
         values = credentials.resolve(
-            app.vault(f"elfctl deploy {spec.name}"),
+            vault_for(app, command=f"elfctl deploy {spec.name}"),
             names,
             team=spec.name,
             required=False,
@@ -138,10 +141,8 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
 
 
 def deployments(app, team: str | None, limit: int) -> list[dict]:
-    if team is not None and not team_mod.DNS1123.match(team):
-        raise InputError(
-            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits and '-'"
-        )
+    if team is not None:
+        check_team_name(team)
     return deploy_svc.history(_store(app), team, limit)
 
 
@@ -150,3 +151,36 @@ def logs(app, name: str, tail: int, follow: bool):
     if app.target.serving(name) is None:
         raise InputError(f"team {name}: nothing is serving", hint=f"deploy it: `elfctl deploy {name}`")
     return app.target.logs(name, tail=tail, follow=follow)
+
+
+# --- Kubernetes ------------------------------------------------------------------------------------
+
+
+def render_team(app, team: str, image: str | None = None, revision: int = 0) -> k8s.Rendered:
+    """`elfctl k8s render TEAM`: the manifests of one team with this project's settings."""
+
+    spec = team_mod.find(app.teams_dir, team)
+    cfg = app.config
+    image = image or f"{cfg.get('kubernetes.registry') or 'localhost'}/{spec.name}:latest"
+    pull = cfg.get("kubernetes.pull_secret") if cfg.get("kubernetes.registry") else None
+    return k8s.render_team(spec, image, k8s.kubernetes_namespace(cfg), pull, cfg.get("kubernetes.version") or None,
+                           revision)
+
+
+def render_for_deploy(app, team: str, tag: str | None = None) -> k8s.Rendered:
+    """`elfctl deploy TEAM --render`: the manifests of the image this deploy would ship (same
+    repository and content tag), pinned by digest when the registry already holds it. Touches no
+    cluster and builds nothing; an unreachable registry only leaves the image unpinned."""
+    from elfctl.services.deploy import images
+
+    spec = team_mod.find(app.teams_dir, team)
+    repo = images.repository(app.registry.address, spec.name)
+    tag = tag or f"c-{images.context_hash(spec)[:16]}"
+    return render_team(app, team, image=k8s.pinned_image(app.registry, repo, tag, app.output.warn))
+
+
+def kubernetes_probes(app) -> dict:
+    """The cluster and each team, when the deploy target is Kubernetes (else nothing)."""
+    if app.config.get("deploy.target") != "kubernetes":
+        return {}
+    return k8s.health_probes(app.target, [p.parent.name for p in team_mod.discover(app.teams_dir)])

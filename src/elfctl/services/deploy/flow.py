@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from elfctl.domain.clock import iso, now
 from elfctl.errors import ElfError, InputError, LeaseLost
 from elfctl.services.deploy import images
-from elfctl.services.deploy.lock import Lease, iso, lease, now
+from elfctl.services.deploy.lock import Lease, lease
 
 SUCCESS = ("switched", "superseded")
 
@@ -272,11 +273,7 @@ def deploy(
     secrets: dict | None = None,
 ) -> DeployResult:
     repo = images.repository(registry.address, spec.name)
-    tag = opts.tag or f"c-{images.context_hash(spec)[:16]}"
-    if not all(c.isalnum() or c in "._-" for c in tag) or len(tag) > 128 or tag[0] in ".-":
-        raise InputError(
-            f"--tag {tag!r} is not a valid image tag", hint="use letters, digits, '.', '_' and '-'"
-        )
+    tag = _tag(opts.tag or f"c-{images.context_hash(spec)[:16]}")
     image = f"{repo}:{tag}"
     commit = images.git_commit(spec.folder)
     result = DeployResult(spec.name, changed=False, state="planned", image=image, commit=commit)
@@ -297,35 +294,10 @@ def deploy(
         )
         result.revision = rec.revision
         try:
-            rec.move("building")
-            digest = registry.digest(repo, tag)
-            if digest is None and not engine.image_id(image):
-                if opts.no_build:
-                    raise InputError(
-                        f"--no-build: {image} is neither in the registry nor on this machine",
-                        hint="deploy without --no-build, or pass --tag of a pushed image",
-                    )
-                progress(f"building {image}")
-                labels = {
-                    "elfctl.team": spec.name,
-                    "elfctl.content": tag,
-                    "org.opencontainers.image.revision": commit or "",
-                }
-                engine.build(str(spec.context_dir), spec.build.dockerfile, image, labels)
-                result.built = True
-            rec.move("pushing")
-            push = None
-            if digest is None:
-                progress(f"pushing {image}")
-                if not target.pins_digest:
-                    push = _Push(engine, registry, repo, tag)  # beside starting and verifying
-                else:
-                    digest = engine.push(repo, tag) or registry.digest(repo, tag)
-                    result.pushed = True
-            result.digest = digest
+            push = _build_and_push(engine, registry, target, spec, repo, tag, opts, rec, result, progress)
             rec.details["built"], rec.details["pushed"] = result.built, result.pushed
             if push is None:
-                rec.note(digest=digest)
+                rec.note(digest=result.digest)
             progress(f"rolling out revision {rec.revision} on {target.name}")
             try:
                 return _rollout(
@@ -341,6 +313,49 @@ def deploy(
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
             raise
+
+
+def _tag(tag: str) -> str:
+    if not all(c.isalnum() or c in "._-" for c in tag) or len(tag) > 128 or tag[0] in ".-":
+        raise InputError(
+            f"--tag {tag!r} is not a valid image tag", hint="use letters, digits, '.', '_' and '-'"
+        )
+    return tag
+
+
+def _build_and_push(engine, registry, target, spec, repo: str, tag: str, opts: DeployOptions,
+                    rec: _Record, result: DeployResult, progress) -> _Push | None:
+    """Build the image unless the registry or this machine has it, then push it unless the registry
+    has it. Sets result.built, .pushed and .digest; returns the push still running beside the
+    rollout (a target that takes `repo:tag`, not a digest), else None."""
+    image = result.image
+    rec.move("building")
+    digest = registry.digest(repo, tag)
+    if digest is None and not engine.image_id(image):
+        if opts.no_build:
+            raise InputError(
+                f"--no-build: {image} is neither in the registry nor on this machine",
+                hint="deploy without --no-build, or pass --tag of a pushed image",
+            )
+        progress(f"building {image}")
+        labels = {
+            "elfctl.team": spec.name,
+            "elfctl.content": tag,
+            "org.opencontainers.image.revision": result.commit or "",
+        }
+        engine.build(str(spec.context_dir), spec.build.dockerfile, image, labels)
+        result.built = True
+    rec.move("pushing")
+    push = None
+    if digest is None:
+        progress(f"pushing {image}")
+        if not target.pins_digest:
+            push = _Push(engine, registry, repo, tag)  # beside starting and verifying
+        else:
+            digest = engine.push(repo, tag) or registry.digest(repo, tag)
+            result.pushed = True
+    result.digest = digest
+    return push
 
 
 def rollback(

@@ -1,5 +1,6 @@
 """Kubernetes use cases: render a team's manifests (for `deploy --render` / GitOps), the cluster's
-`infra up` step and health checks. The target itself is built by bootstrap (`app.target`)."""
+health checks. The target itself is built by the composition root (bootstrap, as `app.target`); the
+rest of the wiring is in deploy/app.py."""
 
 from __future__ import annotations
 
@@ -42,23 +43,14 @@ class Rendered:
     secrets_by_name: list[str] = field(default_factory=list)
 
 
-def render_team(app, team: str, image: str | None = None, revision: int = 0) -> Rendered:
-    """`elfctl k8s render TEAM`: the manifests of one team with this project's settings."""
+def render_team(spec: TeamSpec, image: str, namespace: str, pull_secret: str | None,
+                version: str | None, revision: int = 0) -> Rendered:
+    """`elfctl k8s render TEAM`: the manifests of one team, with the schema version they were
+    checked against."""
     from elfctl.adapters.k8s_schema import schema_version
-    from elfctl.domain.team import find
 
-    spec = find(app.teams_dir, team)
-    cfg = app.config
-    image = image or f"{cfg.get('kubernetes.registry') or 'localhost'}/{spec.name}:latest"
-    namespace = kubernetes_namespace(cfg)
-    pull = cfg.get("kubernetes.pull_secret") if cfg.get("kubernetes.registry") else None
-    version = cfg.get("kubernetes.version") or None
-    text = render_manifests(spec, image, revision, namespace, pull_secret=pull, version=version)
+    text = render_manifests(spec, image, revision, namespace, pull_secret=pull_secret, version=version)
     return Rendered(spec.name, image, namespace, schema_version(version), text, list(spec.secrets))
-
-
-def uses_kubernetes(app) -> bool:
-    return app.config.get("deploy.target") == "kubernetes"
 
 
 def cluster_probe(target):
@@ -97,35 +89,21 @@ def team_probe(target, team: str):
     return probe
 
 
-def health_probes(app) -> dict:
-    """The cluster and each team, when the deploy target is Kubernetes (else nothing)."""
-    if not uses_kubernetes(app):
-        return {}
-    from elfctl.domain.team import discover
-
-    target = app.target
-    probes = {"kubernetes": cluster_probe(target)}
-    for path in discover(app.teams_dir):
-        probes[f"team:{path.parent.name}"] = team_probe(target, path.parent.name)
-    return probes
+def health_probes(target, teams: list[str]) -> dict:
+    """The cluster and each team."""
+    return {"kubernetes": cluster_probe(target), **{f"team:{t}": team_probe(target, t) for t in teams}}
 
 
-def render_for_deploy(app, team: str, tag: str | None = None) -> Rendered:
-    """`elfctl deploy TEAM --render`: the manifests of the image this deploy would ship (same
-    repository and content tag), pinned by digest when the registry already holds it. Touches no
-    cluster and builds nothing; an unreachable registry only leaves the image unpinned."""
-    from elfctl.domain.team import find
+def pinned_image(registry, repo: str, tag: str, warn) -> str:
+    """repo:tag pinned by the digest the registry holds; by tag alone (and a warning) when the
+    registry does not hold it or does not answer."""
     from elfctl.errors import ElfError
-    from elfctl.services.deploy import images
 
-    spec = find(app.teams_dir, team)
-    repo = images.repository(app.registry.address, spec.name)
-    tag = tag or f"c-{images.context_hash(spec)[:16]}"
     try:
-        digest = app.registry.digest(repo, tag)
+        digest = registry.digest(repo, tag)
     except ElfError as exc:
-        app.output.warn(f"image not pinned: registry {app.registry.address}: {exc.message}")
+        warn(f"image not pinned: registry {registry.address}: {exc.message}")
         digest = None
     if digest is None:
-        app.output.warn(f"{repo}:{tag} is not in the registry yet: the image is referenced by tag, not digest")
-    return render_team(app, team, image=m.pin_image(f"{repo}:{tag}", digest))
+        warn(f"{repo}:{tag} is not in the registry yet: the image is referenced by tag, not digest")
+    return m.pin_image(f"{repo}:{tag}", digest)

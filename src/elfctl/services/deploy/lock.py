@@ -22,15 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from elfctl import liveness
+from elfctl.domain.clock import iso, now
 from elfctl.errors import ElfError, LeaseLost, LockTimeout
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def iso(t: dt.datetime) -> str:
-    return t.isoformat(timespec="milliseconds")
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elfctl.domain import team as team_mod
+from elfctl.domain.names import check_team_name
 from elfctl.errors import ElfError, InputError
 
 TEAM_YAML = """\
@@ -75,11 +76,7 @@ class TeamRow:
 
 
 def new(teams_dir: Path, name: str, base_image: str, description: str = "") -> NewResult:
-    if not isinstance(name, str) or len(name) > 63 or not team_mod.DNS1123.match(name):
-        raise InputError(
-            f"team name {name!r} is not a DNS-1123 label",
-            hint="use lower case letters, digits and '-', starting and ending alphanumeric, max 63",
-        )
+    check_team_name(name)
     folder = teams_dir / name
     if folder.exists():
         raise InputError(

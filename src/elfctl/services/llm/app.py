@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from elfctl.domain import team as team_mod
+from elfctl.domain.clock import iso
+from elfctl.domain.names import check_team_name
 from elfctl.domain.pricing import Tokens
-from elfctl.domain.usage import UsageRow, iso, prompt_hash
+from elfctl.domain.usage import UsageRow, prompt_hash
 from elfctl.ports import Store
-from elfctl.services.cost import budgets
-from elfctl.services.cost import ledger
+from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.call import Caller, Policy, Settings
 from elfctl.services.llm.spool import Spool
 
@@ -60,12 +61,8 @@ def team_policy(cfg, store: Store, team: str) -> Policy:
     """The team's chain from team.yaml (if any) and its budget (store row wins over team.yaml)."""
     path = teams_dir(cfg) / team / "team.yaml"
     spec = team_mod.load(path) if path.is_file() else None
-    if spec is None and not team_mod.DNS1123.match(team or ""):
-        from elfctl.errors import InputError
-
-        raise InputError(
-            f"team name {team!r} is not a DNS-1123 label", hint="use lower case letters, digits, '-'"
-        )
+    if spec is None:
+        check_team_name(team)
     chain = [m for m in ([spec.llm.model] + list(spec.llm.fallbacks) if spec else []) if m]
     return Policy(team, chain, budgets.get(store, team, spec.llm.budget if spec else None))
 
@@ -175,3 +172,43 @@ def llm_test(cfg, caller: Caller, team: str | None, model: str | None, api_base:
         "fallback_reason": info["fallback_reason"],
         "budget_remaining_nanousd": left,
     }
+
+
+# --- health -----------------------------------------------------------------------------------------
+
+
+def provider_plan(app):
+    """The providers the teams' LLM policies name (for `elfctl health`)."""
+    from elfctl.services.llm import provider_health
+
+    return provider_health.plan(app.teams_dir, lambda: app.prices)
+
+
+def provider_probes(app, pl, deep: bool = False, timeout_s: float | None = None) -> dict:
+    """`llm:<provider>` health probes; with deep, one real call each (key from the environment,
+    else from the credential store, audited as `elfctl health --deep`)."""
+    from elfctl.services.llm import provider_health
+
+    cfg = app.config
+    call_timeout = min(cfg.get("llm.timeout_s"), timeout_s or cfg.get("health.timeout_s"))
+
+    def scopes_of(var: str) -> list[str]:
+        return provider_health.stored_scopes(app.store, var)
+
+    def stored_key(var: str) -> str | None:
+        scopes = scopes_of(var)
+        if not scopes:
+            return None
+        from elfctl.services.credentials import vault as credentials
+        from elfctl.services.credentials.app import vault_for
+
+        team = None if "" in scopes else scopes[0]  # a key kept for one team only
+        got = credentials.resolve(vault_for(app, command="elfctl health --deep"), [var], team=team,
+                                  required=False)
+        return got[var].reveal() if var in got else None
+
+    def deep_call(model: str, var: str) -> float:
+        return provider_health.deep_call(model, var, call_timeout, stored_key)
+
+    return provider_health.probes(pl, lambda: app.store, scopes_of, cfg.get("llm.breaker_reset_s"),
+                                  deep_call if deep else None)

@@ -20,15 +20,15 @@ from typing import Any
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget
-from elfctl.ids import new_id
+from elfctl.domain.clock import iso
 from elfctl.domain.pricing import NANO, PriceBook, Tokens, cost_nano
-from elfctl.domain.usage import UsageRow, iso, prompt_hash
+from elfctl.domain.usage import UsageRow, prompt_hash
 from elfctl.errors import InputError
+from elfctl.ids import new_id
 from elfctl.ports import Store
 from elfctl.resilience import breaker as brk
 from elfctl.resilience import retry
-from elfctl.services.cost import budgets
-from elfctl.services.cost import ledger
+from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.recorder import Recorder
 from elfctl.services.llm.spool import Spool
 

@@ -11,8 +11,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from elfctl.domain import team as team_mod
 from elfctl.domain.llm_providers import key_var
+from elfctl.domain.names import is_dns_label
 from elfctl.domain.secret import Secret
 from elfctl.ports import Store
 from elfctl.redact import register_secret
@@ -45,7 +45,7 @@ class ProviderKeys:
 
         if "credentials" not in self.store.tables():
             return None
-        if team and not team_mod.DNS1123.match(team):
+        if team and not is_dns_label(team):
             team = None  # not a team the store can scope by: the global key only
         vault = self.vault(f"elfctl.llm {var}")
         return credentials.resolve(vault, [var], team=team, required=False).get(var)

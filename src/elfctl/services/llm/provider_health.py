@@ -156,20 +156,23 @@ class Plan:
         return {m for p in self.providers for m in p.models}
 
 
-def plan(app) -> Plan:
-    chains, errors = team_chains(app.teams_dir)
+def plan(teams_dir, price_book: Callable[[], object]) -> Plan:
+    """The providers the teams' LLM policies name. price_book() loads the price map, only needed
+    (and only called) for bare model names: the map takes time to load."""
+    chains, errors = team_chains(teams_dir)
     if not chains:
         return Plan([], [], errors)
-
-    try:  # the price book only for bare model names: the map takes time to load
-        found, unknown = providers(chains, lambda: app.prices)
+    try:
+        found, unknown = providers(chains, price_book)
     except ElfError as exc:  # e.g. an unreadable prices file: reported as the llm:config component
         return Plan([], [], [*errors, exc.message])
     return Plan(found, unknown, errors)
 
 
-def probes(app, pl: Plan, deep: bool = False, timeout_s: float | None = None) -> dict:
-    """`llm:<provider>` probes (none when no team names a model)."""
+def probes(pl: Plan, open_store: Callable[[], object], scopes_of: Callable[[str], list[str]],
+           reset_s: float, deep_call: Callable[[str, str], float] | None = None) -> dict:
+    """`llm:<provider>` probes (none when no team names a model); deep_call(model, key_var) makes
+    the one real call of `health --deep`."""
     out: dict = {}
     if pl.errors:
         message = "; ".join(pl.errors)
@@ -181,33 +184,28 @@ def probes(app, pl: Plan, deep: bool = False, timeout_s: float | None = None) ->
             "llm:unknown", "warn", len(pl.unknown), "models",
             output=f"no provider known for {names}",
             hint="write models as provider/model (e.g. openai/gpt-4o-mini)")
-    if deep and pl.providers:
+    if deep_call is not None and pl.providers:
         # Import the SDK before the checks start (seconds on a busy host): the per-check timeout
         # bounds the provider's answer, not Python's import of litellm.
         from elfctl.adapters import litellm_client
 
         litellm_client.sdk()
-    reset_s = app.config.get("llm.breaker_reset_s")
-    call_timeout = min(app.config.get("llm.timeout_s"), timeout_s or app.config.get("health.timeout_s"))
     for p in pl.providers:
-        out[f"llm:{p.name}"] = provider_probe(
-            p, lambda: app.store, lambda var: stored_scopes(app, var), reset_s,
-            deep_call=(lambda model, var: deep_call(app, model, var, call_timeout)) if deep else None,
-        )
+        out[f"llm:{p.name}"] = provider_probe(p, open_store, scopes_of, reset_s, deep_call=deep_call)
     return out
 
 
-def stored_scopes(app, name: str) -> list[str]:
+def stored_scopes(store, name: str) -> list[str]:
     """Scopes ('' = global) where the credential store holds `name`: metadata only, no value read."""
-    store = app.store
     if "credentials" not in store.tables():
         return []
     return [r["scope"] for r in store.query(
         "SELECT scope FROM credentials WHERE name = ? ORDER BY scope", (name,))]
 
 
-def deep_call(app, model: str, key_var: str, timeout_s: float) -> float:
-    """One real call with max_tokens=1, not billed to a team and not counted by the breaker."""
+def deep_call(model: str, key_var: str, timeout_s: float, stored_key: Callable[[str], str | None]) -> float:
+    """One real call with max_tokens=1, not billed to a team and not counted by the breaker. The
+    key: the environment's key_var, else stored_key(key_var) (the credential store)."""
     import time
 
     from elfctl.adapters import litellm_client
@@ -220,14 +218,8 @@ def deep_call(app, model: str, key_var: str, timeout_s: float) -> float:
 
         register_secret(value)
         kwargs["api_key"] = value
-    elif scopes := stored_scopes(app, key_var):
-        from elfctl.services.credentials import vault as credentials
-
-        team = None if "" in scopes else scopes[0]  # a key kept for one team only
-        got = credentials.resolve(app.vault("elfctl health --deep"), [key_var],
-                                  team=team, required=False)
-        if key_var in got:
-            kwargs["api_key"] = got[key_var].reveal()
+    elif stored := stored_key(key_var):
+        kwargs["api_key"] = stored
     started = time.perf_counter()
     litellm_client.complete(model, kwargs)
     return (time.perf_counter() - started) * 1000

@@ -8,30 +8,34 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from elfctl.adapters.local_images import MANAGED, ensure_registry_image
 from elfctl.domain import team as team_mod
 from elfctl.domain.health import Check
-from elfctl.errors import ElfError, OperationFailed, Unreachable
-from elfctl.adapters.local_images import MANAGED, ensure_registry_image
+from elfctl.errors import ElfError, InputError, OperationFailed, Unreachable
 
 
-def in_use(app) -> bool:
+@dataclass
+class RegistrySettings:
+    """registry.*: an external registry (url), or the local container elfctl runs."""
+
+    url: str | None
+    container: str
+    image: str
+    volume: str
+    port: int
+
+
+def in_use(teams_dir, registry_url: str | None) -> bool:
     """Whether this project runs containers: it has teams, or names a registry."""
-    return bool(team_mod.discover(app.teams_dir)) or bool(app.config.get("registry.url"))
+    return bool(team_mod.discover(teams_dir)) or bool(registry_url)
 
 
-def _specs(app) -> list:
-    return [team_mod.load(p) for p in team_mod.discover(app.teams_dir)]
-
-
-def _autostart_docker(app) -> str | None:
+def autostart_docker(docker_host: str | None, autostart: bool, elf_dir) -> str | None:
     """Start an installed local dockerd (systemd, else in the background as root). Returns how."""
-    if (
-        app.config.get("docker.host")
-        or os.environ.get("DOCKER_HOST")
-        or not app.config.get("docker.autostart")
-    ):
+    if docker_host or os.environ.get("DOCKER_HOST") or not autostart:
         return None
     if (
         shutil.which("systemctl")
@@ -39,25 +43,27 @@ def _autostart_docker(app) -> str | None:
     ):
         return "systemctl start docker"
     if shutil.which("dockerd") and os.geteuid() == 0:
-        app.config.elf_dir.mkdir(parents=True, exist_ok=True)
-        log = open(app.config.elf_dir / "dockerd.log", "ab")
+        elf_dir.mkdir(parents=True, exist_ok=True)
+        log = open(elf_dir / "dockerd.log", "ab")
         subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
-        return f"dockerd started in the background (log: {app.config.elf_dir / 'dockerd.log'})"
+        return f"dockerd started in the background (log: {elf_dir / 'dockerd.log'})"
     return None
 
 
-def environment_step(app) -> tuple[bool, str]:
+def environment_step(engine, autostart: Callable[[], str | None],
+                     missing_secrets: Callable[[], list[str]]) -> tuple[bool, str]:
+    """The engine answers (started when it can be), and every secret the teams name has a value."""
     changed, notes = False, []
     try:
-        version = app.docker.ping()
+        version = engine.ping()
     except Unreachable:
-        how = _autostart_docker(app)
+        how = autostart()
         if not how:
             raise
         deadline = time.monotonic() + 60
         while True:
             try:
-                version = app.docker.ping()
+                version = engine.ping()
                 break
             except Unreachable:
                 if time.monotonic() > deadline:
@@ -66,12 +72,8 @@ def environment_step(app) -> tuple[bool, str]:
         changed = True
         notes.append(how)
     notes.append(f"Docker {version}")
-    from elfctl.services.deploy.app import missing_secrets
-
-    missing = missing_secrets(app, _specs(app))
+    missing = missing_secrets()
     if missing:
-        from elfctl.errors import InputError
-
         raise InputError(
             f"credentials missing (by name): {', '.join(missing)}",
             hint="elfctl creds set NAME --team TEAM (or export NAME); values are never printed",
@@ -79,146 +81,111 @@ def environment_step(app) -> tuple[bool, str]:
     return changed, "; ".join(notes)
 
 
-def registry_step(app) -> tuple[bool, str]:
-    cfg = app.config
-    if cfg.get("registry.url"):
-        version = app.registry.ping()
-        return False, f"external registry {cfg.get('registry.url')} answers ({version})"
-    engine, name, image = app.docker, cfg.get("registry.container"), cfg.get("registry.image")
+def registry_step(engine, registry, reg: RegistrySettings) -> tuple[bool, str]:
+    if reg.url:
+        version = registry.ping()
+        return False, f"external registry {reg.url} answers ({version})"
     changed, notes = False, []
-    made, details = ensure_registry_image(engine, image)
+    made, details = ensure_registry_image(engine, reg.image)
     if made:
         changed, notes = True, [details]
-    if engine.ensure_volume(cfg.get("registry.volume"), MANAGED):
+    if engine.ensure_volume(reg.volume, MANAGED):
         changed = True
-        notes.append(f"created volume {cfg.get('registry.volume')}")
-    found = engine.inspect(name)
+        notes.append(f"created volume {reg.volume}")
+    found = engine.inspect(reg.container)
     if found is None:
         engine.run(
-            name,
-            image,
+            reg.container,
+            reg.image,
             network="bridge",
             labels={**MANAGED, "elfctl.role": "registry"},
             env={},
-            ports={5000: ("127.0.0.1", cfg.get("registry.port"))},
-            volumes={cfg.get("registry.volume"): "/var/lib/registry"},
+            ports={5000: ("127.0.0.1", reg.port)},
+            volumes={reg.volume: "/var/lib/registry"},
         )
         changed = True
-        notes.append(f"started container {name} on 127.0.0.1:{cfg.get('registry.port')}")
+        notes.append(f"started container {reg.container} on 127.0.0.1:{reg.port}")
     elif not found["State"].get("Running"):
-        engine.start(name)
+        engine.start(reg.container)
         changed = True
-        notes.append(f"restarted container {name}")
+        notes.append(f"restarted container {reg.container}")
     deadline = time.monotonic() + 20
     while True:
         try:
-            app.registry.ping()
+            registry.ping()
             break
         except Unreachable:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
     if not changed:
-        notes.append(f"registry {name} answers on {app.registry.address}")
+        notes.append(f"registry {reg.container} answers on {registry.address}")
     return changed, "; ".join(notes)
 
 
-def teams_step(app) -> tuple[bool, str]:
-    from elfctl.services.deploy.app import deploy_team
-
+def teams_step(teams: list[str], deploy: Callable[[str], object], target,
+               publish_address: str) -> tuple[bool, str]:
+    """deploy(team) each team in turn; the first that does not serve stops the step."""
     changed, notes = False, []
-    for spec in _specs(app):
-        result = deploy_team(app, spec.name)
+    for team in teams:
+        result = deploy(team)
         if result.exit_code:
             raise OperationFailed(
-                f"team {spec.name}: deploy {result.state}: {result.reason}",
-                hint=f"see `elfctl deployments {spec.name}`; `--skip teams` brings up the rest",
+                f"team {team}: deploy {result.state}: {result.reason}",
+                hint=f"see `elfctl deployments {team}`; `--skip teams` brings up the rest",
             )
         changed = changed or result.changed
-        port = app.target.host_port(spec.name)
-        where = f" at http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
-        notes.append(f"{spec.name} r{result.revision} {result.state}{where}")
+        port = target.host_port(team)
+        where = f" at http://{publish_address}:{port}" if port else ""
+        notes.append(f"{team} r{result.revision} {result.state}{where}")
     return changed, "; ".join(notes) or "no teams"
 
 
-def _target_plan(app) -> str:
-    if app.config.get("deploy.target") == "kubernetes":  # names only: namespace, pull secret, Secrets' keys
-        return "prepare the kubernetes deploy target: " + "; ".join(app.target.plan())
-    return f"prepare the {app.config.get('deploy.target')} deploy target (network, base image)"
-
-
-def steps(app) -> list:
-    from elfctl.services.platform.infra import Step
-
-    if not in_use(app):
-        return []
-    return [
-        Step(
-            "environment",
-            "check Docker (start it if installed) and the teams' credentials by name",
-            lambda: environment_step(app),
-        ),
-        Step(
-            "registry",
-            "check the external registry, or start the local registry container",
-            lambda: registry_step(app),
-        ),
-        Step("target", _target_plan(app), lambda: app.target.prepare()),
-        Step(
-            "teams", "deploy every team in teams/ (unchanged teams are left alone)", lambda: teams_step(app)
-        ),
-    ]
+def target_plan(kind: str, target) -> str:
+    if kind == "kubernetes":  # names only: namespace, pull secret, Secrets' keys
+        return "prepare the kubernetes deploy target: " + "; ".join(target.plan())
+    return f"prepare the {kind} deploy target (network, base image)"
 
 
 # --- health ------------------------------------------------------------------------------------------
 
 
-def _docker_probe(app):
-    def probe() -> Check:
-        version = app.docker.ping()
-        return Check("docker", "pass", output=f"engine {version}")
-
-    return probe
+def docker_check(engine) -> Check:
+    return Check("docker", "pass", output=f"engine {engine.ping()}")
 
 
-def _registry_probe(app):
-    def probe() -> Check:
-        app.registry.ping()
-        return Check("registry", "pass", output=f"v2 API answers at {app.registry.address}")
-
-    return probe
+def registry_check(registry) -> Check:
+    registry.ping()
+    return Check("registry", "pass", output=f"v2 API answers at {registry.address}")
 
 
-def _team_probe(app, team: str):
-    def probe() -> Check:
-        st = app.target.status(team)
-        status = st["status"]
-        port = st.get("host_port")
-        out = f"{st['ready']}/{st['desired']} ready, revision {st.get('revision')}" + (
-            f", http://{app.config.get('deploy.publish_address')}:{port}" if port else ""
-        )
-        if status == "pass":
-            status, out, st = _endpoint_health(app, team, status, out, st)
-        return Check(
-            f"team:{team}",
-            status,
-            st["ready"],
-            "replicas",
-            output=out if status == "pass" else st["reason"],
-            hint=None if status == "pass" else f"`elfctl logs {team}`, then `elfctl deploy {team}`",
-        )
-
-    return probe
+def team_check(target, team: str, publish_address: str, teams_dir) -> Check:
+    st = target.status(team)
+    status = st["status"]
+    port = st.get("host_port")
+    out = f"{st['ready']}/{st['desired']} ready, revision {st.get('revision')}" + (
+        f", http://{publish_address}:{port}" if port else ""
+    )
+    if status == "pass":
+        status, out, st = _endpoint_health(target, teams_dir, team, status, out, st)
+    return Check(
+        f"team:{team}",
+        status,
+        st["ready"],
+        "replicas",
+        output=out if status == "pass" else st["reason"],
+        hint=None if status == "pass" else f"`elfctl logs {team}`, then `elfctl deploy {team}`",
+    )
 
 
-def _endpoint_health(app, team: str, status: str, out: str, st: dict):
+def _endpoint_health(target, teams_dir, team: str, status: str, out: str, st: dict):
     """Running is not healthy: ask each replica's health endpoint (team.yaml health.path)."""
-    path = app.teams_dir / team / "team.yaml"
+    path = teams_dir / team / "team.yaml"
     if not path.is_file():
         return status, out + " (no team.yaml: health endpoint not checked)", st
     spec = team_mod.load(path)
-    answers = app.target.endpoint_health(team, spec.health.path, timeout=spec.health.timeout_s,
-                                         endpoints=st.get("endpoints"))
+    answers = target.endpoint_health(team, spec.health.path, timeout=spec.health.timeout_s,
+                                     endpoints=st.get("endpoints"))
     if answers is None:  # the target does not reach replicas itself (a cluster's readiness probes do)
         return status, out, st
     bad = [f"{name}: {reason}" for name, outcome, reason in answers if outcome == "fail"]
@@ -230,26 +197,18 @@ def _endpoint_health(app, team: str, status: str, out: str, st: dict):
     return status, out + f", {spec.health.path} passing", st
 
 
-def deployed_teams(app) -> list[str]:
+def deployed_teams(store: Callable[[], object], kind: str) -> list[str]:
+    """Teams with a switched deployment on this target; none when the store cannot say (its own
+    probe reports why). store() opens the store."""
     try:
-        rows = app.store.query(
-            "SELECT DISTINCT team FROM deployments WHERE state = 'switched' AND target = ?",
-            (app.config.get("deploy.target"),),
+        rows = store().query(
+            "SELECT DISTINCT team FROM deployments WHERE state = 'switched' AND target = ?", (kind,)
         )
     except ElfError:
         return []
     except Exception:  # the store probe reports a broken store; teams are then unknown
         return []
     return sorted(r["team"] for r in rows)
-
-
-def probes(app) -> dict:
-    if not in_use(app):
-        return {}
-    out = {"docker": _docker_probe(app), "registry": _registry_probe(app)}
-    for team in deployed_teams(app):
-        out[f"team:{team}"] = _team_probe(app, team)
-    return out
 
 
 # --- status and down ---------------------------------------------------------------------------------
@@ -260,7 +219,10 @@ class InfraStatus:
     components: list[dict] = field(default_factory=list)
 
 
-def status(app) -> InfraStatus:
+def status(store: Callable[[], object], engine: Callable[[], object], registry: Callable[[], object], target: Callable[[], object],
+           kind: str, network: str, containers: bool) -> InfraStatus:
+    """One line per component; a component that fails is `down` with why. The adapters come as
+    functions that build them on first use: one that cannot be built is that component down."""
     out = InfraStatus()
 
     def add(name: str, fn):
@@ -269,26 +231,26 @@ def status(app) -> InfraStatus:
         except ElfError as exc:
             out.components.append({"component": name, "state": "down", "details": exc.message})
 
-    add("store", lambda: app.store.display_url)
-    if not in_use(app):
+    add("store", lambda: store().display_url)
+    if not containers:
         return out
-    add("docker", lambda: f"engine {app.docker.ping()}")
-    add("registry", lambda: f"{app.registry.address} ({app.registry.ping()})")
+    add("docker", lambda: f"engine {engine().ping()}")
+    add("registry", lambda: f"{registry().address} ({registry().ping()})")
 
-    def network():
-        if not app.docker.network_exists(app.config.get("deploy.network")):
-            raise OperationFailed(f"network {app.config.get('deploy.network')} missing")
-        return f"network {app.config.get('deploy.network')}"
+    def network_state():
+        if not engine().network_exists(network):
+            raise OperationFailed(f"network {network} missing")
+        return f"network {network}"
 
-    if app.config.get("deploy.target") == "kubernetes":
+    if kind == "kubernetes":
         add("target", lambda: "{host} {version}, namespace {namespace} present: {namespace_present}".format(
-            **app.target.cluster_status()))
+            **target().cluster_status()))
     else:
-        add("target", network)
-    for team in deployed_teams(app):
+        add("target", network_state)
+    for team in deployed_teams(store, kind):
 
         def team_state(team=team):
-            st = app.target.status(team)
+            st = target().status(team)
             if st["status"] != "pass":
                 raise OperationFailed(st["reason"])
             where = f", host port {st['host_port']}" if st.get("host_port") else f", image {st.get('image', '')}"
@@ -305,27 +267,30 @@ class DownResult:
     kept: list[str] = field(default_factory=list)
 
 
-def down(app, purge: bool = False) -> DownResult:
+def down(engine, registry, target: Callable[[], object], store: Callable[[], object], reg: RegistrySettings, network: str,
+         purge: bool = False) -> DownResult:
     """Stop the teams and the local registry. Data (registry volume, images, the store) stays unless
-    purge: then the registry volume, the network and elfctl's images go too (the store stays)."""
-    cfg, engine, result = app.config, app.docker, DownResult()
+    purge: then the registry volume, the network and elfctl's images go too (the store stays).
+    target() and store() build theirs when needed: the target once the engine answered."""
+    result = DownResult()
     engine.ping()
-    for team in app.target.teams():
-        if app.target.stop(team):
+    built = target()
+    for team in built.teams():
+        if built.stop(team):
             result.stopped.append(f"team {team}")
-    if not cfg.get("registry.url") and engine.remove(cfg.get("registry.container")):
-        result.stopped.append(f"registry {cfg.get('registry.container')}")
+    if not reg.url and engine.remove(reg.container):
+        result.stopped.append(f"registry {reg.container}")
     if purge:
-        if not cfg.get("registry.url") and engine.remove_volume(cfg.get("registry.volume")):
-            result.removed.append(f"volume {cfg.get('registry.volume')}")
-        if engine.remove_network(cfg.get("deploy.network")):
-            result.removed.append(f"network {cfg.get('deploy.network')}")
-        registry_prefix = app.registry.address + "/elfctl/"
+        if not reg.url and engine.remove_volume(reg.volume):
+            result.removed.append(f"volume {reg.volume}")
+        if engine.remove_network(network):
+            result.removed.append(f"network {network}")
+        registry_prefix = registry.address + "/elfctl/"
         for img in engine.images(label="elfctl.team"):
             for ref in img.get("RepoTags") or []:
                 if ref.startswith(registry_prefix) and engine.remove_image(ref):
                     result.removed.append(f"image {ref}")
     else:
-        result.kept.append(f"registry volume {cfg.get('registry.volume')}, network, images")
-    result.kept.append(f"store {app.store.display_url} (deployment history)")
+        result.kept.append(f"registry volume {reg.volume}, network, images")
+    result.kept.append(f"store {store().display_url} (deployment history)")
     return result

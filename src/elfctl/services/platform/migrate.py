@@ -8,7 +8,6 @@ applied set is re-read inside that transaction before anything runs.
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import socket
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from elfctl import __version__
 from elfctl.adapters.migration_files import discover
+from elfctl.domain.clock import iso, now
 from elfctl.domain.migrations import (
     CHECKSUM_ALGO,
     NAME_RE,
@@ -96,7 +96,7 @@ def _who() -> str:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+    return iso(now())
 
 
 def _history(store: Tx) -> dict[int, dict]:
