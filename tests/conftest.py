@@ -175,3 +175,14 @@ def llm_server(_llm_server_session):
     _llm_server_session.answer("*", prompt=10, completion=5)
     yield _llm_server_session
     _llm_server_session.reset()
+
+
+def kill_unreaped(proc: subprocess.Popen, timeout_s: float = 10) -> None:
+    """SIGKILL `proc` and leave it unreaped (a zombie: os.kill(pid, 0) still finds it) until proc.wait()."""
+    import time
+
+    proc.kill()
+    deadline = time.monotonic() + timeout_s
+    while open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, f"pid {proc.pid} did not become a zombie"
+        time.sleep(0.01)

@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from tests.conftest import kill_unreaped
 
 from elfctl.errors import LeaseLost, LockTimeout
 from elfctl.services.deploy import lock as deploy_lock
@@ -24,6 +25,15 @@ def store(store_url, open_store, project):
     s = open_store(store_url)
     migrate(s, migrations_dir(config.load(cwd=project)))
     return s
+
+
+def _held_by(store, owner: str, host: str, pid: int, stamp: str) -> None:
+    """A lease row as another process left it: acquired, last renewed and expiring at `stamp`."""
+    store.execute(
+        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        ("team-a", owner, host, pid, stamp, stamp, stamp),
+    )
 
 
 def test_one_holder_at_a_time_and_release(store):
@@ -48,22 +58,14 @@ def test_lease_context_times_out_naming_the_holder(store):
 
 def test_expired_lease_of_another_host_is_taken_over(store):
     past = deploy_lock.iso(deploy_lock.now() - dt.timedelta(seconds=5))
-    store.execute(
-        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ("team-a", "gone", "other-host", 1, past, past, past),
-    )
+    _held_by(store, "gone", "other-host", 1, past)
     assert deploy_lock.try_acquire(store, "team-a", "me", 30) is None
     assert deploy_lock.holder(store, "team-a").owner == "me"
 
 
 def test_live_lease_of_another_host_is_respected(store):
     future = deploy_lock.iso(deploy_lock.now() + dt.timedelta(seconds=60))
-    store.execute(
-        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ("team-a", "busy", "other-host", 1, future, future, future),
-    )
+    _held_by(store, "busy", "other-host", 1, future)
     assert deploy_lock.try_acquire(store, "team-a", "me", 30).owner == "busy"
 
 
@@ -71,11 +73,7 @@ def test_dead_process_on_this_host_loses_its_lease_at_once(store):
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     future = deploy_lock.iso(deploy_lock.now() + dt.timedelta(seconds=600))
-    store.execute(
-        "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ("team-a", "killed", socket.gethostname(), proc.pid, future, future, future),
-    )
+    _held_by(store, "killed", socket.gethostname(), proc.pid, future)
     assert deploy_lock.try_acquire(store, "team-a", "me", 30) is None
 
 
@@ -89,17 +87,9 @@ def test_heartbeat_extends_the_lease(store):
 def test_zombie_holder_on_this_host_loses_its_lease_at_once(store):
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        proc.kill()
-        deadline = time.monotonic() + 10
-        while open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":  # killed, not reaped
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        kill_unreaped(proc)
         future = deploy_lock.iso(deploy_lock.now() + dt.timedelta(seconds=600))
-        store.execute(
-            "INSERT INTO deploy_locks (team, owner, host, pid, acquired_at, heartbeat_at, expires_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            ("team-a", "zombie", socket.gethostname(), proc.pid, future, future, future),
-        )
+        _held_by(store, "zombie", socket.gethostname(), proc.pid, future)
         assert deploy_lock.try_acquire(store, "team-a", "me", 30) is None
     finally:
         proc.wait()

@@ -5,25 +5,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
+
+from tests.conftest import kill_unreaped
 
 from elfctl import liveness
-
-
-def _state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_a_killed_unreaped_process_is_gone():
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         assert liveness.pid_alive(proc.pid)
-        proc.kill()
-        deadline = time.monotonic() + 10
-        while _state(proc.pid) != "Z":
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        kill_unreaped(proc)
         assert not liveness.pid_alive(proc.pid)  # a zombie: os.kill(pid, 0) still succeeds
     finally:
         proc.wait()

@@ -94,6 +94,19 @@ def _current(store, team: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def _close_abandoned(held: Lease) -> None:
+    """Under the lease, a row still in progress belongs to a deploy that was killed or lost its lease
+    (and, fenced, can write no more): say so in its row instead of leaving it 'verifying' for ever."""
+    stamp = iso(now())
+    with held.write() as tx:
+        tx.execute(
+            "UPDATE deployments SET state = 'failed', error = ?, updated_at = ?, finished_at = ? WHERE team = ? "
+            "AND state IN ('pending', 'building', 'pushing', 'starting', 'verifying')",
+            ("abandoned: its deploy stopped before finishing (killed, or it lost the deploy lease)", stamp, stamp,
+             held.team),
+        )
+
+
 class _Record:
     """One deployments row, moved through its states; every write is fenced by the deploy's lease."""
 
@@ -282,6 +295,7 @@ def deploy(
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
     with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
+        _close_abandoned(held)
         serving = target.serving(spec.name)
         current = _current(store, spec.name)
         if serving == image and current and current["details"].get("config_key") == key:
@@ -372,6 +386,7 @@ def rollback(
 ) -> DeployResult:
     """Roll the team back to a recorded successful revision (default: the one before the current)."""
     with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
+        _close_abandoned(held)
         ok_rows = store.query(
             "SELECT revision, image, digest, state FROM deployments WHERE team = ? AND state IN "
             "('switched', 'superseded') ORDER BY revision DESC",
