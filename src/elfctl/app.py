@@ -67,13 +67,42 @@ class App:
 
     @cached_property
     def target(self):
-        from elfctl.bootstrap import deploy_target
+        from elfctl import bootstrap
 
-        if self.config.get("deploy.target") == "kubernetes":
-            from elfctl.services.deploy.k8s import kubernetes_target
+        if self.config.get("deploy.target") != "kubernetes":
+            return bootstrap.deploy_target(self.config, self.docker)
+        from elfctl.domain.team import discover, load
+        from elfctl.services.deploy.app import resolve_secrets
 
-            return kubernetes_target(self)
-        return deploy_target(self.config, self.docker)
+        target = bootstrap.kubernetes_target(
+            self.config,
+            teams=lambda: [load(p) for p in discover(self.teams_dir)],
+            secret_values=lambda spec: resolve_secrets(self, spec),  # credential store, then environment
+            progress=self.output.info,
+        )
+        self._closers.append(target.cluster.close)
+        return target
+
+    @cached_property
+    def prices(self):
+        from elfctl.bootstrap import price_book
+
+        return price_book(self.config)
+
+    @cached_property
+    def llm_caller(self):
+        from elfctl.bootstrap import llm_caller
+
+        caller = llm_caller(self.config, self.store)
+        self._closers.append(caller.recorder.close)  # what is queued is recorded before the store closes
+        return caller
+
+    def vault(self, command: str, prompt=None):
+        """The credentials Vault, its reads and changes audited as `command`. `prompt(new_file)`
+        asks for the credential file's passphrase (a terminal), when nothing else provides it."""
+        from elfctl.bootstrap import vault
+
+        return vault(self.config, self.store, self.teams_dir, command, prompt)
 
     def override(self, key: str, value: Any) -> None:
         """A flag given after the root callback (e.g. `deploy --target`), before the config is read."""

@@ -169,25 +169,84 @@ def _passphrase_source(cfg: Config, prompt):
     return passphrase
 
 
-def kubernetes_target(cfg: Config, teams=list, progress=None, context: str | None = None):
-    """The Kubernetes deploy target for this configuration (kubeconfig/context as kubectl)."""
+def kubernetes_target(cfg: Config, teams=list, secret_values=None, progress=None):
+    """The Kubernetes deploy target for this configuration (kubeconfig/context as kubectl).
+    `teams()` lists the TeamSpecs whose Secrets `prepare` writes; `secret_values(spec)` is the
+    project's one source of their values (the credential store, then the environment)."""
+    import os
+
     from elfctl.adapters.kubernetes import KubeCluster
     from elfctl.adapters.kubernetes_target import KubernetesTarget
+    from elfctl.services.deploy.k8s import kubernetes_namespace
 
-    cluster = KubeCluster(cfg.get("kubernetes.kubeconfig") or None, context or cfg.get("kubernetes.context") or None,
+    cluster = KubeCluster(cfg.get("kubernetes.kubeconfig") or None, cfg.get("kubernetes.context") or None,
                           cfg.get("kubernetes.request_timeout_s"))
+    user, pw = os.environ.get("ELFCTL_REGISTRY_USERNAME"), os.environ.get("ELFCTL_REGISTRY_PASSWORD")
+    extra = {"secret_values": secret_values} if secret_values is not None else {}
     return KubernetesTarget(cluster, kubernetes_namespace(cfg), cfg.profile or "default", teams,
                             registry=cfg.get("kubernetes.registry") or cfg.get("registry.url"),
                             pull_secret=cfg.get("kubernetes.pull_secret"), poll_s=cfg.get("kubernetes.poll_s"),
-                            restore_timeout_s=cfg.get("kubernetes.restore_timeout_s"), progress=progress)
+                            restore_timeout_s=cfg.get("kubernetes.restore_timeout_s"), progress=progress,
+                            pull_auth=(user, pw) if user and pw else None, **extra)
 
 
-def kubernetes_namespace(cfg: Config) -> str:
-    """One namespace per environment: kubernetes.namespace, else elfctl-<profile>, else elfctl."""
-    from elfctl.domain.names import is_dns_label
+def vault(cfg: Config, store: Store, teams_dir: Path | None, command: str, prompt=None):
+    """The credentials service's Vault: metadata in `store`, values in the backend each credential
+    names (opened on first use), audited as `command`. `prompt(new_file)` as for open_secrets."""
+    import getpass
+    import os
+    import socket
 
-    ns = cfg.get("kubernetes.namespace") or (f"elfctl-{cfg.profile}" if cfg.profile else "elfctl")
-    if not is_dns_label(ns):
-        raise InputError(f"kubernetes.namespace {ns!r} (from {cfg.source('kubernetes.namespace')}) is not a "
-                         f"DNS-1123 label", hint="set kubernetes.namespace to lower case letters, digits and '-'")
-    return ns
+    from elfctl.domain import credentials as rules
+    from elfctl.services.credentials import audit
+    from elfctl.services.credentials.vault import Vault
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 (no passwd entry in some containers)
+        user = str(os.getuid())
+    max_age = cfg.get("creds.max_age")
+    chosen: list[str] = []
+
+    def default_backend() -> str:
+        if not chosen:
+            chosen.append(default_secrets_backend(cfg))
+        return chosen[0]
+
+    return Vault(
+        store,
+        lambda name: open_secrets(cfg, name, prompt),
+        default_backend,
+        grace=rules.parse_duration(cfg.get("creds.grace_period"), "creds.grace_period"),
+        max_age=rules.parse_duration(max_age, "creds.max_age") if max_age else None,
+        warn_before=rules.parse_duration(cfg.get("creds.warn_before"), "creds.warn_before"),
+        actor=audit.Actor(user, socket.gethostname(), command),
+        teams_dir=teams_dir,
+        lock_timeout_s=cfg.get("store.lock_timeout_s"),
+    )
+
+
+def price_book(cfg: Config):
+    """litellm's price map plus the project's overrides (llm.prices_file), read once per change."""
+    from elfctl.adapters import price_files
+    from elfctl.services.llm.app import prices_path
+
+    return price_files.load(prices_path(cfg))
+
+
+def provider_keys(cfg: Config, store: Store):
+    """Provider API keys for LLM calls: the environment, else the credential store (read once)."""
+    from elfctl.services.llm.app import teams_dir
+    from elfctl.services.llm.keys import ProviderKeys
+
+    return ProviderKeys(store, lambda command: vault(cfg, store, teams_dir(cfg), command))
+
+
+def llm_caller(cfg: Config, store: Store, warn=None):
+    """The LLM call path (elfctl.llm, `llm test`): prices, litellm, the spool, breakers, keys."""
+    from elfctl.adapters import litellm_client
+    from elfctl.services.llm import app as llm_app
+    from elfctl.services.llm.call import Caller
+
+    return Caller(store, price_book(cfg), litellm_client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
+                  key_for=provider_keys(cfg, store))

@@ -18,6 +18,7 @@ ErrorCode = Literal[
     "failed",  # the operation ran and did not succeed
     "internal",  # a bug: an exception nothing translated
     "usage",  # a bad flag or argument (click's usage errors)
+    "aborted",  # the user answered no to a confirmation
     "invalid_input",
     "invalid_config",
     "unreachable",  # an outside system does not answer
@@ -40,6 +41,7 @@ ErrorCode = Literal[
     "wrong_passphrase",
     "newer_format",
     "corrupt_credentials",
+    "credentials_missing",  # the store lists credentials in a backend that is gone
     # build, deploy, cluster
     "build_failed",
     "forbidden",

@@ -5,7 +5,7 @@ Adapters implement them; services type against them; tests hand in real or fake 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -57,38 +57,74 @@ class Rollout(Protocol):
     reason: str  # why not, or what happened ("3/3 replicas ready", "health gate: 500 from /health")
     logs: str  # last lines of the new version's log when it failed ("" otherwise)
     warnings: list[str]  # e.g. IETF health `warn` seen during the gate
+    retired: list[str]  # old replicas stopped after the switch ([] where the cluster replaces them)
+    leftovers: list[str]  # replicas found not serving when the rollout began, removed too ([] likewise)
 
 
 class DeployTarget(Protocol):
+    """Everything the deploy service and `infra`/`health` rely on: every target implements all of it
+    (tests/contract runs one suite against each), with an honest None/no-op where a part does not
+    apply. Nothing is probed with getattr/hasattr."""
+
     name: str  # "docker" | "kubernetes"
+    # The deploy service hands rollout() `repo:tag@sha256:...` (the push done first) when True:
+    # a cluster's nodes must pull exactly what was pushed. False: `repo:tag`, pushed beside the gate.
+    pins_digest: bool
+    # Whether rollout() runs the image from this machine's engine (so it must be there) rather than
+    # having the nodes pull it from the registry.
+    needs_local_image: bool
 
     def prepare(self) -> tuple[bool, str]:
         """`infra up` step: make the target ready (network / namespace, pull secret ...).
         Idempotent: returns (changed, details)."""
         ...
 
+    def set_progress(self, callback: Callable[[str], None] | None) -> None:
+        """Report rollout phases ("starting", "verifying", "switched") to `callback` (None: stop)."""
+        ...
+
     def serving(self, team: str) -> str | None:
-        """The image reference currently serving this team, or None."""
+        """The image reference currently serving this team (`repo:tag`), or None."""
         ...
 
     def rollout(self, spec: Any, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any],
-                deadline_s: float) -> Rollout:
+                deadline_s: float, before_switch: Callable[[], None] | None = None) -> Rollout:
         """Start `image` for the team beside what serves now, wait until it is healthy (within
         `deadline_s`), then switch to it and retire the old version. On failure leave the old version
         serving, remove the new one, and return ok=False with the reason and the log tail.
-        `secrets` values are `elfctl` Secret objects (masked str/repr); never store or print them."""
+        `before_switch()` is called once, right before anything serves the new version (after the
+        gate where the target gates before switching, before applying where the cluster switches as
+        it rolls out); if it raises, nothing is switched, the new version is removed and the error
+        goes up. `secrets` values are `elfctl` Secret objects (masked str/repr); never store or print
+        them."""
         ...
 
     def stop(self, team: str) -> bool:
         """Stop the team entirely (infra down). Returns whether anything was running."""
         ...
 
-    def logs(self, team: str, tail: int = 100, follow: bool = False) -> Any:
+    def teams(self) -> list[str]:
+        """The teams this target runs for the project (infra down)."""
+        ...
+
+    def logs(self, team: str, tail: int = 100, follow: bool = False) -> Iterator[str]:
         """An iterator of log lines of the serving version."""
         ...
 
     def status(self, team: str) -> dict[str, Any]:
-        """For `elfctl health`: desired/ready replicas, worst condition and its reason, image."""
+        """For `elfctl health`: desired/ready replicas, status (pass/warn/fail) and its reason, image,
+        revision, and host_port (None where nothing is published on this machine)."""
+        ...
+
+    def host_port(self, team: str) -> int | None:
+        """The port on this machine users reach the team at, or None (a cluster Service)."""
+        ...
+
+    def endpoint_health(self, team: str, path: str, timeout: float = 2.0,
+                        endpoints: list[str] | None = None) -> list[tuple[str, str, str]] | None:
+        """(replica, outcome pass/warn/fail, reason) of one GET of `path` on each serving replica, or
+        None where the target does not reach replicas itself (a cluster: the kubelet's readiness
+        probe does). `endpoints`: what status() returned under that key, if anything."""
         ...
 
 

@@ -3,7 +3,10 @@
 Two mechanisms, both cheap and dependency-free:
 - `redact_url` drops the password from a connection URL (parsed, not regex-guessed);
 - `register_secret` remembers values read from a secret store, and `scrub` replaces any of them
-  (and any URL password) in text before it is printed or logged.
+  (and any URL password) in text before it is printed or logged. `secret(value)` registers the value
+  and wraps it in a `Secret` (domain/secret.py): the one way the program builds one.
+
+The registry is the process's one piece of shared redaction state; it lives here, at the edge.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import logging
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-MASK = "****"
+from elfctl.domain.secret import MASK, Secret
+
 _secrets: set[str] = set()
 _URL_PASSWORD = re.compile(r"(?P<pre>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<pw>[^@\s/]+)(?P<post>@)")
 
@@ -22,6 +26,27 @@ def register_secret(value: str) -> None:
     (< 4 chars) are not registered: masking them would mangle ordinary text."""
     if value and len(value) >= 4:
         _secrets.add(value)
+
+
+def secret(value: str) -> Secret:
+    """A Secret for `value`, registered first so that nothing printed later can show it."""
+    if not isinstance(value, str):
+        raise TypeError("Secret holds a str")
+    register_secret(value)
+    return Secret(value)
+
+
+def plain(value) -> str:
+    """The text of a secret value given as a Secret (or anything with reveal/get_secret_value/value)
+    or a str, for the one API that needs it; registered for redaction on the way out."""
+    for attr in ("reveal", "get_secret_value", "value"):
+        got = getattr(value, attr, None)
+        if got is not None:
+            value = got() if callable(got) else got
+            break
+    value = str(value)
+    register_secret(value)
+    return value
 
 
 def redact_url(url: str) -> str:

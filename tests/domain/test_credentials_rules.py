@@ -11,11 +11,11 @@ from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError
 from elfctl.output import dumps
-from elfctl.redact import RedactingFilter, scrub
+from elfctl.redact import RedactingFilter, scrub, secret
 
 
 def test_secret_is_masked_everywhere_but_reveal():
-    s = Secret("sk-live-0123456789")
+    s = secret("sk-live-0123456789")
     old_style = "%s" % s  # noqa: UP031
     for shown in (str(s), repr(s), f"{s}", f"{s!r}", old_style, dumps({"k": s}), json.dumps(str(s))):
         assert "sk-live" not in shown and "****" in shown
@@ -30,6 +30,14 @@ def test_secret_is_masked_everywhere_but_reveal():
     with pytest.raises(AttributeError):
         s._value = "x"
     assert s == Secret("sk-live-0123456789") and s != Secret("other-value")
+
+
+def test_a_domain_secret_changes_no_process_state():
+    """Building the value type registers nothing; `redact.secret` (the edge) does."""
+    Secret("pure-domain-value-4821")
+    assert scrub("x pure-domain-value-4821") == "x pure-domain-value-4821"
+    secret("edge-built-value-4821")
+    assert scrub("x edge-built-value-4821") == "x ****"
 
 
 @pytest.mark.parametrize("bad", ["lower", "1ABC", "A-B", "A B", "", "X" * 129, "ÄBC", "A=B"])

@@ -1,6 +1,7 @@
 import pytest
 
-from elfctl.domain.migrations import checksum, discover, split_statements
+from elfctl.adapters.migration_files import discover
+from elfctl.domain.migrations import checksum, split_statements
 from elfctl.errors import InputError
 
 

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from elfctl.adapters import price_files
 from elfctl.domain import budget as bmod
 from elfctl.domain import pricing
 from elfctl.domain.pricing import Tokens, cost_nano, usd_to_nano
@@ -17,11 +18,11 @@ from elfctl.errors import InputError
 
 @pytest.fixture(scope="module")
 def book():
-    return pricing.load()
+    return price_files.load()
 
 
 def test_map_read_without_importing_litellm():
-    code = ("import sys; from elfctl.domain import pricing; b = pricing.load(); "
+    code = ("import sys; from elfctl.adapters import price_files; b = price_files.load(); "
             "assert b.lookup('gpt-4o'); print('litellm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -58,12 +59,12 @@ def test_unknown_model_is_unpriced_not_zero(book):
 def test_overrides_add_models_and_change_the_version(tmp_path, book):
     f = tmp_path / "prices.yaml"
     f.write_text("house/llama:\n  input_cost_per_token: 1.0e-07\n  output_cost_per_token: 2.0e-07\n")
-    b = pricing.load(f)
+    b = price_files.load(f)
     assert b.cost("house/llama", Tokens(prompt=10, completion=10)) == 3000
     assert b.version != book.version and b.version.startswith(book.version + "+local:")
     f.write_text("house/llama:\n  input_cost_per_token: cheap\n")
     with pytest.raises(InputError, match="house/llama.input_cost_per_token"):
-        pricing.load(f)
+        price_files.load(f)
 
 
 def test_budget_windows_in_a_time_zone():

@@ -82,10 +82,8 @@ def k8s_project(project, kubeconfig, monkeypatch):
 def target(k8s_project, controller):
     from elfctl.app import App
     from elfctl.output import Output
-    from elfctl.services.deploy.k8s import kubernetes_target
-
     app = App(Output(quiet=True), cwd=k8s_project)
-    tgt = kubernetes_target(app)
+    tgt = app.target
     yield tgt
     app.close()
 

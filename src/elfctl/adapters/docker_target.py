@@ -16,9 +16,9 @@ from elfctl.adapters.docker_gate import first_ended, gate, probe, window
 from elfctl.adapters.docker_proxy import PROXY_PORT, TeamProxies, network_address
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.domain.rollout import RolloutReport
-from elfctl.domain.secret import plain
 from elfctl.domain.team import SECRETS_DIR, memory_bytes, nano_cpus
 from elfctl.errors import ElfError, InputError
+from elfctl.redact import plain
 
 
 def _not_serving(name: str, found: dict | None) -> str | None:
@@ -38,7 +38,8 @@ def _not_serving(name: str, found: dict | None) -> str | None:
 
 class DockerTarget:
     name = "docker"
-    switch_guard = True  # rollout() takes before_switch (the deploy service pushes meanwhile)
+    pins_digest = False  # runs `repo:tag` from the local engine, so the push can go on beside the gate
+    needs_local_image = True
 
     def __init__(
         self,
@@ -62,7 +63,6 @@ class DockerTarget:
         self._progress = None
         self._read: dict[str, tuple] = {}  # team -> what serving() read from its proxy
 
-    # Optional hook (not in the DeployTarget protocol): the deploy service records phases through it.
     def set_progress(self, callback) -> None:
         self._progress = callback
 

@@ -21,21 +21,21 @@ from elfctl.adapters.kubernetes import KubeCluster
 from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import RolloutState, TeamStatus, pod_state, rollout_state, worst_pod
 from elfctl.domain.rollout import RolloutReport
-from elfctl.domain.secret import plain
 from elfctl.domain.team import TeamSpec
 from elfctl.errors import InputError
-from elfctl.redact import register_secret, scrub
+from elfctl.redact import plain, register_secret, scrub
 
 
 def _no_secret_source(spec: TeamSpec) -> dict[str, str]:
     raise InputError(f"{spec.path}: secrets: no source of secret values was given to the Kubernetes target",
-                     hint="build the target through elfctl.services.deploy.k8s.kubernetes_target")
+                     hint="build the target through elfctl.bootstrap.kubernetes_target (app.target)")
 
 
 class KubernetesTarget:
     name = "kubernetes"
     pins_digest = True  # the deploy service hands rollout() `repo:tag@sha256:...` when it knows the digest
     needs_local_image = False  # nodes pull from the registry; the build machine's copy is irrelevant
+    _phase: Callable[[str], None] | None = None
 
     def __init__(self, cluster: KubeCluster, namespace: str, environment: str = "default",
                  teams: Callable[[], list[TeamSpec]] = list, registry: str = "",
@@ -53,7 +53,7 @@ class KubernetesTarget:
         self.restore_timeout_s = restore_timeout_s
         self.progress = progress or (lambda _msg: None)
         # Team secret values by name: the composition hands in the project's one source of them
-        # (services/deploy_app.resolve_secrets: the credential store, then the environment).
+        # (services/deploy/app.resolve_secrets: the credential store, then the environment).
         self.secret_values = secret_values
         self.pull_auth = pull_auth  # (user, password) for the image-pull secret, or None
         self._version: str | None = None
@@ -134,6 +134,14 @@ class KubernetesTarget:
         return True, secret_id
 
     # --- deploy -------------------------------------------------------------------------------
+    def set_progress(self, callback: Callable[[str], None] | None) -> None:
+        """Phases of rollout(): starting (applying), verifying (waiting), switched."""
+        self._phase = callback
+
+    def _report(self, phase: str) -> None:
+        if self._phase is not None:
+            self._phase(phase)
+
     def serving(self, team: str) -> str | None:
         """The serving image as the deploy service names it: `repo:tag`, digest dropped."""
         image = self._live_image(team)
@@ -148,10 +156,15 @@ class KubernetesTarget:
         return sorted(d["metadata"]["name"] for d in self.cluster.list("Deployment", self.namespace, m.MANAGED_BY))
 
     def rollout(self, spec: TeamSpec, image: str, revision: int, env: dict[str, str], secrets: dict[str, Any],
-                deadline_s: float) -> RolloutReport:
+                deadline_s: float, before_switch: Callable[[], None] | None = None) -> RolloutReport:
+        """The cluster switches as it rolls out (new pods take traffic once ready), so before_switch
+        runs before anything is written: when it raises, the cluster is untouched."""
         objects = self.render(spec, image, revision, env)
         self.validate(objects)
         warnings = [] if m.is_pinned(image) else [f"image {image} is not pinned by digest"]
+        if before_switch is not None:
+            before_switch()
+        self._report("starting")
         self._ensure_namespace()
         if spec.secrets:
             values = {k: plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
@@ -165,8 +178,10 @@ class KubernetesTarget:
         if not any(wrote) and prev is not None and rollout_state(prev).done:
             return RolloutReport(True, f"unchanged: {image} already serves "
                                      f"({rollout_state(prev).message})", warnings=warnings, changed=False)
+        self._report("verifying")
         state = self._wait(spec.name, image, deadline_s)
         if state.done:
+            self._report("switched")
             return RolloutReport(True, f"rolled out {image}: {state.message}", warnings=warnings)
         logs = self._failure_logs(spec.name, image)
         reason = f"rollout of {image} failed: {state.message}"
@@ -252,6 +267,16 @@ class KubernetesTarget:
                     yield scrub(f"[{name}] {line}" if len(pods) > 1 else line)
         return lines()
 
+    def host_port(self, team: str) -> int | None:
+        """None: a cluster publishes a team through its Service, not a port on this machine."""
+        return None
+
+    def endpoint_health(self, team: str, path: str, timeout: float = 2.0,
+                        endpoints: list[str] | None = None) -> None:
+        """None: the kubelet's readiness probe on `health.path` already decides which pods serve
+        (status() reports them); this machine may not even reach pod addresses."""
+        return None
+
     def team_status(self, team: str) -> TeamStatus:
         dep = self.cluster.get("Deployment", team, self.namespace)
         if dep is None:
@@ -270,7 +295,7 @@ class KubernetesTarget:
         reason = s.rollout if s.exists else f"no Deployment {team} in namespace {self.namespace}"
         if s.worst is not None and s.worst.reason != "Running":
             reason += f"; worst pod {s.worst.pod}: {s.worst.reason}"
-        return {**asdict(s), "status": s.status, "reason": reason}
+        return {**asdict(s), "status": s.status, "reason": reason, "host_port": None}
 
     def cluster_status(self) -> dict[str, Any]:
         """Reachable (else Unreachable raised), version, namespace present."""

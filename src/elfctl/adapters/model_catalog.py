@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
+from elfctl.adapters import price_files
 from elfctl.domain import pricing
 
 
@@ -37,7 +38,7 @@ class ModelFacts:
 
 @lru_cache(maxsize=4)
 def load(path: str | None = None, overrides: str | None = None) -> dict[str, ModelFacts]:
-    book = pricing.load(overrides=Path(overrides) if overrides else None, map_path=Path(path) if path else None)
+    book = price_files.load(overrides=Path(overrides) if overrides else None, map_path=Path(path) if path else None)
     out = {}
     for name, entry in book.entries().items():
         if not isinstance(entry, dict) or entry.get("mode") != "chat":

@@ -131,7 +131,7 @@ def _build(name: str, obj):
 def _usage_error_as_json(exc) -> None:
     """Under --json, a usage error is the same {"error": ...} object on stdout as every other error
     (exit 2), so a pipeline parsing the output gets JSON whatever went wrong. Otherwise: returns."""
-    from elfctl.cli.entry import own_args
+    from elfctl.cli.args import own_args
 
     if "--json" not in own_args(sys.argv[1:]) or not hasattr(exc, "format_message") or type(exc).__name__ == "NoArgsIsHelpError":
         return

@@ -58,12 +58,12 @@ def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] |
     """The value from exactly one safe source, as a Secret from the first moment."""
     import getpass
 
-    from elfctl.domain.secret import Secret
     from elfctl.errors import InputError
+    from elfctl.redact import secret
 
     if argv_value:
         for word in argv_value:
-            Secret(word)  # register it, so nothing printed later can show it
+            secret(word)  # register it, so nothing printed later can show it
         raise InputError(
             "values are never taken from the command line (shell history and `ps` show them)",
             hint="use --stdin, --from-env VAR or the hidden prompt; consider that value exposed",
@@ -76,17 +76,17 @@ def _value(name: str, stdin: bool, from_env: str | None, argv_value: list[str] |
                 f"--from-env {from_env}: that environment variable is not set",
                 hint=f"export {from_env} first, or use --stdin",
             )
-        return Secret(os.environ[from_env])
+        return secret(os.environ[from_env])
     if stdin:
         raw = sys.stdin.read()
-        return Secret(raw[:-2] if raw.endswith("\r\n") else raw[:-1] if raw.endswith("\n") else raw)
+        return secret(raw[:-2] if raw.endswith("\r\n") else raw[:-1] if raw.endswith("\n") else raw)
     if not sys.stdin.isatty():
         raise InputError(
             f"{name}: no value given",
             hint="pipe it with --stdin, use --from-env VAR, or run "
             "in a terminal to be prompted (values never go in argv)",
         )
-    value = Secret(getpass.getpass(f"value for {name} (hidden): "))
+    value = secret(getpass.getpass(f"value for {name} (hidden): "))
     if confirm and getpass.getpass("repeat it: ") != value.reveal():
         raise InputError("the two entries differ", hint="type the same value twice")
     return value

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import sys
 
+from elfctl.cli.args import own_args
+
 READS_VALUES = ("run", "get")
 
 
@@ -20,11 +22,6 @@ def main() -> None:
     from elfctl.cli.main import main as run
 
     run()
-
-
-def own_args(args: list[str]) -> list[str]:
-    """The arguments elfctl reads itself: those after `--` belong to the command `creds run` runs."""
-    return args[: args.index("--")] if "--" in args else args
 
 
 def _reads_credential_values(args: list[str]) -> bool:

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "deployments": ("elfctl.cli.deploy", "deployments",
                     "Deployment history: revision, state, image, digest, who, when, error."),
     "logs": ("elfctl.cli.deploy", "logs", "The serving version's log (first replica)."),
-    "cost": ("elfctl.cli.cost", "app", "See and bound LLM spend: budgets, reports, dashboard, forecasts."),
+    "cost": ("elfctl.cli.cost.commands", "app", "See and bound LLM spend: budgets, reports, dashboard, forecasts."),
     "llm": ("elfctl.cli.llm", "app", "LLM calls through elfctl: budgets, fallbacks, breakers."),
     "creds": ("elfctl.cli.creds", "app",
               "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),

@@ -1,5 +1,5 @@
-"""Migration files: discovery, per-dialect choice, checksums and statement splitting. No I/O
-beyond reading the folder it is given."""
+"""Migration files: naming rules, per-dialect choice, checksums and statement splitting. No I/O:
+adapters/migration_files.py reads the folder."""
 
 from __future__ import annotations
 
@@ -34,14 +34,13 @@ def checksum(text: str) -> str:
     return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
 
-def discover(folder: Path, dialect: str) -> list[Migration]:
-    """The migrations for `dialect`, in version order. A dialect file (`0003_x.postgres.sql`)
-    replaces the common one (`0003_x.sql`) for that dialect."""
-    if not folder.is_dir():
-        raise InputError(f"{folder}: migrations folder not found", hint="set store.migrations_dir")
+def choose(folder: Path, files: list[str], dialect: str) -> list[tuple[int, str, Path]]:
+    """(version, name, path) of the migrations for `dialect` among the file names of `folder`, in
+    version order. A dialect file (`0003_x.postgres.sql`) replaces the common one (`0003_x.sql`)
+    for that dialect. adapters/migration_files.py lists the folder and reads what this picks."""
     chosen: dict[int, tuple[Path, str, str | None]] = {}
     names: dict[int, str] = {}
-    for path in sorted(folder.iterdir()):
+    for path in sorted(folder / f for f in files):
         if path.suffix != ".sql":
             continue
         m = _FILE.match(path.name)
@@ -62,12 +61,11 @@ def discover(folder: Path, dialect: str) -> list[Migration]:
         current = chosen.get(version)
         if current is None or (file_dialect is not None and current[2] is None):
             chosen[version] = (path, name, file_dialect)
-    out = []
-    for version in sorted(chosen):
-        path, name, _ = chosen[version]
-        text = path.read_text(encoding="utf-8")
-        out.append(Migration(version, name, path, text, checksum(text)))
-    return out
+    return [(version, chosen[version][1], chosen[version][0]) for version in sorted(chosen)]
+
+
+def migration(version: int, name: str, path: Path, text: str) -> Migration:
+    return Migration(version, name, path, text, checksum(text))
 
 
 def split_statements(sql: str) -> list[str]:

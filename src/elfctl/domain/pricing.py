@@ -1,4 +1,5 @@
-"""LLM prices: litellm's shipped price map read as a file (no `import litellm`), plus local overrides.
+"""LLM prices: litellm's shipped price map (read as a file by adapters/price_files.py, no `import
+litellm`), plus local overrides.
 
 Money is integer nano-dollars. A per-token price is kept as an exact Decimal of nano-dollars (the
 map's float printed with repr, so 1.5e-07 USD is exactly 150 nUSD), a row's cost is the exact sum
@@ -9,17 +10,13 @@ litellm version and content hash plus the overrides hash, so `cost reprice` know
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from elfctl.errors import InputError
 
-MAP_FILE = "model_prices_and_context_window_backup.json"
 NANO = Decimal(1_000_000_000)
 TOKEN_CLASSES = ("input", "cached", "cache_write", "output", "reasoning")
 
@@ -102,17 +99,6 @@ def _price(model: str, entry: dict[str, Any]) -> Price | None:
     )
 
 
-def litellm_map_path() -> Path:
-    """The price map inside the installed litellm package, found without importing litellm."""
-    spec = importlib.util.find_spec("litellm")
-    if spec is None or not spec.submodule_search_locations:
-        raise InputError(
-            "litellm is not installed, so there is no price map",
-            hint="pip install litellm, or give every model a price in the overrides file",
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / MAP_FILE
-
-
 class PriceBook:
     """Model name -> Price, with the version string recorded on every usage row."""
 
@@ -143,39 +129,21 @@ class PriceBook:
         return None if price is None else cost_nano(price, tokens)
 
 
-def read_overrides(path: Path) -> dict[str, dict[str, Any]]:
-    """`prices.json` / `prices.yaml`: {model: {input_cost_per_token, output_cost_per_token, ...}}
-    in litellm's own key names (USD per token)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"{path}: cannot read the price overrides ({exc.strerror})",
-            hint="fix llm.prices_file or create the file",
-        ) from None
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            doc = yaml.safe_load(text) or {}
-        else:
-            doc = json.loads(text or "{}")
-    except Exception as exc:  # noqa: BLE001 - YAML and JSON errors alike
-        raise InputError(
-            f"{path}: not valid {path.suffix[1:].upper()} ({exc})", hint="fix the syntax"
-        ) from None
+def check_overrides(doc: Any, where: str) -> dict[str, dict[str, Any]]:
+    """The parsed overrides file (`where` names it in errors): {model: {input_cost_per_token,
+    output_cost_per_token, ...}} in litellm's own key names (USD per token)."""
     if not isinstance(doc, dict):
         raise InputError(
-            f"{path}: must map model names to prices", hint="write `model: {input_cost_per_token: ...}`"
+            f"{where}: must map model names to prices", hint="write `model: {input_cost_per_token: ...}`"
         )
     for model, entry in doc.items():
         if not isinstance(entry, dict):
-            raise InputError(f"{path}: {model}: must be a mapping of prices", hint="see litellm's key names")
+            raise InputError(f"{where}: {model}: must be a mapping of prices", hint="see litellm's key names")
         for key in ("input_cost_per_token", "output_cost_per_token"):
             value = entry.get(key)
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise InputError(
-                    f"{path}: {model}.{key}: missing or not a number",
+                    f"{where}: {model}.{key}: missing or not a number",
                     hint=f"set {model}.{key} to USD per token, e.g. 1.5e-07",
                 )
             try:
@@ -183,38 +151,23 @@ def read_overrides(path: Path) -> dict[str, dict[str, Any]]:
                     raise ValueError
             except Exception:  # noqa: BLE001
                 raise InputError(
-                    f"{path}: {model}.{key}: {value!r} is not a price",
+                    f"{where}: {model}.{key}: {value!r} is not a price",
                     hint="use a non-negative number of USD per token",
                 ) from None
     return doc
 
 
-@lru_cache(maxsize=8)
-def _load(map_path: Path, map_mtime: float, overrides: Path | None, ov_mtime: float) -> PriceBook:
-    raw = map_path.read_bytes()
-    entries = json.loads(raw)
+def book(map_raw: bytes, overrides: dict[str, dict[str, Any]] | None = None,
+         overrides_raw: bytes = b"") -> PriceBook:
+    """The price book from the map file's bytes and the checked overrides (and their bytes, which
+    name the price version)."""
+    entries = json.loads(map_raw)
     entries.pop("sample_spec", None)
-    ver = f"litellm:{hashlib.sha256(raw).hexdigest()[:12]}"
+    ver = f"litellm:{hashlib.sha256(map_raw).hexdigest()[:12]}"
     if overrides is not None:
-        ov = read_overrides(overrides)
-        entries.update({k: {**entries.get(k, {}), **v} for k, v in ov.items()})
-        ver += f"+local:{hashlib.sha256(overrides.read_bytes()).hexdigest()[:8]}"
+        entries.update({k: {**entries.get(k, {}), **v} for k, v in overrides.items()})
+        ver += f"+local:{hashlib.sha256(overrides_raw).hexdigest()[:8]}"
     return PriceBook(entries, ver)
-
-
-def load(overrides: Path | None = None, map_path: Path | None = None) -> PriceBook:
-    """The price book (cached per process until a file changes)."""
-    map_path = map_path or litellm_map_path()
-    try:
-        mtime = map_path.stat().st_mtime
-    except OSError:
-        raise InputError(
-            f"{map_path}: litellm's price map is missing",
-            hint="reinstall litellm, or point llm.prices_file at a full price list",
-        ) from None
-    if overrides is not None and not overrides.exists():
-        overrides = None
-    return _load(map_path, mtime, overrides, overrides.stat().st_mtime if overrides else 0.0)
 
 
 def map_provider(book: PriceBook, model: str) -> str | None:

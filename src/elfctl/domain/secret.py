@@ -1,15 +1,16 @@
 """`Secret`: a credential value that cannot be printed by accident.
 
-Its str/repr/format/JSON forms are the mask; only `.reveal()` returns the value. Building one
-registers the value with `elfctl.redact`, so even a value copied out with `.reveal()` is scrubbed
-from every renderer and logger of this process.
+Its str/repr/format/JSON forms are the mask; only `.reveal()` returns the value. A plain value
+type: the edge builds one with `elfctl.redact.secret(value)`, which also registers the value with
+the process's redaction filter, so even a value copied out with `.reveal()` is scrubbed from every
+renderer and logger (tests/architecture checks that nothing else builds a Secret).
 """
 
 from __future__ import annotations
 
 import hmac
 
-from elfctl.redact import MASK, register_secret
+MASK = "****"
 
 
 class Secret:
@@ -18,7 +19,6 @@ class Secret:
     def __init__(self, value: str):
         if not isinstance(value, str):
             raise TypeError("Secret holds a str")
-        register_secret(value)
         object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:
@@ -58,15 +58,3 @@ class Secret:
     def __reduce__(self):  # pickling would write the value somewhere unseen
         raise TypeError("Secret values cannot be pickled")
 
-
-def plain(value) -> str:
-    """The text of a secret value given as a Secret (or anything with reveal/get_secret_value/value)
-    or a str, for the one API that needs it; registered for redaction on the way out."""
-    for attr in ("reveal", "get_secret_value", "value"):
-        got = getattr(value, attr, None)
-        if got is not None:
-            value = got() if callable(got) else got
-            break
-    value = str(value)
-    register_secret(value)
-    return value

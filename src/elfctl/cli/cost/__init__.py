@@ -1,4 +1,5 @@
-"""`elfctl cost ...`: one module per verb in this package; each adds its command to `app`."""
+"""`elfctl cost ...`: one module per verb in this package; each adds its command to `app`, and
+`commands` imports them all (so no verb imports a module that imports it back)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,3 @@ import typer
 
 app = typer.Typer(help="See and bound LLM spend: budgets, reports, dashboard, forecasts.",
                   no_args_is_help=True)
-
-# Verb modules register their commands on import (keep these imports light: typer only).
-
-from elfctl.cli.cost import (  # noqa: E402,F401
-    budget,
-    check,
-    dashboard,
-    import_cmd,
-    optimize,
-    predict,
-    reconcile,
-    report,
-)

@@ -97,7 +97,7 @@ def reconcile_all(app, fix: bool) -> reconcile.ReconcileResult:
 
 
 def reprice(app, since: str, dry_run: bool) -> reconcile.RepriceResult:
-    return reconcile.reprice(_ready(app), llm_service.price_book(app.config), since, dry_run)
+    return reconcile.reprice(_ready(app), app.prices, since, dry_run)
 
 
 def import_usage(app, path: Path, fmt: str, strict: bool) -> usage_import.ImportResult:
@@ -108,4 +108,5 @@ def import_usage(app, path: Path, fmt: str, strict: bool) -> usage_import.Import
 
 
 def llm_test(app, team: str | None, model: str | None, api_base: str | None) -> dict:
-    return llm_service.llm_test(app.config, _ready(app), team, model, api_base)
+    _ready(app)
+    return llm_service.llm_test(app.config, app.llm_caller, team, model, api_base)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget, WindowState
 from elfctl.domain.clock import iso
-from elfctl.domain.ids import new_id
 from elfctl.domain.pricing import usd_to_nano
+from elfctl.ids import new_id
 from elfctl.ports import Store, Tx
 from elfctl.services.cost import ledger
 

@@ -20,6 +20,7 @@ from elfctl.domain import credentials as rules
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, OperationFailed, StoreNotMigrated
 from elfctl.ports import Secrets, Store
+from elfctl.redact import secret
 from elfctl.services.credentials import audit
 
 LOCK = "elfctl-credentials"
@@ -47,8 +48,8 @@ class CredInfo:
 
 
 class Vault:
-    """What the use cases need, built once per run by `credentials.app.vault_for(app)` (or by tests
-    directly)."""
+    """What the use cases need, built once per run by `credentials.app.vault_for(app)` (the App's
+    `vault`, from bootstrap), or by tests directly."""
 
     def __init__(
         self,
@@ -234,7 +235,7 @@ def rotate(
         length = generate_length or 32
         if not 16 <= length <= 512:
             raise InputError(f"--length {length}: out of range", hint="use 16 to 512 characters")
-        value = Secret(pysecrets.token_urlsafe(length)[:length])
+        value = secret(pysecrets.token_urlsafe(length)[:length])
     return set_value(vault, name, value, team=scope, expires=expires, action="rotate")
 
 
@@ -304,7 +305,7 @@ def _get(vault: Vault, name: str, scope: str, previous: bool) -> tuple[CredInfo,
             (rules.iso(clock.now()), name, scope),
         )
         vault.audit(tx, [{"action": "read", "name": name, "scope": scope, "version": version}])
-        return _info(row), Secret(value)
+        return _info(row), secret(value)
 
 
 def read_many(
@@ -333,7 +334,7 @@ def read_many(
                         f"{_where(*p)}: the value is missing from the {backend} backend",
                         hint=f"set it again with `elfctl creds set {p[0]}`",
                     )
-                out[p] = Secret(values[k])
+                out[p] = secret(values[k])
         if not out:
             return out  # nothing read: no audit entry, so no backend (passphrase) is needed
         stamp = rules.iso(clock.now())
@@ -408,7 +409,7 @@ def import_env(vault: Vault, path: Path, team: str | None = None) -> ImportResul
             hint="give the path of a readable UTF-8 .env file",
         ) from None
     pairs = rules.parse_dotenv(text, path)
-    secrets = [(k, Secret(v)) for k, v in pairs]  # registered for redaction before anything else
+    secrets = [(k, secret(v)) for k, v in pairs]  # registered for redaction before anything else
     for k, v in secrets:
         if not v.reveal():
             raise InputError(f"{path}: {k} has an empty value", hint="remove the line or give it a value")

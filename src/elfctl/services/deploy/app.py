@@ -9,6 +9,7 @@ from elfctl.adapters import team_files as team_mod
 from elfctl.domain.names import check_team_name
 from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, StoreNotMigrated
+from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
 from elfctl.services.deploy import k8s
 
@@ -53,7 +54,7 @@ def resolve_secrets(app, spec) -> dict[str, Secret]:
         )
     for name in names:
         if name not in values and os.environ.get(name):
-            values[name] = Secret(os.environ[name])  # registers it for redaction
+            values[name] = secret(os.environ[name])  # registers it for redaction
     missing = [n for n in names if n not in values]
     if missing:
         raise InputError(
@@ -166,13 +167,12 @@ def remove_team(app, name: str, purge: bool = False, confirm=None):
 
 def render_team(app, team: str, image: str | None = None, revision: int = 0) -> k8s.Rendered:
     """`elfctl k8s render TEAM`: the manifests of one team with this project's settings."""
-    from elfctl.bootstrap import kubernetes_namespace
 
     spec = team_mod.find(app.teams_dir, team)
     cfg = app.config
     image = image or f"{cfg.get('kubernetes.registry') or 'localhost'}/{spec.name}:latest"
     pull = cfg.get("kubernetes.pull_secret") if cfg.get("kubernetes.registry") else None
-    return k8s.render_team(spec, image, kubernetes_namespace(cfg), pull, cfg.get("kubernetes.version") or None,
+    return k8s.render_team(spec, image, k8s.kubernetes_namespace(cfg), pull, cfg.get("kubernetes.version") or None,
                            revision)
 
 

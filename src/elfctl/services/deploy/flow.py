@@ -207,18 +207,16 @@ def _rollout(
     push: _Push | None = None,
 ) -> DeployResult:
     image = f"{repo}:{tag}"
-    if getattr(target, "needs_local_image", True):  # a cluster pulls from the registry itself
+    if target.needs_local_image:  # a cluster pulls from the registry itself
         images.ensure_local(engine, repo, tag)
     rec.move("starting")
-    hook = getattr(target, "set_progress", None)
-    if hook:  # optional: targets that report their phases get 'verifying' recorded too
-        hook(lambda phase: rec.move(phase) if phase == "verifying" else None)
+    target.set_progress(lambda phase: rec.move(phase) if phase == "verifying" else None)
     soak_s = (spec.health.soak_s if spec.health.soak_s is not None else opts.soak_s) if opts.wait else 0.0
     run_spec = dataclasses.replace(spec, health=dataclasses.replace(spec.health, soak_s=soak_s))
     # A cluster's nodes must pull exactly what was pushed: such targets get the image by digest.
-    pinned = f"{image}@{result.digest}" if getattr(target, "pins_digest", False) and result.digest else image
+    pinned = f"{image}@{result.digest}" if target.pins_digest and result.digest else image
 
-    def before_switch() -> None:  # the target calls this after the gate passed, right before the switch
+    def before_switch() -> None:  # the target calls this right before anything serves the new version
         if push is not None:
             result.digest = push.wait()
             rec.details["timings"]["push"] = push.seconds
@@ -226,12 +224,13 @@ def _rollout(
         if push is not None:
             rec.note(digest=result.digest)
 
-    guard = getattr(target, "switch_guard", False)
-    if not guard:  # no hook: such a target switches as it rolls out, so the fence comes first
-        rec.held.renew()
     if push is None:
-        hook = {"before_switch": before_switch} if guard else {}
-        outcome = target.rollout(run_spec, pinned, rec.revision, env, secrets, opts.timeout_s, **hook)
+        try:
+            outcome = target.rollout(
+                run_spec, pinned, rec.revision, env, secrets, opts.timeout_s, before_switch=before_switch
+            )
+        finally:
+            target.set_progress(None)
     else:
         interrupted = False
         try:
@@ -242,6 +241,7 @@ def _rollout(
             interrupted = True  # leave at once: the push thread ends with the process
             raise
         finally:
+            target.set_progress(None)
             if not interrupted:
                 push.thread.join()  # a refused version still waits for its push: no half upload left
             done = not push.thread.is_alive()
@@ -250,9 +250,10 @@ def _rollout(
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings
-    for key in ("retired", "leftovers"):  # what happened to the old replicas (Docker target)
-        if getattr(outcome, key, None):
-            rec.details[key] = list(getattr(outcome, key))
+    if outcome.retired:  # what happened to the old replicas (where the target retires them itself)
+        rec.details["retired"] = list(outcome.retired)
+    if outcome.leftovers:
+        rec.details["leftovers"] = list(outcome.leftovers)
     if outcome.ok:
         rec.move("switched")
         result.state = "switched"
@@ -341,7 +342,7 @@ def _build_and_push(engine, registry, target, spec, repo: str, tag: str, opts: D
                     rec: _Record, result: DeployResult, progress) -> _Push | None:
     """Build the image unless the registry or this machine has it, then push it unless the registry
     has it. Sets result.built, .pushed and .digest; returns the push still running beside the
-    rollout (a target with a switch guard), else None."""
+    rollout (a target that takes `repo:tag`, not a digest), else None."""
     image = result.image
     rec.move("building")
     digest = registry.digest(repo, tag)
@@ -363,7 +364,7 @@ def _build_and_push(engine, registry, target, spec, repo: str, tag: str, opts: D
     push = None
     if digest is None:
         progress(f"pushing {image}")
-        if getattr(target, "switch_guard", False) and not getattr(target, "pins_digest", False):
+        if not target.pins_digest:
             push = _Push(engine, registry, repo, tag)  # beside starting and verifying
         else:
             digest = engine.push(repo, tag) or registry.digest(repo, tag)

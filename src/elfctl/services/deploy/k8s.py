@@ -1,6 +1,6 @@
 """Kubernetes use cases: render a team's manifests (for `deploy --render` / GitOps), the cluster's
-health checks, and building the target from the run's App (kept here until the composition root
-takes it; the rest of the wiring is in deploy/app.py)."""
+health checks. The target itself is built by the composition root (bootstrap, as `app.target`); the
+rest of the wiring is in deploy/app.py."""
 
 from __future__ import annotations
 
@@ -8,31 +8,18 @@ from dataclasses import dataclass, field
 
 from elfctl.domain import k8s_manifests as m
 from elfctl.domain.health import Check
+from elfctl.domain.names import is_dns_label
 from elfctl.domain.team import TeamSpec
+from elfctl.errors import InputError
 
 
-def kubernetes_target(app, context: str | None = None):
-    from elfctl.adapters.team_files import discover, load
-    from elfctl.bootstrap import kubernetes_target as build
-    from elfctl.services.deploy.app import resolve_secrets
-
-    def teams() -> list[TeamSpec]:
-        return [load(p) for p in discover(app.teams_dir)]
-
-    target = build(app.config, teams, progress=app.output.info, context=context)
-    # the project's one source of team secret values: credential store, then environment
-    target.secret_values = lambda spec: resolve_secrets(app, spec)
-    target.pull_auth = _pull_auth()
-    app._closers.append(target.cluster.close)
-    return target
-
-
-def _pull_auth() -> tuple[str, str] | None:
-    """Registry credentials for the image-pull secret, when both are set in the environment."""
-    import os
-
-    user, pw = os.environ.get("ELFCTL_REGISTRY_USERNAME"), os.environ.get("ELFCTL_REGISTRY_PASSWORD")
-    return (user, pw) if user and pw else None
+def kubernetes_namespace(cfg) -> str:
+    """One namespace per environment: kubernetes.namespace, else elfctl-<profile>, else elfctl."""
+    ns = cfg.get("kubernetes.namespace") or (f"elfctl-{cfg.profile}" if cfg.profile else "elfctl")
+    if not is_dns_label(ns):
+        raise InputError(f"kubernetes.namespace {ns!r} (from {cfg.source('kubernetes.namespace')}) is not a "
+                         f"DNS-1123 label", hint="set kubernetes.namespace to lower case letters, digits and '-'")
+    return ns
 
 
 def render_manifests(spec: TeamSpec, image: str, revision: int = 0, namespace: str = "elfctl",

@@ -6,13 +6,11 @@ import datetime as dt
 import uuid
 from functools import lru_cache
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from elfctl.adapters import team_files as team_mod
-from elfctl.domain import pricing
 from elfctl.domain.clock import iso
-from elfctl.domain.names import check_team_name, is_dns_label
+from elfctl.domain.names import check_team_name
 from elfctl.domain.pricing import Tokens
 from elfctl.domain.usage import UsageRow, prompt_hash
 from elfctl.ports import Store
@@ -50,31 +48,8 @@ def prices_path(cfg) -> Path:
     return p if p.is_absolute() else cfg.root / p
 
 
-def price_book(cfg) -> pricing.PriceBook:
-    return pricing.load(prices_path(cfg))
-
-
 def spool(cfg) -> Spool:
     return Spool(cfg.elf_dir / "spool")
-
-
-def build_caller(cfg, store: Store, client: Any, warn=None, key_for=None) -> Caller:
-    return Caller(store, price_book(cfg), client, spool(cfg), settings(cfg), warn=warn, key_for=key_for)
-
-
-def stored_key(cfg, store: Store, var: str, team: str | None):
-    """A provider key from the credential store (team scope, then global) as a Secret, or None when
-    the store holds none (or has no credential tables yet). Audited as a read."""
-    from elfctl.services.credentials import vault as credentials
-    from elfctl.services.credentials.app import vault_for
-
-    if "credentials" not in store.tables():
-        return None
-    if team and not is_dns_label(team):
-        team = None  # not a team the store can scope by: the global key only
-    app = SimpleNamespace(config=cfg, store=store, teams_dir=teams_dir(cfg))
-    vault = vault_for(app, command=f"elfctl.llm {var}")
-    return credentials.resolve(vault, [var], team=team, required=False).get(var)
 
 
 def teams_dir(cfg) -> Path:
@@ -162,14 +137,9 @@ def _callback_class():
     return ElfctlCallback
 
 
-def llm_test(cfg, store: Store, team: str | None, model: str | None, api_base: str | None = None) -> dict:
-    """`elfctl llm test`: one real call through the whole path."""
-    from elfctl import llm as llm_mod
-    from elfctl.adapters import litellm_client
-
-    caller = build_caller(
-        cfg, store, litellm_client, key_for=llm_mod.key_lookup(SimpleNamespace(config=cfg, store=store))
-    )
+def llm_test(cfg, caller: Caller, team: str | None, model: str | None, api_base: str | None = None) -> dict:
+    """`elfctl llm test`: one real call through the whole path (the caller's store, prices, keys)."""
+    store = caller.store
     caller.spool.replay(store)
     team = team or "llm-test"
     policy = team_policy(cfg, store, team)
@@ -211,7 +181,7 @@ def provider_plan(app):
     """The providers the teams' LLM policies name (for `elfctl health`)."""
     from elfctl.services.llm import provider_health
 
-    return provider_health.plan(app.teams_dir, lambda: price_book(app.config))
+    return provider_health.plan(app.teams_dir, lambda: app.prices)
 
 
 def provider_probes(app, pl, deep: bool = False, timeout_s: float | None = None) -> dict:

@@ -23,10 +23,10 @@ from typing import Any
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget
 from elfctl.domain.clock import iso
-from elfctl.domain.ids import new_id
 from elfctl.domain.pricing import NANO, PriceBook, Tokens, cost_nano
 from elfctl.domain.usage import UsageRow, prompt_hash
 from elfctl.errors import InputError
+from elfctl.ids import new_id
 from elfctl.ports import Store
 from elfctl.resilience import breaker as brk
 from elfctl.resilience import retry

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elfctl import __version__
+from elfctl.adapters.migration_files import discover
 from elfctl.domain.clock import iso, now
 from elfctl.domain.migrations import (
     CHECKSUM_ALGO,
     NAME_RE,
     Migration,
     checksum,
-    discover,
     first_line,
     split_statements,
 )
