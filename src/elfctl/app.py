@@ -71,7 +71,7 @@ class App:
 
         if self.config.get("deploy.target") != "kubernetes":
             return bootstrap.deploy_target(self.config, self.docker)
-        from elfctl.domain.team import discover, load
+        from elfctl.adapters.team_files import discover, load
         from elfctl.services.deploy.app import resolve_secrets
 
         target = bootstrap.kubernetes_target(

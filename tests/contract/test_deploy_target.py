@@ -46,8 +46,8 @@ def _wait_for(check, timeout: float = 10.0):
 
 
 def _docker(request, monkeypatch, project) -> Harness:
+    from elfctl.adapters.team_files import load
     from elfctl.app import App
-    from elfctl.domain.team import load
     from elfctl.output import Output
     from elfctl.services.deploy.teams import DOCKERFILE
 
@@ -102,8 +102,8 @@ def _docker(request, monkeypatch, project) -> Harness:
 
 
 def _kubernetes(request) -> Harness:
+    from elfctl.adapters.team_files import find
     from elfctl.app import App
-    from elfctl.domain.team import find
     from elfctl.output import Output
 
     project = request.getfixturevalue("k8s_project")

@@ -125,7 +125,7 @@ def test_eight_processes_compare_and_swap_one_probe_slot(llm_env):
 
 def _open_past_reset(store, reset_s: float) -> None:
     """The circuit as repeated failures left it, its reset time just passed."""
-    from elfctl.resilience.breaker import _iso
+    from elfctl.domain.clock import iso as _iso
 
     now = dt.datetime.now(dt.UTC)
     store.execute(

@@ -136,7 +136,8 @@ def test_a_run_that_fails_midway_says_what_it_committed(project, tmp_path):
     finally:
         other.execute("ROLLBACK")
         other.close()
-    assert "database is locked" in err.value.message
+    assert err.value.code == "store_locked"
+    assert "another process holds the store's write lock" in err.value.message
     assert err.value.message.endswith(f"(the import stopped after reading {usage_import.BATCH + 10:,} rows; "
                                       f"{usage_import.BATCH:,} were imported before it, and importing again skips them)")
     assert store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] == usage_import.BATCH

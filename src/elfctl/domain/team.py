@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from elfctl.domain.names import DNS1123
+from elfctl.domain.names import DNS1123, DNS1123_HINT, is_dns_label
 from elfctl.errors import InputError
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -197,9 +197,8 @@ def _name(v: _V, doc: dict, expected_name: str | None) -> str:
     if "name" not in doc:
         raise v.fail("name", "missing", f"add `name: {expected_name or v.path.parent.name}`")
     name = doc["name"]
-    if not isinstance(name, str) or len(name) > 63 or not DNS1123.match(name):
-        raise v.fail("name", f"{name!r} is not a DNS-1123 label",
-                     "use lower case letters, digits and '-', starting and ending alphanumeric, max 63")
+    if not is_dns_label(name):
+        raise v.fail("name", f"{name!r} is not a DNS-1123 label", DNS1123_HINT)
     if expected_name and name != expected_name:
         raise v.fail("name", f"'{name}' differs from its folder '{expected_name}'",
                      f"rename the folder or set name: {expected_name}")

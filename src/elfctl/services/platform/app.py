@@ -123,7 +123,7 @@ def _registry_settings(app):
 
 
 def _docker_steps(app) -> list[infra_svc.Step]:
-    from elfctl.domain import team as team_mod
+    from elfctl.adapters import team_files as team_mod
     from elfctl.services.deploy.app import deploy_team, missing_secrets
     from elfctl.services.platform import docker as docker_platform
 
