@@ -77,6 +77,7 @@ IMPORT_FILES = {  # files in the "ok" project
     "not-json.jsonl": "{{{\n",
     "no-columns.csv": "a,b,c\n1,2,3\n",
     "dotenv-bad.env": "=nokey\n",
+    "bad-kubeconfig.yaml": "just a string\n",
 }
 
 CASES = [
@@ -168,6 +169,18 @@ CASES = [
       for name in TEAM_FILES),
     c("team-validate-all", "--json", "team", "validate", project="teams"),
     c("health-alias-bomb", "health", "-c", "llm:config", project="teams", code=1, says="expands to more than"),
+    # outside systems and the store, translated at their border (issue 13 section 1)
+    c("store-table-dropped", "--json", "cost", "budget", "set", "alpha", "--daily", "1", project="dropped", code=1,
+      says="store_not_migrated"),
+    c("store-url-bad-option", "db", "status", says="store.url",
+      env={"ELFCTL_STORE_URL": "postgresql://u:hunter2pw@127.0.0.1:1/db?sslmode=bogus"}),
+    c("store-garbage", "db", "status", project="garbage", code=1, says="damaged"),
+    c("store-truncated", "--json", "cost", "report", project="truncated", code=1, says="store_damaged"),
+    c("store-unreachable", "--json", "db", "status", code=3, says="unreachable",
+      env={"ELFCTL_STORE_URL": "postgresql://postgres@127.0.0.1:1/postgres"}),
+    c("docker-host-port", "logs", "mkt", env={"ELFCTL_DOCKER_HOST": "tcp://256.1.1.1:99999"}, says="docker.host"),
+    c("kubeconfig-string", "logs", "mkt", "--target", "kubernetes", says="bad-kubeconfig.yaml",
+      env={"ELFCTL_KUBERNETES_KUBECONFIG": "bad-kubeconfig.yaml"}),
 ]
 
 
@@ -191,7 +204,7 @@ def _store_counts(project: Path) -> dict:
 def projects(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("corpus")
     folders = {}
-    for name in ("ok", "teams", *CONFIG_FILES):
+    for name in ("ok", "teams", "dropped", "garbage", "truncated", *CONFIG_FILES):
         folder = folders[name] = root / name
         folder.mkdir()
         assert run_elfctl("init", cwd=folder, env=_env({})).returncode == 0
@@ -199,6 +212,16 @@ def projects(tmp_path_factory) -> dict[str, Path]:
     for args in (("db", "migrate"), ("team", "new", "mkt")):
         proc = run_elfctl(*args, cwd=ok, env=_env({}))
         assert proc.returncode == 0, proc.stderr
+    for name in ("dropped", "garbage", "truncated"):
+        assert run_elfctl("db", "migrate", cwd=folders[name], env=_env({})).returncode == 0
+    with sqlite3.connect(folders["dropped"] / ".elf" / "elf.db") as db:
+        db.execute("DROP TABLE spend_counters")
+    db_file = folders["garbage"] / ".elf" / "elf.db"
+    db_file.write_bytes(b"this is not a database" * 500)
+    for suffix in ("-wal", "-shm"):
+        (db_file.parent / ("elf.db" + suffix)).unlink(missing_ok=True)
+    db_file = folders["truncated"] / ".elf" / "elf.db"
+    db_file.write_bytes(db_file.read_bytes()[:3000])
     for name, text in IMPORT_FILES.items():
         _write(ok / name, text)
     for name, text in TEAM_FILES.items():
@@ -237,6 +260,7 @@ def test_bad_input_is_refused_clearly(results, case):
     shown = f"exit {proc.returncode}\nstdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
     assert "Traceback" not in proc.stdout + proc.stderr, shown
     assert "internal" not in proc.stdout + proc.stderr, shown
+    assert "hunter2pw" not in proc.stdout + proc.stderr, shown  # a store URL's password is never shown
     assert proc.returncode == case.code, shown
     if "--json" in case.args:
         error = json.loads(proc.stdout)["error"]
