@@ -65,7 +65,10 @@ def test_team_secret_from_the_store_reaches_the_container_only(project, store_ur
     assert again["state"] == "switched" and again["revision"] == deployed["revision"] + 1
     apps = engine.containers({"elfctl.prefix": prefix, "elfctl.team": team_name, "elfctl.role": "app"}, all_=False)
     serving = [c for c in apps if c["Labels"]["elfctl.revision"] == str(again["revision"])]
-    assert serving and all(f"{NAME}={rotated}" in engine.exec(c["Id"], ["env"])[1].splitlines() for c in serving)
+    assert serving
+    for c in serving:
+        code, out = engine.exec(c["Id"], ["env"])
+        assert code == 0 and f"{NAME}={rotated}" in out.splitlines(), (code, engine.inspect(c["Id"])["State"])
 
     # Nothing that records or lists a deployment holds the value.
     elf("deployments", team_name)
