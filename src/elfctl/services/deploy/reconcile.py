@@ -24,7 +24,7 @@ def _serving_row(rows: list[dict], current: dict | None, image: str | None, revi
     """The row in progress that serves: by the revision the target reports, else (a target that
     reports none) the newest row of the serving image when the recorded current one is not it."""
     if revision is not None:
-        return next((r for r in rows if int(r["revision"]) == int(revision)), None)
+        return next((r for r in rows if int(r["revision"]) == revision), None)
     if image is None or (current and current["image"] == image):
         return None
     return next((r for r in rows if r["image"] == image), None)
@@ -41,7 +41,9 @@ def settle(held: Lease, target) -> list[str]:
     if not rows:
         return []
     st = target.status(team)
-    image, revision = st.get("image"), st.get("revision")
+    # A cluster reports the revision as an annotation ("" when none) and the image pinned by digest.
+    image = (st.get("image") or "").split("@")[0] or None
+    revision = int(st["revision"]) if str(st.get("revision") or "").isdigit() else None
     current = store.query(
         "SELECT id, revision, image FROM deployments WHERE team = ? AND state = 'switched' "
         "ORDER BY revision DESC LIMIT 1",
