@@ -135,13 +135,17 @@ def test_kill_during_the_gate_is_recorded_interrupted(project, docker_env, team_
     store = _store(project)
     deploy = _start_deploy(project, docker_env, team_name)
     _until(lambda: _state(store, team_name, 2) == "verifying", "revision 2 verifying")
-    time.sleep(0.5)
+    # While its deploy lives (and holds the lease), its row is truly in progress: left alone.
+    hist, err = _history(project, docker_env, team_name)
+    assert hist[2]["state"] == "verifying" and "recorded" not in err
     _kill(deploy)
     assert _get(port) == "v1"
-    # `infra up --only teams` settles it too; here the next deploy does (under its lease).
+    # `infra up` settles it (then deploys every team: the same content as revision 1 is unchanged).
     _restore(folder, first)
-    again = _deploy(project, docker_env, team_name)
-    assert again["state"] == "unchanged" and again["revision"] == 1, again
+    proc = run_elfctl("infra", "up", "--only", "teams", "--json", cwd=project, env=docker_env, timeout=240)
+    steps = {s["name"]: s for s in json.loads(proc.stdout)["steps"]}
+    assert f"{team_name} r1 unchanged" in steps["teams"]["details"], (steps, proc.stderr)
+    assert "revision 2: recorded interrupted" in proc.stderr
     hist, _err = _history(project, docker_env, team_name)
     assert {r: hist[r]["state"] for r in hist} == {1: "switched", 2: "interrupted"}
     assert "stopped in state verifying" in hist[2]["error"] and "revision 1 serves" in hist[2]["error"]
