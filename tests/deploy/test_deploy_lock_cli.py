@@ -208,13 +208,13 @@ def test_a_deploy_whose_lease_was_taken_over_neither_switches_nor_records(projec
     after = store.query("SELECT * FROM deployments WHERE team = ? AND revision = 2", (team_name,))
     assert after == before and after[0]["state"] == "verifying"  # not one write after the takeover
     assert deploy_lock.holder(store, team_name).owner == "taker"  # and the taker's lease stands
-    # The next deploy under the lease finishes the job and closes the abandoned row.
+    # The next deploy under the lease finishes the job and settles the interrupted row.
     deploy_lock.release(store, team_name, "taker")
     proc = run_elfctl("deploy", team_name, "--json", cwd=project, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["revision"] == 3 and _get(port) == "v2"
     hist = {r["revision"]: r for r in json.loads(run_elfctl("deployments", team_name, "--json", cwd=project,
                                                             env=env).stdout)}
-    assert {r: hist[r]["state"] for r in hist} == {1: "superseded", 2: "failed", 3: "switched"}
-    assert hist[2]["error"].startswith("abandoned:") and hist[2]["finished_at"]
+    assert {r: hist[r]["state"] for r in hist} == {1: "superseded", 2: "interrupted", 3: "switched"}
+    assert hist[2]["error"].startswith("interrupted:") and hist[2]["finished_at"]
     store.close()

@@ -142,7 +142,28 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
 def deployments(app, team: str | None, limit: int) -> list[dict]:
     if team is not None:
         check_team_name(team)
-    return deploy_svc.history(_store(app), team, limit)
+    store = _store(app)
+    reconcile_history(app, team)
+    return deploy_svc.history(store, team, limit)
+
+
+def reconcile_history(app, team: str | None = None) -> None:
+    """Settle the rows of deploys that stopped half-way against what serves (reconcile.py), for
+    `deployments` and `infra up`. Only when there are such rows is the target asked; an unreachable
+    one leaves them as they are, with a warning: the history is shown, not refused."""
+    from elfctl.errors import ElfError
+    from elfctl.services.deploy import reconcile
+
+    store = app.store
+    if not store.query(f"SELECT 1 AS x FROM deployments WHERE state IN ({reconcile.IN_PROGRESS_SQL}) LIMIT 1"):
+        return
+    try:
+        lines = reconcile.settle_all(store, app.target, deploy_svc.who(), app.config.get("deploy.lock_ttl_s"), team)
+    except ElfError as exc:
+        app.output.warn(f"deploys that stopped half-way are not settled yet: {exc.message}")
+        return
+    for line in lines:
+        app.output.info(line)
 
 
 def logs(app, name: str, tail: int, follow: bool):

@@ -4,7 +4,9 @@ Docker and Kubernetes differ only in the `target` handed in.
 
 States: pending -> building -> pushing -> starting -> verifying -> switched, or failed (nothing was
 serving, or it broke before the rollout), or rolled_back (the new version was refused and the old
-one kept serving). A later switched deployment marks the previous one superseded.
+one kept serving). A later switched deployment marks the previous one superseded. A deploy that
+stopped half-way (killed, lost its lease) is settled by the next one (services/deploy/reconcile.py):
+`switched` when its revision serves, else `interrupted`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.errors import ElfError, InputError, LeaseLost
 from elfctl.services.deploy import images
 from elfctl.services.deploy.lock import Lease, lease
+from elfctl.services.deploy.reconcile import settle
 
 SUCCESS = ("switched", "superseded")
 
@@ -96,19 +99,6 @@ def _current(store, team: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def _close_abandoned(held: Lease) -> None:
-    """Under the lease, a row still in progress belongs to a deploy that was killed or lost its lease
-    (and, fenced, can write no more): say so in its row instead of leaving it 'verifying' for ever."""
-    stamp = iso(now())
-    with held.write() as tx:
-        tx.execute(
-            "UPDATE deployments SET state = 'failed', error = ?, updated_at = ?, finished_at = ? WHERE team = ? "
-            "AND state IN ('pending', 'building', 'pushing', 'starting', 'verifying')",
-            ("abandoned: its deploy stopped before finishing (killed, or it lost the deploy lease)", stamp, stamp,
-             held.team),
-        )
-
-
 class _Record:
     """One deployments row, moved through its states; every write is fenced by the deploy's lease."""
 
@@ -142,11 +132,12 @@ class _Record:
             )
 
     def move(self, state: str, **cols: Any) -> None:
+        """Write the new state; self.state follows only once written (a failed write can be retried)."""
         t = time.monotonic()
-        self.details.setdefault("timings", {})[self.state] = round(t - self.phase_started, 3)
-        self.phase_started, self.state = t, state
+        details = {**self.details, "timings": {**self.details.get("timings", {}),
+                                               self.state: round(t - self.phase_started, 3)}}
         final = state in ("switched", "failed", "rolled_back")
-        sets = {"state": state, "updated_at": iso(now()), "details": json.dumps(self.details), **cols}
+        sets = {"state": state, "updated_at": iso(now()), "details": json.dumps(details), **cols}
         if final:
             sets["finished_at"] = sets["updated_at"]
         with self.held.write() as tx:
@@ -160,6 +151,23 @@ class _Record:
                 f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                 (*sets.values(), self.id),
             )
+        self.details["timings"] = details["timings"]
+        self.phase_started, self.state = t, state
+
+
+def _record_switch(rec: _Record) -> str | None:
+    """The new version serves: write that, retrying a locked or unreachable store for as long as the
+    lease stands (until it expires nobody else can deploy the team, so the late write is still true;
+    after, fencing forbids it). Returns None once written, else why not: the row then stays in
+    progress, and the next deploy, `deployments` or `infra up` records it switched (reconcile.py)."""
+    while True:
+        try:
+            rec.move("switched")
+            return None
+        except LeaseLost as exc:
+            return exc.message
+        except ElfError:
+            time.sleep(0.2)  # each attempt already waited the store's own busy timeout
 
 
 class _Push:
@@ -255,8 +263,15 @@ def _rollout(
     if outcome.leftovers:
         rec.details["leftovers"] = list(outcome.leftovers)
     if outcome.ok:
-        rec.move("switched")
-        result.state = "switched"
+        unrecorded = _record_switch(rec)
+        rec.state = result.state = "switched"  # what serves, written or not: never marked failed below
+        if unrecorded:
+            result.warnings.append(
+                f"revision {rec.revision} serves, but its record could not be written ({unrecorded}); the next "
+                f"`elfctl deployments`, `deploy` or `infra up` records it switched"
+            )
+            result.timings = rec.details.get("timings", {})
+            return result  # no pruning: which images to keep is read from that record
         keep = {
             r["image"]
             for r in store.query(
@@ -296,7 +311,8 @@ def deploy(
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
     with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
-        _close_abandoned(held)
+        for line in settle(held, target):
+            progress(line)
         serving = target.serving(spec.name)
         current = _current(store, spec.name)
         if serving == image and current and current["details"].get("config_key") == key:
@@ -387,7 +403,8 @@ def rollback(
 ) -> DeployResult:
     """Roll the team back to a recorded successful revision (default: the one before the current)."""
     with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
-        _close_abandoned(held)
+        for line in settle(held, target):
+            progress(line)
         ok_rows = store.query(
             "SELECT revision, image, digest, state FROM deployments WHERE team = ? AND state IN "
             "('switched', 'superseded') ORDER BY revision DESC",

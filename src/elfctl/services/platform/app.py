@@ -124,7 +124,7 @@ def _registry_settings(app):
 
 def _docker_steps(app) -> list[infra_svc.Step]:
     from elfctl.adapters import team_files as team_mod
-    from elfctl.services.deploy.app import deploy_team, missing_secrets
+    from elfctl.services.deploy.app import deploy_team, missing_secrets, reconcile_history
     from elfctl.services.platform import docker as docker_platform
 
     if not _runs_containers(app):
@@ -141,6 +141,7 @@ def _docker_steps(app) -> list[infra_svc.Step]:
 
     def teams():
         names = [s.name for s in specs()]  # every team.yaml read before the first deploy
+        reconcile_history(app)  # also teams whose folder is gone: their history told true
         return docker_platform.teams_step(names, lambda team: deploy_team(app, team), app.target,
                                           cfg.get("deploy.publish_address"))
 
