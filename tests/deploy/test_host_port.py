@@ -146,3 +146,38 @@ def test_moving_to_a_taken_port_is_refused_and_the_old_port_keeps_serving(projec
     assert users.failed == [] and users.ok > 10 and users.bodies == {"v1"}, users.failed[:3]
     assert _port(engine, docker_env, team_name) == first
     assert _team_containers(engine, team_name) == before  # nothing added, nothing removed
+
+
+def test_a_deploy_clears_what_an_older_failure_or_a_killed_move_left(project, docker_env, team_name, engine):
+    """A proxy left `Created` on a taken port (what earlier versions left), and a move killed between
+    its steps (the new proxy started, the old one renamed away): the next deploy serves on team.yaml's
+    port and leaves one proxy."""
+    prefix = docker_env["ELFCTL_DEPLOY_PREFIX"]
+    proxy = f"{prefix}-{team_name}"
+    labels = {"elfctl.managed": "true", "elfctl.prefix": prefix, "elfctl.team": team_name, "elfctl.role": "proxy"}
+    folder = make_team(project, docker_env, team_name, page="v1")
+    held = _listener()
+    try:
+        engine.api.create_container(  # as `docker run` leaves it when the port is taken
+            docker_env["ELFCTL_DEPLOY_BASE_IMAGE"], command=["sleep", "600"], name=proxy, labels=labels,
+            ports=[8080], host_config=engine.api.create_host_config(
+                port_bindings={8080: ("127.0.0.1", held.getsockname()[1])}, network_mode=prefix))
+        first = _free_port()
+        _set_host_port(folder, first)
+        proc, _ = _deploy(project, docker_env, team_name)
+        assert proc.returncode == 0, proc.stderr
+        assert _get(first) == "v1"
+    finally:
+        held.close()
+
+    # Killed mid-move: the serving proxy renamed to .old, a new one (.next) running beside it.
+    engine.rename(proxy, f"{proxy}.old")
+    engine.run(f"{proxy}.next", docker_env["ELFCTL_DEPLOY_BASE_IMAGE"], network=prefix, labels=labels, env={},
+               command=["sleep", "600"], ports={8080: ("127.0.0.1", None)})
+    moved = _free_port()
+    _set_host_port(folder, moved)
+    proc, out = _deploy(project, docker_env, team_name)
+    assert proc.returncode == 0 and out["state"] == "switched", proc.stderr
+    assert _get(moved) == "v1" and _refused(first)
+    names = _team_containers(engine, team_name)
+    assert [n for n in names if "-r" not in n] == [f"{proxy} running"], names

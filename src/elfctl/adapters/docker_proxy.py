@@ -118,7 +118,7 @@ class TeamProxies:
         found = self._settle_move(name)
         if found and found["State"].get("Running"):
             if wanted and _bound(found) != wanted:
-                self._move(spec, labels, wanted)
+                self._move(spec, labels, _bound(found), wanted)
             return
         if found:  # stopped: start it where it was bound, unless team.yaml says elsewhere
             if not wanted or _bound(found) == wanted:
@@ -130,19 +130,25 @@ class TeamProxies:
             self.engine.remove(name, grace_s=0)
         self._run(spec, name, labels, wanted)
 
+    @staticmethod
+    def _helpers(name: str) -> tuple[str, str]:
+        """The names of a move's new and old proxy: with a dot, so never another team's proxy."""
+        return f"{name}.next", f"{name}.old"
+
     def _settle_move(self, name: str) -> dict | None:
         """Finish what a killed move left: its new proxy never took over (removed); the old one
         was renamed but not replaced (it takes its name back) or not yet removed (removed)."""
-        self.engine.remove(f"{name}-next", grace_s=0)
+        nxt, old = self._helpers(name)
+        self.engine.remove(nxt, grace_s=0)
         found = self.engine.inspect(name)
-        old = f"{name}-old"
         if found is None and self.engine.inspect(old):
             self.engine.rename(old, name)
             return self.engine.inspect(name)
         self.engine.remove(old, grace_s=0)
         return found
 
-    def _run(self, spec, name: str, labels: dict[str, str], host_port: int | None) -> None:
+    def _run(self, spec, name: str, labels: dict[str, str], host_port: int | None,
+             unchanged: str = "nothing was started") -> None:
         try:
             self.engine.run(
                 name,
@@ -155,14 +161,14 @@ class TeamProxies:
             )
         except OperationFailed as exc:  # the engine removed the container that could not start
             if host_port and any(t in exc.message for t in TAKEN):
-                raise self._taken(spec, host_port) from None
+                raise self._taken(spec, host_port, unchanged) from None
             raise
 
-    def _taken(self, spec, port: int) -> Conflict:
+    def _taken(self, spec, port: int, unchanged: str) -> Conflict:
         who = self._holder(port)
         return Conflict(
             f"host port {port} (host_port in {spec.path}) is taken{f' by {who}' if who else ''}; "
-            f"nothing was changed",
+            f"{unchanged}",
             hint=f"free port {port}, or set another host_port in {spec.path} "
             f"(or none: Docker then picks a free port)",
         )
@@ -179,13 +185,13 @@ class TeamProxies:
         host = getattr(self.engine, "base_url", None) or os.environ.get("DOCKER_HOST") or ""
         return holder(port) if not host or host.startswith("unix://") else None
 
-    def _move(self, spec, labels: dict[str, str], port: int) -> None:
+    def _move(self, spec, labels: dict[str, str], old_port: int | None, port: int) -> None:
         """Publish on `port` instead: a new proxy beside the old one, serving what it serves, takes
         the proxy's name once it listens; the old one goes after the drain (its port with it)."""
         name = self.name(spec.name)
-        nxt, old = f"{name}-next", f"{name}-old"
+        nxt, old = self._helpers(name)
         targets, image, revision = self.live(spec.name, with_ports=True)
-        self._run(spec, nxt, labels, port)
+        self._run(spec, nxt, labels, port, f"the team keeps serving on host port {old_port}")
         try:
             self._write(nxt, " ".join(targets), f"{revision} {image}" if image else "")
             self._listening(nxt)
