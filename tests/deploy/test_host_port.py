@@ -15,6 +15,31 @@ from pathlib import Path
 from tests.conftest import run_elfctl
 from tests.deploy.conftest import make_team
 from tests.deploy.test_deploy_flow import Prober, _deploy, _get, _history, _port
+from tests.deploy.test_verification_window import TimedProber
+
+
+class FirstAnswer(TimedProber):
+    """TimedProber that also keeps when the first request was answered: a port that does not exist
+    yet refuses, which is no failure of the move; one that answered must go on answering."""
+
+    def __init__(self, port: int):
+        super().__init__(port)
+        self.first_ok: float | None = None
+
+    def run(self):
+        while not self.stop.is_set():
+            sent = time.monotonic()
+            try:
+                self.bodies.add(_get(self.port))
+                self.ok += 1
+                self.first_ok = self.first_ok or sent
+            except Exception as exc:  # noqa: BLE001
+                self.failed.append(repr(exc))
+                self.failed_at.append(sent)
+            time.sleep(0.01)
+
+    def failed_since_first_answer(self) -> int:
+        return len([t for t in self.failed_at if self.first_ok and t > self.first_ok])
 
 
 def _listener() -> socket.socket:
@@ -104,7 +129,7 @@ def test_changing_host_port_moves_a_running_team_without_failing_requests(projec
 
     moved = _free_port()
     _set_host_port(folder, moved)
-    with Prober(first) as on_old:  # users on the old port until it moves
+    with Prober(first) as on_old, FirstAnswer(moved) as on_new:  # users on both ports during the deploy
         proc, out = _deploy(project, docker_env, team_name)
     assert proc.returncode == 0, proc.stderr
     assert out["state"] == "switched" and out["revision"] == 2
@@ -112,6 +137,7 @@ def test_changing_host_port_moves_a_running_team_without_failing_requests(projec
         time.sleep(2.0)
     assert after.failed == [] and after.ok > 20 and after.bodies == {"v1"}, after.failed[:3]
     assert on_old.ok > 0  # it served on the old port until the move
+    assert on_new.first_ok and on_new.failed_since_first_answer() == 0, on_new.failed[-3:]
     assert _refused(first)  # the old port stops
     assert _port(engine, docker_env, team_name) == moved
     status = json.loads(run_elfctl("infra", "status", "--json", cwd=project, env=docker_env).stdout)

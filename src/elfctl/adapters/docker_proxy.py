@@ -27,7 +27,11 @@ STATE = "/run/elf"
 END = "--- end\n"  # the last line of a complete state answer
 READ_STATE = f"cat {STATE}/targets; echo ---; cat {STATE}/live 2>/dev/null; echo {END.strip()}"
 TAKEN = ("port is already allocated", "address already in use")  # the engine's words for a taken port
-PROXY_BOOT = f"""mkdir -p {STATE}; touch {STATE}/targets
+# A proxy made by a port move starts with the state it takes over (ELF_TARGETS, ELF_LIVE), so no
+# connection to its port finds it empty; a restart keeps the state written since.
+PROXY_BOOT = f"""mkdir -p {STATE}
+[ -e {STATE}/targets ] || echo "$ELF_TARGETS" > {STATE}/targets
+[ -e {STATE}/live ] || [ -z "$ELF_LIVE" ] || echo "$ELF_LIVE" > {STATE}/live
 cat > /proxy.sh <<'EOF'
 set -- $(cat {STATE}/targets)
 [ $# -gt 0 ] || exit 1
@@ -148,14 +152,14 @@ class TeamProxies:
         return found
 
     def _run(self, spec, name: str, labels: dict[str, str], host_port: int | None,
-             unchanged: str = "nothing was started") -> None:
+             unchanged: str = "nothing was started", state: dict[str, str] | None = None) -> None:
         try:
             self.engine.run(
                 name,
                 self.base_image,
                 network=self.network,
                 labels=labels,
-                env={},
+                env=state or {},
                 command=["sh", "-c", PROXY_BOOT],
                 ports={PROXY_PORT: (self.publish_address, host_port)},
             )
@@ -191,9 +195,9 @@ class TeamProxies:
         name = self.name(spec.name)
         nxt, old = self._helpers(name)
         targets, image, revision = self.live(spec.name, with_ports=True)
-        self._run(spec, nxt, labels, port, f"the team keeps serving on host port {old_port}")
+        state = {"ELF_TARGETS": " ".join(targets), "ELF_LIVE": f"{revision} {image}" if image else ""}
+        self._run(spec, nxt, labels, port, f"the team keeps serving on host port {old_port}", state)
         try:
-            self._write(nxt, " ".join(targets), f"{revision} {image}" if image else "")
             self._listening(nxt)
             self.engine.rename(name, old)
         except BaseException:
