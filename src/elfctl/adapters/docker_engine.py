@@ -313,7 +313,16 @@ class DockerEngine:
                 host_config=host_config,
                 networking_config=networking,
             )
-            self.api.start(created["Id"])
+            try:
+                self.api.start(created["Id"])
+            except Exception:
+                # A container that failed to start (a taken host port, a bad mount) is removed,
+                # so no half-made container stays `Created` and holds the name.
+                try:
+                    self.api.remove_container(created["Id"], force=True)
+                except Exception:  # noqa: BLE001 - the start error is the one to report
+                    pass
+                raise
             return created["Id"]
 
     def keep_running(self, name: str) -> None:
@@ -343,6 +352,11 @@ class DockerEngine:
     def start(self, name: str) -> None:
         with self._errors(f"start {name}"):
             self.api.start(name)
+
+    def rename(self, name: str, new_name: str) -> None:
+        """Rename a container (running or not; what it serves is not touched)."""
+        with self._errors(f"rename {name}"):
+            self.api.rename(name, new_name)
 
     def remove(self, name: str, grace_s: int = 2) -> bool:
         """Stop (SIGTERM, then SIGKILL after grace_s) and remove; False when it did not exist."""

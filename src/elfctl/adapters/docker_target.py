@@ -59,7 +59,7 @@ class DockerTarget:
         self.drain_s = drain_s
         self.stop_grace_s = stop_grace_s
         self.secret_files = secret_files  # adapters.secret_files.SecretFiles, for secrets_as: files
-        self.proxy = TeamProxies(engine, network, prefix, base_image, publish_address)
+        self.proxy = TeamProxies(engine, network, prefix, base_image, publish_address, drain_s)
         self._progress = None
         self._read: dict[str, tuple] = {}  # team -> what serving() read from its proxy
 
@@ -277,11 +277,11 @@ class DockerTarget:
     def stop(self, team: str) -> bool:
         self._read.pop(team, None)
         names = [c["Names"][0].lstrip("/") for c in self._app_containers(team)]
-        proxy = self.engine.inspect(self.proxy_name(team))
-        for n in names + ([self.proxy_name(team)] if proxy else []):
+        proxies = self.proxy.names(team)  # with one a killed port move left behind
+        for n in names + proxies:
             self.engine.remove(n, grace_s=2)  # a deliberate stop: give requests in flight a moment
         self._sweep_secret_files(team, set())
-        return bool(names or proxy)
+        return bool(names or proxies)
 
     def logs(self, team: str, tail: int = 100, follow: bool = False):
         targets, _image, _rev = self.proxy.live(team)
