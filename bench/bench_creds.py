@@ -19,14 +19,13 @@ PASS = "bench passphrase"
 def _vault(root: Path, backend: str):
     from elfctl.app import App
     from elfctl.output import Output
-    from elfctl.services.credentials import vault as svc
     from elfctl.services.platform import migrate
 
     app = App(Output(quiet=True), cwd=root)
     migrate.migrate(app.store, app.migrations_dir)
     os.environ["ELFCTL_CREDS_BACKEND"] = backend
     app.__dict__.pop("config", None)
-    return app, svc.vault_for(app, command="bench")
+    return app, app.vault("bench")
 
 
 def _fill(vault, names):

@@ -10,7 +10,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 from bench.bench_llm import MSG, _project
 from bench.common import Row
@@ -28,7 +27,7 @@ def _median_us(fn, n: int) -> float:
 def run(env) -> list[Row]:
     from tests.llm_server import LLMServer
 
-    from elfctl import config, llm
+    from elfctl import bootstrap, config, llm
     from elfctl.adapters import encrypted_file
     from elfctl.domain.secret import Secret
     from elfctl.services.credentials import vault as credentials
@@ -45,8 +44,8 @@ def run(env) -> list[Row]:
             os.chdir(folder)
             os.environ.update({"ELFCTL_MASTER_KEY": "bench passphrase", "ELFCTL_CREDS_BACKEND": "file"})
             cfg = config.load(cwd=folder)
-            app = SimpleNamespace(config=cfg, store=store, teams_dir=teams_dir(cfg))
-            credentials.set_value(credentials.vault_for(app), "OPENAI_API_KEY", Secret("sk-from-the-store"))
+            vault = bootstrap.vault(cfg, store, teams_dir(cfg), "bench")
+            credentials.set_value(vault, "OPENAI_API_KEY", Secret("sk-from-the-store"))
             call = lambda: llm.completion(team="bench", model="openai/gpt-4o-mini", messages=MSG,  # noqa: E731
                                           api_base=server.url, max_tokens=20)
             # First call of a runtime (litellm already imported by a warm-up): the store side adds the

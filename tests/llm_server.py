@@ -35,6 +35,7 @@ class LLMServer:
         self._calls: dict[str, int] = defaultdict(int)
         self.requests: list[dict[str, Any]] = []
         self.auth: list[str] = []  # the Authorization header of each request (key checks)
+        self.peers: set[tuple[str, int]] = set()  # client (host, port) of each request: one per connection
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- control ---------------------------------------------------------------------------
@@ -119,6 +120,7 @@ class LLMServer:
                 with server._lock:
                     server.requests.append(body)
                     server.auth.append(self.headers.get("Authorization") or "")
+                    server.peers.add(self.client_address)
                 model = body.get("model", "")
                 rule = server._next(model)
                 if rule.get("stall"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -215,7 +216,13 @@ class Caller:
         def bounded(kwargs, deadline):  # the attempt's timeout: at most what is left of the budget
             asked = kwargs.get("timeout")
             asked = asked if isinstance(asked, int | float) else s.timeout_s
-            return {**kwargs, "timeout": min(asked, deadline.left())}
+            left = deadline.left()
+            if asked <= left:
+                return {**kwargs, "timeout": asked}
+            # litellm keeps one HTTP client per distinct timeout: a raw remaining time would build a new
+            # client (and connection) on every call and grow that cache without end. Tenths of a second,
+            # rounded down, keep the budget (giving up at most 0.1 s of it) and reuse a few clients.
+            return {**kwargs, "timeout": max(retry.MIN_ATTEMPT_S, math.floor(left * 10) / 10)}
 
         if is_async:
 
