@@ -8,8 +8,6 @@ renderer and logger (tests/architecture checks that nothing else builds a Secret
 
 from __future__ import annotations
 
-import hmac
-
 MASK = "****"
 
 
@@ -44,6 +42,8 @@ class Secret:
     def __eq__(self, other) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac  # here, not at the top: it loads OpenSSL (~2 ms), and every command imports this module
+
         return hmac.compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:
