@@ -232,6 +232,13 @@ def _rollout(
         if push is not None:
             rec.note(digest=result.digest)
 
+    outcome = _run(target, run_spec, pinned, image, rec, env, secrets, opts, result, push, before_switch)
+    return _finish(store, engine, spec, repo, image, rec, opts, serving, result, outcome)
+
+
+def _run(target, run_spec, pinned: str, image: str, rec: _Record, env: dict, secrets: dict, opts: DeployOptions,
+         result: DeployResult, push: _Push | None, before_switch):
+    """The target's rollout; with a push beside it, wait for the push whatever the outcome."""
     if push is None:
         try:
             outcome = target.rollout(
@@ -255,6 +262,12 @@ def _rollout(
             done = not push.thread.is_alive()
             rec.details["timings"]["push"] = push.seconds
             rec.details["pushed"] = result.pushed = done and push.error is None
+    return outcome
+
+
+def _finish(store, engine, spec, repo: str, image: str, rec: _Record, opts: DeployOptions, serving: str | None,
+            result: DeployResult, outcome) -> DeployResult:
+    """Record what the rollout did; after a switch, prune the images no kept revision uses."""
     result.warnings = list(outcome.warnings)
     result.reason = outcome.reason
     rec.details["warnings"] = result.warnings
@@ -405,31 +418,8 @@ def rollback(
     with lease(store, spec.name, who(), ttl_s=opts.lock_ttl_s, wait_s=opts.lock_wait_s, progress=progress) as held:
         for line in settle(held, target):
             progress(line)
-        ok_rows = store.query(
-            "SELECT revision, image, digest, state FROM deployments WHERE team = ? AND state IN "
-            "('switched', 'superseded') ORDER BY revision DESC",
-            (spec.name,),
-        )
-        if not ok_rows:
-            raise InputError(f"team {spec.name}: no successful deployment recorded", hint="deploy it first")
         serving = target.serving(spec.name)
-        if to is None:
-            earlier = [r for r in ok_rows if r["image"] != serving]
-            if not earlier:
-                raise InputError(
-                    f"team {spec.name}: no earlier revision to roll back to",
-                    hint="see `elfctl deployments " + spec.name + "`",
-                )
-            chosen = earlier[0]
-        else:
-            match = [r for r in ok_rows if r["revision"] == to]
-            if not match:
-                known = ", ".join(str(r["revision"]) for r in ok_rows)
-                raise InputError(
-                    f"--to {to}: team {spec.name} has no successful revision {to}",
-                    hint=f"successful revisions: {known}",
-                )
-            chosen = match[0]
+        chosen = _rollback_target(store, spec.name, serving, to)
         repo, tag = chosen["image"].rsplit(":", 1)
         result = DeployResult(
             spec.name, changed=True, state="pending", image=chosen["image"], digest=chosen["digest"]
@@ -458,3 +448,26 @@ def rollback(
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
             raise
+
+
+def _rollback_target(store, team: str, serving: str | None, to: int | None) -> dict:
+    """The recorded successful revision to roll back to: `to`, else the newest not serving now."""
+    ok_rows = store.query(
+        "SELECT revision, image, digest, state FROM deployments WHERE team = ? AND state IN "
+        "('switched', 'superseded') ORDER BY revision DESC",
+        (team,),
+    )
+    if not ok_rows:
+        raise InputError(f"team {team}: no successful deployment recorded", hint="deploy it first")
+    if to is None:
+        earlier = [r for r in ok_rows if r["image"] != serving]
+        if not earlier:
+            raise InputError(f"team {team}: no earlier revision to roll back to",
+                             hint=f"see `elfctl deployments {team}`")
+        return earlier[0]
+    match = [r for r in ok_rows if r["revision"] == to]
+    if not match:
+        known = ", ".join(str(r["revision"]) for r in ok_rows)
+        raise InputError(f"--to {to}: team {team} has no successful revision {to}",
+                         hint=f"successful revisions: {known}")
+    return match[0]
