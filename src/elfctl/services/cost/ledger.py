@@ -107,8 +107,9 @@ def insert_rows(tx: Tx, table: str, cols: Sequence[str], rows: Sequence[tuple], 
     return out
 
 
-def rollup_in(tx: Tx, rows: list[UsageRow], sign: int = 1) -> None:
-    """Add rows to daily_cost_summary and the spend counters (sign=-1: take them off)."""
+def rollup_in(tx: Tx, rows: list[UsageRow], sign: int = 1) -> list[tuple]:
+    """Add rows to daily_cost_summary and the spend counters (sign=-1: take them off). Returns the
+    keys (team, window_kind, window_start) of the counters moved."""
     summary: dict[tuple, list[int]] = defaultdict(lambda: [0] * 8)
     for r in rows:
         s = summary[(r.day, r.team, r.model)]
@@ -131,6 +132,7 @@ def rollup_in(tx: Tx, rows: list[UsageRow], sign: int = 1) -> None:
             counters[(r.team, kind, bmod.window_start(kind, t, tz.get(r.team, "UTC")))] += sign * r.cost_nanousd
     if counters:
         tx.executemany(COUNTER_UPSERT, [(*k, v) for k, v in counters.items()])
+    return list(counters)
 
 
 def timezones(tx: Tx, teams: Iterable[str]) -> dict[str, str]:
@@ -169,8 +171,8 @@ _ROLLUP_COLS = ("request_id", "ts", "team", "requested_model", "model", "outcome
 
 
 def remove_import_in(tx: Tx, import_id: str, limit: int) -> int:
-    """Delete up to `limit` rows an import recorded, taking them off the rollups and counters
-    (summary rows left with no call go). Returns how many were deleted."""
+    """Delete up to `limit` rows an import recorded, taking them off the rollups and counters (rows
+    of those left at zero go). Returns how many were deleted."""
     got = tx.query(
         "DELETE FROM api_usage WHERE id IN (SELECT id FROM api_usage WHERE import_id = ? LIMIT ?) "
         f"RETURNING {', '.join(_ROLLUP_COLS)}",
@@ -178,7 +180,11 @@ def remove_import_in(tx: Tx, import_id: str, limit: int) -> int:
     )
     if got:
         rows = [UsageRow(**r) for r in got]
-        rollup_in(tx, rows, sign=-1)
+        counters = rollup_in(tx, rows, sign=-1)
         tx.executemany("DELETE FROM daily_cost_summary WHERE day = ? AND team = ? AND model = ? AND calls = 0",
                        sorted({(r.day, r.team, r.model) for r in rows}))
+        # A counter with nothing spent or reserved is what no row at all means (a reservation
+        # rebuilds a missing one from the ledger).
+        tx.executemany("DELETE FROM spend_counters WHERE team = ? AND window_kind = ? AND window_start = ? "
+                       "AND spent_nanousd = 0 AND reserved_nanousd = 0", sorted(counters))
     return len(got)

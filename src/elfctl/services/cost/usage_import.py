@@ -321,12 +321,16 @@ def import_file(
         if strict:
             with tempfile.TemporaryFile(prefix="elfctl-import-") as spool:  # unlinked: gone even on kill -9
                 # First the file is checked whole, nothing written: a bad row anywhere fails it here.
-                # Its good rows are spooled (marshal is ~10x faster to read back than the file to parse).
-                read(lambda rows: marshal.dump([tuple(r.__dict__.values()) for r in rows], spool) or 0)
+                # Its good rows are spooled (marshal reads back ~10x faster than the file parses).
+                def check(rows: list[UsageRow]) -> int:
+                    marshal.dump([tuple(r.__dict__.values()) for r in rows], spool)
+                    return 0
+
+                read(check)
+                res.imported = res.duplicates = 0
                 spool.seek(0)
                 imp = import_batches.begin(store, str(path))
-                read_count = res.read
-                for _ in range(0, read_count, BATCH):
+                for _ in range(0, res.read, BATCH):  # the spool holds the batches `read` made
                     rows = [UsageRow(*t) for t in marshal.load(spool)]
                     n = imp.record(rows)
                     res.imported += n
