@@ -188,3 +188,25 @@ def test_kill_9_midway_leaves_no_partial_rows(llm_env, elfctl, tmp_path, next_co
     # and the same file imports whole afterwards
     r = elfctl("cost", "import", str(path), "--strict", "--json", cwd=project)
     assert r.returncode == 0 and json.loads(r.stdout)["imported"] == n, r.stderr
+
+
+def test_no_room_for_the_checked_rows_is_one_clear_error(llm_env, tmp_path):
+    """The spool of checked rows hits a file size limit (as a full disk would): exit 1, one line
+    naming the folder and the fix, nothing imported."""
+    import resource
+
+    project, store = llm_env
+    before = totals(store)
+    path = tmp_path / "usage.jsonl"
+    write_usage(path, 12_000)
+    limit = path.stat().st_size // 4  # the input is only read; the spool grows past this
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    proc = subprocess.run([sys.executable, "-m", "elfctl", "cost", "import", str(path), "--strict"], cwd=project,
+                          preexec_fn=small_files, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "cannot keep the checked rows in" in proc.stderr and "nothing was imported" in proc.stderr
+    assert "TMPDIR" in proc.stderr and "Traceback" not in proc.stderr
+    assert totals(store) == before

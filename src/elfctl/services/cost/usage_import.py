@@ -23,14 +23,15 @@ import marshal
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from elfctl.domain.clock import iso
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.domain.usage import REQUIRED, UsageRow, parse_iso, row_problem
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import ElfError, InputError, OperationFailed
 from elfctl.ports import Store
 from elfctl.services.cost import import_batches, ledger
 
@@ -267,6 +268,23 @@ def detect(path: Path) -> str:
     return "spendlogs-json" if '"startTime"' in head or '"spend"' in head else "elfctl"
 
 
+@contextmanager
+def _spool() -> Iterator[IO[bytes]]:
+    """A temporary file for a strict import's checked rows; unlinked at once, so gone even on kill -9."""
+    try:
+        f = tempfile.TemporaryFile(prefix="elfctl-import-")
+    except OSError as exc:
+        raise _spool_error(exc) from None
+    with f:
+        yield f
+
+
+def _spool_error(exc: OSError) -> OperationFailed:
+    where = tempfile.gettempdir()
+    return OperationFailed(f"cannot keep the checked rows in {where} ({exc.strerror or exc}); nothing was imported",
+                           hint=f"free space in {where}, or point TMPDIR at a folder with room")
+
+
 def import_file(
     store: Store,
     path: Path,
@@ -319,11 +337,14 @@ def import_file(
     csv.field_size_limit(max(limit, 16 * MAX_FIELD))  # read big fields whole, to refuse them by name
     try:
         if strict:
-            with tempfile.TemporaryFile(prefix="elfctl-import-") as spool:  # unlinked: gone even on kill -9
+            with _spool() as spool:
                 # First the file is checked whole, nothing written: a bad row anywhere fails it here.
                 # Its good rows are spooled (marshal reads back ~10x faster than the file parses).
                 def check(rows: list[UsageRow]) -> int:
-                    marshal.dump([tuple(r.__dict__.values()) for r in rows], spool)
+                    try:
+                        marshal.dump([tuple(r.__dict__.values()) for r in rows], spool)
+                    except OSError as exc:
+                        raise _spool_error(exc) from None
                     return 0
 
                 read(check)
