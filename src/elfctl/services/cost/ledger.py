@@ -58,9 +58,11 @@ def record_in(tx: Tx, rows: Sequence[UsageRow], import_id: str | None = None) ->
                       "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
     new = {x["request_id"] for x in got}
     fresh = [r for r in unique if r.request_id in new]
-    settle_in(tx, [r.reservation_id for r in unique if r.reservation_id])
     if fresh:
         rollup_in(tx, fresh)
+    # After the rollup: every writer locks summary rows, then counters, each in key order (as a
+    # reservation does: day, then month), so concurrent batches on Postgres never deadlock.
+    settle_in(tx, [r.reservation_id for r in unique if r.reservation_id])
     return len(fresh)
 
 
@@ -121,7 +123,7 @@ def rollup_in(tx: Tx, rows: list[UsageRow], sign: int = 1) -> list[tuple]:
         s[5] += r.completion_tokens
         s[6] += r.cached_tokens
         s[7] += r.cost_nanousd
-    tx.executemany(SUMMARY_UPSERT, [(*k, *(sign * x for x in v)) for k, v in summary.items()])
+    tx.executemany(SUMMARY_UPSERT, [(*k, *(sign * x for x in v)) for k, v in sorted(summary.items())])
     tz = timezones(tx, {r.team for r in rows})
     counters: dict[tuple, int] = defaultdict(int)
     for r in rows:
@@ -131,8 +133,8 @@ def rollup_in(tx: Tx, rows: list[UsageRow], sign: int = 1) -> list[tuple]:
         for kind in bmod.WINDOWS:
             counters[(r.team, kind, bmod.window_start(kind, t, tz.get(r.team, "UTC")))] += sign * r.cost_nanousd
     if counters:
-        tx.executemany(COUNTER_UPSERT, [(*k, v) for k, v in counters.items()])
-    return list(counters)
+        tx.executemany(COUNTER_UPSERT, [(*k, v) for k, v in sorted(counters.items())])
+    return sorted(counters)
 
 
 def timezones(tx: Tx, teams: Iterable[str]) -> dict[str, str]:
@@ -186,5 +188,5 @@ def remove_import_in(tx: Tx, import_id: str, limit: int) -> int:
         # A counter with nothing spent or reserved is what no row at all means (a reservation
         # rebuilds a missing one from the ledger).
         tx.executemany("DELETE FROM spend_counters WHERE team = ? AND window_kind = ? AND window_start = ? "
-                       "AND spent_nanousd = 0 AND reserved_nanousd = 0", sorted(counters))
+                       "AND spent_nanousd = 0 AND reserved_nanousd = 0", counters)
     return len(got)
