@@ -136,6 +136,8 @@ def test_budgeted_writes_never_wait_on_a_long_strict_import(llm_env, tmp_path):
         except Exception as exc:  # noqa: BLE001 - any failure of a budgeted write is the bug
             failures.append(repr(exc))
         waits.append(time.monotonic() - t)
+        if live % 50 == 0:  # a live import is never taken for dead
+            assert import_batches.recover(store) == []
         time.sleep(0.01)
     out, err = proc.communicate()
     assert proc.returncode == 0, err
