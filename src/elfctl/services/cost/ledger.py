@@ -16,7 +16,6 @@ from elfctl.domain.usage import COLUMNS, COUNTERS, UsageRow, parse_iso, values
 from elfctl.ports import Store, Tx
 
 SUMMARY_COLS = COUNTERS  # daily_cost_summary's additive columns, in table order
-CHUNK = 400  # rows per multi-row INSERT (20 columns: well under SQLite's 32766 variables)
 
 SUMMARY_UPSERT = (
     "INSERT INTO daily_cost_summary (day, team, model, calls, errors, fallbacks, unpriced, prompt_tokens, "
@@ -45,32 +44,25 @@ def record(store: Store, rows: Sequence[UsageRow]) -> int:
         return record_in(tx, rows)
 
 
-def record_in(tx: Tx, rows: Sequence[UsageRow]) -> int:
+def record_in(tx: Tx, rows: Sequence[UsageRow], import_id: str | None = None) -> int:
+    """`record` inside a transaction; `import_id` tags the new rows with the strict import that
+    brings them (so it can be undone)."""
     seen: set[str] = set()
     unique = []
     for r in rows:  # a batch naming one request twice counts it once
         if r.request_id not in seen:
             seen.add(r.request_id)
             unique.append(r)
-    new: set[str] = set()
-    if getattr(tx, "dialect", "") == "postgres":
-        for i in range(0, len(unique), PG_CHUNK):
-            new.update(_insert_pg(tx, unique[i : i + PG_CHUNK]))
-    else:
-        cols = ", ".join(COLUMNS)
-        one = "(" + ",".join("?" * len(COLUMNS)) + ")"
-        for i in range(0, len(unique), CHUNK):
-            chunk = unique[i : i + CHUNK]
-            sql = (
-                f"INSERT INTO api_usage ({cols}) VALUES {','.join([one] * len(chunk))} "
-                "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-            )
-            params = [v for r in chunk for v in values(r)]
-            new.update(x["request_id"] for x in tx.query(sql, params))
+    cols, tag = (COLUMNS, ()) if import_id is None else ((*COLUMNS, "import_id"), (import_id,))
+    got = insert_rows(tx, "api_usage", cols, [(*values(r), *tag) for r in unique],
+                      "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
+    new = {x["request_id"] for x in got}
     fresh = [r for r in unique if r.request_id in new]
-    settle_in(tx, [r.reservation_id for r in unique if r.reservation_id])
     if fresh:
-        _rollup(tx, fresh)
+        rollup_in(tx, fresh)
+    # After the rollup: every writer locks summary rows, then counters, each in key order (as a
+    # reservation does: day, then month), so concurrent batches on Postgres never deadlock.
+    settle_in(tx, [r.reservation_id for r in unique if r.reservation_id])
     return len(fresh)
 
 
@@ -86,20 +78,40 @@ _PG_TYPES = {
     "cost_nanousd": "bigint",
     "priced": "int",
     "latency_ms": "int",
+    "seq": "bigint",
 }
 
 
-def _insert_pg(tx: Tx, chunk: list[UsageRow]) -> list[str]:
-    cols = list(zip(*(values(r) for r in chunk), strict=True))
-    arrays = ", ".join(f"?::{_PG_TYPES.get(c, 'text')}[]" for c in COLUMNS)
-    sql = (
-        f"INSERT INTO api_usage ({', '.join(COLUMNS)}) SELECT * FROM unnest({arrays}) "
-        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
-    )
-    return [x["request_id"] for x in tx.query(sql, [list(c) for c in cols])]
+def insert_rows(tx: Tx, table: str, cols: Sequence[str], rows: Sequence[tuple], suffix: str = "") -> list[dict]:
+    """A multi-row INSERT of `rows` (tuples in `cols` order) in chunks; `suffix` is the ON CONFLICT /
+    RETURNING clause. Returns the rows RETURNING gave."""
+    out: list[dict] = []
+    if getattr(tx, "dialect", "") == "postgres":
+        arrays = ", ".join(f"?::{_PG_TYPES.get(c, 'text')}[]" for c in cols)
+        sql = f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM unnest({arrays}) {suffix}"
+        for i in range(0, len(rows), PG_CHUNK):
+            arrays_in = [list(c) for c in zip(*rows[i : i + PG_CHUNK], strict=True)]
+            if "RETURNING" in suffix:
+                out.extend(tx.query(sql, arrays_in))
+            else:
+                tx.execute(sql, arrays_in)
+        return out
+    one = "(" + ",".join("?" * len(cols)) + ")"
+    chunk_rows = max(1, 9000 // len(cols))  # well under SQLite's 32766 variables
+    for i in range(0, len(rows), chunk_rows):
+        chunk = rows[i : i + chunk_rows]
+        sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES {','.join([one] * len(chunk))} {suffix}"
+        params = [v for r in chunk for v in r]
+        if "RETURNING" in suffix:
+            out.extend(tx.query(sql, params))
+        else:
+            tx.execute(sql, params)
+    return out
 
 
-def _rollup(tx: Tx, rows: list[UsageRow]) -> None:
+def rollup_in(tx: Tx, rows: list[UsageRow], sign: int = 1) -> list[tuple]:
+    """Add rows to daily_cost_summary and the spend counters (sign=-1: take them off). Returns the
+    keys (team, window_kind, window_start) of the counters moved."""
     summary: dict[tuple, list[int]] = defaultdict(lambda: [0] * 8)
     for r in rows:
         s = summary[(r.day, r.team, r.model)]
@@ -111,7 +123,7 @@ def _rollup(tx: Tx, rows: list[UsageRow]) -> None:
         s[5] += r.completion_tokens
         s[6] += r.cached_tokens
         s[7] += r.cost_nanousd
-    tx.executemany(SUMMARY_UPSERT, [(*k, *v) for k, v in summary.items()])
+    tx.executemany(SUMMARY_UPSERT, [(*k, *(sign * x for x in v)) for k, v in sorted(summary.items())])
     tz = timezones(tx, {r.team for r in rows})
     counters: dict[tuple, int] = defaultdict(int)
     for r in rows:
@@ -119,9 +131,10 @@ def _rollup(tx: Tx, rows: list[UsageRow]) -> None:
             continue
         t = parse_iso(r.ts)
         for kind in bmod.WINDOWS:
-            counters[(r.team, kind, bmod.window_start(kind, t, tz.get(r.team, "UTC")))] += r.cost_nanousd
+            counters[(r.team, kind, bmod.window_start(kind, t, tz.get(r.team, "UTC")))] += sign * r.cost_nanousd
     if counters:
-        tx.executemany(COUNTER_UPSERT, [(*k, v) for k, v in counters.items()])
+        tx.executemany(COUNTER_UPSERT, [(*k, v) for k, v in sorted(counters.items())])
+    return sorted(counters)
 
 
 def timezones(tx: Tx, teams: Iterable[str]) -> dict[str, str]:
@@ -152,3 +165,28 @@ def unreserve(tx: Tx, g: dict) -> None:
             "WHERE team = ? AND window_kind = ? AND window_start = ?",
             (g["amount_nanousd"], g["team"], kind, start),
         )
+
+
+# --- a strict import's rows (migration 0062): recorded in batches, removed by import id on failure --
+_ROLLUP_COLS = ("request_id", "ts", "team", "requested_model", "model", "outcome", "fallback_reason", "priced",
+                "prompt_tokens", "completion_tokens", "cached_tokens", "cost_nanousd")
+
+
+def remove_import_in(tx: Tx, import_id: str, limit: int) -> int:
+    """Delete up to `limit` rows an import recorded, taking them off the rollups and counters (rows
+    of those left at zero go). Returns how many were deleted."""
+    got = tx.query(
+        "DELETE FROM api_usage WHERE id IN (SELECT id FROM api_usage WHERE import_id = ? LIMIT ?) "
+        f"RETURNING {', '.join(_ROLLUP_COLS)}",
+        (import_id, limit),
+    )
+    if got:
+        rows = [UsageRow(**r) for r in got]
+        counters = rollup_in(tx, rows, sign=-1)
+        tx.executemany("DELETE FROM daily_cost_summary WHERE day = ? AND team = ? AND model = ? AND calls = 0",
+                       sorted({(r.day, r.team, r.model) for r in rows}))
+        # A counter with nothing spent or reserved is what no row at all means (a reservation
+        # rebuilds a missing one from the ledger).
+        tx.executemany("DELETE FROM spend_counters WHERE team = ? AND window_kind = ? AND window_start = ? "
+                       "AND spent_nanousd = 0 AND reserved_nanousd = 0", counters)
+    return len(got)

@@ -10,7 +10,7 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.pricing import PriceBook, Tokens
 from elfctl.domain.usage import parse_iso
 from elfctl.ports import Store
-from elfctl.services.cost import budgets, ledger
+from elfctl.services.cost import budgets, import_batches, ledger
 
 _SUM_COLS = ledger.SUMMARY_COLS
 
@@ -28,6 +28,7 @@ class Drift:
 class ReconcileResult:
     rows_checked: int = 0
     expired_released: int = 0
+    imports_undone: list[str] = field(default_factory=list)  # strict imports whose process died
     drift: list[Drift] = field(default_factory=list)
     fixed: bool = False
 
@@ -69,6 +70,7 @@ def _expected_counters(store: Store) -> dict[tuple, list[int]]:
 
 def reconcile(store: Store, fix: bool = False) -> ReconcileResult:
     res = ReconcileResult()
+    res.imports_undone = import_batches.recover(store)
     with store.transaction() as tx:
         res.expired_released = budgets.expire_in(tx, budgets.now_utc())
     res.rows_checked = int(store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"])

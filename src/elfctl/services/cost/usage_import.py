@@ -8,8 +8,10 @@ Formats (auto-detected):
 - `spendlogs-json`: the JSON list LiteLLM proxy's `/spend/logs` endpoint returns.
 Every row is read: a good one is imported, a bad one (unreadable JSON, a missing or wrong field, a
 value out of range, bytes that are not UTF-8, a field over 128 KiB) is reported with its line and
-field and skipped. A non-empty file of which no row is good fails (exit 2). With `strict` the whole
-import runs in one transaction and the first bad row rolls it all back.
+field and skipped. A non-empty file of which no row is good fails (exit 2). With `strict` the first
+bad row fails the import and nothing of it stays: the file is checked whole first, then recorded in
+short transactions all the same (import_batches: undone by its id if it fails on the way), so a long
+import never holds the store's write lock for long.
 """
 
 from __future__ import annotations
@@ -17,21 +19,24 @@ from __future__ import annotations
 import csv
 import io
 import json
+import marshal
 import re
+import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from elfctl.domain.clock import iso
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.domain.usage import REQUIRED, UsageRow, parse_iso, row_problem
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import ElfError, InputError, OperationFailed
 from elfctl.ports import Store
-from elfctl.services.cost import ledger
+from elfctl.services.cost import import_batches, ledger
 
 FORMATS = ("auto", "elfctl", "spendlogs-csv", "spendlogs-json")
-BATCH = 2000
+BATCH = import_batches.BATCH
 MAX_FIELD = 128 * 1024  # a CSV field or a JSON row larger than this is a bad row
 NEEDS = {
     "elfctl": ", ".join(REQUIRED),
@@ -53,6 +58,7 @@ class ImportResult:
     duplicates: int = 0
     bad: list[dict] = field(default_factory=list)  # {"line", "error"} (first 100)
     bad_count: int = 0
+    import_id: str | None = None  # a strict import's id (api_usage.import_id of the rows it added)
 
 
 _REPORT_ROWS = re.compile(r'\{\s*"by"\s*:\s*"request"\s*,.*?"rows"\s*:\s*\[', re.S)
@@ -262,6 +268,23 @@ def detect(path: Path) -> str:
     return "spendlogs-json" if '"startTime"' in head or '"spend"' in head else "elfctl"
 
 
+@contextmanager
+def _spool() -> Iterator[IO[bytes]]:
+    """A temporary file for a strict import's checked rows; unlinked at once, so gone even on kill -9."""
+    try:
+        f = tempfile.TemporaryFile(prefix="elfctl-import-")
+    except OSError as exc:
+        raise _spool_error(exc) from None
+    with f:
+        yield f
+
+
+def _spool_error(exc: OSError) -> OperationFailed:
+    where = tempfile.gettempdir()
+    return OperationFailed(f"cannot keep the checked rows in {where} ({exc.strerror or exc}); nothing was imported",
+                           hint=f"free space in {where}, or point TMPDIR at a folder with room")
+
+
 def import_file(
     store: Store,
     path: Path,
@@ -275,17 +298,21 @@ def import_file(
         raise InputError(f"{path}: no such file", hint="check the path")
     fmt = detect(path) if fmt == "auto" else fmt
     res = ImportResult(str(path), fmt)
-    batch: list[UsageRow] = []
+    import_batches.recover(store)  # a strict import whose process died leaves nothing behind
+    imp: import_batches.StrictImport | None = None
 
-    def flush(tx) -> None:
-        n = ledger.record_in(tx, batch) if tx is not None else ledger.record(store, batch)
-        res.imported += n
-        res.duplicates += len(batch) - n
-        batch.clear()
-        if progress:
-            progress(res.read)
+    def read(record: Callable[[list[UsageRow]], int]) -> None:
+        """Every row of the file counted, good ones handed to `record` in batches."""
+        batch: list[UsageRow] = []
 
-    def run(tx) -> None:
+        def flush() -> None:
+            n = record(batch)
+            res.imported += n
+            res.duplicates += len(batch) - n
+            batch.clear()
+            if progress:
+                progress(res.read)
+
         # Bytes that are not UTF-8 become lone surrogates, which row_problem() refuses row by row.
         with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             for line, row in _rows(f, fmt):
@@ -302,20 +329,49 @@ def import_file(
                 res.read += 1
                 batch.append(row)
                 if len(batch) >= BATCH:
-                    flush(tx)
+                    flush()
         if batch:
-            flush(tx)
+            flush()
 
     limit = csv.field_size_limit()
     csv.field_size_limit(max(limit, 16 * MAX_FIELD))  # read big fields whole, to refuse them by name
     try:
         if strict:
-            with store.transaction() as tx:
-                run(tx)
+            with _spool() as spool:
+                # First the file is checked whole, nothing written: a bad row anywhere fails it here.
+                # Its good rows are spooled (marshal reads back ~10x faster than the file parses).
+                def check(rows: list[UsageRow]) -> int:
+                    try:
+                        marshal.dump([tuple(r.__dict__.values()) for r in rows], spool)
+                    except OSError as exc:
+                        raise _spool_error(exc) from None
+                    return 0
+
+                read(check)
+                res.imported = res.duplicates = 0
+                spool.seek(0)
+                imp = import_batches.begin(store, str(path))
+                for _ in range(0, res.read, BATCH):  # the spool holds the batches `read` made
+                    rows = [UsageRow(*t) for t in marshal.load(spool)]
+                    n = imp.record(rows)
+                    res.imported += n
+                    res.duplicates += len(rows) - n
+                    if progress:
+                        progress(imp.recorded)
+                imp.done()
+            res.import_id = imp.id
         else:
-            run(None)
-    except ElfError as exc:
-        if not strict:  # the batches before the failure stay: say so
+            pacer = import_batches.Pacer(store)
+
+            def record(rows: list[UsageRow]) -> int:
+                with pacer.transaction() as tx:
+                    return ledger.record_in(tx, rows)
+
+            read(record)
+    except BaseException as exc:  # Ctrl-C too: a strict import leaves nothing
+        if imp is not None:
+            import_batches.undo_quietly(imp, exc)
+        elif not strict and isinstance(exc, ElfError):  # the batches before the failure stay: say so
             exc.message += (f" (the import stopped after reading {res.read + res.bad_count:,} rows; {res.imported:,} were "
                             "imported before it, and importing again skips them)")
         raise
