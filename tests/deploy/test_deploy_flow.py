@@ -35,20 +35,26 @@ def _history(project, env, team):
 
 
 class Prober:
-    """Hits the team's stable port in a loop; every answer that is not 200 is a failed request."""
+    """Hits the team's stable port in a loop; every answer that is not 200 is a failed request. Keeps
+    when each failed request was sent (`failed_at`) and when the first one was answered (`first_ok`)."""
 
     def __init__(self, port: int):
         self.port, self.ok, self.failed, self.bodies = port, 0, [], set()
+        self.failed_at: list[float] = []
+        self.first_ok: float | None = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
         while not self.stop.is_set():
+            sent = time.monotonic()
             try:
                 self.bodies.add(_get(self.port))
                 self.ok += 1
+                self.first_ok = self.first_ok or sent
             except Exception as exc:  # noqa: BLE001
                 self.failed.append(repr(exc))
+                self.failed_at.append(sent)
             time.sleep(0.01)
 
     def __enter__(self):

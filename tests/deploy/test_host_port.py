@@ -19,24 +19,8 @@ from tests.deploy.test_verification_window import TimedProber
 
 
 class FirstAnswer(TimedProber):
-    """TimedProber that also keeps when the first request was answered: a port that does not exist
-    yet refuses, which is no failure of the move; one that answered must go on answering."""
-
-    def __init__(self, port: int):
-        super().__init__(port)
-        self.first_ok: float | None = None
-
-    def run(self):
-        while not self.stop.is_set():
-            sent = time.monotonic()
-            try:
-                self.bodies.add(_get(self.port))
-                self.ok += 1
-                self.first_ok = self.first_ok or sent
-            except Exception as exc:  # noqa: BLE001
-                self.failed.append(repr(exc))
-                self.failed_at.append(sent)
-            time.sleep(0.01)
+    """A port that does not exist yet refuses, which is no failure of the move; one that answered
+    (`first_ok`) must go on answering."""
 
     def failed_since_first_answer(self) -> int:
         return len([t for t in self.failed_at if self.first_ok and t > self.first_ok])

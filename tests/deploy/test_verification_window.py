@@ -9,7 +9,7 @@ import time
 
 from tests.conftest import run_elfctl
 from tests.deploy.conftest import make_team, set_version
-from tests.deploy.test_deploy_flow import Prober, _deploy, _get, _history, _port
+from tests.deploy.test_deploy_flow import Prober, _deploy, _history, _port
 
 # httpd dies 3 s after it starts; the container lives on (issue 14: exit 0, users lost 15 s).
 HTTPD_DIES = """\
@@ -35,23 +35,8 @@ CMD ["sh", "-c", "httpd -p 8080 -h /www; sleep 6; exec tail /dev/zero"]
 
 
 class TimedProber(Prober):
-    """Prober that also keeps when each failed request was sent: `lost_s` is how long users lost
-    requests (a request that hangs until its 3 s timeout counts when it was sent)."""
-
-    def __init__(self, port: int):
-        super().__init__(port)
-        self.failed_at: list[float] = []
-
-    def run(self):
-        while not self.stop.is_set():
-            sent = time.monotonic()
-            try:
-                self.bodies.add(_get(self.port))
-                self.ok += 1
-            except Exception as exc:  # noqa: BLE001
-                self.failed.append(repr(exc))
-                self.failed_at.append(sent)
-            time.sleep(0.01)
+    """`lost_s`: how long users lost requests (a request that hangs until its 3 s timeout counts when
+    it was sent)."""
 
     @property
     def lost_s(self) -> float:
