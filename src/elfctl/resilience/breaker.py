@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pybreaker
 
-from elfctl.domain.clock import iso
+from elfctl.domain.clock import iso, now
 from elfctl.errors import OperationFailed
 from elfctl.ports import Store
 
@@ -49,7 +49,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         store.execute(
             "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
             "ON CONFLICT (name) DO NOTHING",
-            (name, iso(dt.datetime.now(dt.UTC))),
+            (name, iso(now())),
         )
 
     def _get(self, col: str) -> Any:
@@ -60,7 +60,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._clean_until = 0.0
         self._store.execute(
             f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
-            (*params, iso(dt.datetime.now(dt.UTC)), self._key),
+            (*params, iso(now()), self._key),
         )
 
     def snapshot(self) -> dict:
@@ -73,7 +73,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         """Compare-and-swap: the circuit becomes half-open with this process's probe in flight if it
         is open past its reset time, or half-open with an expired (or unknown) probe. True when this
         process won the slot."""
-        now = dt.datetime.now(dt.UTC)
+        t = now()
         self._clean_until = 0.0
         won = self._store.execute(
             "UPDATE breaker_state SET state = 'half-open', probe_until = ?, success_counter = 0, "
@@ -81,11 +81,11 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
             "(state = 'open' AND (opened_at IS NULL OR opened_at <= ?)) OR "
             "(state = 'half-open' AND (probe_until IS NULL OR probe_until <= ?)))",
             (
-                iso(now + dt.timedelta(seconds=ttl_s)),
-                iso(now),
+                iso(t + dt.timedelta(seconds=ttl_s)),
+                iso(t),
                 self._key,
-                iso(now - dt.timedelta(seconds=reset_timeout_s)),
-                iso(now),
+                iso(t - dt.timedelta(seconds=reset_timeout_s)),
+                iso(t),
             ),
         )
         return won == 1
@@ -113,7 +113,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         # Called after every success: only write when there is something to reset.
         self._store.execute(
             "UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? AND fail_counter <> 0",
-            (iso(dt.datetime.now(dt.UTC)), self._key),
+            (iso(now()), self._key),
         )
 
     def increment_success_counter(self) -> None:
@@ -163,7 +163,7 @@ def _probe_in(cb: pybreaker.CircuitBreaker, row: dict) -> float:
     else:
         opened = row["opened_at"]
         end = dt.datetime.fromisoformat(opened) + dt.timedelta(seconds=cb.reset_timeout) if opened else None
-    return (end - dt.datetime.now(dt.UTC)).total_seconds() if end else 0.0
+    return (end - now()).total_seconds() if end else 0.0
 
 
 def _still_open(cb: pybreaker.CircuitBreaker, row: dict) -> CircuitOpen:
@@ -172,12 +172,10 @@ def _still_open(cb: pybreaker.CircuitBreaker, row: dict) -> CircuitOpen:
         return CircuitOpen(
             f"circuit {cb.name} is half-open: another call is probing the provider",
             hint=f"its outcome closes or re-opens the circuit within {wait:.0f}s",
-            code="circuit_open",
         )
     return CircuitOpen(
         f"circuit {cb.name} is open after repeated failures",
         hint=f"a probe call is allowed in {wait:.0f}s",
-        code="circuit_open",
     )
 
 

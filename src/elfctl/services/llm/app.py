@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from elfctl.adapters import team_files as team_mod
-from elfctl.domain.clock import iso
+from elfctl.domain.clock import iso, now
 from elfctl.domain.names import check_team_name
 from elfctl.domain.pricing import Tokens
 from elfctl.domain.usage import UsageRow, prompt_hash
@@ -106,7 +105,7 @@ def _callback_class():
             latency = int((end - start).total_seconds() * 1000) if start and end else None
             row = UsageRow(
                 request_id=str(kwargs.get("litellm_call_id") or uuid.uuid4().hex),
-                ts=iso(dt.datetime.now(dt.UTC)),
+                ts=iso(now()),
                 team=team,
                 agent=meta.get("agent"),
                 requested_model=name,
