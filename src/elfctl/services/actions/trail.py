@@ -1,0 +1,57 @@
+"""The audit trail of automatic actions: one row per thing the platform did by itself (fallback
+taken, breaker opened or closed, model degraded, request queued or dropped, scale down and restore,
+cache served, registry entry changed). Every capability writes here through `record`, so
+`elfctl audit actions` and the notifications read one table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass
+
+from elfctl.domain.clock import iso, now
+from elfctl.ids import new_id
+from elfctl.ports import Tx
+from elfctl.redact import scrub
+
+
+@dataclass(frozen=True)
+class Action:
+    resource: str
+    trigger: str
+    strategy: str
+    result: str
+    actor: str
+    team: str | None = None
+    target: str | None = None
+    ts: str = ""
+    id: str = ""
+
+
+_COLUMNS = ("id", "ts", "resource", "team", "trigger", "strategy", "target", "result", "actor")
+
+
+def record(tx: Tx, action: Action) -> Action:
+    """Append one action (inside the caller's transaction when it passes one). Free text is scrubbed
+    of anything that looks like a secret before it is stored."""
+    done = Action(**{**asdict(action), "id": action.id or new_id(), "ts": action.ts or iso(now()),
+                     "trigger": scrub(action.trigger), "result": scrub(action.result)})
+    row = asdict(done)
+    tx.execute(f"INSERT INTO platform_actions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+               [row[c] for c in _COLUMNS])
+    return done
+
+
+def recent(tx: Tx, since: dt.datetime | None = None, team: str | None = None, limit: int = 200) -> list[Action]:
+    """The newest actions first, optionally since a time and for one team."""
+    where, params = [], []
+    if since is not None:
+        where.append("ts >= ?")
+        params.append(iso(since))
+    if team is not None:
+        where.append("team = ?")
+        params.append(team)
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM platform_actions"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    rows = tx.query(sql + " ORDER BY ts DESC, id DESC LIMIT ?", [*params, int(limit)])
+    return [Action(**r) for r in rows]
