@@ -97,6 +97,13 @@ class App:
         self._closers.append(caller.recorder.close)  # what is queued is recorded before the store closes
         return caller
 
+    @property
+    def webhook_post(self):
+        """`post(url, body, headers, timeout)` for alert deliveries."""
+        from elfctl.bootstrap import webhook_poster
+
+        return webhook_poster()
+
     def vault(self, command: str, prompt=None):
         """The credentials Vault, its reads and changes audited as `command`. `prompt(new_file)`
         asks for the credential file's passphrase (a terminal), when nothing else provides it."""

@@ -250,3 +250,10 @@ def llm_caller(cfg: Config, store: Store, warn=None):
 
     return Caller(store, price_book(cfg), litellm_client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
                   key_for=provider_keys(cfg, store))
+
+
+def webhook_poster():
+    """`post(url, body, headers, timeout) -> Posted` for the alert sender."""
+    from elfctl.adapters.webhook_http import post
+
+    return post

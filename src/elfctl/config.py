@@ -101,10 +101,18 @@ SCHEMA: dict[str, Key] = {
     "kubernetes.poll_s": Key(float, 1.0, "How often a rollout's status is read.", lo=0.05, hi=60),
     "kubernetes.restore_timeout_s": Key(float, 120.0, "How long restoring the previous revision may take.", lo=1, hi=86400),
     "kubernetes.version": Key(str, "", "Schema version for --render without a cluster (default: newest shipped)."),
+    "notify.slack_webhook_url": Key(str, "", "Slack incoming-webhook URL for alerts (or SLACK_WEBHOOK_URL, as a "
+                                    "variable or a credential of that name).", secret=True),
+    "notify.webhooks": Key(list, [], "Generic alert webhooks: a list of http(s) URLs that receive each event as "
+                                     "JSON (env: comma-separated).", secret=True),
+    "notify.webhook_secret": Key(str, "", "HMAC-SHA256 key signing generic webhook bodies "
+                                          "(X-Elfctl-Signature: sha256=...).", secret=True),
+    "notify.timeout_s": Key(float, 5.0, "Timeout of one alert delivery.", lo=0.1, hi=300),
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
-ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key"}
+ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key",
+               "SLACK_WEBHOOK_URL": "notify.slack_webhook_url"}
 
 
 def env_name(key: str) -> str:
@@ -197,8 +205,15 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             return _in_range(key, number, where)
     elif want is str and isinstance(raw, str):
         return raw
+    elif want is list and isinstance(raw, str):  # from the environment: comma-separated
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    elif want is list and isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+        return list(raw)
     spec = SCHEMA[key]
     kind = "a whole number" if want is int else "a finite number"
+    if want is list:
+        raise ConfigError(f"{where}: '{key}' must be a list of strings, got {type(raw).__name__}",
+                          hint=f'write it as {key.split(".")[-1]} = ["...", "..."]')
     what = want.__name__ if spec.lo is None else f"{kind} from {spec.lo:g} to {spec.hi:g}"
     raise ConfigError(f"{where}: '{key}' must be {what}, got {raw!r}", hint=f"set {key} to {what}")
 

@@ -51,6 +51,8 @@ ErrorCode = Literal[
     "llm_failed",
     "budget_exceeded",
     "circuit_open",
+    # alerts
+    "notify_failed",  # a channel did not take an alert (kept in the outbox; `notify retry`)
 ]
 CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 

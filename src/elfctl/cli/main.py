@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "creds": ("elfctl.cli.creds", "app",
               "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
+    "notify": ("elfctl.cli.notify", "app", "Alerts to Slack and webhooks: test a channel, list and resend events."),
 }
 
 
@@ -93,6 +94,17 @@ def root(
     ctx.obj = App(Output(json_mode=json_mode, debug=debug, quiet=quiet), profile=profile,
                   overrides={"store.url": store, "kubernetes.context": context})
     ctx.call_on_close(ctx.obj.close)
+    ctx.call_on_close(lambda: _deliver_alerts(ctx.obj))  # runs first: the store is still open
+
+
+def _deliver_alerts(app) -> None:
+    """A command that queued alerts (a failed deploy, a budget crossed) starts a detached sender."""
+    import sys
+
+    if "elfctl.services.notify.outbox" in sys.modules and "store" in app.__dict__:
+        from elfctl.services.notify.app import kick
+
+        kick(app)
 
 
 def main() -> None:

@@ -9,9 +9,11 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 
 from elfctl.domain.clock import iso, now
+from elfctl.domain.notify import Event
 from elfctl.ids import new_id
 from elfctl.ports import Tx
 from elfctl.redact import scrub
+from elfctl.services.notify import outbox
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,17 @@ def record(tx: Tx, action: Action) -> Action:
     row = asdict(done)
     tx.execute(f"INSERT INTO platform_actions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
                [row[c] for c in _COLUMNS])
+    outbox.emit(tx, alert(done))  # every automatic action is also an alert, in the same transaction
     return done
+
+
+def alert(a: Action) -> Event:
+    """The notification of an action: critical when it failed, a breaker opened or an entry went critical."""
+    bad = a.result.startswith("failed") or a.strategy in ("circuit_break", "breaker_open") or "critical" in a.trigger
+    title = f"{a.resource}: {a.strategy}" + (f" on {a.target}" if a.target else "") + f" ({a.result})"
+    return Event(f"action.{a.strategy}", title, dedupe_key=f"action:{a.id}", severity="critical" if bad else "warning",
+                 team=a.team, ts=a.ts, details={"resource": a.resource, "trigger": a.trigger, "strategy": a.strategy,
+                                               "target": a.target, "result": a.result, "by": a.actor})
 
 
 def recent(tx: Tx, since: dt.datetime | None = None, team: str | None = None, limit: int = 200) -> list[Action]:

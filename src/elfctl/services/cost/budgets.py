@@ -17,10 +17,12 @@ from dataclasses import dataclass
 from elfctl.domain import budget as bmod
 from elfctl.domain.budget import Budget, WindowState
 from elfctl.domain.clock import iso
+from elfctl.domain.notify import Event
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.ids import new_id
 from elfctl.ports import Store, Tx
 from elfctl.services.cost import ledger
+from elfctl.services.notify import outbox
 
 
 def now_utc() -> dt.datetime:
@@ -170,12 +172,34 @@ def reserve(
     Expired reservations are released first when the budget looks full (and so never block a call)."""
     now = now or now_utc()
     try:
-        return _reserve_once(store, b, amount, ttl_s, now, force)
-    except Refused:
-        with store.transaction() as tx:
-            if not expire_in(tx, now, b.team):
-                raise
-        return _reserve_once(store, b, amount, ttl_s, now, force)
+        try:
+            res = _reserve_once(store, b, amount, ttl_s, now, force)
+        except Refused:
+            with store.transaction() as tx:
+                if not expire_in(tx, now, b.team):
+                    raise
+            res = _reserve_once(store, b, amount, ttl_s, now, force)
+    except Refused as refused:
+        _alert(store, b, "hard", refused.state)
+        raise
+    if res.level != "ok":
+        worst = max(res.states, key=lambda s: s.ratio())
+        _alert(store, b, "hard" if res.level == "forced" else "soft", worst)
+    return res
+
+
+def _alert(store: Store, b: Budget, level: str, state: WindowState) -> None:
+    """Queue the alert of a crossing, once per window and team (the outbox keeps one per key)."""
+    adj = bmod.WINDOW_ADJ[state.window]
+    what = "reached its" if level == "hard" else f"passed {b.soft_ratio:.0%} of its"
+    outbox.emit_quietly(store, Event(
+        f"budget.{level}", f"team {b.team} {what} {adj} budget of {bmod.fmt_usd(state.limit)}",
+        dedupe_key=f"budget.{level}:{b.team}:{state.window}:{state.start}",
+        severity="critical" if level == "hard" else "warning", team=b.team,
+        details={"team": b.team, "window": adj, "limit": bmod.fmt_usd(state.limit),
+                 "spent": bmod.fmt_usd(state.spent), "in flight": bmod.fmt_usd(state.reserved),
+                 "resets at": iso(state.resets_at), "action at the limit": b.hard_action
+                 if level == "hard" else b.soft_action}))
 
 
 class _NotBoth(Exception):

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from elfctl.domain import clock
 from elfctl.domain import credentials as rules
 from elfctl.domain.health import Check
+from elfctl.domain.notify import Event
 from elfctl.services.credentials.vault import Vault, list_
+from elfctl.services.notify import outbox
 
 
 @dataclass
@@ -24,7 +26,16 @@ class CheckResult:
 def check(vault: Vault) -> CheckResult:
     """Expired or past max age -> fail; within creds.warn_before of either -> warn. Metadata only."""
     rows = [dict(r.__dict__) for r in list_(vault)]
-    return CheckResult(len(rows), rules.expiry_findings(rows, clock.now(), vault.max_age, vault.warn_before))
+    result = CheckResult(len(rows), rules.expiry_findings(rows, clock.now(), vault.max_age, vault.warn_before))
+    for f in result.findings:  # one alert per credential, finding and date (names only, never a value)
+        where = f" ({f.scope})" if f.scope else ""
+        outbox.emit_quietly(vault.store, Event(
+            f"credential.{f.reason.replace(' ', '_')}", f"credential {f.name}{where} {f.reason} {f.since[:10]}",
+            dedupe_key=f"credential:{f.name}:{f.scope}:{f.reason}:{f.since}",
+            severity="critical" if f.status == "fail" else "warning",
+            details={"credential": f.name, "scope": f.scope or "global", "when": f.since,
+                     "fix": f"elfctl creds rotate {f.name}"}))
+    return result
 
 
 COMPONENT = "creds"  # the `elfctl health` component, named like the command group

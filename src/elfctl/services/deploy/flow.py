@@ -22,10 +22,12 @@ from typing import Any
 
 from elfctl.domain.clock import iso, now
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
+from elfctl.domain.notify import Event
 from elfctl.errors import ElfError, InputError, LeaseLost
 from elfctl.services.deploy import images
 from elfctl.services.deploy.lock import Lease, lease
 from elfctl.services.deploy.reconcile import settle
+from elfctl.services.notify import outbox
 
 SUCCESS = ("switched", "superseded")
 
@@ -151,8 +153,18 @@ class _Record:
                 f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
                 (*sets.values(), self.id),
             )
+            if state in ("failed", "rolled_back"):  # the alert is queued with the record, or neither
+                outbox.emit(tx, self._alert(state, cols.get("error") or ""))
         self.details["timings"] = details["timings"]
         self.phase_started, self.state = t, state
+
+
+    def _alert(self, state: str, reason: str) -> Event:
+        what = "rolled back (the previous revision serves)" if state == "rolled_back" else "failed"
+        return Event(f"deploy.{state}", f"deploy of {self.team} revision {self.revision} {what}",
+                     dedupe_key=f"deploy:{self.id}:{state}", severity="critical", team=self.team,
+                     details={"team": self.team, "revision": self.revision, "reason": reason[:500],
+                              "log tail": "\n".join((self.details.get("logs") or "").splitlines()[-20:])})
 
 
 def _record_switch(rec: _Record) -> str | None:

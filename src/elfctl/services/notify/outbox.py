@@ -1,0 +1,166 @@
+"""The alert outbox: events are rows in the store (written inside the caller's own transaction where
+it has one), delivered later by the sender. Nothing on a call or deploy path waits for a receiver."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+
+from elfctl.domain.clock import iso, now
+from elfctl.domain.notify import Event
+from elfctl.ids import new_id
+from elfctl.ports import Tx
+from elfctl.redact import scrub
+
+log = logging.getLogger("elfctl.notify")
+
+# Dedupe keys this process already wrote: a team past its soft limit emits on every call; the store's
+# unique key keeps one row, this keeps it to one INSERT per process.
+_seen: set[str] = set()
+_seen_lock = threading.Lock()
+_emitted = False  # this process queued an event: the CLI starts a sender when it exits
+
+
+def take_emitted() -> bool:
+    global _emitted
+    was, _emitted = _emitted, False
+    return was
+
+
+def _clean(value):
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def emit(tx: Tx, event: Event) -> bool:
+    """Store the event unless one with its dedupe key exists. Returns whether it is new. Text is
+    scrubbed of registered secrets and URL passwords before it is stored."""
+    with _seen_lock:
+        if event.dedupe_key in _seen:
+            return False
+    got = tx.query(
+        "INSERT INTO notify_events (id, dedupe_key, ts, kind, severity, team, title, details) "
+        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        (event.id or new_id(), event.dedupe_key, event.ts or iso(now()), event.kind, event.severity,
+         event.team, scrub(event.title), json.dumps(_clean(event.details), default=str)),
+    )
+    global _emitted
+    with _seen_lock:
+        _seen.add(event.dedupe_key)
+        _emitted = _emitted or bool(got)
+    return bool(got)
+
+
+def emit_quietly(store, event: Event) -> None:
+    """emit() for paths that must not fail because of alerts (an LLM call, a deploy's outcome): a
+    store without the outbox table yet, or any store error, is logged and ignored."""
+    try:
+        emit(store, event)
+    except Exception as exc:  # noqa: BLE001 - an alert never fails the work it reports on
+        log.warning("alert %s not queued: %s", event.kind, scrub(str(exc)))
+
+
+def _event(row: dict) -> Event:
+    return Event(kind=row["kind"], title=row["title"], dedupe_key=row["dedupe_key"], severity=row["severity"],
+                 team=row["team"], details=json.loads(row["details"] or "{}"), ts=row["ts"], id=row["id"])
+
+
+# A channel added later does not receive the history: only events younger than this.
+BACKLOG = dt.timedelta(days=1)
+
+
+def due(tx: Tx, channels: list[str], at: dt.datetime, limit: int = 100) -> list[tuple[Event, str, int]]:
+    """(event, channel, attempts so far) to try now: recent events with no delivery row yet for a
+    channel, and pending deliveries whose next attempt time has come. Disabled channels are skipped."""
+    off = set(disabled(tx))
+    out: list[tuple[Event, str, int]] = []
+    for ch in channels:
+        if ch in off:
+            continue
+        rows = tx.query(
+            "SELECT e.*, d.attempts AS tried FROM notify_events e LEFT JOIN notify_deliveries d "
+            "ON d.event_id = e.id AND d.channel = ? WHERE (d.event_id IS NULL AND e.ts >= ?) "
+            "OR (d.state IN ('pending', 'sending') AND (d.next_at IS NULL OR d.next_at <= ?)) "
+            "ORDER BY e.ts, e.id LIMIT ?",
+            (ch, iso(at - BACKLOG), iso(at), limit),
+        )
+        out += [(_event(r), ch, int(r["tried"] or 0)) for r in rows]
+    return out
+
+
+def claim(tx: Tx, event_id: str, channel: str, attempts: int, at: dt.datetime, lease_s: float) -> bool:
+    """Take one delivery for this sender until `lease_s` from now: two senders never post the same
+    event to the same channel at once, and a sender killed mid-post leaves it due again after the lease."""
+    lease = iso(at + dt.timedelta(seconds=lease_s))
+    if attempts == 0 and tx.query(
+            "INSERT INTO notify_deliveries (event_id, channel, state, attempts, next_at, updated_at) "
+            "VALUES (?,?,'sending',0,?,?) ON CONFLICT (event_id, channel) DO NOTHING RETURNING event_id",
+            (event_id, channel, lease, iso(at))):
+        return True
+    return tx.execute(
+        "UPDATE notify_deliveries SET state = 'sending', next_at = ?, updated_at = ? WHERE event_id = ? "
+        "AND channel = ? AND state IN ('pending', 'sending') AND (next_at IS NULL OR next_at <= ?)",
+        (lease, iso(at), event_id, channel, iso(at))) == 1
+
+
+def settle(tx: Tx, event_id: str, channel: str, state: str, attempts: int, next_at: dt.datetime | None,
+           error: str | None) -> None:
+    """Record one delivery attempt's outcome: sent, pending (with its next attempt) or failed."""
+    tx.execute(
+        "INSERT INTO notify_deliveries (event_id, channel, state, attempts, next_at, last_error, updated_at) "
+        "VALUES (?,?,?,?,?,?,?) ON CONFLICT (event_id, channel) DO UPDATE SET state = excluded.state, "
+        "attempts = excluded.attempts, next_at = excluded.next_at, last_error = excluded.last_error, "
+        "updated_at = excluded.updated_at",
+        (event_id, channel, state, attempts, iso(next_at) if next_at else None,
+         scrub(error)[:500] if error else None, iso(now())),
+    )
+
+
+def disable(tx: Tx, channel: str, reason: str) -> None:
+    tx.execute("INSERT INTO notify_channels (channel, disabled_at, reason) VALUES (?,?,?) "
+               "ON CONFLICT (channel) DO NOTHING", (channel, iso(now()), scrub(reason)[:300]))
+
+
+def disabled(tx: Tx) -> dict[str, dict]:
+    return {r["channel"]: r for r in tx.query("SELECT channel, disabled_at, reason FROM notify_channels")}
+
+
+def listing(tx: Tx, failed_only: bool = False, limit: int = 50) -> list[dict]:
+    """Newest events first, each with its deliveries (channel, state, attempts, last error)."""
+    rows = tx.query("SELECT * FROM notify_events ORDER BY ts DESC, id DESC LIMIT ?", (limit if not failed_only
+                                                                                       else 100000,))
+    by_event: dict[str, list[dict]] = {}
+    for d in tx.query("SELECT event_id, channel, state, attempts, next_at, last_error FROM notify_deliveries"):
+        by_event.setdefault(d["event_id"], []).append(
+            {k: d[k] for k in ("channel", "state", "attempts", "next_at", "last_error")})
+    out = []
+    for row in rows:
+        deliveries = by_event.get(row["id"], [])
+        if failed_only and not any(d["state"] == "failed" for d in deliveries):
+            continue
+        ev = _event(row)
+        out.append({"id": ev.id, "ts": ev.ts, "kind": ev.kind, "severity": ev.severity, "team": ev.team,
+                    "title": ev.title, "deliveries": deliveries})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def retry(tx: Tx, event_ids: list[str] | None = None, enable: bool = False) -> int:
+    """Send failed deliveries again (all, or those of the given events): back to pending, attempts
+    reset. `enable` also re-enables channels a receiver disabled with 410. Returns how many."""
+    if enable:
+        tx.execute("DELETE FROM notify_channels")
+    sql = "UPDATE notify_deliveries SET state = 'pending', attempts = 0, next_at = NULL WHERE state = 'failed'"
+    params: list = []
+    if event_ids:
+        sql += f" AND event_id IN ({', '.join('?' * len(event_ids))})"
+        params = list(event_ids)
+    return tx.execute(sql, params)
