@@ -36,6 +36,9 @@ def _not_serving(name: str, found: dict | None) -> str | None:
     return None
 
 
+SCALE_READY_S = 20.0  # how long a replica added by scale() may take to accept connections
+
+
 class DockerTarget:
     name = "docker"
     pins_digest = False  # runs `repo:tag` from the local engine, so the push can go on beside the gate
@@ -332,10 +335,10 @@ class DockerTarget:
             found.append((name, outcome, reason))
         return found
 
-    def scale(self, team: str, replicas: int, ready_s: float = 20.0) -> int:
+    def scale(self, team: str, replicas: int) -> int:
         """Fewer replicas: the proxy stops sending to the last ones, which then retire as replaced
         replicas do. More: clones of a serving replica (its image, env, labels, limits, mounts),
-        added to the proxy once they accept connections on the team's port within `ready_s`."""
+        added to the proxy once they accept connections on the team's port within SCALE_READY_S."""
         if replicas < 1:
             raise InputError(f"replicas {replicas}: a team runs at least 1 replica", hint="use 1 or more")
         endpoints, image, rev = self.proxy.live(team, with_ports=True)
@@ -351,7 +354,7 @@ class DockerTarget:
             added = self._clone(team, names[0], replicas - len(names))
             try:
                 for n in added:
-                    self._accepting(n, port, ready_s)
+                    self._accepting(n, port, SCALE_READY_S)
             except ElfError:
                 self._remove(added)
                 raise

@@ -243,7 +243,7 @@ class KubeCluster:
         drop every other field elfctl's apply owns)."""
         path, what = self._path(kind, namespace, name)
         return self._request("patch", what, "PATCH", path, {"fieldManager": FIELD_MANAGER + "-scale"},
-                             json.dumps(change), "application/merge-patch+json")
+                             change, "application/merge-patch+json")  # the client serialises JSON bodies
 
     def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
         path, what = self._path(kind, namespace, name)
