@@ -34,7 +34,10 @@ def _endpoints(app) -> dict[str, str]:
 
     cfg = app.config
     out = {}
-    if cfg.get("registry.url") or _runs_containers(app):
+    if cfg.get("deploy.target") == "kubernetes":  # the registry the cluster pulls from
+        if cfg.get("kubernetes.registry") or cfg.get("registry.url"):
+            out["registry"] = cfg.get("kubernetes.registry") or cfg.get("registry.url")
+    elif cfg.get("registry.url") or _runs_containers(app):
         out["registry"] = registry_address(cfg)
     if "gateway.port" in SCHEMA and _runs_containers(app):  # the gateway serves the teams
         out["gateway"] = f"{cfg.get('gateway.host') or '127.0.0.1'}:{cfg.get('gateway.port')}"
