@@ -119,8 +119,8 @@ for _t in RESOURCE_TYPES:
     SCHEMA[f"fallback.{_t}.strategies"] = Key(list, _FALLBACKS.get(_t, []), f"{_t}: fallback strategies, in order "
                                               "(retry, switch_provider, degrade_service, queue_request, use_cache, "
                                               "scale_down, circuit_break).")
-SCHEMA["resources.timeout_s"] = Key(float, 0.8, "How long `elfctl resources` waits for each resource type.",
-                                    lo=0.05, hi=3600)
+SCHEMA["resources.timeout_s"] = Key(float, 3.0, "How long `elfctl resources` waits for each resource type "
+                                    "(one that hangs is critical then).", lo=0.05, hi=3600)
 SCHEMA["resources.interval_s"] = Key(float, 5.0, "Seconds between measurements of `resources --watch`.",
                                      lo=0.1, hi=86400)
 

@@ -12,9 +12,9 @@ MCP_SLOT = "no MCP servers registered (the registry of MCP servers is not part o
 
 
 def _runs_containers(app) -> bool:
-    from elfctl.services.platform.app import _runs_containers as runs
+    from elfctl.services.platform.docker import in_use
 
-    return runs(app)
+    return in_use(app.teams_dir, app.config.get("registry.url"))
 
 
 def _containers(app):
@@ -65,7 +65,7 @@ def measures(app) -> dict:
         return [p.name for p in provider_plan(app).providers]
 
     return {
-        "api_quota": lambda: quota.api_quota(lim["api_quota"], app.store, app.teams_dir, providers()),
+        "api_quota": lambda: quota.api_quota(lim["api_quota"], lambda: app.store, app.teams_dir, providers()),
         "memory": lambda: host.memory(lim["memory"], lambda: sampler),
         "cpu": lambda: host.cpu(lim["cpu"], lambda: sampler),
         "database": lambda: store.database(lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")),
@@ -98,7 +98,7 @@ def snapshot(app, apply: bool = False) -> Snapshot:
     if apply:
         from elfctl.services.deploy import scale
 
-        policy.apply(snap.steps, app.store,
+        policy.apply(snap.steps, lambda: app.store,
                      lambda team, resource, trigger: scale.scale_down(app, team, resource, trigger),
                      lambda team, trigger: scale.restore(app, team, trigger))
         snap.applied = True

@@ -94,9 +94,11 @@ def plan(snapshot: Snapshot, chosen: dict[str, list[str]], scaled: list[dict], o
                     name = breaker_name(t.type, r.team)
                     if name not in open_breakers:
                         add(Step(t.type, s, name, _trigger(r), f"open the breaker {name}", "would", r.team))
-                else:
-                    add(Step(t.type, s, t.type, _trigger(r), "applied by the call path (elfctl.resilience, gateway)",
-                             "call path"))
+        calls = [s for s in chosen.get(t.type, []) if s not in ("scale_down", "circuit_break")]
+        worst_bad = next((r for r in t.readings if r.status in BAD), None)
+        if calls and worst_bad is not None:  # one row per type: these act where the calls are made
+            add(Step(t.type, ", ".join(calls), t.type, _trigger(worst_bad),
+                     "applied by the call path (elfctl.resilience, the gateway)", "call path"))
     for row in scaled:  # recovered: every reading of that type for the team healthy
         mine = [r for r in snapshot.type(row["resource"]).readings if r.team == row["team"]] \
             if row["resource"] in TYPES else []
@@ -121,7 +123,7 @@ def open_resource_breakers(store) -> set[str]:
     return {r["name"] for r in rows}
 
 
-def apply(steps: list[Step], store, scale_down, restore) -> None:
+def apply(steps: list[Step], open_store, scale_down, restore) -> None:
     """Carry out the platform's steps in order, filling in each one's result. `scale_down(team,
     resource, trigger)` and `restore(team, trigger)` are services/deploy/scale.py's."""
     from elfctl.resilience import breaker
@@ -136,6 +138,7 @@ def apply(steps: list[Step], store, scale_down, restore) -> None:
                 done = restore(step.team, step.trigger)
                 step.result = done.result if done else "skipped: not scaled down by the platform"
             elif step.strategy in ("circuit_break", "close_breaker"):
+                store = open_store()
                 cb = breaker.make(store, step.target)
                 cb.open() if step.strategy == "circuit_break" else cb.close()
                 step.result = "ok: " + ("opened" if step.strategy == "circuit_break" else "closed")

@@ -6,15 +6,21 @@ each provider the teams name reads "unknown"."""
 from __future__ import annotations
 
 from elfctl.domain.pricing import nano_to_usd
+from elfctl.errors import ElfError
 from elfctl.services.resources.status import Reading, reading
 
 
-def api_quota(limits: tuple[float, float], store, teams_dir, providers: list[str]) -> list[Reading]:
+def api_quota(limits: tuple[float, float], open_store, teams_dir, providers: list[str]) -> list[Reading]:
     from elfctl.services.cost import budgets
     from elfctl.services.cost.budget_health import spec_budgets
 
     out = []
-    if "budgets" in store.tables():
+    try:
+        store = open_store()
+        tables = store.tables()
+    except ElfError as exc:  # the database type reports the store itself
+        return [Reading("api_quota", "budgets", "unknown", detail=f"budgets not read: {exc.message}")]
+    if "budgets" in tables:
         specs = spec_budgets(teams_dir)
         for team in sorted({r["team"] for r in store.query("SELECT team FROM budgets")} | set(specs)):
             b = budgets.get(store, team, specs.get(team))
