@@ -57,6 +57,9 @@ def test_a_crash_looping_pod_is_critical_scaled_down_broken_then_restored(
     assert ("scale_down", "mkt", "would") in planned and \
         ("circuit_break", "resource:k8s_pod:mkt", "would") in planned, planned
     assert emulator.obj(DEPLOYMENTS, "elf-test", "mkt")["spec"]["replicas"] == 2  # the dry run changed nothing
+    health = cli("health", "--json", "-c", "resource:k8s_pod")  # the health component fed by the monitor
+    check = json.loads(health.stdout)["checks"]["resource:k8s_pod"][0]
+    assert health.exit_code == 1 and check["status"] == "fail" and "CrashLoopBackOff" in check["output"], check
 
     code, data = _resources(cli, "--apply")
     done = {s["strategy"]: s["result"] for s in data["policy"]}

@@ -120,3 +120,28 @@ def memory_probe(warn_free: float, fail_free: float, meminfo: str = "/proc/memin
                      hint=None if status == "pass" else "stop idle teams or add memory")
 
     return probe
+
+
+# The resource monitor's statuses as health statuses (services/resources): unknown and not
+# configured say nothing is wrong.
+RESOURCE_STATUS = {"healthy": "pass", "warning": "warn", "critical": "fail", "exhausted": "fail",
+                   "unknown": "pass", "not_configured": "pass"}
+
+
+def readings_probe(component: str, measure: Callable[[], list]) -> Probe:
+    """A component fed by one resource type of `elfctl resources`: its worst reading decides, every
+    reading not healthy is named."""
+
+    def probe() -> Check:
+        from elfctl.domain.health import worst
+
+        readings = measure()
+        status = worst(RESOURCE_STATUS[r.status] for r in readings)
+        shown = [r for r in readings if r.status not in ("healthy", "unknown", "not_configured")] or readings
+        output = "; ".join(f"{r.subject} {r.status}: {r.detail}" for r in shown)
+        top = max((r.value for r in readings if r.value is not None), default=None)
+        return Check(component, status, top, "percent_of_limit" if top is not None else None, output=output,
+                     hint=None if status == "pass" else "`elfctl resources` shows every reading and what "
+                                                        "its policy does")
+
+    return probe

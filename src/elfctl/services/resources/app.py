@@ -28,7 +28,6 @@ def _containers(app):
 
 
 def _endpoints(app) -> dict[str, str]:
-    from elfctl.bootstrap import registry_address
     from elfctl.config import SCHEMA
     from elfctl.services.llm.app import provider_plan
 
@@ -38,7 +37,7 @@ def _endpoints(app) -> dict[str, str]:
         if cfg.get("kubernetes.registry") or cfg.get("registry.url"):
             out["registry"] = cfg.get("kubernetes.registry") or cfg.get("registry.url")
     elif cfg.get("registry.url") or _runs_containers(app):
-        out["registry"] = registry_address(cfg)
+        out["registry"] = app.registry.address
     if "gateway.port" in SCHEMA and _runs_containers(app):  # the gateway serves the teams
         out["gateway"] = f"{cfg.get('gateway.host') or '127.0.0.1'}:{cfg.get('gateway.port')}"
     for p in provider_plan(app).providers:
@@ -103,3 +102,24 @@ def snapshot(app, apply: bool = False) -> Snapshot:
                      lambda team, trigger: scale.restore(app, team, trigger))
         snap.applied = True
     return snap
+
+
+def health_probes(app) -> dict:
+    """`elfctl health` components fed by the monitor, where it adds what no other component says:
+    the store's limits (connections, lock waits), the providers' endpoints (the registry and the
+    gateway have their own components), and the team pods on a cluster. Not cpu: a busy host is not
+    a broken one."""
+    from elfctl.services.platform.health import readings_probe
+    from elfctl.services.resources import network, pods, store
+
+    cfg = app.config
+    lim = policy.limits(cfg)
+    out = {"resource:database": readings_probe("resource:database", lambda: store.database(
+        lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")))}
+    providers = {k: v for k, v in _endpoints(app).items() if k.startswith("provider:")}
+    if providers:
+        out["resource:network"] = readings_probe("resource:network", lambda: network.network(
+            lim["network"], providers, cfg.get("resources.timeout_s")))
+    if cfg.get("deploy.target") == "kubernetes":
+        out["resource:k8s_pod"] = readings_probe("resource:k8s_pod", lambda: pods.k8s_pods(lim["k8s_pod"], app.target))
+    return out
