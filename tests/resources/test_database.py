@@ -9,26 +9,12 @@ import json
 import subprocess
 import time
 
-import pytest
-
 from tests import realservices
-from tests.conftest import run_elfctl, unavailable
+from tests.cli.test_store_outage import throwaway_pg  # noqa: F401 (fixture)
+from tests.conftest import run_elfctl
 
 QUIET = {"ELFCTL_RESOURCES_CPU_WARNING": "1000", "ELFCTL_RESOURCES_CPU_CRITICAL": "1000",
          "ELFCTL_RESOURCES_TIMEOUT_S": "20"}
-
-
-@pytest.fixture
-def server():
-    import shutil
-
-    try:
-        dsn, data = realservices.start_postgres()  # its own folder in /tmp: the postgres user reads it
-    except Exception as exc:  # noqa: BLE001
-        unavailable(f"cannot start PostgreSQL: {exc}")
-    yield dsn, data
-    realservices.stop_postgres(data)
-    shutil.rmtree(data.parent, ignore_errors=True)
 
 
 def _start_again(data, dsn):
@@ -45,8 +31,8 @@ def _database(project, env, *flags):
     return proc, json.loads(proc.stdout)
 
 
-def test_postgres_stopped_is_critical_then_healthy_again(project, server, monkeypatch):
-    dsn, data = server
+def test_postgres_stopped_is_critical_then_healthy_again(project, throwaway_pg, monkeypatch):  # noqa: F811
+    dsn, data = throwaway_pg
     for var, value in QUIET.items():  # for the in-process reads too
         monkeypatch.setenv(var, value)
     env = {**QUIET, "ELFCTL_STORE_URL": dsn}

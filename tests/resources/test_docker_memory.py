@@ -11,6 +11,7 @@ import json
 import pytest
 
 from tests.conftest import run_elfctl
+from tests.contract.test_deploy_target import _wait_for
 from tests.deploy.conftest import docker_env, engine, make_team, registry_address, team_name  # noqa: F401
 
 LIMIT_MIB = 64
@@ -29,9 +30,33 @@ def _container(data, name):
 
 
 def _fill(engine, name: str, mib: int) -> None:  # noqa: F811
-    code, out = engine.exec(name, ["sh", "-c", f"dd if=/dev/zero of=/dev/shm/fill bs=256k count={mib * 4} "
-                                               f"2>&1 && sync"])
+    code, out = engine.exec(name, ["sh", "-c", f"dd if=/dev/zero of=/dev/shm/fill bs=64k count={mib * 16} 2>&1"])
     assert code == 0, out
+
+
+def _used(engine, name: str) -> float:  # noqa: F811
+    from elfctl.services.resources.containers import _memory
+
+    used, limit = _memory(engine.stats(name))
+    return used / (LIMIT_MIB * 2**20) * 100
+
+
+def _fill_held(engine, name: str, mib: int) -> None:  # noqa: F811
+    """Fill up to the critical level, and free it all only when told over TCP (port 9999): a
+    `docker exec` into a container that full is OOM-killed (runc's own process is charged to it)."""
+    ex = engine.api.exec_create(name, ["sh", "-c", f"dd if=/dev/zero of=/dev/shm/hot bs=64k count={mib * 16} "
+                                                   f"2>/dev/null; nc -l -p 9999 >/dev/null; rm -f /dev/shm/*"])
+    engine.api.exec_start(ex["Id"], detach=True)
+
+
+def _release(engine, env, name: str) -> None:  # noqa: F811
+    import socket
+
+    from elfctl.adapters.docker_proxy import network_address
+
+    address = network_address(engine.inspect(name), env["ELFCTL_DEPLOY_NETWORK"])
+    with socket.create_connection((address, 9999), timeout=5) as sock:
+        sock.sendall(b"free\n")
 
 
 def _actions(project, env):
@@ -79,7 +104,8 @@ def test_memory_driven_to_the_limit_scales_the_team_down_and_back(project, team,
     assert data["resources"]["docker"]["status"] == "warning"
     assert not [s for s in data["policy"] if s["strategy"] == "scale_down"], data["policy"]
 
-    _fill(engine, first, int(LIMIT_MIB * 0.975 - LIMIT_MIB * base["value"] / 100))
+    _fill_held(engine, first, int(LIMIT_MIB * (0.965 - warm["value"] / 100)))
+    assert _wait_for(lambda: _used(engine, first) >= 95.5), _used(engine, first)
     proc, data = _resources(project, env)
     hot = _container(data, first)
     assert hot["status"] == "critical" and 95 <= hot["value"] < 100, hot
@@ -103,8 +129,8 @@ def test_memory_driven_to_the_limit_scales_the_team_down_and_back(project, team,
     assert not [s for s in data["policy"] if s["result"].startswith("ok")], data["policy"]
     assert _replicas(engine, env, name)["desired"] == 1 and len(_actions(project, env)) == 1
 
-    code, out = engine.exec(first, ["rm", "/dev/shm/fill"])
-    assert code == 0, out
+    _release(engine, env, first)
+    assert _wait_for(lambda: _used(engine, first) < 50), _used(engine, first)
     proc, data = _resources(project, env, "--apply")
     assert proc.returncode == 0, proc.stdout
     back = [s for s in data["policy"] if s["strategy"] == "restore"]

@@ -6,8 +6,8 @@ the replicas and closes the breaker. Each action one actions-trail row."""
 from __future__ import annotations
 
 import json
-import time
 
+from tests.contract.test_deploy_target import _wait_for
 from tests.k8s.conftest import controller, emulator, image, k8s_project, kubeconfig, spec, target  # noqa: F401
 from tests.k8s.emulator import COMPLETE, CRASH, DEPLOYMENTS
 
@@ -24,15 +24,6 @@ def _pods(data):
     return data["resources"]["k8s_pod"]
 
 
-def _settled(fn, timeout=10.0):
-    end = time.monotonic() + timeout
-    while True:
-        got = fn()
-        if got or time.monotonic() > end:
-            return got
-        time.sleep(0.05)
-
-
 def test_a_crash_looping_pod_is_critical_scaled_down_broken_then_restored(
         cli, k8s_project, target, spec, controller, emulator, monkeypatch):  # noqa: F811
     for var in QUIET:  # the host's cpu is not what this test is about
@@ -47,7 +38,7 @@ def test_a_crash_looping_pod_is_critical_scaled_down_broken_then_restored(
     assert _pods(data)["readings"][0]["detail"].startswith("2/2 ready, 0 restart(s), 0 OOMKilled, 0 Pending")
 
     controller.behaviour[image("v1")] = CRASH
-    assert _settled(lambda: any(p["status"]["containerStatuses"][0]["state"].get("waiting")
+    assert _wait_for(lambda: any(p["status"]["containerStatuses"][0]["state"].get("waiting")
                                 for p in target.pods("mkt")))
     code, data = _resources(cli)
     reading = _pods(data)["readings"][0]
@@ -86,7 +77,7 @@ def test_a_crash_looping_pod_is_critical_scaled_down_broken_then_restored(
         assert all("k8s_pod team:mkt critical" in r["trigger"] and "CrashLoopBackOff" in r["trigger"] for r in rows)
 
         controller.behaviour[image("v1")] = COMPLETE  # the pods run again
-        assert _settled(lambda: all(p["status"]["containerStatuses"][0].get("ready") for p in target.pods("mkt")))
+        assert _wait_for(lambda: all(p["status"]["containerStatuses"][0].get("ready") for p in target.pods("mkt")))
         code, data = _resources(cli, "--apply")
         assert _pods(data)["status"] == "healthy", _pods(data)
         # what is still critical: only the project's made-up registry host (registry.test), not the pods

@@ -5,8 +5,6 @@ within the timeout (never a hung command), --watch as JSON lines, and the policy
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from elfctl.services.resources.monitor import Snapshot
 from elfctl.services.resources.policy import plan
 from elfctl.services.resources.status import Reading, TypeReport, classify
+from tests.health.test_health_cli import silent_server  # noqa: F401 (fixture)
 
 CALM = {"ELFCTL_RESOURCES_CPU_WARNING": "1000", "ELFCTL_RESOURCES_CPU_CRITICAL": "1000",
         "ELFCTL_DEPLOY_TARGET": "kubernetes", "KUBECONFIG": "/nonexistent"}  # no engine, no cluster needed
@@ -61,34 +60,13 @@ def test_strategies_from_the_environment_too(project, elfctl):
     assert proc.returncode == 2 and "'nap'" in json.loads(proc.stdout)["error"]["message"]
 
 
-def test_a_hung_docker_engine_is_critical_within_the_timeout(project, elfctl):
+def test_a_hung_docker_engine_is_critical_within_the_timeout(project, elfctl, silent_server):  # noqa: F811
     """A listener that accepts and never answers: the engine call would wait docker.timeout_s."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    held = []
-    stop = threading.Event()
-
-    def accept():
-        srv.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(srv.accept()[0])
-            except OSError:
-                pass
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        env = {**CALM, "ELFCTL_DEPLOY_TARGET": "docker", "ELFCTL_DOCKER_HOST": f"tcp://127.0.0.1:{srv.getsockname()[1]}",
-               "ELFCTL_DOCKER_TIMEOUT_S": "60", "ELFCTL_RESOURCES_TIMEOUT_S": "1"}
-        t0 = time.monotonic()
-        proc = elfctl("resources", "--json", cwd=project, env=env, timeout=60)
-        took = time.monotonic() - t0
-    finally:
-        stop.set()
-        srv.close()
-        for c in held:
-            c.close()
+    env = {**CALM, "ELFCTL_DEPLOY_TARGET": "docker", "ELFCTL_DOCKER_HOST": f"tcp://127.0.0.1:{silent_server}",
+           "ELFCTL_DOCKER_TIMEOUT_S": "60", "ELFCTL_RESOURCES_TIMEOUT_S": "1"}
+    t0 = time.monotonic()
+    proc = elfctl("resources", "--json", cwd=project, env=env, timeout=60)
+    took = time.monotonic() - t0
     doc = json.loads(proc.stdout)
     docker = doc["resources"]["docker"]
     assert proc.returncode == 1 and docker["status"] == "critical", docker

@@ -14,32 +14,48 @@ from elfctl.errors import ElfError
 Probe = Callable[[], Check]
 
 
-def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
-    """Run every probe in its own daemon thread; collect what answered within `timeout_s`.
-    Daemon threads matter: a hung probe must not keep the process alive at exit either."""
-    results: dict[str, Check | BaseException] = {}
-    done = {name: threading.Event() for name in probes}
+TIMED_OUT = object()  # run_concurrently's outcome for a function that did not return in time
+
+
+def run_concurrently(fns: dict[str, Callable[[], object]], timeout_s: float) -> dict[str, tuple[object, float]]:
+    """Run every function in its own daemon thread; {name: (its result, or the exception it raised,
+    or TIMED_OUT; ms since the start)} once each answered or `timeout_s` passed. Daemon threads
+    matter: a hung function must not keep the process alive at exit either. Health checks and the
+    resource monitor (services/resources) both run this way."""
+    results: dict[str, object] = {}
+    took: dict[str, float] = {}
+    done = {name: threading.Event() for name in fns}
     started = time.perf_counter()
 
-    def runner(name: str, probe: Probe) -> None:
+    def runner(name: str, fn: Callable[[], object]) -> None:
         try:
-            results[name] = probe()
-        except BaseException as exc:  # noqa: BLE001  (reported as the check's failure)
+            results[name] = fn()
+        except BaseException as exc:  # noqa: BLE001  (reported as the outcome)
             results[name] = exc
         finally:
-            results.setdefault(name + ":ms", (time.perf_counter() - started) * 1000)
+            took[name] = (time.perf_counter() - started) * 1000
             done[name].set()
 
-    for name, probe in probes.items():
-        threading.Thread(target=runner, args=(name, probe), name=f"health-{name}", daemon=True).start()
+    for name, fn in fns.items():
+        threading.Thread(target=runner, args=(name, fn), name=f"run-{name}", daemon=True).start()
     deadline = time.monotonic() + timeout_s
+    out: dict[str, tuple[object, float]] = {}
+    for name in fns:
+        if done[name].wait(max(0.0, deadline - time.monotonic())):
+            out[name] = (results[name], took[name])
+        else:
+            out[name] = (TIMED_OUT, timeout_s * 1000)
+    return out
+
+
+def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
+    """Run every probe concurrently; what did not answer within `timeout_s` is a `fail`."""
     checks: list[Check] = []
-    for name in probes:
-        if not done[name].wait(max(0.0, deadline - time.monotonic())):
+    for name, (outcome, ms) in run_concurrently(probes, timeout_s).items():
+        if outcome is TIMED_OUT:
             checks.append(Check(name, "fail", output=f"no answer within {timeout_s:g}s",
                                 hint="the component hangs; check it directly", latency_ms=timeout_s * 1000))
             continue
-        outcome = results[name]
         if isinstance(outcome, ElfError):
             check = Check(name, "fail", output=outcome.message, hint=outcome.hint)
         elif isinstance(outcome, BaseException):
@@ -48,7 +64,7 @@ def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
             check = outcome
         check.component = check.component or name
         if check.latency_ms is None:
-            check.latency_ms = results[name + ":ms"]
+            check.latency_ms = ms
         checks.append(check)
     return HealthReport(checks)
 

@@ -4,8 +4,6 @@ cluster or database is a critical row, never a hung command."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,24 +43,9 @@ class Snapshot:
 def measure(measures: dict[str, Measure | str], limits: dict[str, tuple[float, float]], timeout_s: float) -> Snapshot:
     """measures: type -> a function returning its readings, or a string saying why the type is not
     configured in this project."""
-    results: dict[str, object] = {}
-    took: dict[str, float] = {}
-    done = {name: threading.Event() for name in measures}
-    t0 = time.perf_counter()
+    from elfctl.services.platform.health import TIMED_OUT, run_concurrently
 
-    def run(name: str, fn: Measure) -> None:
-        try:
-            results[name] = fn()
-        except BaseException as exc:  # noqa: BLE001 (shown as the type's reading)
-            results[name] = exc
-        finally:
-            took[name] = (time.perf_counter() - t0) * 1000
-            done[name].set()
-
-    for name, fn in measures.items():
-        if callable(fn):
-            threading.Thread(target=run, args=(name, fn), name=f"resource-{name}", daemon=True).start()
-    deadline = time.monotonic() + timeout_s
+    outcomes = run_concurrently({n: fn for n, fn in measures.items() if callable(fn)}, timeout_s)
     types = []
     for name, fn in measures.items():
         warn, crit = limits[name]
@@ -70,19 +53,17 @@ def measure(measures: dict[str, Measure | str], limits: dict[str, tuple[float, f
             types.append(TypeReport(name, "not_configured", warn, crit, [Reading(name, "-", "not_configured",
                                                                                  detail=fn)]))
             continue
-        if not done[name].wait(max(0.0, deadline - time.monotonic())):
-            readings = [Reading(name, "-", "critical", detail=f"no answer within {timeout_s:g}s")]
-            types.append(TypeReport(name, "critical", warn, crit, readings, round(timeout_s * 1000, 1)))
-            continue
-        got = results[name]
-        if isinstance(got, ElfError):
+        got, ms = outcomes[name]
+        if got is TIMED_OUT:
+            got = [Reading(name, "-", "critical", detail=f"no answer within {timeout_s:g}s")]
+        elif isinstance(got, ElfError):
             got = [Reading(name, "-", "critical", detail=got.message)]
         elif isinstance(got, BaseException):
             got = [Reading(name, "-", "critical", detail=f"{type(got).__name__}: {got}")]
         elif not got:
             got = [Reading(name, "-", "not_configured", detail="nothing of this kind in use here")]
-        status = worst((r.status for r in got), default="unknown")
-        types.append(TypeReport(name, status, warn, crit, got, round(took[name], 1)))
+        types.append(TypeReport(name, worst((r.status for r in got), default="unknown"), warn, crit, got,
+                                round(ms, 1)))
     return Snapshot(iso(now()), types)
 
 
