@@ -27,10 +27,16 @@ def _containers(app):
     return Containers(app.docker, app.config.get("deploy.prefix"), meminfo()[0], os.cpu_count() or 1)
 
 
+def _providers(app) -> list:
+    """The providers the teams' LLM policies name (as `elfctl health` reads them; not through
+    services/llm/app, whose call path takes half a second to import)."""
+    from elfctl.services.llm.provider_health import plan
+
+    return plan(app.teams_dir, lambda: app.prices).providers
+
+
 def _endpoints(app) -> dict[str, str]:
     from elfctl.config import SCHEMA
-    from elfctl.services.llm.app import provider_plan
-
     cfg = app.config
     out = {}
     if cfg.get("deploy.target") == "kubernetes":  # the registry the cluster pulls from
@@ -40,7 +46,7 @@ def _endpoints(app) -> dict[str, str]:
         out["registry"] = app.registry.address
     if "gateway.port" in SCHEMA and _runs_containers(app):  # the gateway serves the teams
         out["gateway"] = f"{cfg.get('gateway.host') or '127.0.0.1'}:{cfg.get('gateway.port')}"
-    for p in provider_plan(app).providers:
+    for p in _providers(app):
         base = os.environ.get(f"{p.name.upper()}_API_BASE") or os.environ.get(f"{p.name.upper()}_BASE_URL")
         if base:
             out[f"provider:{p.name}"] = base
@@ -58,13 +64,8 @@ def measures(app) -> dict:
     on_docker = cfg.get("deploy.target") == "docker"
     on_k8s = cfg.get("deploy.target") == "kubernetes"
 
-    def providers() -> list[str]:
-        from elfctl.services.llm.app import provider_plan
-
-        return [p.name for p in provider_plan(app).providers]
-
     return {
-        "api_quota": lambda: quota.api_quota(lim["api_quota"], lambda: app.store, app.teams_dir, providers()),
+        "api_quota": lambda: quota.api_quota(lim["api_quota"], lambda: app.store, app.teams_dir, [p.name for p in _providers(app)]),
         "memory": lambda: host.memory(lim["memory"], lambda: sampler),
         "cpu": lambda: host.cpu(lim["cpu"], lambda: sampler),
         "database": lambda: store.database(lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")),

@@ -74,19 +74,19 @@ class Containers:
         first: dict[str, dict | None] = {}
         second: dict[str, dict | None] = {}
 
-        def twice(name: str) -> None:
-            first[name] = self.engine.stats(name)
+        def twice(name: str, cid: str) -> None:
+            first[name] = self.engine.stats(name, cid)
             time.sleep(CPU_GAP_S)
-            second[name] = self.engine.stats(name)
+            second[name] = self.engine.stats(name, cid)
 
         names = [c["Names"][0].lstrip("/") for c in found]
-        threads = [threading.Thread(target=twice, args=(n,), daemon=True) for n in names]
+        threads = [threading.Thread(target=twice, args=(n, c["Id"]), daemon=True) for n, c in zip(names, found, strict=True)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(self.engine.timeout_s + 2 * CPU_GAP_S)
         out = []
-        for c, name in zip(found, names):
+        for c, name in zip(found, names, strict=True):
             a, b = first.get(name), second.get(name)
             if not b:
                 continue  # gone meanwhile, or no answer: the next round sees it

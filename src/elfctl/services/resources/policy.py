@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from elfctl.config import RESOURCE_TYPES as TYPES
 from elfctl.errors import ConfigError, ElfError
 from elfctl.services.actions import trail
 from elfctl.services.resources.monitor import Snapshot
-from elfctl.services.resources.status import BAD, STRATEGY_NAMES, TYPES, Reading
+from elfctl.services.resources.status import BAD, STRATEGY_NAMES, Reading
 
 ACTOR = "resources --apply"
 TEAM_SCALED = ("memory", "docker", "k8s_pod", "cpu")  # types whose readings name a team's replicas

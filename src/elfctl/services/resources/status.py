@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from elfctl.config import RESOURCE_TYPES as TYPES  # thresholds and strategies are config defaults
-
 STRATEGY_NAMES = ("retry", "switch_provider", "degrade_service", "queue_request", "use_cache", "scale_down",
                   "circuit_break")
 
