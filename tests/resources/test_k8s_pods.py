@@ -52,9 +52,14 @@ def test_a_crash_looping_pod_is_critical_scaled_down_broken_then_restored(
     check = json.loads(health.stdout)["checks"]["resource:k8s_pod"][0]
     assert health.exit_code == 1 and check["status"] == "fail" and "CrashLoopBackOff" in check["output"], check
 
-    code, data = _resources(cli, "--apply")
-    done = {s["strategy"]: s["result"] for s in data["policy"]}
+    # applied continuously: the first round acts, the second finds the team at 1 replica and the breaker open
+    r = cli("resources", "--watch", "--apply", "--count", "2", "--interval", "0.1", "--json")
+    first, second = [json.loads(line) for line in r.stdout.splitlines()]
+    data = first
+    done = {s["strategy"]: s["result"] for s in first["policy"]}
     assert done["scale_down"] == "ok: 2 -> 1 replicas" and done["circuit_break"] == "ok: opened", done
+    assert not [s for s in second["policy"] if s["result"].startswith("ok")], second["policy"]
+    assert _pods(second)["status"] == "critical"
     assert done["retry"] == "call path"
     assert emulator.obj(DEPLOYMENTS, "elf-test", "mkt")["spec"]["replicas"] == 1
 

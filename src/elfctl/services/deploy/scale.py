@@ -43,19 +43,25 @@ def down(store, target, team: str, resource: str = "manual", trigger: str = "", 
         return Scaled(team, current, current, False, f"not scaled: {team} runs {current} replica(s), the minimum")
     action = trail.Action(resource, trigger or f"{resource} critical", "scale_down", "", actor, team,
                           f"{target.name}:{team}")
+    # The count to come back to is written before the target is touched: a process killed between
+    # the two leaves a record whose restore finds nothing to raise, never a team left scaled down
+    # with nothing remembered.
+    with store.transaction() as tx:
+        fresh = _remembered(tx, team) is None
+        if fresh:
+            tx.execute("INSERT INTO scaled_teams (team, target, original_replicas, replicas, resource, scaled_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (team, target.name, current, current, resource, iso(now())))
     try:
         before = target.scale(team, current - 1)
     except ElfError as exc:
-        trail.record(store, replace(action, result=f"failed: {exc.message}"))
+        with store.transaction() as tx:
+            if fresh:
+                tx.execute("DELETE FROM scaled_teams WHERE team = ?", (team,))
+            trail.record(tx, replace(action, result=f"failed: {exc.message}"))
         raise
     result = f"ok: {before} -> {current - 1} replicas"
     with store.transaction() as tx:
-        kept = _remembered(tx, team)
-        if kept is None:
-            tx.execute("INSERT INTO scaled_teams (team, target, original_replicas, replicas, resource, scaled_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (team, target.name, before, current - 1, resource, iso(now())))
-        else:
-            tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (current - 1, team))
+        tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (current - 1, team))
         trail.record(tx, replace(action, result=result))
     return Scaled(team, before, current - 1, True, result)
 
