@@ -14,17 +14,17 @@ from elfctl.services.resources.status import Reading, mib, reading
 def docker(limits: tuple[float, float], engine, containers: Containers) -> list[Reading]:
     t0 = time.perf_counter()
     try:
-        version = engine.ping()
+        info = engine.info()  # answers as ping does, with the version and the root dir in one call
     except ElfError as exc:
         return [Reading("docker", "engine", "critical", detail=f"engine not answering: {exc.message}")]
-    out = [Reading("docker", "engine", "healthy", detail=f"Docker {version} answers",
+    out = [Reading("docker", "engine", "healthy", detail=f"Docker {info.get('ServerVersion', '?')} answers",
                    latency_ms=round((time.perf_counter() - t0) * 1000, 1))]
     for s in containers.samples():
         if s.limited:
             out.append(reading("docker", f"container:{s.name}", s.memory_used / s.memory_limit * 100, limits,
                                f"{mib(s.memory_used)} of its {mib(s.memory_limit)} memory limit", team=s.team))
+    root = info.get("DockerRootDir") or "/var/lib/docker"
     try:
-        root = engine.info().get("DockerRootDir") or "/var/lib/docker"
         df = engine.disk_usage()
         fs = os.statvfs(root)
     except (ElfError, OSError) as exc:
