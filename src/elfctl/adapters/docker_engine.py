@@ -135,6 +135,35 @@ class DockerEngine:
         with self._errors("ping"):
             return self.api.version().get("Version", "?")
 
+    def info(self) -> dict[str, Any]:
+        """`docker info`: DockerRootDir, NCPU, MemTotal, CgroupVersion ..."""
+        with self._errors("info"):
+            return self.api.info()
+
+    def disk_usage(self) -> dict[str, Any]:
+        """`docker system df`: LayersSize, Images, Volumes (with UsageData), Containers."""
+        with self._errors("disk usage"):
+            return self.api.df()
+
+    def stats(self, name: str, container_id: str | None = None) -> dict[str, Any] | None:
+        """One sample of a container's memory and cpu counters in the shape of Docker's stats API,
+        or None when it is gone. A local engine's counters are read where Docker reads them, the
+        container's cgroup (well under 1 ms); the API answers in about a second (it waits for a
+        second sample even when asked for one), so it is only asked for a remote engine."""
+        if container_id and self._local():
+            found = cgroup_stats(container_id)
+            if found is not None:
+                return found
+        try:
+            with self._errors(f"stats of {name}"):
+                return self.api.stats(name, stream=False, one_shot=True)
+        except NotFoundError:
+            return None
+
+    def _local(self) -> bool:
+        host = self.base_url or os.environ.get("DOCKER_HOST") or ""
+        return not host or host.startswith("unix://")
+
     # --- images -----------------------------------------------------------------------------------
 
     def image_id(self, ref: str) -> str | None:
@@ -436,6 +465,60 @@ class DockerEngine:
             return True
         except (NotFoundError, OperationFailed):
             return False
+
+
+# Where a container's cgroup lives: cgroup v1 (per controller) and v2 (one tree), for the cgroupfs
+# and the systemd drivers.
+_V1 = ("/sys/fs/cgroup/{ctl}/docker/{id}", "/sys/fs/cgroup/{ctl}/system.slice/docker-{id}.scope")
+_V2 = ("/sys/fs/cgroup/docker/{id}", "/sys/fs/cgroup/system.slice/docker-{id}.scope")
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _stat_lines(text: str) -> dict[str, int]:
+    return {k: int(v) for k, v in (line.split()[:2] for line in text.splitlines() if len(line.split()) >= 2)}
+
+
+def _system_ns() -> int:
+    """All cpus' time since boot in ns, as Docker's system_cpu_usage (from /proc/stat)."""
+    with open("/proc/stat") as fh:
+        jiffies = sum(int(x) for x in fh.readline().split()[1:8])
+    return jiffies * 10**9 // os.sysconf("SC_CLK_TCK")
+
+
+def cgroup_stats(container_id: str) -> dict[str, Any] | None:
+    """Docker's stats for a container of this machine, read from its cgroup; None where none is
+    found (another machine's engine, another layout)."""
+    cpus = os.cpu_count() or 1
+    for v1 in _V1:
+        mem = v1.format(ctl="memory", id=container_id)
+        usage = _read(f"{mem}/memory.usage_in_bytes")
+        if usage is None:
+            continue
+        stat = _stat_lines(_read(f"{mem}/memory.stat") or "")
+        cpu = _read(v1.format(ctl="cpuacct", id=container_id) + "/cpuacct.usage")
+        return {"memory_stats": {"usage": int(usage), "limit": int(_read(f"{mem}/memory.limit_in_bytes") or 0),
+                                 "stats": stat},
+                "cpu_stats": {"cpu_usage": {"total_usage": int(cpu or 0)}, "system_cpu_usage": _system_ns(),
+                              "online_cpus": cpus}}
+    for v2 in _V2:
+        base = v2.format(id=container_id)
+        usage = _read(f"{base}/memory.current")
+        if usage is None:
+            continue
+        limit = (_read(f"{base}/memory.max") or "max").strip()
+        cpu = _stat_lines(_read(f"{base}/cpu.stat") or "")
+        return {"memory_stats": {"usage": int(usage), "limit": 0 if limit == "max" else int(limit),
+                                 "stats": _stat_lines(_read(f"{base}/memory.stat") or "")},
+                "cpu_stats": {"cpu_usage": {"total_usage": cpu.get("usage_usec", 0) * 1000},
+                              "system_cpu_usage": _system_ns(), "online_cpus": cpus}}
+    return None
 
 
 class NotFoundError(OperationFailed):

@@ -36,6 +36,9 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
               "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
     "notify": ("elfctl.cli.notify", "app", "Alerts to Slack and webhooks: test a channel, list and resend events."),
+    "resources": ("elfctl.cli.resources", "resources",
+                  "Measure the 8 resource types concurrently (api_quota, memory, cpu, database, mcp_server, "
+                  "network, docker, k8s_pod) against their thresholds; exit 1 when any is critical or exhausted."),
 }
 
 
