@@ -233,7 +233,7 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
     spec = SCHEMA[key]
     kind = "a whole number" if want is int else "a finite number"
     what = want.__name__ if spec.lo is None else f"{kind} from {spec.lo:g} to {spec.hi:g}"
-    what = "a list of names, e.g. [\"retry\", \"scale_down\"]" if want is list else what
+    what = "a list of strings, e.g. [\"a\", \"b\"]" if want is list else what
     raise ConfigError(f"{where}: '{key}' must be {what}, got {raw!r}", hint=f"set {key} to {what}")
 
 
