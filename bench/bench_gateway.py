@@ -34,11 +34,12 @@ def _cpu_s(pid: int) -> float:
 
 
 def _project(folder: Path):
+    from tests.gateway.conftest import write_team
+
     from elfctl import config
     from elfctl.bootstrap import migrations_dir, open_store
     from elfctl.services.platform import migrate
     from elfctl.services.platform.project import init
-    from tests.gateway.conftest import write_team
 
     init(folder)
     os.environ.pop("ELFCTL_STORE_URL", None)
@@ -52,10 +53,10 @@ def _project(folder: Path):
 
 def overhead(n: int) -> list[Row]:
     import httpx
-
-    from elfctl.services.gateway import keys
     from tests.gateway.conftest import GatewayProcess
     from tests.llm_server import LLMServer
+
+    from elfctl.services.gateway import keys
 
     server = LLMServer().start()
     server.answer("*", prompt=10, completion=5)
