@@ -51,7 +51,7 @@ def serve(
         os.environ["ELFCTL_STORE_URL"] = cfg.get("store.url")
     if cfg.profile:
         os.environ["ELFCTL_PROFILE"] = cfg.profile
-    app_.store.tables()  # an unreachable or unmigrated store fails here, in the operator's terminal
+    gateway.preflight(app_.store)  # an unreachable or unmigrated store fails here, in the operator's terminal
 
     def ready(url: str) -> None:
         if app_.output.json:
