@@ -24,6 +24,7 @@ def asgi():
     from elfctl.services.gateway import asgi as server
     from elfctl.services.gateway.app import Gateway
 
+    server.log_to_stderr()
     run = App(Output(quiet=True))
     return server.Server(Gateway(run.config, run.store, run.gateway_caller, on_close=run.close))
 
