@@ -92,6 +92,14 @@ SCHEMA: dict[str, Key] = {
     "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires.", lo=1, hi=86400),
     "llm.record": Key(str, "background", "How usage rows reach the store after the spool write: background "
                                          "(a writer thread; elfctl.llm.flush() waits) or sync."),
+    "telemetry.enabled": Key(bool, False, "Export OpenTelemetry traces and metrics of LLM calls and deploys (also "
+                             "on when an endpoint is set, unless this is set to false or OTEL_SDK_DISABLED=true)."),
+    "telemetry.endpoint": Key(str, "", "OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318 "
+                              "(also OTEL_EXPORTER_OTLP_ENDPOINT; /v1/traces and /v1/metrics are appended)."),
+    "telemetry.service_name": Key(str, "elfctl", "service.name of the spans and metrics (also OTEL_SERVICE_NAME)."),
+    "telemetry.capture_content": Key(bool, False, "Record prompts and answers on LLM spans (off: never recorded)."),
+    "telemetry.team_endpoint": Key(str, "", "Collector URL as seen from inside team containers, passed to them by "
+                                   "deploy (default: telemetry.endpoint)."),
     "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
     "kubernetes.context": Key(str, "", "kubeconfig context (default: its current-context); --context overrides."),
     "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),
@@ -104,7 +112,8 @@ SCHEMA: dict[str, Key] = {
 }
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
-ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key"}
+ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": "telemetry.endpoint", "OTEL_SERVICE_NAME": "telemetry.service_name"}
 
 
 def env_name(key: str) -> str:
