@@ -32,7 +32,9 @@ class Otel:
         return out
 
 
-def seed(project, endpoint=ENDPOINT, extra: str = "", **kw):
+def seed(project, endpoint=ENDPOINT, extra: str = "", memory: bool = True, **kw):
+    """Telemetry on in the project's elfctl.toml, its pipeline built here: spans to the in-memory exporter
+    (memory=False: the real OTLP/HTTP one, to `endpoint`), metrics to an in-memory reader."""
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -45,7 +47,7 @@ def seed(project, endpoint=ENDPOINT, extra: str = "", **kw):
     with open(project / "elfctl.toml", "a") as f:
         f.write(f'\n[telemetry]\nendpoint = "{endpoint}"\n{extra}\n')
     s = tel.from_config(config.load(cwd=project))
-    exporter, reader = kw.pop("span_exporter", None) or InMemorySpanExporter(), InMemoryMetricReader()
+    exporter, reader = (InMemorySpanExporter() if memory else None), InMemoryMetricReader()
     pipeline = Pipeline(s.service_name, s.endpoint, span_exporter=exporter, metric_reader=reader, **kw)
     hooks = Telemetry(pipeline, s.capture_content)
     hooks.drops = DropReporter(pipeline, "test")

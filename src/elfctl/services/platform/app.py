@@ -28,7 +28,17 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **llm_providers,
         "budgets": _budget_probe(app),
         **kubernetes_probes(app),
+        **_telemetry_probes(app),
     }
+
+
+def _telemetry_probes(app) -> dict[str, health_svc.Probe]:
+    """`telemetry` (collector reachable, spans dropped by any process), only when telemetry is on."""
+    from elfctl.services.telemetry import settings as tel
+    from elfctl.services.telemetry.health import telemetry_probe
+
+    s = tel.from_config(app.config)
+    return {"telemetry": telemetry_probe(s, lambda: app.store)} if s.enabled else {}
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
