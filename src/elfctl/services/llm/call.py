@@ -350,6 +350,7 @@ class Caller:
             reservation_id=res.id if res else None,
             prompt_hash=prompt_hash(messages),
         )
+        self.trace.finished(row)
         self.spool.put(row)  # the durability point: a kill from here on is replayed at the next start
         if self.settings.record == "sync":
             ledger.record(self.store, [row])

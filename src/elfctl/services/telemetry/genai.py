@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from elfctl.services.telemetry.hooks import Off
 TOKEN_BUCKETS = [4**i for i in range(14)]  # 1, 4, 16, ... 67108864
 DURATION_BUCKETS = [0.01 * 2**i for i in range(14)]  # 0.01, 0.02, 0.04, ... 81.92
 _CANCELLED = (GeneratorExit, KeyboardInterrupt)
+log = logging.getLogger("elfctl.telemetry")
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -42,12 +44,20 @@ def _provider(model: str) -> str | None:
     return model.split("/", 1)[0] if "/" in model else None
 
 
+def _safely(fn, *args) -> None:
+    """Telemetry never fails a call: a recording that breaks is logged, the call goes on."""
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001
+        log.debug("telemetry: recording failed", exc_info=True)
+
+
 class _Call:
-    __slots__ = ("span", "op", "requested", "t0", "tries", "answer")
+    __slots__ = ("span", "op", "requested", "t0", "tries", "row")
 
     def __init__(self, span, op: str, requested: str):
         self.span, self.op, self.requested = span, op, requested
-        self.t0, self.tries, self.answer = time.perf_counter(), 0, None
+        self.t0, self.tries, self.row = time.perf_counter(), 0, None
 
 
 class Telemetry(Off):
@@ -88,16 +98,22 @@ class Telemetry(Off):
         call = _Call(self.pipeline.start(f"{op} {requested}", attrs), op, requested)
         self._calls[request_id] = call
         try:
-            response = yield from driver
+            response = yield from driver  # send, and close when the caller gives up, pass through
         except BaseException as exc:
-            self._failed(call, exc)
+            _safely(self._failed, call, exc)
             raise
         else:
-            self._succeeded(call, policy, response)
+            _safely(self._succeeded, call, policy, response)
             return response
         finally:
             self._calls.pop(request_id, None)
             call.span.end()
+
+    def finished(self, row) -> None:
+        """The call's usage row (Caller._finish): its cost and model are the ledger's."""
+        call = self._calls.get(row.request_id)
+        if call is not None:
+            call.row = row
 
     def _metric_attrs(self, call: _Call, provider, response_model) -> dict:
         return {k: v for k, v in (("gen_ai.operation.name", call.op), ("gen_ai.provider.name", provider),
@@ -105,28 +121,26 @@ class Telemetry(Off):
                                   ("gen_ai.response.model", response_model)) if v is not None}
 
     def _succeeded(self, call: _Call, policy, response) -> None:
-        answer = call.answer
-        hidden = _get(response, "_hidden_params") or {}
-        info = hidden.get("elfctl") or {}
-        prompt = answer.prompt if answer else None
-        completion = answer.completion if answer else None
-        provider = (answer.provider if answer else None) or _provider(info.get("model") or call.requested)
-        model = _get(response, "model") or info.get("model")
+        row = call.row
         choices = _get(response, "choices") or []
         reasons = [str(r) for r in (_get(c, "finish_reason") for c in choices) if r]
-        nano = info.get("cost_nanousd")
+        provider = (row.provider if row else None) or _provider(row.model if row else call.requested)
+        model = _get(response, "model") or (row.model if row else None)
         attrs = {
             "gen_ai.provider.name": provider,
             "gen_ai.response.model": model,
             "gen_ai.response.id": _get(response, "id"),
             "gen_ai.response.finish_reasons": reasons or None,
-            "gen_ai.usage.input_tokens": prompt,
-            "gen_ai.usage.output_tokens": completion,
-            "elfctl.model": info.get("model"),
-            "elfctl.cost.usd": nano / 1e9 if nano is not None else None,
-            "elfctl.fallback.reason": info.get("fallback_reason"),
-            "elfctl.cache.hit": bool(hidden.get("cache_hit")),
         }
+        if row is not None:
+            attrs.update({
+                "gen_ai.usage.input_tokens": row.prompt_tokens,
+                "gen_ai.usage.output_tokens": row.completion_tokens,
+                "elfctl.model": row.model,
+                "elfctl.cost.usd": row.cost_nanousd / 1e9,
+                "elfctl.fallback.reason": row.fallback_reason,
+            })
+        attrs["elfctl.cache.hit"] = bool((_get(response, "_hidden_params") or {}).get("cache_hit"))
         if self.capture and choices:
             out = [_get(c, "message") for c in choices]
             attrs["gen_ai.output.messages"] = scrub(json.dumps(
@@ -135,11 +149,11 @@ class Telemetry(Off):
         call.span.set(attrs)
         m = self._metric_attrs(call, provider, model)
         self.duration.record(time.perf_counter() - call.t0, m)
-        if prompt is not None:
-            self.tokens.record(prompt, {**m, "gen_ai.token.type": "input"})
-            self.tokens.record(completion, {**m, "gen_ai.token.type": "output"})
-        if nano:
-            self.cost.add(nano / 1e9, {"elfctl.team": policy.team, "elfctl.model": info.get("model") or model})
+        if row is not None:
+            self.tokens.record(row.prompt_tokens, {**m, "gen_ai.token.type": "input"})
+            self.tokens.record(row.completion_tokens, {**m, "gen_ai.token.type": "output"})
+            if row.cost_nanousd:
+                self.cost.add(row.cost_nanousd / 1e9, {"elfctl.team": row.team, "elfctl.model": row.model})
 
     def _failed(self, call: _Call, exc: BaseException) -> None:
         kind = error_type(exc)
@@ -176,6 +190,12 @@ class Telemetry(Off):
         return run
 
     def _attempt_start(self, model: str, kwargs: dict):
+        try:
+            return self._attempt_span(model, kwargs)
+        except Exception:  # noqa: BLE001 - see _safely
+            return None, None
+
+    def _attempt_span(self, model: str, kwargs: dict):
         call = self._calls.get((kwargs.get("metadata") or {}).get("elfctl_request_id", ""))
         if call is None:
             return None, None
@@ -189,12 +209,13 @@ class Telemetry(Off):
         return span, call
 
     def _attempt_end(self, span, call: _Call | None, answer, exc: BaseException | None) -> None:
-        if span is None:
-            return
+        if span is not None:
+            _safely(self._end_attempt, span, answer, exc)
+
+    def _end_attempt(self, span, answer, exc: BaseException | None) -> None:
         if exc is not None:
             span.fail(error_type(exc), scrub(str(getattr(exc, "message", None) or exc))[:1000])
-        else:
-            call.answer = answer
+        else:  # an Answer (adapters' call), or what a stream's opening returns
             response = getattr(answer, "response", None)
             span.set({
                 "gen_ai.provider.name": getattr(answer, "provider", None),

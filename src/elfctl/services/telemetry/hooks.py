@@ -4,6 +4,7 @@ nothing from opentelemetry is imported.
 
     trace.walk(driver, policy, request_id, chain, kwargs) -> the driver (Caller._drive), wrapped
     trace.attempt(model, fn) -> fn, wrapped (one call of one model: each retry, each fallback)
+    trace.finished(row) -> the call's usage row, as recorded (cost, tokens, model that answered)
     trace.deploy(team, revision, target, image) -> .state(state, error) / .end(error)
 """
 
@@ -31,6 +32,9 @@ class Off:
 
     def attempt(self, model: str, fn):
         return fn
+
+    def finished(self, row) -> None:
+        pass
 
     def deploy(self, team: str, revision: int, target: str, image: str):
         return NO_DEPLOY

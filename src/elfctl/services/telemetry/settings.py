@@ -74,3 +74,8 @@ def team_env(settings: Settings, team: str, own_env: dict) -> dict[str, str]:
         env["ELFCTL_TELEMETRY_CAPTURE_CONTENT"] = "true"
         env["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "true"
     return {k: v for k, v in env.items() if k not in own_env}
+
+
+def telemetry_env(cfg, spec) -> dict[str, str]:
+    """deploy's one call: the OTEL_* variables a team's replicas get (none when telemetry is off)."""
+    return team_env(from_config(cfg), spec.name, spec.env)
