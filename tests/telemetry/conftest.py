@@ -23,6 +23,7 @@ class Otel:
 
     def metrics(self) -> dict:
         """metric name -> list of data points."""
+        assert self.pipeline.flush(5)  # measurements are recorded by the export thread
         out: dict = {}
         data = self.reader.get_metrics_data()
         for rm in data.resource_metrics if data else []:

@@ -148,18 +148,19 @@ class Telemetry(Off):
                 default=str))
         call.span.set(attrs)
         m = self._metric_attrs(call, provider, model)
-        self.duration.record(time.perf_counter() - call.t0, m)
+        self.duration.record(time.perf_counter() - call.t0, m, on=call.span)
         if row is not None:
-            self.tokens.record(row.prompt_tokens, {**m, "gen_ai.token.type": "input"})
-            self.tokens.record(row.completion_tokens, {**m, "gen_ai.token.type": "output"})
+            self.tokens.record(row.prompt_tokens, {**m, "gen_ai.token.type": "input"}, on=call.span)
+            self.tokens.record(row.completion_tokens, {**m, "gen_ai.token.type": "output"}, on=call.span)
             if row.cost_nanousd:
-                self.cost.add(row.cost_nanousd / 1e9, {"elfctl.team": row.team, "elfctl.model": row.model})
+                self.cost.add(row.cost_nanousd / 1e9, {"elfctl.team": row.team, "elfctl.model": row.model},
+                              on=call.span)
 
     def _failed(self, call: _Call, exc: BaseException) -> None:
         kind = error_type(exc)
         call.span.fail(kind, scrub(str(getattr(exc, "message", None) or exc))[:1000])
         m = self._metric_attrs(call, _provider(call.requested), None)
-        self.duration.record(time.perf_counter() - call.t0, {**m, "error.type": kind})
+        self.duration.record(time.perf_counter() - call.t0, {**m, "error.type": kind}, on=call.span)
 
     # -- one attempt ------------------------------------------------------------------------------
     def attempt(self, model: str, fn):
