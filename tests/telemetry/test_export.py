@@ -101,7 +101,9 @@ def test_a_collector_down_or_hung_never_fails_a_call_and_drops_are_counted(llm_e
     project, store = llm_env
     _team(project)
     hung = Receiver(hang=True) if collector == "hangs" else None
-    got, s = _drop_setup(project, hung.url if hung else closed_port_url())
+    # a collector URL with a password (basic auth in front of a collector): never shown
+    url = hung.url if hung else closed_port_url().replace("http://", "http://otel:s3cret-pw@")
+    got, s = _drop_setup(project, url)
     try:
         for _ in range(8):  # 8 calls, 2 spans each, into a queue of 4 that cannot drain
             resp = llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=20)
@@ -116,6 +118,8 @@ def test_a_collector_down_or_hung_never_fails_a_call_and_drops_are_counted(llm_e
         check = json.loads(out.stdout)["checks"]["telemetry"][0]
         assert check["status"] == "warn" and check["observedValue"] == reported
         assert f"{reported} span(s) dropped" in check["output"]
+        assert "s3cret-pw" not in out.output
+        assert not [r for r in store.query("SELECT * FROM platform_actions") if "s3cret-pw" in str(r)]
     finally:
         llm.reset()
         bootstrap._pipelines.pop(s, None)

@@ -141,3 +141,29 @@ def test_async_call_traced_the_same(otel, llm_env, llm_server):
     root, kids = _call_and_attempts(otel.spans())
     assert root.attributes["gen_ai.response.id"] == resp.id
     assert [k.attributes["gen_ai.request.model"] for k in kids] == ["openai/gpt-4o"] * 2 + ["openai/gpt-4o-mini"]
+
+
+def test_an_exporter_that_raises_never_fails_a_call(llm_env, llm_server):
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from elfctl import bootstrap, llm
+    from tests.telemetry.conftest import seed
+
+    class Broken(SpanExporter):
+        def export(self, spans):
+            raise RuntimeError("exporter bug")
+
+    project, store = llm_env
+    _team(project)
+    got, s = seed(project)
+    got.pipeline.exporter = Broken()
+    llm.reset()
+    try:
+        for _ in range(3):
+            assert llm.completion(team="alpha", messages=MSG, api_base=llm_server.url, max_tokens=20).id
+        assert got.pipeline.flush(5) and got.pipeline.dropped == 6 and "exporter bug" in got.pipeline.last_error
+        assert len(usage(store)) == 3
+    finally:
+        llm.reset()
+        bootstrap._pipelines.pop(s, None)
+        got.pipeline.close()

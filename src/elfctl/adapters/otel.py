@@ -213,7 +213,7 @@ class Pipeline:
                 self._make(tree, None)
             spans, self._collect.batch = self._collect.batch, []
             ok = self.exporter.export(spans) == SpanExportResult.SUCCESS
-            error = "" if ok else f"collector {getattr(self.exporter, '_endpoint', '')} did not accept the spans"
+            error = "" if ok else "the collector did not accept the spans (down, refusing, or too slow)"
         except Exception as exc:  # noqa: BLE001 - an exporter bug must not kill the thread
             self._collect.batch = []
             ok, error = False, f"{type(exc).__name__}: {exc}"

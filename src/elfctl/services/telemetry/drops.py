@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import threading
 
+from elfctl.redact import redact_url
 from elfctl.services.actions import trail
 
 RESOURCE = "telemetry"
@@ -40,9 +41,10 @@ class DropReporter:
             if new <= 0 or self.store is None:
                 return 0
             try:
+                where = redact_url(self.pipeline.endpoint)
                 trail.record(self.store, trail.Action(
-                    RESOURCE, f"collector {self.pipeline.endpoint}: {self.pipeline.last_error or 'export failed'}",
-                    "drop_spans", f"dropped {new} spans", self.actor, target=self.pipeline.endpoint))
+                    RESOURCE, f"collector {where}: {self.pipeline.last_error or 'export failed'}",
+                    "drop_spans", f"dropped {new} spans", self.actor, target=where))
             except Exception:  # noqa: BLE001 - the store down too: the count waits for the next round
                 return 0
             self.reported += new

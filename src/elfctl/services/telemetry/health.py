@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from elfctl.domain.clock import now
 from elfctl.domain.health import Check
+from elfctl.redact import redact_url
 from elfctl.services.telemetry.drops import dropped_since
 
 WINDOW = dt.timedelta(hours=24)
@@ -23,7 +24,7 @@ def telemetry_probe(settings, open_store: Callable[[], object], timeout_s: float
         try:
             socket.create_connection((url.hostname, port), timeout=timeout_s).close()
         except OSError as exc:
-            problems.append(f"collector {settings.endpoint} unreachable ({exc.strerror or exc})")
+            problems.append(f"collector {redact_url(settings.endpoint)} unreachable ({exc.strerror or exc})")
         store = open_store()
         dropped, why = (0, "")
         if "platform_actions" in store.tables():
@@ -35,6 +36,6 @@ def telemetry_probe(settings, open_store: Callable[[], object], timeout_s: float
                          hint="LLM calls and deploys go on untraced meanwhile; start or fix the collector "
                               "(telemetry.endpoint / OTEL_EXPORTER_OTLP_ENDPOINT)")
         return Check("telemetry", "pass", 0, "dropped_spans",
-                     output=f"exporting to {settings.endpoint}; no spans dropped in the last 24 h")
+                     output=f"exporting to {redact_url(settings.endpoint)}; no spans dropped in the last 24 h")
 
     return probe

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from elfctl.errors import ConfigError
+from elfctl.redact import redact_url
 
 DEFAULT_ENDPOINT = "http://localhost:4318"
 
@@ -47,8 +48,8 @@ def from_config(cfg, environ=None) -> Settings:
                     cfg.get("telemetry.capture_content"), team_endpoint)
 
 
-def _check_url(key: str, url: str, source: str) -> None:
-    parts = urlsplit(url)
+def _check_url(key: str, value: str, source: str) -> None:
+    parts, url = urlsplit(value), redact_url(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{key} {url!r} (from {source}) is not an http(s) URL",
                           hint=f"set {key} to the collector's OTLP/HTTP base URL, e.g. http://127.0.0.1:4318")
