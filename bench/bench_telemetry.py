@@ -102,8 +102,9 @@ def run(env: dict) -> list[Row]:
     import subprocess
     import sys
 
-    from bench.common import REPO
     from tests.llm_server import LLMServer
+
+    from bench.common import REPO
 
     server = LLMServer().start()
     server.answer("*", prompt=10, completion=5)

@@ -57,7 +57,7 @@ def seed(project, endpoint=ENDPOINT, extra: str = "", memory: bool = True, **kw)
 
 
 @pytest.fixture
-def otel(llm_env):
+def otel(llm_env):  # noqa: F811
     from elfctl import bootstrap, llm
 
     project, store = llm_env

@@ -10,7 +10,7 @@ from tests.deploy.conftest import docker_env, engine, make_team, registry_addres
 from tests.telemetry.receiver import Receiver, attrs
 
 
-def test_deploy_span_with_states_and_the_team_gets_otel_settings(project, docker_env, team_name, engine):
+def test_deploy_span_with_states_and_the_team_gets_otel_settings(project, docker_env, team_name, engine):  # noqa: F811
     receiver = Receiver()
     try:
         env = {**docker_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
