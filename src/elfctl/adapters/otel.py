@@ -199,11 +199,13 @@ class Pipeline:
                 self._queued -= n
             for tree in trees:
                 measures += tree.measures
-            for fn, value, attrs in measures:
+            for i, (fn, value, attrs) in enumerate(measures, 1):
                 try:
                     fn(value, _clean(attrs))
                 except Exception:  # noqa: BLE001 - one bad measurement must not stop the thread
                     pass
+                if i % 8 == 0:
+                    time.sleep(0)  # as in _export
             if trees:
                 self._export(trees, n)
 
@@ -211,6 +213,7 @@ class Pipeline:
         try:
             for tree in trees:
                 self._make(tree, None)
+                time.sleep(0)  # hand the GIL back between trees: a caller woken by its answer is not kept waiting
             spans, self._collect.batch = self._collect.batch, []
             ok = self.exporter.export(spans) == SpanExportResult.SUCCESS
             error = "" if ok else "the collector did not accept the spans (down, refusing, or too slow)"
