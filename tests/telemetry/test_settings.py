@@ -91,3 +91,23 @@ def test_content_recorded_only_when_turned_on(llm_env, llm_server):
         llm.reset()
         bootstrap._pipelines.pop(s, None)
         got.pipeline.close()
+
+
+def test_health_lists_telemetry_only_when_on_and_passes_with_a_live_collector(project, monkeypatch):
+    from elfctl.cli.main import app
+    from tests.telemetry.receiver import Receiver
+
+    monkeypatch.chdir(project)
+    run = CliRunner().invoke(app, ["db", "migrate", "--json"], catch_exceptions=False)
+    assert run.exit_code == 0
+    off = CliRunner().invoke(app, ["health", "--json", "--component", "telemetry"], catch_exceptions=False)
+    assert off.exit_code == 2 and "telemetry" in json.loads(off.stdout)["error"]["message"]  # no such component
+    receiver = Receiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+        on = CliRunner().invoke(app, ["health", "--json", "--component", "telemetry"], catch_exceptions=False)
+        check = json.loads(on.stdout)["checks"]["telemetry"][0]
+        assert on.exit_code == 0 and check["status"] == "pass" and check["observedValue"] == 0
+        assert receiver.url in check["output"]
+    finally:
+        receiver.stop()
