@@ -112,6 +112,18 @@ class App:
         self._closers.append(caller.recorder.close)
         return caller
 
+    @cached_property
+    def telemetry(self):
+        """Tracing hooks (services/telemetry): OFF, importing nothing, unless telemetry is configured."""
+        from elfctl.bootstrap import telemetry
+
+        return telemetry(self.config, self.store if self._telemetry_on() else None)
+
+    def _telemetry_on(self) -> bool:
+        from elfctl.services.telemetry.settings import from_config
+
+        return from_config(self.config).enabled
+
     def vault(self, command: str, prompt=None):
         """The credentials Vault, its reads and changes audited as `command`. `prompt(new_file)`
         asks for the credential file's passphrase (a terminal), when nothing else provides it."""

@@ -249,7 +249,7 @@ def llm_caller(cfg: Config, store: Store, warn=None):
     from elfctl.services.llm.call import Caller
 
     return Caller(store, price_book(cfg), litellm_client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
-                  key_for=provider_keys(cfg, store))
+                  key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
 
 
 def webhook_poster():
@@ -272,4 +272,35 @@ def gateway_caller(cfg: Config, store: Store, warn=None):
     base = os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
     client = openai_http.Routed(openai_http.Client(base), litellm_client)
     return Caller(store, price_book(cfg), client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
-                  key_for=provider_keys(cfg, store))
+                  key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
+
+
+_pipelines: dict = {}  # one exporter (queue, thread, connection) per process and telemetry settings
+
+
+def telemetry(cfg: Config, store: Store | None = None, actor: str = "elfctl"):
+    """The telemetry hooks for LLM calls and deploys: services.telemetry.hooks.OFF unless telemetry is
+    configured (then nothing from opentelemetry is imported). Dropped spans are reported into `store`."""
+    from elfctl.services.telemetry import settings as tel
+
+    s = tel.from_config(cfg)
+    if not s.enabled:
+        from elfctl.services.telemetry.hooks import OFF
+
+        return OFF
+    hooks = _pipelines.get(s)
+    if hooks is None:
+        import atexit
+
+        from elfctl.adapters.otel import Pipeline
+        from elfctl.services.telemetry.drops import DropReporter
+        from elfctl.services.telemetry.genai import Telemetry
+
+        pipeline = Pipeline(s.service_name, s.endpoint)
+        hooks = _pipelines[s] = Telemetry(pipeline, s.capture_content)
+        hooks.drops = DropReporter(pipeline, actor)
+        atexit.register(hooks.drops.report)  # runs after close (last in, first out): spans left behind count
+        atexit.register(pipeline.close)
+    if store is not None:
+        hooks.drops.watch(store)
+    return hooks

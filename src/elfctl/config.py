@@ -99,6 +99,14 @@ SCHEMA: dict[str, Key] = {
                                   lo=1024, hi=1 << 30),
     "gateway.idle_timeout_s": Key(float, 15.0, "A gateway connection idle, or a request half-sent, this long is "
                                               "closed.", lo=0.1, hi=3600),
+    "telemetry.enabled": Key(bool, False, "Export OpenTelemetry traces and metrics of LLM calls and deploys (also "
+                             "on when an endpoint is set, unless this is set to false or OTEL_SDK_DISABLED=true)."),
+    "telemetry.endpoint": Key(str, "", "OTLP/HTTP collector base URL, e.g. http://127.0.0.1:4318 "
+                              "(also OTEL_EXPORTER_OTLP_ENDPOINT; /v1/traces and /v1/metrics are appended)."),
+    "telemetry.service_name": Key(str, "elfctl", "service.name of the spans and metrics (also OTEL_SERVICE_NAME)."),
+    "telemetry.capture_content": Key(bool, False, "Record prompts and answers on LLM spans (off: never recorded)."),
+    "telemetry.team_endpoint": Key(str, "", "Collector URL as seen from inside team containers, passed to them by "
+                                   "deploy (default: telemetry.endpoint)."),
     "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
     "kubernetes.context": Key(str, "", "kubeconfig context (default: its current-context); --context overrides."),
     "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),
@@ -140,7 +148,8 @@ SCHEMA["resources.interval_s"] = Key(float, 5.0, "Seconds between measurements o
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
 ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key",
-               "SLACK_WEBHOOK_URL": "notify.slack_webhook_url"}
+               "SLACK_WEBHOOK_URL": "notify.slack_webhook_url",
+               "OTEL_EXPORTER_OTLP_ENDPOINT": "telemetry.endpoint", "OTEL_SERVICE_NAME": "telemetry.service_name"}
 
 
 def env_name(key: str) -> str:

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-HEAVY = ("litellm", "kubernetes", "docker", "supabase", "psycopg", "openai", "mcp", "keyring", "pybreaker")
+HEAVY = ("litellm", "kubernetes", "docker", "supabase", "psycopg", "openai", "mcp", "keyring", "pybreaker",
+         "opentelemetry")
 
 PROBE = """
 import sys
@@ -41,6 +42,19 @@ def test_help_imports_no_sdk(args):
     assert loaded == "", f"`elfctl {' '.join(args)}` imported {loaded}"
     if args != ["--version"]:
         assert "Usage" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["llm", "--help"], ["deploy", "--help"], ["health", "--help"]])
+def test_help_with_telemetry_configured_imports_nothing_more(args, tmp_path):
+    """Telemetry on (elfctl.toml and the standard variable): `--help` still imports no SDK."""
+    import os
+
+    (tmp_path / "elfctl.toml").write_text('[telemetry]\nenabled = true\nendpoint = "http://127.0.0.1:4318"\n')
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_SERVICE_NAME": "x"}
+    proc = subprocess.run([sys.executable, "-c", PROBE.format(args=args, heavy=HEAVY)], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path, env=env)
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("LOADED:")][-1]
+    assert line == "LOADED:" and "Usage" in proc.stdout
 
 
 def test_only_the_command_that_runs_is_loaded():

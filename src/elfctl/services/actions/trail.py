@@ -53,8 +53,9 @@ def alert(a: Action) -> Event:
                                                "target": a.target, "result": a.result, "by": a.actor})
 
 
-def recent(tx: Tx, since: dt.datetime | None = None, team: str | None = None, limit: int = 200) -> list[Action]:
-    """The newest actions first, optionally since a time and for one team."""
+def recent(tx: Tx, since: dt.datetime | None = None, team: str | None = None, limit: int = 200,
+           resource: str | None = None) -> list[Action]:
+    """The newest actions first, optionally since a time, for one team, of one resource."""
     where, params = [], []
     if since is not None:
         where.append("ts >= ?")
@@ -62,6 +63,9 @@ def recent(tx: Tx, since: dt.datetime | None = None, team: str | None = None, li
     if team is not None:
         where.append("team = ?")
         params.append(team)
+    if resource is not None:
+        where.append("resource = ?")
+        params.append(resource)
     sql = f"SELECT {', '.join(_COLUMNS)} FROM platform_actions"
     if where:
         sql += " WHERE " + " AND ".join(where)

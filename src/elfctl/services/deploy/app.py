@@ -12,6 +12,7 @@ from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
 from elfctl.services.deploy import k8s
+from elfctl.services.telemetry.settings import telemetry_env
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
 
@@ -24,6 +25,7 @@ def options(app, **given) -> deploy_svc.DeployOptions:
         lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
         keep_images=cfg.get("deploy.keep_images"),
         soak_s=cfg.get("deploy.soak_s"),
+        trace=app.telemetry,
     )
     for key, value in given.items():
         if value is not None:
@@ -117,7 +119,8 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
     return deploy_svc.deploy(
-        app.store, app.docker, app.registry, app.target, spec, opts, app.output.info, secrets=secrets
+        app.store, app.docker, app.registry, app.target, spec, opts, app.output.info, secrets=secrets,
+        env=telemetry_env(app.config, spec),
     )
 
 
@@ -136,6 +139,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
         options(app, secret_versions=secret_versions(app, spec), **given),
         app.output.info,
         secrets=secrets,
+        env=telemetry_env(app.config, spec),
     )
 
 

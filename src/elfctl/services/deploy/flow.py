@@ -28,6 +28,7 @@ from elfctl.services.deploy import images
 from elfctl.services.deploy.lock import Lease, lease
 from elfctl.services.deploy.reconcile import settle
 from elfctl.services.notify import outbox
+from elfctl.services.telemetry.hooks import OFF as NO_TRACE
 
 SUCCESS = ("switched", "superseded")
 
@@ -44,6 +45,7 @@ class DeployOptions:
     lock_ttl_s: float = 30.0
     keep_images: int = 5
     secret_versions: str = ""  # "NAME@scope:v3,..." of the credentials injected (names, never values)
+    trace: Any = NO_TRACE  # services/telemetry hooks: one span per deploy, its states as events
 
 
 @dataclass
@@ -104,7 +106,7 @@ def _current(store, team: str) -> dict | None:
 class _Record:
     """One deployments row, moved through its states; every write is fenced by the deploy's lease."""
 
-    def __init__(self, store, team: str, target: str, image: str, details: dict, held: Lease):
+    def __init__(self, store, team: str, target: str, image: str, details: dict, held: Lease, trace=NO_TRACE):
         self.store, self.details, self.t0, self.held = store, details, time.monotonic(), held
         stamp = iso(now())
         with held.write() as tx:
@@ -123,6 +125,7 @@ class _Record:
         self.team = team
         self.phase_started = time.monotonic()
         self.state = "pending"
+        self.trace = trace.deploy(team, self.revision, target, image)
 
     def note(self, **cols: Any) -> None:
         """Record columns without changing state."""
@@ -157,7 +160,7 @@ class _Record:
                 outbox.emit(tx, self._alert(state, cols.get("error") or ""))
         self.details["timings"] = details["timings"]
         self.phase_started, self.state = t, state
-
+        self.trace.state(state, cols.get("error"))
 
     def _alert(self, state: str, reason: str) -> Event:
         what = "rolled back (the previous revision serves)" if state == "rolled_back" else "failed"
@@ -290,6 +293,7 @@ def _finish(store, engine, spec, repo: str, image: str, rec: _Record, opts: Depl
     if outcome.ok:
         unrecorded = _record_switch(rec)
         rec.state = result.state = "switched"  # what serves, written or not: never marked failed below
+        rec.trace.state("switched")  # a no-op once written (move ended the span)
         if unrecorded:
             result.warnings.append(
                 f"revision {rec.revision} serves, but its record could not be written ({unrecorded}); the next "
@@ -346,7 +350,8 @@ def deploy(
             return result
         result.changed = True
         rec = _Record(
-            store, spec.name, target.name, image, {"config_key": key, "commit": commit, "tag": tag}, held
+            store, spec.name, target.name, image, {"config_key": key, "commit": commit, "tag": tag}, held,
+            opts.trace,
         )
         result.revision = rec.revision
         try:
@@ -368,6 +373,7 @@ def deploy(
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
+            rec.trace.end(msg)  # a no-op once a final state ended it
             raise
 
 
@@ -447,6 +453,7 @@ def rollback(
                 "tag": tag,
             },
             held,
+            opts.trace,
         )
         rec.note(digest=chosen["digest"])
         result.revision = rec.revision
@@ -459,6 +466,7 @@ def rollback(
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
+            rec.trace.end(msg)  # a no-op once a final state ended it
             raise
 
 

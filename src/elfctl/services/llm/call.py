@@ -34,6 +34,7 @@ from elfctl.resilience import retry
 from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.recorder import Recorder
 from elfctl.services.llm.spool import Spool
+from elfctl.services.telemetry.hooks import OFF as NO_TRACE
 
 log = logging.getLogger("elfctl.llm")
 
@@ -86,6 +87,7 @@ class Caller:
         settings: Settings,
         warn=None,
         key_for=None,
+        trace=None,
     ):
         self.store, self.prices, self.client, self.spool, self.settings = (
             store,
@@ -100,6 +102,7 @@ class Caller:
         # (provider, team) -> api key or None: each model of the chain gets its own provider's key
         self.key_for = key_for
         self._attempts: dict[tuple[str, bool], Any] = {}
+        self.trace = trace or NO_TRACE  # services/telemetry: spans and metrics of each call and attempt
 
     def _keyed(self, model: str, team: str, kwargs: dict) -> dict:
         """kwargs with the api_key of `model`'s provider, unless the caller passed one."""
@@ -240,7 +243,7 @@ class Caller:
             max_time=s.retry_max_time_s,
             max_tries=s.retry_max_tries,
             base=s.retry_base_s,
-        )(once)
+        )(self.trace.attempt(model, once))
         return fn
 
     def _prepare(self, policy: Policy, kwargs: dict) -> tuple[str, list[str], dict]:
@@ -287,7 +290,7 @@ class Caller:
         if warm:  # the SDK's one-off import (~4 s) is not charged to the first model's time budget
             warm()
         keyed = {m: self._keyed(m, policy.team, kwargs) for m in chain}
-        return self._drive(policy, request_id, chain, kwargs), keyed
+        return self.trace.walk(self._drive(policy, request_id, chain, kwargs), policy, request_id, chain, kwargs), keyed
 
     def call(self, policy: Policy, kwargs: dict) -> Any:
         walk, keyed = self._start(policy, kwargs)
@@ -351,6 +354,7 @@ class Caller:
             prompt_hash=prompt_hash(messages),
             revision=policy.revision,
         )
+        self.trace.finished(row)
         self.spool.put(row)  # the durability point: a kill from here on is replayed at the next start
         if self.settings.record == "sync":
             ledger.record(self.store, [row])

@@ -29,6 +29,7 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         "budgets": _budget_probe(app),
         **kubernetes_probes(app),
         **_resource_probes(app),
+        **_telemetry_probes(app),
     }
 
 
@@ -36,6 +37,15 @@ def _resource_probes(app) -> dict[str, health_svc.Probe]:
     from elfctl.services.resources.app import health_probes
 
     return health_probes(app)
+
+
+def _telemetry_probes(app) -> dict[str, health_svc.Probe]:
+    """`telemetry` (collector reachable, spans dropped by any process), only when telemetry is on."""
+    from elfctl.services.telemetry import settings as tel
+    from elfctl.services.telemetry.health import telemetry_probe
+
+    s = tel.from_config(app.config)
+    return {"telemetry": telemetry_probe(s, lambda: app.store)} if s.enabled else {}
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
