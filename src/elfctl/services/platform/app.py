@@ -28,7 +28,26 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **llm_providers,
         "budgets": _budget_probe(app),
         **kubernetes_probes(app),
+        **_notify_probes(app),
     }
+
+
+def _notify_probes(app) -> dict[str, health_svc.Probe]:
+    """`notify` only where alert channels are configured (nothing to say otherwise)."""
+    if not (app.config.get("notify.slack_webhook_url") or app.config.get("notify.webhooks")):
+        return {}
+
+    def probe() -> Check:
+        from elfctl.services.notify import app as notify
+        from elfctl.services.notify import health as notify_health
+
+        try:
+            count = len(notify.channels(app))
+        except InputError as exc:
+            return Check("notify", "fail", output=exc.message, hint=exc.hint)
+        return notify_health.check(app.store, count)
+
+    return {"notify": probe}
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
