@@ -30,6 +30,7 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **kubernetes_probes(app),
         **_resource_probes(app),
         **_telemetry_probes(app),
+        **_notify_probes(app),
     }
 
 
@@ -46,6 +47,24 @@ def _telemetry_probes(app) -> dict[str, health_svc.Probe]:
 
     s = tel.from_config(app.config)
     return {"telemetry": telemetry_probe(s, lambda: app.store)} if s.enabled else {}
+
+
+def _notify_probes(app) -> dict[str, health_svc.Probe]:
+    """`notify` only where alert channels are configured (nothing to say otherwise)."""
+    if not (app.config.get("notify.slack_webhook_url") or app.config.get("notify.webhooks")):
+        return {}
+
+    def probe() -> Check:
+        from elfctl.services.notify import app as notify
+        from elfctl.services.notify import health as notify_health
+
+        try:
+            count = len(notify.channels(app))
+        except InputError as exc:
+            return Check("notify", "fail", output=exc.message, hint=exc.hint)
+        return notify_health.check(app.store, count)
+
+    return {"notify": probe}
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
