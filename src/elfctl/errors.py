@@ -51,6 +51,9 @@ ErrorCode = Literal[
     "llm_failed",
     "budget_exceeded",
     "circuit_open",
+    # fallback protocols (elfctl.resilience)
+    "queue_full",  # a resource's request queue holds its limit
+    "fallback_failed",  # every strategy of a @fallback was tried and none served the call
 ]
 CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 

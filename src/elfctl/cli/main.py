@@ -35,6 +35,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "creds": ("elfctl.cli.creds", "app",
               "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
+    "breakers": ("elfctl.cli.resilience", "breakers",
+                 "Shared circuit breakers: list, open (isolate) and close (reset) by hand."),
+    "queue": ("elfctl.cli.resilience", "queue", "Requests queued by the queue_request strategy: list, drain, drop."),
+    "audit": ("elfctl.cli.resilience", "audit", "What the platform and the fallback protocols did by themselves."),
 }
 
 
