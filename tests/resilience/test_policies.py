@@ -11,7 +11,7 @@ import pytest
 
 from elfctl import resilience
 from elfctl.resilience import POLICIES, RetryPolicy, retry
-from elfctl.resilience.retry import MIN_ATTEMPT_S
+from elfctl.resilience.retrying import MIN_ATTEMPT_S
 
 
 class Refused(ConnectionRefusedError):

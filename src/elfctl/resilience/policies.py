@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from elfctl.resilience import classify
-from elfctl.resilience import retry as _retry
+from elfctl.resilience import retrying as _retry
 
 
 @dataclass(frozen=True)
