@@ -295,11 +295,17 @@ async def aguarded(
     thread, never on the event loop."""
     import asyncio
 
-    clean = await asyncio.to_thread(_before, cb)
+    storage = cb._state_storage
+    # A circuit read clean within FRESH_S needs no store work before the call, nor after a success:
+    # no thread hand-off then (it cost ~0.7 ms a call).
+    clean = storage.clean_recently() if isinstance(storage, StoreBreakerStorage) else False
+    if not clean:
+        clean = await asyncio.to_thread(_before, cb)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
         await asyncio.to_thread(_after, cb, exc if counts(exc) else None, clean)
         raise
-    await asyncio.to_thread(_after, cb, None, clean)
+    if not clean:
+        await asyncio.to_thread(_after, cb, None, clean)
     return result

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from elfctl.resilience import breaker as brk
-from elfctl.resilience import classify
+from elfctl.resilience import classify, runtime
 
 _lock = threading.Lock()
 _breakers: dict[tuple[int, str], Any] = {}  # (id of store, name) -> pybreaker.CircuitBreaker
@@ -33,8 +33,6 @@ _breakers: dict[tuple[int, str], Any] = {}  # (id of store, name) -> pybreaker.C
 def get(name: str, fail_max: int = 5, reset_timeout: float = 60, store: Any = None,
         probe_ttl: float | None = None) -> Any:
     """The process's breaker `name` on `store` (default: the resilience runtime's store)."""
-    from elfctl.resilience import runtime
-
     store = store if store is not None else runtime.store()
     key = (id(store), name)
     with _lock:
@@ -61,15 +59,23 @@ def circuit_breaker(name: str, fail_max: int = 5, reset_timeout: float = 60, *, 
         raise ValueError("circuit_breaker: fail_max must be >= 1 and reset_timeout > 0")
 
     def decorate(fn: Callable) -> Callable:
+        built: list[Any] = []  # [(runtime generation, breaker)]: rebuilt when the runtime's store changes
+
         def cb():
-            return get(name, fail_max, reset_timeout, store, probe_ttl)
+            if built and (store is not None or built[0][0] == runtime.generation):
+                return built[0][1]
+            generation = runtime.generation
+            breaker = get(name, fail_max, reset_timeout, store, probe_ttl)
+            built[:] = [(generation, breaker)]
+            return breaker
 
         if inspect.iscoroutinefunction(fn):
 
             async def arun(*args: Any, **kwargs: Any) -> Any:
                 import asyncio
 
-                breaker = await asyncio.to_thread(cb) if store is None else cb()
+                fresh = built and (store is not None or built[0][0] == runtime.generation)
+                breaker = built[0][1] if fresh else await asyncio.to_thread(cb)  # building writes its row
                 return await brk.aguarded(breaker, fn, *args, counts=counts, **kwargs)
 
             wrapper = functools.wraps(fn)(arun)

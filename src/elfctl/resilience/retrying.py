@@ -73,13 +73,16 @@ class Policy:
         next(waits)  # backoff's generators are primed with one send(None)
         return waits
 
-    def _pause(self, exc: BaseException, tries: int, deadline: Deadline, waits) -> float | None:
-        """Seconds to wait before the next attempt, or None: raise `exc` now."""
+    def _pause(self, exc: BaseException, tries: int, deadline: Deadline, waits: list) -> float | None:
+        """Seconds to wait before the next attempt, or None: raise `exc` now. `waits`: [] until the
+        first failure builds the run's backoff generator (a success never pays for it)."""
         if tries >= self.max_tries or not self.transient(exc):
             return None
         hinted = self.retry_after(exc)
         if hinted is None:
-            step = next(waits)
+            if not waits:
+                waits.append(self._waits())
+            step = next(waits[0])
             wait = backoff.full_jitter(step) if self.jitter and not self.fixed else step
         else:
             wait = max(0.0, hinted)
@@ -100,7 +103,7 @@ class Policy:
                 import asyncio
 
                 asleep = self.asleep or asyncio.sleep
-                deadline, waits, tries = Deadline(self.max_time, self.clock), self._waits(), 0
+                deadline, waits, tries = Deadline(self.max_time, self.clock), [], 0
                 while True:
                     tries += 1
                     try:
@@ -114,7 +117,7 @@ class Policy:
             return functools.wraps(fn)(arun)
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            deadline, waits, tries = Deadline(self.max_time, self.clock), self._waits(), 0
+            deadline, waits, tries = Deadline(self.max_time, self.clock), [], 0
             while True:
                 tries += 1
                 try:

@@ -14,6 +14,7 @@ _lock = threading.RLock()
 _store: Any = None
 _config: Any = None
 _app: Any = None
+generation = 0  # bumped when the store may change (use_store, reset): callers' caches compare it
 
 
 def app() -> Any:
@@ -43,15 +44,17 @@ def store() -> Any:
 
 def use_store(store: Any, cfg: Any = None) -> None:
     """Make `store` (and `cfg`, an elfctl Config) the process's resilience store."""
-    global _store, _config
+    global _store, _config, generation
     with _lock:
         _store, _config = store, cfg if cfg is not None else _config
+        generation += 1
 
 
 def reset() -> None:
     """Forget the store, the configuration and the App (tests, or after changing folders)."""
-    global _store, _config, _app
+    global _store, _config, _app, generation
     with _lock:
         if _app is not None:
             _app.close()
         _store, _config, _app = None, None, None
+        generation += 1
