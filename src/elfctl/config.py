@@ -115,6 +115,26 @@ for _name, (_tries, _base, _cap, _max) in {"quick": (3, 0.5, 0.5, 5.0), "standar
 SCHEMA["resilience.queue_max"] = Key(int, 1000, "Most requests queued per resource by the queue_request strategy.",
                                      lo=1, hi=10_000_000)
 SCHEMA["resilience.cache_ttl_s"] = Key(float, 300.0, "How long a use_cache response is served.", lo=0.001, hi=31_536_000)
+# The resource monitor (`elfctl resources`): per type, warning/critical thresholds in percent of the
+# limit, and the fallback strategies of its policy (the seed's table; services/resources/status.py).
+RESOURCE_TYPES = ("api_quota", "memory", "cpu", "database", "mcp_server", "network", "docker", "k8s_pod")
+_RESOURCE_LEVELS = {"memory": (75.0, 90.0), "database": (90.0, 95.0), "docker": (85.0, 95.0)}
+_FALLBACKS = {"api_quota": ["retry", "switch_provider", "degrade_service", "queue_request"],
+              "memory": ["use_cache", "degrade_service", "scale_down"],
+              "database": ["retry", "switch_provider", "use_cache", "circuit_break"],
+              "mcp_server": ["retry", "switch_provider", "circuit_break"],
+              "docker": ["retry", "scale_down"], "k8s_pod": ["retry", "scale_down", "circuit_break"]}
+for _t in RESOURCE_TYPES:
+    _warn, _crit = _RESOURCE_LEVELS.get(_t, (80.0, 95.0))
+    SCHEMA[f"resources.{_t}.warning"] = Key(float, _warn, f"{_t}: warning at this percent of its limit.", lo=0, hi=1000)
+    SCHEMA[f"resources.{_t}.critical"] = Key(float, _crit, f"{_t}: critical at this percent of its limit.", lo=0, hi=1000)
+    SCHEMA[f"fallback.{_t}.strategies"] = Key(list, _FALLBACKS.get(_t, []), f"{_t}: fallback strategies, in order "
+                                              "(retry, switch_provider, degrade_service, queue_request, use_cache, "
+                                              "scale_down, circuit_break).")
+SCHEMA["resources.timeout_s"] = Key(float, 3.0, "How long `elfctl resources` waits for each resource type "
+                                    "(one that hangs is critical then).", lo=0.05, hi=3600)
+SCHEMA["resources.interval_s"] = Key(float, 5.0, "Seconds between measurements of `resources --watch`.",
+                                     lo=0.1, hi=86400)
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
 ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key"}
@@ -210,9 +230,14 @@ def _coerce(key: str, raw: Any, where: str) -> Any:
             return _in_range(key, number, where)
     elif want is str and isinstance(raw, str):
         return raw
+    elif want is list:  # a list of names: a TOML array of strings, or "a,b" from the environment
+        items = [x.strip() for x in raw.split(",") if x.strip()] if isinstance(raw, str) else raw
+        if isinstance(items, list) and all(isinstance(x, str) for x in items):
+            return list(items)
     spec = SCHEMA[key]
     kind = "a whole number" if want is int else "a finite number"
     what = want.__name__ if spec.lo is None else f"{kind} from {spec.lo:g} to {spec.hi:g}"
+    what = "a list of names, e.g. [\"retry\", \"scale_down\"]" if want is list else what
     raise ConfigError(f"{where}: '{key}' must be {what}, got {raw!r}", hint=f"set {key} to {what}")
 
 

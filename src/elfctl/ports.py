@@ -127,6 +127,12 @@ class DeployTarget(Protocol):
         probe does). `endpoints`: what status() returned under that key, if anything."""
         ...
 
+    def scale(self, team: str, replicas: int) -> int:
+        """Run `replicas` (>= 1) replicas of what serves the team now (same image, revision and
+        settings), without a deploy; returns how many served before. The resource monitor's
+        scale_down policy and its restore use it. OperationFailed when nothing serves the team."""
+        ...
+
 
 # --- Credential values (OS keyring, encrypted file) ---------------------------------------------
 

@@ -226,3 +226,33 @@ def test_logs_then_stop(h):
     assert team not in h.target.teams()
     assert list(h.target.logs(team)) == []
     assert h.target.stop(team) is False
+
+
+def test_scale_runs_more_then_fewer_replicas_of_what_serves(h):
+    """The resource monitor's scale_down and restore: the same revision keeps serving throughout,
+    the count never goes below 1, and a team that is not running is refused."""
+    from elfctl.errors import InputError, OperationFailed
+
+    team = h.spec.name
+    h.target.prepare()
+    assert h.target.rollout(h.spec, h.good("v1"), 1, {}, {}, 60).ok
+    n = h.spec.replicas
+
+    def running(count: int):
+        st = h.target.status(team)
+        return st["desired"] == count and st["ready"] == count and st["status"] == "pass" and st
+
+    assert h.target.scale(team, n + 1) == n
+    st = _wait_for(lambda: running(n + 1))
+    assert st and str(st["revision"]) == "1", h.target.status(team)
+    assert h.live() == h.shown("v1")
+    answers = h.target.endpoint_health(team, h.spec.health.path, timeout=5, endpoints=st.get("endpoints"))
+    assert answers is None or [a[1] for a in answers] == ["pass"] * (n + 1), answers
+    assert h.target.scale(team, 1) == n + 1
+    assert _wait_for(lambda: running(1)), h.target.status(team)
+    assert h.live() == h.shown("v1")
+    with pytest.raises(InputError, match="at least 1"):
+        h.target.scale(team, 0)
+    assert h.target.stop(team) is True
+    with pytest.raises(OperationFailed, match="not"):
+        h.target.scale(team, 2)

@@ -135,6 +135,25 @@ class DockerEngine:
         with self._errors("ping"):
             return self.api.version().get("Version", "?")
 
+    def info(self) -> dict[str, Any]:
+        """`docker info`: DockerRootDir, NCPU, MemTotal, CgroupVersion ..."""
+        with self._errors("info"):
+            return self.api.info()
+
+    def disk_usage(self) -> dict[str, Any]:
+        """`docker system df`: LayersSize, Images, Volumes (with UsageData), Containers."""
+        with self._errors("disk usage"):
+            return self.api.df()
+
+    def stats(self, name: str) -> dict[str, Any] | None:
+        """One sample of a container's memory and cpu counters (one-shot: no wait for a second
+        sample, which takes the engine ~1 s), or None when it is gone."""
+        try:
+            with self._errors(f"stats of {name}"):
+                return self.api.stats(name, stream=False, one_shot=True)
+        except NotFoundError:
+            return None
+
     # --- images -----------------------------------------------------------------------------------
 
     def image_id(self, ref: str) -> str | None:

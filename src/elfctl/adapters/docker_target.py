@@ -17,7 +17,7 @@ from elfctl.adapters.docker_proxy import PROXY_PORT, TeamProxies, network_addres
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import SECRETS_DIR, memory_bytes, nano_cpus
-from elfctl.errors import ElfError, InputError
+from elfctl.errors import ElfError, InputError, OperationFailed
 from elfctl.redact import plain
 
 
@@ -34,6 +34,9 @@ def _not_serving(name: str, found: dict | None) -> str | None:
     if not state.get("Running"):
         return f"{name} is not running ({state.get('Status', 'unknown')}, exit code {state.get('ExitCode')})"
     return None
+
+
+SCALE_READY_S = 20.0  # how long a replica added by scale() may take to accept connections
 
 
 class DockerTarget:
@@ -331,6 +334,68 @@ class DockerTarget:
             outcome, reason, _refused = probe(address, int(port), path, timeout)
             found.append((name, outcome, reason))
         return found
+
+    def scale(self, team: str, replicas: int) -> int:
+        """Fewer replicas: the proxy stops sending to the last ones, which then retire as replaced
+        replicas do. More: clones of a serving replica (its image, env, labels, limits, mounts),
+        added to the proxy once they accept connections on the team's port within SCALE_READY_S."""
+        if replicas < 1:
+            raise InputError(f"replicas {replicas}: a team runs at least 1 replica", hint="use 1 or more")
+        endpoints, image, rev = self.proxy.live(team, with_ports=True)
+        if not endpoints:
+            raise OperationFailed(f"team {team} is not serving on docker: nothing to scale",
+                                  hint=f"deploy it first: `elfctl deploy {team}`")
+        names = [e.rpartition(":")[0] for e in endpoints]
+        port = int(endpoints[0].rpartition(":")[2])
+        if replicas < len(names):
+            self.proxy.write_targets(team, names[:replicas], port, rev, image)
+            self._retire(names[replicas:])
+        elif replicas > len(names):
+            added = self._clone(team, names[0], replicas - len(names))
+            try:
+                for n in added:
+                    self._accepting(n, port, SCALE_READY_S)
+            except ElfError:
+                self._remove(added)
+                raise
+            self.proxy.write_targets(team, names + added, port, rev, image)
+        return len(names)
+
+    def _clone(self, team: str, source: str, count: int) -> list[str]:
+        found = self.engine.inspect(source) or {}
+        conf, host = found.get("Config") or {}, found.get("HostConfig") or {}
+        labels = conf.get("Labels") or {}
+        taken = {c["Names"][0].lstrip("/") for c in self._app_containers(team)}
+        stem = source.rsplit("-", 1)[0]  # prefix-team-rN
+        names = [n for n in (f"{stem}-{i}" for i in range(len(taken) + count + 1)) if n not in taken][:count]
+        binds = [b.split(":") for b in host.get("Binds") or []]
+        for n in names:
+            self.engine.run(n, conf.get("Image") or labels.get("elfctl.image", ""), network=self.network,
+                            env=dict(e.split("=", 1) for e in conf.get("Env") or [] if "=" in e),
+                            labels=labels, restart=True, mem_limit=host.get("Memory") or None,
+                            nano_cpus=host.get("NanoCpus") or None,
+                            volumes={b[0]: b[1] for b in binds if len(b) < 3 or b[2] != "ro"} or None,
+                            read_only={b[0]: b[1] for b in binds if len(b) > 2 and b[2] == "ro"} or None)
+        return names
+
+    def _accepting(self, name: str, port: int, within_s: float) -> None:
+        import socket
+
+        deadline = time.monotonic() + within_s
+        while True:
+            info = self.engine.inspect(name)
+            address = network_address(info, self.network)
+            if address:
+                try:
+                    socket.create_connection((address, port), timeout=0.5).close()
+                    return
+                except OSError:
+                    pass
+            if time.monotonic() > deadline:
+                raise OperationFailed(f"new replica {name} does not accept connections on port {port} "
+                                      f"within {within_s:g}s ({_not_serving(name, info) or 'running'})",
+                                      hint=f"see `docker logs {name}`")
+            time.sleep(0.1)
 
     def teams(self) -> list[str]:
         """Teams with a proxy on this engine (for infra down/status)."""

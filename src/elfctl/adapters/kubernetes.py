@@ -238,6 +238,13 @@ class KubeCluster:
         except _NotFound:
             return self.create(obj)
 
+    def patch(self, kind: str, name: str, namespace: str | None, change: dict) -> dict:
+        """A JSON merge patch of a few fields (not server-side apply: an apply naming only them would
+        drop every other field elfctl's apply owns)."""
+        path, what = self._path(kind, namespace, name)
+        return self._request("patch", what, "PATCH", path, {"fieldManager": FIELD_MANAGER + "-scale"},
+                             change, "application/merge-patch+json")  # the client serialises JSON bodies
+
     def delete(self, kind: str, name: str, namespace: str | None = None) -> bool:
         path, what = self._path(kind, namespace, name)
         try:

@@ -22,7 +22,7 @@ from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import RolloutState, TeamStatus, pod_state, rollout_state, worst_pod
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import TeamSpec
-from elfctl.errors import InputError
+from elfctl.errors import InputError, OperationFailed
 from elfctl.redact import plain, register_secret, scrub
 
 
@@ -213,6 +213,10 @@ class KubernetesTarget:
             return f"restored revision {old_rev} ({old_image}): {state.message}"
         return f"restoring revision {old_rev} ({old_image}) also failed: {state.message}"
 
+    def pods(self, team: str) -> list[dict]:
+        """The team's pods as the API returns them (the resource monitor reads their states)."""
+        return self._pods(team)
+
     def _pods(self, team: str, image: str | None = None) -> list[dict]:
         pods = self.cluster.list("Pod", self.namespace, m.selector(team))
         return [p for p in pods if image is None or pod_state(p).image == image]
@@ -266,6 +270,19 @@ class KubernetesTarget:
                 for line in self.cluster.pod_log(name, self.namespace, m.CONTAINER, tail):
                     yield scrub(f"[{name}] {line}" if len(pods) > 1 else line)
         return lines()
+
+    def scale(self, team: str, replicas: int) -> int:
+        """The Deployment's spec.replicas, set by a merge patch (the cluster adds or removes pods)."""
+        if replicas < 1:
+            raise InputError(f"replicas {replicas}: a team runs at least 1 replica", hint="use 1 or more")
+        dep = self.cluster.get("Deployment", team, self.namespace)
+        if dep is None:
+            raise OperationFailed(f"team {team} is not running: no Deployment {team} in namespace "
+                                  f"{self.namespace}", hint=f"deploy it first: `elfctl deploy {team}`")
+        before = dep["spec"].get("replicas", 1)
+        if before != replicas:
+            self.cluster.patch("Deployment", team, self.namespace, {"spec": {"replicas": replicas}})
+        return before
 
     def host_port(self, team: str) -> int | None:
         """None: a cluster publishes a team through its Service, not a port on this machine."""

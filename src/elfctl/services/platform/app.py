@@ -28,7 +28,14 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **llm_providers,
         "budgets": _budget_probe(app),
         **kubernetes_probes(app),
+        **_resource_probes(app),
     }
+
+
+def _resource_probes(app) -> dict[str, health_svc.Probe]:
+    from elfctl.services.resources.app import health_probes
+
+    return health_probes(app)
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:

@@ -14,32 +14,48 @@ from elfctl.errors import ElfError
 Probe = Callable[[], Check]
 
 
-def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
-    """Run every probe in its own daemon thread; collect what answered within `timeout_s`.
-    Daemon threads matter: a hung probe must not keep the process alive at exit either."""
-    results: dict[str, Check | BaseException] = {}
-    done = {name: threading.Event() for name in probes}
+TIMED_OUT = object()  # run_concurrently's outcome for a function that did not return in time
+
+
+def run_concurrently(fns: dict[str, Callable[[], object]], timeout_s: float) -> dict[str, tuple[object, float]]:
+    """Run every function in its own daemon thread; {name: (its result, or the exception it raised,
+    or TIMED_OUT; ms since the start)} once each answered or `timeout_s` passed. Daemon threads
+    matter: a hung function must not keep the process alive at exit either. Health checks and the
+    resource monitor (services/resources) both run this way."""
+    results: dict[str, object] = {}
+    took: dict[str, float] = {}
+    done = {name: threading.Event() for name in fns}
     started = time.perf_counter()
 
-    def runner(name: str, probe: Probe) -> None:
+    def runner(name: str, fn: Callable[[], object]) -> None:
         try:
-            results[name] = probe()
-        except BaseException as exc:  # noqa: BLE001  (reported as the check's failure)
+            results[name] = fn()
+        except BaseException as exc:  # noqa: BLE001  (reported as the outcome)
             results[name] = exc
         finally:
-            results.setdefault(name + ":ms", (time.perf_counter() - started) * 1000)
+            took[name] = (time.perf_counter() - started) * 1000
             done[name].set()
 
-    for name, probe in probes.items():
-        threading.Thread(target=runner, args=(name, probe), name=f"health-{name}", daemon=True).start()
+    for name, fn in fns.items():
+        threading.Thread(target=runner, args=(name, fn), name=f"run-{name}", daemon=True).start()
     deadline = time.monotonic() + timeout_s
+    out: dict[str, tuple[object, float]] = {}
+    for name in fns:
+        if done[name].wait(max(0.0, deadline - time.monotonic())):
+            out[name] = (results[name], took[name])
+        else:
+            out[name] = (TIMED_OUT, timeout_s * 1000)
+    return out
+
+
+def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
+    """Run every probe concurrently; what did not answer within `timeout_s` is a `fail`."""
     checks: list[Check] = []
-    for name in probes:
-        if not done[name].wait(max(0.0, deadline - time.monotonic())):
+    for name, (outcome, ms) in run_concurrently(probes, timeout_s).items():
+        if outcome is TIMED_OUT:
             checks.append(Check(name, "fail", output=f"no answer within {timeout_s:g}s",
                                 hint="the component hangs; check it directly", latency_ms=timeout_s * 1000))
             continue
-        outcome = results[name]
         if isinstance(outcome, ElfError):
             check = Check(name, "fail", output=outcome.message, hint=outcome.hint)
         elif isinstance(outcome, BaseException):
@@ -48,7 +64,7 @@ def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
             check = outcome
         check.component = check.component or name
         if check.latency_ms is None:
-            check.latency_ms = results[name + ":ms"]
+            check.latency_ms = ms
         checks.append(check)
     return HealthReport(checks)
 
@@ -118,5 +134,30 @@ def memory_probe(warn_free: float, fail_free: float, meminfo: str = "/proc/memin
         return Check("memory", status, round(free * 100, 1), "percent_available",
                      output=f"{avail / 2**30:.1f} GiB available of {total / 2**30:.1f} GiB",
                      hint=None if status == "pass" else "stop idle teams or add memory")
+
+    return probe
+
+
+# The resource monitor's statuses as health statuses (services/resources): unknown and not
+# configured say nothing is wrong.
+RESOURCE_STATUS = {"healthy": "pass", "warning": "warn", "critical": "fail", "exhausted": "fail",
+                   "unknown": "pass", "not_configured": "pass"}
+
+
+def readings_probe(component: str, measure: Callable[[], list]) -> Probe:
+    """A component fed by one resource type of `elfctl resources`: its worst reading decides, every
+    reading not healthy is named."""
+
+    def probe() -> Check:
+        from elfctl.domain.health import worst
+
+        readings = measure()
+        status = worst(RESOURCE_STATUS[r.status] for r in readings)
+        shown = [r for r in readings if r.status not in ("healthy", "unknown", "not_configured")] or readings
+        output = "; ".join(f"{r.subject} {r.status}: {r.detail}" for r in shown)
+        top = max((r.value for r in readings if r.value is not None), default=None)
+        return Check(component, status, top, "percent_of_limit" if top is not None else None, output=output,
+                     hint=None if status == "pass" else "`elfctl resources` shows every reading and what "
+                                                        "its policy does")
 
     return probe

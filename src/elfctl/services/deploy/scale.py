@@ -1,0 +1,97 @@
+"""scale_down and restore: the platform lowers a team's replicas by one through the deploy target
+(never below 1) when a resource it uses is critical, and brings them back once it has recovered.
+
+The count to come back to is kept in the store (`scaled_teams`, migration 0085): the first scale
+down remembers what ran, later ones keep that, restore returns to it and forgets it. A deploy in
+between runs the team.yaml's count again; restore then finds nothing to raise and just forgets.
+Each change is one row of the actions trail (services/actions/trail.py); a no-op is none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from elfctl.domain.clock import iso, now
+from elfctl.errors import ElfError
+from elfctl.services.actions import trail
+
+ACTOR = "resources --apply"
+
+
+@dataclass
+class Scaled:
+    team: str
+    before: int
+    after: int
+    changed: bool
+    result: str  # what happened, in words (also the trail row's result)
+
+
+def _desired(target, team: str) -> int:
+    return int(target.status(team).get("desired") or 0)
+
+
+def _remembered(store, team: str) -> dict | None:
+    rows = store.query("SELECT original_replicas, replicas, resource FROM scaled_teams WHERE team = ?", (team,))
+    return rows[0] if rows else None
+
+
+def down(store, target, team: str, resource: str = "manual", trigger: str = "", actor: str = ACTOR) -> Scaled:
+    """One replica fewer, never below 1."""
+    current = _desired(target, team)
+    if current <= 1:
+        return Scaled(team, current, current, False, f"not scaled: {team} runs {current} replica(s), the minimum")
+    action = trail.Action(resource, trigger or f"{resource} critical", "scale_down", "", actor, team,
+                          f"{target.name}:{team}")
+    try:
+        before = target.scale(team, current - 1)
+    except ElfError as exc:
+        trail.record(store, replace(action, result=f"failed: {exc.message}"))
+        raise
+    result = f"ok: {before} -> {current - 1} replicas"
+    with store.transaction() as tx:
+        kept = _remembered(tx, team)
+        if kept is None:
+            tx.execute("INSERT INTO scaled_teams (team, target, original_replicas, replicas, resource, scaled_at) "
+                       "VALUES (?, ?, ?, ?, ?, ?)", (team, target.name, before, current - 1, resource, iso(now())))
+        else:
+            tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (current - 1, team))
+        trail.record(tx, replace(action, result=result))
+    return Scaled(team, before, current - 1, True, result)
+
+
+def up(store, target, team: str, trigger: str = "", actor: str = ACTOR) -> Scaled | None:
+    """Back to the remembered count; None when the platform did not scale the team down."""
+    kept = _remembered(store, team)
+    if kept is None:
+        return None
+    want = int(kept["original_replicas"])
+    action = trail.Action(kept["resource"], trigger or f"{kept['resource']} recovered", "restore", "", actor, team,
+                          f"{target.name}:{team}")
+    try:
+        current = _desired(target, team)
+        before = target.scale(team, want) if 0 < current < want else current
+    except ElfError as exc:
+        trail.record(store, replace(action, result=f"failed: {exc.message}"))
+        raise
+    changed = before != want and current > 0
+    result = f"ok: {before} -> {want} replicas" if changed else \
+        f"nothing to raise: {team} runs {current} replica(s) (deployed since, or gone)"
+    with store.transaction() as tx:
+        tx.execute("DELETE FROM scaled_teams WHERE team = ?", (team,))
+        trail.record(tx, replace(action, result=result))
+    return Scaled(team, before, want if changed else current, changed, result)
+
+
+def scaled(store) -> list[dict]:
+    """The teams running below their count, with what to restore."""
+    return store.query("SELECT team, target, original_replicas, replicas, resource, scaled_at FROM scaled_teams "
+                       "ORDER BY team")
+
+
+def scale_down(app, team: str, resource: str = "manual", trigger: str = "", actor: str = ACTOR) -> Scaled:
+    return down(app.store, app.target, team, resource, trigger, actor)
+
+
+def restore(app, team: str, trigger: str = "", actor: str = ACTOR) -> Scaled | None:
+    return up(app.store, app.target, team, trigger, actor)

@@ -1,0 +1,125 @@
+"""The resource monitor wired from the run's App: which types apply to this project, with which
+adapters, and the policies applied through the deploy target and the store."""
+
+from __future__ import annotations
+
+import os
+
+from elfctl.services.resources import policy
+from elfctl.services.resources.monitor import Snapshot, measure
+
+MCP_SLOT = "no MCP servers registered (the registry of MCP servers is not part of elfctl yet)"
+
+
+def _runs_containers(app) -> bool:
+    from elfctl.services.platform.docker import in_use
+
+    return in_use(app.teams_dir, app.config.get("registry.url"))
+
+
+def _containers(app):
+    """The team containers' sampler (Docker target only), shared by memory, cpu and docker."""
+    if app.config.get("deploy.target") != "docker":
+        return None
+    from elfctl.services.resources.containers import Containers
+    from elfctl.services.resources.host import meminfo
+
+    return Containers(app.docker, app.config.get("deploy.prefix"), meminfo()[0], os.cpu_count() or 1)
+
+
+def _endpoints(app) -> dict[str, str]:
+    from elfctl.config import SCHEMA
+    from elfctl.services.llm.app import provider_plan
+
+    cfg = app.config
+    out = {}
+    if cfg.get("deploy.target") == "kubernetes":  # the registry the cluster pulls from
+        if cfg.get("kubernetes.registry") or cfg.get("registry.url"):
+            out["registry"] = cfg.get("kubernetes.registry") or cfg.get("registry.url")
+    elif cfg.get("registry.url") or _runs_containers(app):
+        out["registry"] = app.registry.address
+    if "gateway.port" in SCHEMA and _runs_containers(app):  # the gateway serves the teams
+        out["gateway"] = f"{cfg.get('gateway.host') or '127.0.0.1'}:{cfg.get('gateway.port')}"
+    for p in provider_plan(app).providers:
+        base = os.environ.get(f"{p.name.upper()}_API_BASE") or os.environ.get(f"{p.name.upper()}_BASE_URL")
+        if base:
+            out[f"provider:{p.name}"] = base
+    return out
+
+
+def measures(app) -> dict:
+    """type -> a function measuring it, or why it is not configured here."""
+    from elfctl.services.resources import engine, host, network, pods, quota, store
+
+    cfg = app.config
+    lim = policy.limits(cfg)
+    timeout = cfg.get("resources.timeout_s")
+    sampler = _containers(app)
+    on_docker = cfg.get("deploy.target") == "docker"
+    on_k8s = cfg.get("deploy.target") == "kubernetes"
+
+    def providers() -> list[str]:
+        from elfctl.services.llm.app import provider_plan
+
+        return [p.name for p in provider_plan(app).providers]
+
+    return {
+        "api_quota": lambda: quota.api_quota(lim["api_quota"], lambda: app.store, app.teams_dir, providers()),
+        "memory": lambda: host.memory(lim["memory"], lambda: sampler),
+        "cpu": lambda: host.cpu(lim["cpu"], lambda: sampler),
+        "database": lambda: store.database(lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")),
+        "mcp_server": MCP_SLOT,
+        "network": lambda: network.network(lim["network"], _endpoints(app), timeout),
+        "docker": (lambda: engine.docker(lim["docker"], app.docker, sampler)) if on_docker
+        else "deploy.target is kubernetes: no Docker engine in use",
+        "k8s_pod": (lambda: pods.k8s_pods(lim["k8s_pod"], app.target)) if on_k8s
+        else "deploy.target is docker: no cluster in use",
+    }
+
+
+def snapshot(app, apply: bool = False) -> Snapshot:
+    """Measure every type, then plan the policies; with `apply`, carry them out."""
+    cfg = app.config
+    chosen = policy.strategies(cfg)
+    snap = measure(measures(app), policy.limits(cfg), cfg.get("resources.timeout_s"))
+    try:
+        from elfctl.services.deploy import scale
+
+        scaled = scale.scaled(app.store)
+        breakers = policy.open_resource_breakers(app.store)
+    except Exception as exc:  # noqa: BLE001 (the store is down: nothing remembered can be read or written)
+        from elfctl.errors import ElfError
+
+        if not isinstance(exc, ElfError):
+            raise
+        scaled, breakers = [], set()
+    snap.steps = policy.plan(snap, chosen, scaled, breakers)
+    if apply:
+        from elfctl.services.deploy import scale
+
+        policy.apply(snap.steps, lambda: app.store,
+                     lambda team, resource, trigger: scale.scale_down(app, team, resource, trigger),
+                     lambda team, trigger: scale.restore(app, team, trigger))
+        snap.applied = True
+    return snap
+
+
+def health_probes(app) -> dict:
+    """`elfctl health` components fed by the monitor, where it adds what no other component says:
+    the store's limits (connections, lock waits), the providers' endpoints (the registry and the
+    gateway have their own components), and the team pods on a cluster. Not cpu: a busy host is not
+    a broken one."""
+    from elfctl.services.platform.health import readings_probe
+    from elfctl.services.resources import network, pods, store
+
+    cfg = app.config
+    lim = policy.limits(cfg)
+    out = {"resource:database": readings_probe("resource:database", lambda: store.database(
+        lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")))}
+    providers = {k: v for k, v in _endpoints(app).items() if k.startswith("provider:")}
+    if providers:
+        out["resource:network"] = readings_probe("resource:network", lambda: network.network(
+            lim["network"], providers, cfg.get("resources.timeout_s")))
+    if cfg.get("deploy.target") == "kubernetes":
+        out["resource:k8s_pod"] = readings_probe("resource:k8s_pod", lambda: pods.k8s_pods(lim["k8s_pod"], app.target))
+    return out
