@@ -53,6 +53,7 @@ class Step:
     strategy: str
     target: str | None
     result: str  # ok | failed: ... | open: call not made | hit | miss | queued | scaled down ... | skipped: ...
+    recorded: bool = field(default=False, repr=False, compare=False)  # already in the trail (by whoever acted)
 
 
 @dataclass
@@ -217,7 +218,7 @@ class Fallback:
             elif strategy == "queue_request":
                 served = self._enqueue(args, kwargs, steps, last)
             elif strategy == "scale_down":
-                self._scale_down(steps)
+                self._scale_down(steps, _short(last))
             if served is not None:
                 break
         self._record(steps, first)
@@ -289,36 +290,45 @@ class Fallback:
         except (ValueError, queue.QueueFull) as exc:
             steps.append(Step("queue_request", self.resource, f"failed: {getattr(exc, 'message', exc)}"))
             return None
-        steps.append(Step("queue_request", entry, "queued"))
+        steps.append(Step("queue_request", entry, "queued", recorded=True))  # enqueue recorded it
         self._drain_checked = 0.0
         return Outcome(None, "queue_request", queued=entry)
 
     def _scaler(self):
+        """A custom `scaler`, else services/deploy/scale.py through the project's App and deploy
+        target (that one records each change in the actions trail itself)."""
         if self.scaler is not None:
             return self.scaler
         from elfctl.resilience import runtime
-        from elfctl.services.deploy import scale  # lands with the resource monitor (res-mon)
+        from elfctl.services.deploy import scale
 
-        class _Default:
-            def scale_down(self, team):
-                return scale.scale_down(runtime.app(), team)
+        fb = self
 
-            def restore(self, team):
-                return scale.restore(runtime.app(), team)
+        class _Platform:
+            records = True
 
-        return _Default()
+            def scale_down(self, team, trigger=""):
+                return scale.scale_down(runtime.app(), team, fb.resource, trigger, fb.actor).result
 
-    def _scale_down(self, steps: list[Step]) -> None:
+            def restore(self, team, trigger=""):
+                done = scale.restore(runtime.app(), team, trigger, fb.actor)
+                return done.result if done else "not scaled down"
+
+        return _Platform()
+
+    def _scale_down(self, steps: list[Step], trigger: str) -> None:
         if not self.team:
             steps.append(Step("scale_down", None, "skipped: no team= given"))
             return
+        scaler = self._scaler()
         try:
-            done = self._scaler().scale_down(self.team)
+            done = scaler.scale_down(self.team, trigger)
         except Exception as exc:  # noqa: BLE001
-            steps.append(Step("scale_down", self.team, f"failed: {_short(exc)}"))
+            steps.append(Step("scale_down", self.team, f"failed: {_short(exc)}", recorded=getattr(scaler, "records", False)))
             return
         self._scaled_down = True
-        steps.append(Step("scale_down", self.team, f"scaled down{': ' + str(done) if done else ''}"))
+        steps.append(Step("scale_down", self.team, f"scaled down{': ' + str(done) if done else ''}",
+                          recorded=getattr(scaler, "records", False)))
 
     def _after_success(self, args: tuple, kwargs: dict, value: Any) -> None:
         """Bookkeeping of a call that succeeded: its response cached, replicas restored, queued calls
@@ -346,14 +356,16 @@ class Fallback:
             if not self._scaled_down:
                 return
             self._scaled_down = False
+        scaler = self._scaler()
         try:
-            done = self._scaler().restore(self.team)
+            done = scaler.restore(self.team, "the call succeeded again")
             result = f"restored{': ' + str(done) if done else ''}"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - tried again after the next success
             self._scaled_down = True
             result = f"failed: {_short(exc)}"
-        trail.record(self.store(), trail.Action(self.resource, "the call succeeded again", "scale_down", result,
-                                                self.actor, self.team, self.team))
+        if not getattr(scaler, "records", False):
+            trail.record(self.store(), trail.Action(self.resource, "the call succeeded again", "restore", result,
+                                                    self.actor, self.team, self.team))
 
     def _maybe_drain(self) -> None:
         t = time.monotonic()
@@ -383,14 +395,15 @@ class Fallback:
         return not rows or rows[0]["state"] == "closed"
 
     def _record(self, steps: list[Step], first: BaseException) -> None:
-        """The steps in the actions trail, in one transaction (the queue records its own)."""
+        """The steps in the actions trail, in one transaction (but those whoever acted recorded:
+        the queue, services/deploy/scale.py)."""
         from elfctl.services.actions import trail
 
         trigger = _short(first)
         try:
             with self.store().transaction() as tx:
                 for s in steps:
-                    if s.strategy == "queue_request" and s.result == "queued":
+                    if s.recorded:
                         continue
                     trail.record(tx, trail.Action(self.resource, trigger, s.strategy, s.result, self.actor,
                                                   self.team, s.target))
