@@ -275,3 +275,46 @@ def test_arguments_that_are_not_json_are_not_queued(team, res_store, llm_server)
     with pytest.raises(FallbackFailed) as info:  # a function defined inside another cannot be found again
         fallback("mail", ["queue_request"])(lambda items: team.send(items))([1])
     assert "only module-level functions" in info.value.steps[0].result
+
+
+HANGING = '''
+import pathlib
+
+def slow_job(marker):
+    pathlib.Path(marker).write_text("started")
+    import time
+    time.sleep(600)  # a call that hangs: its drainer is killed
+'''
+
+
+def test_a_drainer_killed_mid_call_leaves_the_row_to_the_next(res_store, project, monkeypatch, store_url):
+    import signal
+    import subprocess
+    import sys
+
+    from elfctl.services.resilience import queue
+
+    (project / "hangjob.py").write_text(HANGING)
+    monkeypatch.syspath_prepend(str(project))
+    marker = project / "started.txt"
+    entry = queue.enqueue(res_store, "jobs", "hangjob:slow_job", json.dumps({"args": [str(marker)], "kwargs": {}}),
+                          limit=10)
+    code = ("import sys; sys.path.insert(0, '.'); from elfctl import config; from elfctl.bootstrap import open_store;"
+            "from elfctl.services.resilience import queue;"
+            f"queue.drain(open_store(config.load(), {store_url!r}), 'test', claim_s=1.0)")
+    drainer = subprocess.Popen([sys.executable, "-c", code], cwd=project)
+    try:
+        end = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < end and drainer.poll() is None, "the drainer never started the call"
+    finally:
+        drainer.send_signal(signal.SIGKILL)
+        drainer.wait()
+    assert [e.state for e in queue.listing(res_store)] == ["running"]
+    assert queue.drain(res_store, "test", run=lambda t: (lambda m: None)) == []  # still claimed: not run twice
+    end = time.monotonic() + 10
+    while queue.listing(res_store)[0].state == "running":  # the claim lasts 1 s
+        assert time.monotonic() < end
+    done = queue.drain(res_store, "test", run=lambda t: (lambda m: None))
+    assert [(d.id, d.result) for d in done] == [(entry, "ok")] and queue.listing(res_store) == []
+    assert queue.pending(res_store, "jobs") == 0  # the bound's counter follows the rows

@@ -73,8 +73,8 @@ class FallbackFailed(OperationFailed):
 
     def __init__(self, resource: str, steps: list[Step], last: BaseException):
         tried = "; ".join(f"{s.strategy}: {s.result}" for s in steps) or "no strategy applied"
-        super().__init__(f"{resource}: the call failed ({type(last).__name__}: {last}) and no fallback served it "
-                         f"({tried})", hint="see `elfctl audit actions` for what was tried")
+        super().__init__(f"{resource}: the call failed ({_short(last)}) and no fallback served it ({tried})",
+                         hint="see `elfctl audit actions` for what was tried")
         self.resource, self.steps, self.last = resource, steps, last
 
 

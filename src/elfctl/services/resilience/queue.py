@@ -154,11 +154,11 @@ def resolve(target: str) -> Callable:
     return getattr(obj, "__elfctl_inner__", obj)
 
 
-def _claim(store: Store, entry_id: str) -> dict | None:
+def _claim(store: Store, entry_id: str, claim_s: float) -> dict | None:
     t = now()
     n = store.execute("UPDATE resilience_queue SET claimed_until = ?, attempts = attempts + 1 WHERE id = ? AND "
                       "attempts < ? AND (claimed_until IS NULL OR claimed_until <= ?)",
-                      (iso(t + dt.timedelta(seconds=CLAIM_S)), entry_id, MAX_ATTEMPTS, iso(t)))
+                      (iso(t + dt.timedelta(seconds=claim_s)), entry_id, MAX_ATTEMPTS, iso(t)))
     if n != 1:
         return None
     rows = store.query("SELECT id, resource, team, target, payload, expires_at FROM resilience_queue WHERE id = ?",
@@ -167,10 +167,12 @@ def _claim(store: Store, entry_id: str) -> dict | None:
 
 
 def drain(store: Store, actor: str, resource: str | None = None, healthy: Callable[[str], bool] | None = None,
-          run: Callable[[str], Callable] = resolve, limit: int = 1000) -> list[Drained]:
+          run: Callable[[str], Callable] = resolve, limit: int = 1000, claim_s: float = CLAIM_S) -> list[Drained]:
     """Run the queued calls (oldest first), each once: done ones are removed, failed ones stay with
     their error (counted; MAX_ATTEMPTS failures leave them as failed), expired ones are removed
-    unrun. `healthy(resource)`: False skips that resource's rows (its circuit is still open)."""
+    unrun. `healthy(resource)`: False skips that resource's rows (its circuit is still open).
+    `claim_s`: the longest one call may run; a drainer killed mid-call leaves its row to the next
+    drainer once that has passed (the call may then run twice: queued calls should be idempotent)."""
     out: list[Drained] = []
     verdict: dict[str, bool] = {}
     for e in listing(store, resource, limit):
@@ -182,7 +184,7 @@ def drain(store: Store, actor: str, resource: str | None = None, healthy: Callab
             if not verdict[e.resource]:
                 out.append(Drained(e.id, e.resource, e.target, "skipped: resource still unhealthy"))
                 continue
-        row = _claim(store, e.id)
+        row = _claim(store, e.id, claim_s)
         if row is None:
             continue  # another drainer took it
         if row["expires_at"] and row["expires_at"] <= iso(now()):
