@@ -39,27 +39,11 @@ def _migrated(project, url):
     return cfg, store
 
 
-@pytest.fixture
-def res_store(store_url, project, monkeypatch):
-    """The project's store on both dialects, migrated, and the resilience runtime pointed at it
-    (ELFCTL_STORE_URL too, so subprocesses and the CLI in this folder see the same store)."""
+def _library_store(project, url, monkeypatch):
+    """The migrated store at `url` made the library's store (ELFCTL_STORE_URL too, so subprocesses
+    and the CLI in this folder see the same store); closed afterwards."""
     from elfctl import resilience
 
-    monkeypatch.setenv("ELFCTL_STORE_URL", store_url)
-    cfg, store = _migrated(project, store_url)
-    resilience.reset()
-    resilience.use_store(store, cfg)
-    yield store
-    resilience.reset()
-    store.close()
-
-
-@pytest.fixture
-def sqlite_store(project, monkeypatch):
-    """As res_store, SQLite only (tests about processes, not dialects)."""
-    from elfctl import resilience
-
-    url = f"sqlite:///{project / '.elf' / 'elf.db'}"
     monkeypatch.setenv("ELFCTL_STORE_URL", url)
     cfg, store = _migrated(project, url)
     resilience.reset()
@@ -67,3 +51,15 @@ def sqlite_store(project, monkeypatch):
     yield store
     resilience.reset()
     store.close()
+
+
+@pytest.fixture
+def res_store(store_url, project, monkeypatch):
+    """The project's store on both dialects."""
+    yield from _library_store(project, store_url, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_store(project, monkeypatch):
+    """SQLite only (tests about processes, not dialects)."""
+    yield from _library_store(project, f"sqlite:///{project / '.elf' / 'elf.db'}", monkeypatch)
