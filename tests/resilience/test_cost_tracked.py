@@ -140,5 +140,6 @@ def test_bad_team_or_agent_refused_at_decoration():
 
     with pytest.raises(InputError, match="DNS-1123"):
         cost_tracked(team="Bad Team")
-    with pytest.raises(ValueError, match="agent"):
-        cost_tracked(team="ok", agent="line\nbreak")
+    for bad in ("line\nbreak", "x" * 129, "agent-é", " padded"):
+        with pytest.raises(ValueError, match="agent"):
+            cost_tracked(team="ok", agent=bad)

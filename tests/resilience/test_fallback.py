@@ -318,3 +318,20 @@ def test_a_drainer_killed_mid_call_leaves_the_row_to_the_next(res_store, project
     done = queue.drain(res_store, "test", run=lambda t: (lambda m: None))
     assert [(d.id, d.result) for d in done] == [(entry, "ok")] and queue.listing(res_store) == []
     assert queue.pending(res_store, "jobs") == 0  # the bound's counter follows the rows
+
+
+def test_a_stalled_model_hands_over_to_the_next(res_store, llm_server):
+    import httpx
+
+    llm_server.stall("big", seconds=3)
+
+    @fallback("api_quota", ["switch_provider"], candidates=["small"], target_arg="model")
+    def ask(model="big"):
+        r = httpx.post(f"{llm_server.url}/chat/completions", json={"model": model, "messages": []}, timeout=0.5)
+        r.raise_for_status()
+        return r.json()["model"]
+
+    t0 = time.monotonic()
+    out = ask()
+    assert out.value == "small" and time.monotonic() - t0 < 3
+    assert "ReadTimeout" in res_store.query("SELECT trigger FROM platform_actions")[0]["trigger"]

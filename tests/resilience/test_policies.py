@@ -284,3 +284,21 @@ def test_real_network_gives_up_on_a_closed_port_and_ignores_5xx(llm_server):
     with pytest.raises(httpx.HTTPStatusError):
         answered()
     assert llm_server.calls("n-model") == 1
+
+
+def test_real_quick_retries_a_stalled_answer_as_a_timeout(llm_server):
+    import httpx
+
+    llm_server.stall("slow-model", seconds=3, times=1)
+
+    @retry("quick")
+    def call():
+        r = httpx.post(f"{llm_server.url}/chat/completions", json={"model": "slow-model", "messages": []},
+                       timeout=0.5)
+        r.raise_for_status()
+        return r.status_code
+
+    t0 = time.monotonic()
+    assert call() == 200
+    assert llm_server.calls("slow-model") == 2
+    assert time.monotonic() - t0 < 3  # did not wait for the stalled answer

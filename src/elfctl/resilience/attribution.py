@@ -66,11 +66,16 @@ async def atag_request(request: Any) -> None:
     tag_request(request)
 
 
+AGENT_MAX = 128  # what the gateway accepts in X-Elfctl-Agent
+
+
 def _checked(value: str | None, what: str) -> str | None:
+    """Printable ASCII (it travels as an HTTP header), 1..AGENT_MAX characters, no edge spaces."""
     if value is None:
         return None
-    if not isinstance(value, str) or not value or len(value) > 200 or not value.isprintable() or "\n" in value:
-        raise ValueError(f"cost_tracked: {what} must be 1..200 printable characters, got {value!r}")
+    if (not isinstance(value, str) or not value or len(value) > AGENT_MAX or not value.isprintable()
+            or not value.isascii() or value != value.strip()):
+        raise ValueError(f"cost_tracked: {what} must be 1..{AGENT_MAX} printable ASCII characters, got {value!r}")
     return value
 
 
