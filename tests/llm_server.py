@@ -36,6 +36,7 @@ class LLMServer:
         self._calls: dict[str, int] = defaultdict(int)
         self.requests: list[dict[str, Any]] = []
         self.auth: list[str] = []  # the Authorization header of each request (key checks)
+        self.headers: list[dict[str, str]] = []  # every header of each request (attribution headers)
         self.peers: set[tuple[str, int]] = set()  # client (host, port) of each request: one per connection
         self._httpd: ThreadingHTTPServer | None = None
 
@@ -82,6 +83,7 @@ class LLMServer:
             self._calls.clear()
             self.requests.clear()
             self.auth.clear()
+            self.headers.clear()
 
     def _set(self, model: str, rule: dict[str, Any], times: int | None = None) -> LLMServer:
         with self._lock:
@@ -121,6 +123,7 @@ class LLMServer:
                 with server._lock:
                     server.requests.append(body)
                     server.auth.append(self.headers.get("Authorization") or "")
+                    server.headers.append(dict(self.headers.items()))
                     server.peers.add(self.client_address)
                 model = body.get("model", "")
                 rule = server._next(model)

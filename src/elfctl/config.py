@@ -125,6 +125,18 @@ SCHEMA: dict[str, Key] = {
     "notify.timeout_s": Key(float, 5.0, "Timeout of one alert delivery.", lo=0.1, hi=300),
 }
 
+# [retry.<policy>]: the named retry policies of elfctl.resilience (defaults: its POLICIES table, which
+# tests/resilience/test_policies.py holds these to).
+for _name, (_tries, _base, _cap, _max) in {"quick": (3, 0.5, 0.5, 5.0), "standard": (5, 1.0, 30.0, 120.0),
+                                           "aggressive": (10, 0.5, 60.0, 300.0), "network": (5, 2.0, 30.0, 60.0),
+                                           "database": (3, 0.5, 5.0, 30.0)}.items():
+    SCHEMA[f"retry.{_name}.attempts"] = Key(int, _tries, f"Attempts of the {_name} retry policy.", lo=1, hi=1000)
+    SCHEMA[f"retry.{_name}.base_s"] = Key(float, _base, f"First wait of the {_name} policy.", lo=0, hi=3600)
+    SCHEMA[f"retry.{_name}.cap_s"] = Key(float, _cap, f"Longest wait of the {_name} policy.", lo=0, hi=3600)
+    SCHEMA[f"retry.{_name}.max_time_s"] = Key(float, _max, f"Overall deadline of one {_name} run.", lo=0.01, hi=86400)
+SCHEMA["resilience.queue_max"] = Key(int, 1000, "Most requests queued per resource by the queue_request strategy.",
+                                     lo=1, hi=10_000_000)
+SCHEMA["resilience.cache_ttl_s"] = Key(float, 300.0, "How long a use_cache response is served.", lo=0.001, hi=31_536_000)
 # The resource monitor (`elfctl resources`): per type, warning/critical thresholds in percent of the
 # limit, and the fallback strategies of its policy (the seed's table; services/resources/status.py).
 RESOURCE_TYPES = ("api_quota", "memory", "cpu", "database", "mcp_server", "network", "docker", "k8s_pod")

@@ -73,6 +73,9 @@ ErrorCode = Literal[
     "provider_bad_request",
     "provider_error",
     "provider_timeout",
+    # fallback protocols (elfctl.resilience)
+    "queue_full",  # a resource's request queue holds its limit
+    "fallback_failed",  # every strategy of a @fallback was tried and none served the call
 ]
 CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 

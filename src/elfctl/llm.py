@@ -69,14 +69,30 @@ def flush(timeout: float | None = None) -> bool:
     return True if rt is None else rt.caller.recorder.flush(timeout)
 
 
-def completion(team: str, agent: str | None = None, **kwargs: Any) -> Any:
+def _attributed(team: str | None, agent: str | None) -> tuple[str, str | None]:
+    """team/agent as given, else from an enclosing `@elfctl.resilience.cost_tracked`."""
+    from elfctl.resilience.attribution import current
+
+    tracked = current()
+    team = team or (tracked.team if tracked else None)
+    if not team:
+        from elfctl.errors import InputError
+
+        raise InputError("elfctl.llm: no team to attribute the call to",
+                         hint="pass team=... or call inside @elfctl.resilience.cost_tracked(team=...)")
+    return team, agent or (tracked.agent if tracked else None)
+
+
+def completion(team: str | None = None, agent: str | None = None, **kwargs: Any) -> Any:
+    team, agent = _attributed(team, agent)
     rt = runtime()
     return rt.caller.call(rt.policy(team, agent), kwargs)
 
 
-async def acompletion(team: str, agent: str | None = None, **kwargs: Any) -> Any:
+async def acompletion(team: str | None = None, agent: str | None = None, **kwargs: Any) -> Any:
     import asyncio
 
+    team, agent = _attributed(team, agent)
     rt = await asyncio.to_thread(runtime)  # the first call opens the store and replays the spool
     return await rt.caller.acall(await asyncio.to_thread(rt.policy, team, agent), kwargs)
 

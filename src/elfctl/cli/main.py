@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                 "The LLM gateway: an OpenAI-compatible endpoint for teams, costed, budgeted, keyed."),
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
     "notify": ("elfctl.cli.notify", "app", "Alerts to Slack and webhooks: test a channel, list and resend events."),
+    "breakers": ("elfctl.cli.resilience", "breakers",
+                 "Shared circuit breakers: list, open (isolate) and close (reset) by hand."),
+    "queue": ("elfctl.cli.resilience", "queue", "Requests queued by the queue_request strategy: list, drain, drop."),
+    "audit": ("elfctl.cli.resilience", "audit", "What the platform and the fallback protocols did by themselves."),
     "resources": ("elfctl.cli.resources", "resources",
                   "Measure the 8 resource types concurrently (api_quota, memory, cpu, database, mcp_server, "
                   "network, docker, k8s_pod) against their thresholds; exit 1 when any is critical or exhausted."),

@@ -57,6 +57,19 @@ def parse_duration(text: str, where: str) -> dt.timedelta:
     return dt.timedelta(seconds=seconds)
 
 
+def parse_since(text: str, where: str = "--since") -> dt.datetime:
+    """A `--since` value: a duration back from now (24h, 7d) or an ISO date/time (UTC unless it says)."""
+    try:
+        return clock.now() - parse_duration(text, where)
+    except InputError:
+        try:
+            start = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise InputError(f"{where} {text!r}: neither a duration nor a date",
+                             hint="use 24h, 7d or 2026-01-31") from None
+        return start if start.tzinfo else start.replace(tzinfo=dt.UTC)
+
+
 def iso(t: dt.datetime | None) -> str | None:
     """Credential dates in whole seconds; None stays None."""
     return clock.iso(t, "seconds") if t else None

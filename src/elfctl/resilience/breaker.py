@@ -35,13 +35,22 @@ FRESH_S = 1.0
 
 
 class CircuitOpen(OperationFailed):
+    """The circuit refuses calls. `retry_after`: seconds until a probe may be sent (None: it was
+    isolated by hand and stays open until `elfctl breakers close`)."""
+
     code = "circuit_open"
+
+    def __init__(self, message: str, hint: str | None = None, *, retry_after: float | None = None,
+                 name: str = ""):
+        super().__init__(message, hint)
+        self.retry_after = retry_after
+        self.name = name
 
 
 class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
     """pybreaker storage over the `breaker_state` table. Counters move with atomic UPDATEs."""
 
-    def __init__(self, store: Store, name: str):
+    def __init__(self, store: Store, name: str, fail_max: int | None = None, reset_timeout_s: float | None = None):
         super().__init__(name)
         self._store = store
         self._key = name
@@ -51,6 +60,12 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
             "ON CONFLICT (name) DO NOTHING",
             (name, iso(now())),
         )
+        if fail_max is not None:  # what its users declared, for `elfctl breakers list`
+            store.execute(
+                "UPDATE breaker_state SET fail_max = ?, reset_timeout_s = ? WHERE name = ? AND "
+                "(fail_max IS NULL OR fail_max <> ? OR reset_timeout_s IS NULL OR reset_timeout_s <> ?)",
+                (fail_max, reset_timeout_s, name, fail_max, reset_timeout_s),
+            )
 
     def _get(self, col: str) -> Any:
         rows = self._store.query(f"SELECT {col} FROM breaker_state WHERE name = ?", (self._key,))
@@ -65,9 +80,10 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     def snapshot(self) -> dict:
         rows = self._store.query(
-            "SELECT state, fail_counter, opened_at, probe_until FROM breaker_state WHERE name = ?", (self._key,)
+            "SELECT state, fail_counter, opened_at, probe_until, held FROM breaker_state WHERE name = ?", (self._key,)
         )
-        return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None}
+        return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None,
+                                     "held": None}
 
     def take_probe(self, reset_timeout_s: float, ttl_s: float) -> bool:
         """Compare-and-swap: the circuit becomes half-open with this process's probe in flight if it
@@ -77,7 +93,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._clean_until = 0.0
         won = self._store.execute(
             "UPDATE breaker_state SET state = 'half-open', probe_until = ?, success_counter = 0, "
-            "updated_at = ? WHERE name = ? AND ("
+            "updated_at = ? WHERE name = ? AND held IS NULL AND ("
             "(state = 'open' AND (opened_at IS NULL OR opened_at <= ?)) OR "
             "(state = 'half-open' AND (probe_until IS NULL OR probe_until <= ?)))",
             (
@@ -140,16 +156,42 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._set("opened_at = ?", (iso(when),))
 
 
+def _audit(cb: pybreaker.CircuitBreaker, before: str, after: str, exc: BaseException | None) -> None:
+    """Record a transition this process caused (opened, re-opened, closed) in the actions trail. A
+    process that only notices another's transition records nothing: one row per transition."""
+    store = getattr(cb, "elf_store", None)
+    if store is None or before == after or after == pybreaker.STATE_HALF_OPEN:
+        return
+    from elfctl.services.actions import trail
+
+    if after == pybreaker.STATE_OPEN:
+        why = type(exc).__name__ if exc is not None else "failure"
+        trigger = (f"the probe call failed ({why})" if before == pybreaker.STATE_HALF_OPEN
+                   else f"{cb.fail_max} failures in a row (last: {why})")
+    else:
+        trigger = "the probe call succeeded"
+    try:
+        trail.record(store, trail.Action(resource=cb.name, trigger=trigger, strategy="circuit_break",
+                                         result="opened" if after == pybreaker.STATE_OPEN else "closed",
+                                         actor=cb.elf_actor, target=cb.name))
+    except Exception as exc:  # noqa: BLE001 - the audit row must not change the call's outcome
+        import logging
+
+        logging.getLogger("elfctl.resilience").warning("breaker %s: transition not audited: %s", cb.name, exc)
+
+
 def make(
-    store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60, probe_ttl_s: float = 60
+    store: Store, name: str, fail_max: int = 5, reset_timeout_s: float = 60, probe_ttl_s: float = 60,
+    actor: str = "elfctl.resilience",
 ) -> pybreaker.CircuitBreaker:
     """`probe_ttl_s`: the longest a probe call may take; past it another process may probe."""
     cb = pybreaker.CircuitBreaker(
         fail_max=fail_max,
         reset_timeout=reset_timeout_s,
         name=name,
-        state_storage=StoreBreakerStorage(store, name),
+        state_storage=StoreBreakerStorage(store, name, fail_max, reset_timeout_s),
     )
+    cb.elf_store, cb.elf_actor = store, actor
     cb.probe_ttl_s = probe_ttl_s
     return cb
 
@@ -167,15 +209,20 @@ def _probe_in(cb: pybreaker.CircuitBreaker, row: dict) -> float:
 
 
 def _still_open(cb: pybreaker.CircuitBreaker, row: dict) -> CircuitOpen:
+    if row.get("held"):
+        return CircuitOpen(f"circuit {cb.name} was opened by hand ({row['held']})",
+                           hint=f"`elfctl breakers close {cb.name}` lets calls through again", name=cb.name)
     wait = max(0.0, _probe_in(cb, row))
     if row["state"] == pybreaker.STATE_HALF_OPEN:
         return CircuitOpen(
             f"circuit {cb.name} is half-open: another call is probing the provider",
             hint=f"its outcome closes or re-opens the circuit within {wait:.0f}s",
+            retry_after=wait, name=cb.name,
         )
     return CircuitOpen(
         f"circuit {cb.name} is open after repeated failures",
         hint=f"a probe call is allowed in {wait:.0f}s",
+        retry_after=wait, name=cb.name,
     )
 
 
@@ -188,6 +235,8 @@ a steady stream of calls reads the store about once a second."""
         return True
     with cb._lock:
         row = storage.snapshot()
+        if row.get("held"):
+            raise _still_open(cb, row)
         if row["state"] in (pybreaker.STATE_OPEN, pybreaker.STATE_HALF_OPEN):
             if _probe_in(cb, row) > 0:  # read first: no write while the answer is plainly no
                 raise _still_open(cb, row)
@@ -205,6 +254,7 @@ def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None, clean: bool 
         return  # closed, nothing counted: pybreaker would only reset a zero counter
     with cb._lock:
         state = cb.state
+        before = state.name
         try:
             if exc is None:
                 state._handle_success()
@@ -212,6 +262,7 @@ def _after(cb: pybreaker.CircuitBreaker, exc: BaseException | None, clean: bool 
                 state._handle_error(exc, reraise=False)
         except pybreaker.CircuitBreakerError:
             pass  # the circuit just opened; the caller gets the original error
+        _audit(cb, before, cb._state.name, exc)
 
 
 def guarded(
@@ -244,11 +295,17 @@ async def aguarded(
     thread, never on the event loop."""
     import asyncio
 
-    clean = await asyncio.to_thread(_before, cb)
+    storage = cb._state_storage
+    # A circuit read clean within FRESH_S needs no store work before the call, nor after a success:
+    # no thread hand-off then (it cost ~0.7 ms a call).
+    clean = storage.clean_recently() if isinstance(storage, StoreBreakerStorage) else False
+    if not clean:
+        clean = await asyncio.to_thread(_before, cb)
     try:
         result = await fn(*args, **kwargs)
     except BaseException as exc:
         await asyncio.to_thread(_after, cb, exc if counts(exc) else None, clean)
         raise
-    await asyncio.to_thread(_after, cb, None, clean)
+    if not clean:
+        await asyncio.to_thread(_after, cb, None, clean)
     return result

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from elfctl.domain import clock
 from elfctl.domain import credentials as rules
-from elfctl.errors import InputError
 from elfctl.ports import Tx
 from elfctl.redact import scrub
 
@@ -104,19 +103,7 @@ def verify(tx: Tx, key: bytes) -> rules.VerifyResult:
 def audit_entries(vault, team: str | None = None, since: str | None = None) -> list[dict]:
     vault.require_schema()
     scope = rules.check_team(team) if team is not None else None
-    start = None
-    if since:
-        try:
-            start = clock.now() - rules.parse_duration(since, "--since")
-        except InputError:
-            try:
-                start = dt.datetime.fromisoformat(since)
-                start = start if start.tzinfo else start.replace(tzinfo=dt.UTC)
-            except ValueError:
-                raise InputError(
-                    f"--since {since!r}: neither a duration nor a date", hint="use 24h, 7d or 2026-01-31"
-                ) from None
-    return entries(vault.store, scope, start)
+    return entries(vault.store, scope, rules.parse_since(since) if since else None)
 
 
 def audit_verify(vault) -> rules.VerifyResult:

@@ -13,6 +13,7 @@ from elfctl.domain.names import check_team_name
 from elfctl.domain.pricing import Tokens
 from elfctl.domain.usage import UsageRow, prompt_hash
 from elfctl.ports import Store
+from elfctl.resilience import attribution
 from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.call import Caller, Policy, Settings
 from elfctl.services.llm.spool import Spool
@@ -94,7 +95,8 @@ def _callback_class():
             meta = params.get("metadata") or kwargs.get("metadata") or {}
             if meta.get("elfctl_request_id"):
                 return  # elfctl.llm records its own calls
-            team = meta.get("team") or default_team
+            tracked = attribution.current()  # an enclosing @cost_tracked (litellm copies the context)
+            team = meta.get("team") or (tracked and tracked.team) or default_team
             if not team:
                 return
             model = kwargs.get("model") or getattr(response, "model", "") or "unknown"
@@ -107,7 +109,7 @@ def _callback_class():
                 request_id=str(kwargs.get("litellm_call_id") or uuid.uuid4().hex),
                 ts=iso(now()),
                 team=team,
-                agent=meta.get("agent"),
+                agent=meta.get("agent") or (tracked and tracked.agent) or None,
                 requested_model=name,
                 model=name,
                 provider=provider,

@@ -30,7 +30,7 @@ from elfctl.errors import InputError
 from elfctl.ids import new_id
 from elfctl.ports import Store
 from elfctl.resilience import breaker as brk
-from elfctl.resilience import retry
+from elfctl.resilience import retrying
 from elfctl.services.cost import budgets, ledger
 from elfctl.services.llm.recorder import Recorder
 from elfctl.services.llm.spool import Spool
@@ -226,7 +226,7 @@ class Caller:
             # litellm keeps one HTTP client per distinct timeout: a raw remaining time would build a new
             # client (and connection) on every call and grow that cache without end. Tenths of a second,
             # rounded down, keep the budget (giving up at most 0.1 s of it) and reuse a few clients.
-            return {**kwargs, "timeout": max(retry.MIN_ATTEMPT_S, math.floor(left * 10) / 10)}
+            return {**kwargs, "timeout": max(retrying.MIN_ATTEMPT_S, math.floor(left * 10) / 10)}
 
         if is_async:
 
@@ -237,7 +237,7 @@ class Caller:
             def once(kwargs, deadline):
                 return brk.guarded(cb, self.client.complete, model, bounded(kwargs, deadline), counts=counts)
 
-        fn = self._attempts[key] = retry.policy(
+        fn = self._attempts[key] = retrying.policy(
             lambda e: bool(getattr(e, "transient", False)),
             lambda e: getattr(e, "retry_after", None),
             max_time=s.retry_max_time_s,

@@ -15,6 +15,7 @@ spent (a hung provider cost two full 30 s timeouts on a 20 s budget).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,15 +27,16 @@ MIN_ATTEMPT_S = 0.25
 
 
 class Deadline:
-    """A moment on the monotonic clock that one run of a policy must end by."""
+    """A moment on the monotonic clock (or a test's fake clock) that one run of a policy must end by."""
 
-    __slots__ = ("end",)
+    __slots__ = ("end", "clock")
 
-    def __init__(self, seconds: float):
-        self.end = time.monotonic() + seconds
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.end = clock() + seconds
 
     def left(self) -> float:
-        return max(0.0, self.end - time.monotonic())
+        return max(0.0, self.end - self.clock())
 
 
 class Policy:
@@ -46,24 +48,50 @@ class Policy:
         max_tries: int,
         base: float,
         cap: float,
+        fixed: bool = False,
+        jitter: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Any] = time.sleep,
+        asleep: Callable[[float], Any] | None = None,
+        pass_deadline: bool = True,
     ):
+        """`fixed`: every wait is `base` (backoff.constant), else exponential from `base` up to `cap`;
+        `jitter`: full jitter on the exponential waits. `clock`/`sleep`/`asleep`: a test's fake clock.
+        `pass_deadline`: hand the run's Deadline to fn as the keyword `deadline`."""
         if not max_time or max_time <= 0:
             raise ValueError("a retry policy needs a positive max_time")
         self.transient, self.retry_after = transient, retry_after
         self.max_time, self.max_tries, self.base, self.cap = max_time, max_tries, base, cap
+        self.fixed, self.jitter, self.pass_deadline = fixed, jitter, pass_deadline
+        self.clock, self.sleep, self.asleep = clock, sleep, asleep
 
     def _waits(self):
-        waits = backoff.expo(base=2, factor=self.base, max_value=self.cap)
+        if self.fixed:
+            waits = backoff.constant(interval=self.base)
+        else:
+            waits = backoff.expo(base=2, factor=self.base, max_value=self.cap)
         next(waits)  # backoff's generators are primed with one send(None)
         return waits
 
-    def _pause(self, exc: BaseException, tries: int, deadline: Deadline, waits) -> float | None:
-        """Seconds to wait before the next attempt, or None: raise `exc` now."""
+    def _pause(self, exc: BaseException, tries: int, deadline: Deadline, waits: list) -> float | None:
+        """Seconds to wait before the next attempt, or None: raise `exc` now. `waits`: [] until the
+        first failure builds the run's backoff generator (a success never pays for it)."""
         if tries >= self.max_tries or not self.transient(exc):
             return None
         hinted = self.retry_after(exc)
-        wait = hinted if hinted is not None else backoff.full_jitter(next(waits))
+        if hinted is None:
+            if not waits:
+                waits.append(self._waits())
+            step = next(waits[0])
+            wait = backoff.full_jitter(step) if self.jitter and not self.fixed else step
+        else:
+            wait = max(0.0, hinted)
+        # A wait that leaves no room for an attempt ends the run now: the caller's fallback starts
+        # within the budget instead of after a sleep that could only end in a refused attempt.
         return wait if deadline.left() - wait >= MIN_ATTEMPT_S else None
+
+    def _kw(self, deadline: Deadline, kwargs: dict) -> dict:
+        return {**kwargs, "deadline": deadline} if self.pass_deadline else kwargs
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Decorate `fn(*args, deadline=...)`, sync or async."""
@@ -74,32 +102,33 @@ class Policy:
             async def arun(*args: Any, **kwargs: Any) -> Any:
                 import asyncio
 
-                deadline, waits, tries = Deadline(self.max_time), self._waits(), 0
+                asleep = self.asleep or asyncio.sleep
+                deadline, waits, tries = Deadline(self.max_time, self.clock), [], 0
                 while True:
                     tries += 1
                     try:
-                        return await fn(*args, deadline=deadline, **kwargs)
+                        return await fn(*args, **self._kw(deadline, kwargs))
                     except Exception as exc:  # noqa: BLE001 - _pause decides: retry or raise
                         wait = self._pause(exc, tries, deadline, waits)
                         if wait is None:
                             raise
-                    await asyncio.sleep(wait)
+                    await asleep(wait)
 
-            return arun
+            return functools.wraps(fn)(arun)
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            deadline, waits, tries = Deadline(self.max_time), self._waits(), 0
+            deadline, waits, tries = Deadline(self.max_time, self.clock), [], 0
             while True:
                 tries += 1
                 try:
-                    return fn(*args, deadline=deadline, **kwargs)
+                    return fn(*args, **self._kw(deadline, kwargs))
                 except Exception as exc:  # noqa: BLE001
                     wait = self._pause(exc, tries, deadline, waits)
                     if wait is None:
                         raise
-                time.sleep(wait)
+                self.sleep(wait)
 
-        return run
+        return functools.wraps(fn)(run)
 
 
 def policy(
