@@ -173,6 +173,18 @@ def count_prompt_tokens(model: str, kwargs: dict[str, Any]) -> int:
         return len(text) // 4 + 8
 
 
+def count_text_tokens(model: str, text: str) -> int:
+    """Tokens of generated text (a stream cut short has no usage of its own), counted as litellm
+    counts a response: the text alone, no message framing."""
+    if not text:
+        return 0
+    litellm = sdk()
+    try:
+        return int(litellm.token_counter(model=model, text=text, count_response_tokens=True))
+    except Exception:  # noqa: BLE001 - an unknown tokenizer: ~4 characters a token
+        return (len(text) + 3) // 4
+
+
 def callback_class():
     """litellm's CustomLogger subclass base (imported here so elfctl.llm never imports litellm)."""
     from litellm.integrations.custom_logger import CustomLogger
