@@ -53,6 +53,7 @@ class LLMServer:
         self._lock = threading.Lock()
         self._rules: dict[str, list[dict[str, Any]]] = {}  # model -> queue of one-shot behaviours
         self._default: dict[str, dict[str, Any]] = {}  # model -> lasting behaviour
+        self._breaks: dict[str, dict[str, Any]] = {}  # model -> lasting stream break, over its answers
         self._calls: dict[str, int] = defaultdict(int)
         self.requests: list[dict[str, Any]] = []
         self.auth: list[str] = []  # the Authorization header of each request (key checks)
@@ -113,6 +114,7 @@ class LLMServer:
         with self._lock:
             self._rules.clear()
             self._default.clear()
+            self._breaks.clear()
             self._calls.clear()
             self.requests.clear()
             self.auth.clear()
@@ -120,7 +122,9 @@ class LLMServer:
 
     def _set(self, model: str, rule: dict[str, Any], times: int | None = None) -> LLMServer:
         with self._lock:
-            if times is None:
+            if times is None and rule.get("overlay"):
+                self._breaks[model] = rule
+            elif times is None:
                 self._default[model] = rule
             else:
                 self._rules.setdefault(model, []).extend([rule] * times)
@@ -132,10 +136,10 @@ class LLMServer:
             queue = self._rules.get(model)
             lasting = self._default.get(model) or self._default.get("*") or {"status": 200}
             rule = queue.pop(0) if queue else lasting
-            if rule.get("overlay"):  # a stream break on top of the model's answer
-                base = lasting if not lasting.get("overlay") else self._default.get("*") or {"status": 200}
-                rule = {**base, **rule}
-            return rule
+            if rule.get("overlay"):  # a one-off stream break on top of the model's answer
+                return {**lasting, **rule}
+            brk = self._breaks.get(model)
+            return {**rule, **brk} if brk and rule.get("status", 200) == 200 else rule
 
     # -- lifecycle -------------------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ policy, breaker and fallback chain decide what happens on failure.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -153,6 +154,19 @@ async def acomplete(model: str, kwargs: dict[str, Any]) -> Answer:
     litellm = sdk()
     try:
         return _answer(model, await litellm.acompletion(model=model, **kwargs))
+    except LLMError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, model) from None
+
+
+async def astream(model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    """A streamed call (`stream=True` in kwargs): litellm's chunks as OpenAI-shaped dicts."""
+    litellm = sdk()
+    try:
+        response = await litellm.acompletion(model=model, **kwargs)
+        async for chunk in response:
+            yield chunk.model_dump(exclude_none=True)
     except LLMError:
         raise
     except Exception as exc:  # noqa: BLE001

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,7 +197,42 @@ class Client:
             self._sync.close()
             self._sync = None
 
-    # gw-stream: `astream` (server-sent events from the provider) goes below.
+    # -- streaming (gw-stream) ----------------------------------------------------------------------
+    @staticmethod
+    def count_text_tokens(model: str, text: str) -> int:
+        """Tokens of generated text (a stream cut short has no usage of its own), as litellm counts."""
+        from elfctl.adapters import litellm_client
+
+        return litellm_client.count_text_tokens(model, text)
+
+    async def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+        """The provider's server-sent events, each `data:` chunk parsed, until `data: [DONE]`. A non-2xx
+        answer raises as `acomplete` would; an `{"error": ...}` event, a cut connection or a timeout
+        raise LLMError. `timeout` bounds connecting and sending only: a stream may rightly last long,
+        so its reads are timed by the caller (services/llm/stream.py: the first chunk within the
+        attempt's timeout, then each gap). Closing the iterator closes the connection, so the provider
+        stops generating."""
+        import httpx
+
+        url, body, headers, timeout = self._request(model, kwargs)
+        headers["accept"] = "text/event-stream"
+        limits = httpx.Timeout(timeout, read=None)
+        try:
+            async with self._aclient().stream("POST", url, content=body, headers=headers, timeout=limits) as r:
+                if r.status_code >= 300:
+                    raise _error_of(model, r.status_code, await r.aread(), r.headers)
+                async for line in r.aiter_lines():
+                    if line.startswith("data:"):  # else a comment (keep-alive), an event name, a blank line
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        yield _chunk(model, data)
+        except httpx.TimeoutException as exc:
+            raise LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
+                           transient=True, kind="timeout") from None
+        except httpx.HTTPError as exc:
+            raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
+                           transient=True, kind="connection") from None
 
 
 def speaks_openai(model: str) -> bool:
@@ -237,3 +273,29 @@ class Routed:
 
     def close(self) -> None:
         self.http.close()
+
+    # -- streaming (gw-stream) ----------------------------------------------------------------------
+    def count_text_tokens(self, model: str, text: str) -> int:
+        return self.http.count_text_tokens(model, text)
+
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+        if speaks_openai(model):
+            return self.http.astream(model, kwargs)
+        return self.other.astream(model, self._other_kwargs(model, kwargs))
+
+
+def _chunk(model: str, data: str) -> dict:
+    """One event's chunk; an error event, or a chunk that is not a JSON object, raises LLMError."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        raise LLMError(f"{model}: server: a stream chunk is not a JSON object: {data[:100]!r}", None,
+                       transient=True, kind="server")
+    err = chunk.get("error")
+    if err:
+        detail = err.get("message") if isinstance(err, dict) else err
+        raise LLMError(f"{model}: server: an error in the stream: {str(detail)[:300]}", None, transient=True,
+                       kind="server")
+    return chunk

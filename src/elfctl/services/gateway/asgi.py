@@ -90,6 +90,7 @@ class Server:
             else:
                 status, out_headers, out = await asyncio.get_running_loop().run_in_executor(
                     self.pool, route.handler, req)
+            first = await anext(out, b"") if hasattr(out, "__anext__") else None  # a stream fails here, unsent
         except ApiError as exc:
             await self._error(send, exc, close)
             return
@@ -100,7 +101,7 @@ class Server:
             log.exception("gateway: %s %s failed", scope["method"], scope["path"])
             await self._error(send, ApiError(500, "internal error in the gateway", type="api_error"), close)
             return
-        await self._answer(send, status, out_headers, out)
+        await self._answer(send, status, out_headers, out, first, receive)
 
     async def _body(self, headers: dict[str, str], receive) -> tuple[bytes, bool]:
         """The whole body, at most max_body bytes, each part within the idle timeout. Returns
@@ -149,7 +150,8 @@ class Server:
         headers = {**exc.headers, **({"connection": "close"} if close else {})}
         await self._answer(send, exc.status, headers, exc.body())
 
-    async def _answer(self, send, status: int, headers: dict[str, str], out: Any) -> None:
+    async def _answer(self, send, status: int, headers: dict[str, str], out: Any, first: bytes | None = None,
+                      receive=None) -> None:
         raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
         if isinstance(out, dict | list):
             out = json.dumps(out).encode()
@@ -162,8 +164,9 @@ class Server:
             await send({"type": "http.response.start", "status": status, "headers": raw_headers})
             await send({"type": "http.response.body", "body": bytes(out)})
             return
-        # an async iterator of bytes: streamed as it comes (server-sent events)
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        async for chunk in out:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+        # an async iterator of bytes, its first part read (server-sent events): the rest as it comes,
+        # stopped when the client goes away
+        from elfctl.services.gateway import sse
+
+        await sse.relay({"type": "http.response.start", "status": status, "headers": raw_headers}, first or b"",
+                        out, send, receive)

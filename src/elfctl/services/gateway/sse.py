@@ -1,20 +1,22 @@
 """`POST /v1/chat/completions` with `stream: true`: server-sent events in the chunk format the official
 `openai` SDK parses (`data: {chunk}` per chunk, then `data: [DONE]`).
 
-    stream_chat(caller, policy, body, request_id) -> AsyncIterator[bytes]   (a coroutine)
-        Awaiting it opens the call (services/llm/stream.py): budget, fallback chain, breakers and
-        retries until the first chunk. What fails there raises (an ElfError the route maps to an
-        HTTP status), before any byte is sent. The iterator it returns gives the events; an error
-        after the first byte ends the stream with `data: {"error": {...}}`, on which the SDK raises
+    respond(gateway, policy, kwargs) -> (200, headers, events)
+        The route's answer (on a worker thread). `events` is an async iterator of bytes whose first
+        item opens the call (services/llm/stream.py: budget, fallback chain, breakers and retries
+        until the provider's first chunk). The server awaits that first item before it sends the
+        status (asgi.Server), so what fails there (an ElfError) is an ordinary HTTP error. An error
+        after the first byte ends the stream with `data: {"error": {...}}`, which the SDK raises as
         `openai.APIError`.
-    relay(body, send, receive)
-        Sends an iterator of bytes as the ASGI response body, and stops it as soon as the client goes
-        away (uvicorn's `send` is silent after a disconnect, so only `receive` tells): the iterator is
-        closed, which closes the upstream and settles the call with what was generated.
+    relay(start, first, body, send, receive)
+        Sends the response (start message, the first part, then the rest as it comes) and stops as
+        soon as the client goes away: uvicorn's `send` is silent after a disconnect, only `receive`
+        tells. The body is then closed, which closes the upstream (it stops generating) and settles
+        the call with what was generated.
 
 The upstream is always asked for its usage chunk (stream.open_stream); the client gets it only when
 its own `stream_options.include_usage` asked for it, else it is stripped, with the `usage: null`
-field the other chunks carry then.
+field the other chunks then carry.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from elfctl.errors import ElfError
 from elfctl.services.gateway import errors
 from elfctl.services.llm.call import Caller, Policy
-from elfctl.services.llm.stream import Stream, open_stream
+from elfctl.services.llm.stream import open_stream
 
 HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 DONE = b"data: [DONE]\n\n"
@@ -40,15 +42,14 @@ def event(obj: Any) -> bytes:
     return b"data: " + _dumps(obj).encode() + b"\n\n"
 
 
-async def stream_chat(caller: Caller, policy: Policy, body: dict, request_id: str) -> AsyncIterator[bytes]:
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    kwargs = {k: v for k, v in body.items() if k != "stream"}
-    kwargs["request_id"] = request_id
-    stream = await open_stream(caller, policy, kwargs)
-    return _events(stream, wants_usage)
+def respond(gateway: Any, policy: Policy, kwargs: dict) -> tuple[int, dict[str, str], AsyncIterator[bytes]]:
+    wants_usage = bool((kwargs.get("stream_options") or {}).get("include_usage"))
+    headers = {**HEADERS, "x-request-id": str(kwargs.get("request_id") or "")}
+    return 200, headers, events(gateway.caller, policy, kwargs, wants_usage)
 
 
-async def _events(stream: Stream, wants_usage: bool) -> AsyncIterator[bytes]:
+async def events(caller: Caller, policy: Policy, kwargs: dict, wants_usage: bool) -> AsyncIterator[bytes]:
+    stream = await open_stream(caller, policy, kwargs)  # raises from the first anext: no byte sent yet
     try:
         async for chunk in stream:
             if not wants_usage and "usage" in chunk:
@@ -64,9 +65,11 @@ async def _events(stream: Stream, wants_usage: bool) -> AsyncIterator[bytes]:
     yield DONE
 
 
-async def relay(body: AsyncIterator[bytes], send, receive) -> None:
+async def relay(start: dict, first: bytes, body: AsyncIterator[bytes], send, receive) -> None:
     async def pump() -> None:
         async with contextlib.aclosing(body):  # cancelled at a send, the body is still closed
+            await send(start)
+            await send({"type": "http.response.body", "body": first, "more_body": True})
             async for part in body:
                 await send({"type": "http.response.body", "body": part, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
