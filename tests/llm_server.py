@@ -42,6 +42,10 @@ from typing import Any
 
 
 class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (a gateway
+    # opening one per concurrent stream), which then wait out TCP's 1 s retransmission.
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up: nothing to report
             return
