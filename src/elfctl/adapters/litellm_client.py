@@ -160,9 +160,13 @@ async def acomplete(model: str, kwargs: dict[str, Any]) -> Answer:
         raise translate(exc, model) from None
 
 
-async def astream(model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
-    """A streamed call (`stream=True` in kwargs): litellm's chunks as OpenAI-shaped dicts."""
-    litellm = sdk()
+def astream(model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    """A streamed call (`stream=True` in kwargs): litellm's chunks as OpenAI-shaped dicts. litellm is
+    imported here, at once, so a caller timing the first chunk times the provider."""
+    return _astream(sdk(), model, kwargs)
+
+
+async def _astream(litellm: Any, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
     try:
         response = await litellm.acompletion(model=model, **kwargs)
         async for chunk in response:

@@ -205,20 +205,26 @@ class Client:
 
         return litellm_client.count_text_tokens(model, text)
 
-    async def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
         """The provider's server-sent events, each `data:` chunk parsed, until `data: [DONE]`. A non-2xx
         answer raises as `acomplete` would; an `{"error": ...}` event, a cut connection or a timeout
-        raise LLMError. `timeout` bounds connecting and sending only: a stream may rightly last long,
-        so its reads are timed by the caller (services/llm/stream.py: the first chunk within the
-        attempt's timeout, then each gap). Closing the iterator closes the connection, so the provider
-        stops generating."""
+        raise LLMError. The request is prepared here, at once (imports, the pooled client), so a
+        caller timing the first chunk times the provider. `timeout` bounds connecting and sending
+        only: a stream may rightly last long, so its reads are timed by the caller
+        (services/llm/stream.py: the first chunk within the attempt's timeout, then each gap). Closing
+        the iterator closes the connection, so the provider stops generating."""
         import httpx
 
         url, body, headers, timeout = self._request(model, kwargs)
         headers["accept"] = "text/event-stream"
-        limits = httpx.Timeout(timeout, read=None)
+        return self._events(model, self._aclient(), url, body, headers, httpx.Timeout(timeout, read=None))
+
+    @staticmethod
+    async def _events(model: str, client: Any, url: str, body: bytes, headers: dict, timeout: Any):
+        import httpx
+
         try:
-            async with self._aclient().stream("POST", url, content=body, headers=headers, timeout=limits) as r:
+            async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as r:
                 if r.status_code >= 300:
                     raise _error_of(model, r.status_code, await r.aread(), r.headers)
                 async for line in r.aiter_lines():
@@ -228,7 +234,7 @@ class Client:
                             return
                         yield _chunk(model, data)
         except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
+            raise LLMError(f"{model}: timeout after {timeout.connect:g}s ({type(exc).__name__})", None,
                            transient=True, kind="timeout") from None
         except httpx.HTTPError as exc:
             raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
