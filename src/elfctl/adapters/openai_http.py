@@ -81,6 +81,17 @@ def _error_of(model: str, status: int, raw: bytes, headers) -> LLMError:
                             body=body if isinstance(err, dict) else None, kind="bad_request")
 
 
+def _transport_error(model: str, exc: Exception, timeout: float) -> LLMError:
+    """An httpx error on the way to or from the provider (no HTTP answer): timeout or connection."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None, transient=True,
+                        kind="timeout")
+    return LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None, transient=True,
+                    kind="connection")
+
+
 class Client:
     """One provider base URL; one pooled HTTP client per process for sync calls, one per event loop
     for async ones."""
@@ -118,12 +129,8 @@ class Client:
         url, body, headers, timeout = self._request(model, kwargs)
         try:
             r = self._client().post(url, content=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
-                           transient=True, kind="timeout") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
-                           transient=True, kind="connection") from None
+            raise _transport_error(model, exc, timeout) from None
         return self._answer(model, r.status_code, r.content, r.headers)
 
     async def acomplete(self, model: str, kwargs: dict[str, Any]) -> Answer:
@@ -132,12 +139,8 @@ class Client:
         url, body, headers, timeout = self._request(model, kwargs)
         try:
             r = await self._aclient().post(url, content=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
-                           transient=True, kind="timeout") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
-                           transient=True, kind="connection") from None
+            raise _transport_error(model, exc, timeout) from None
         return self._answer(model, r.status_code, r.content, r.headers)
 
     # -- the wire -------------------------------------------------------------------------------------
@@ -233,12 +236,8 @@ class Client:
                         if data == "[DONE]":
                             return
                         yield _chunk(model, data)
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: timeout after {timeout.connect:g}s ({type(exc).__name__})", None,
-                           transient=True, kind="timeout") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
-                           transient=True, kind="connection") from None
+            raise _transport_error(model, exc, timeout.connect) from None
 
 
 def speaks_openai(model: str) -> bool:
