@@ -57,6 +57,17 @@ def _retry_after(headers) -> float | None:
         return None
 
 
+def _transport_error(model: str, exc: Exception, timeout: float) -> LLMError:
+    """An httpx error before any answer: a timeout, or a connection that failed or broke."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
+                        transient=True, kind="timeout")
+    return LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
+                    transient=True, kind="connection")
+
+
 def _error_of(model: str, status: int, raw: bytes, headers) -> LLMError:
     try:
         body = json.loads(raw)
@@ -79,17 +90,6 @@ def _error_of(model: str, status: int, raw: bytes, headers) -> LLMError:
         return LLMError(msg.format(kind="error"), None, status=status, transient=True, kind="error")
     return ProviderRejected(msg.format(kind="bad_request"), status=status,
                             body=body if isinstance(err, dict) else None, kind="bad_request")
-
-
-def _transport_error(model: str, exc: Exception, timeout: float) -> LLMError:
-    """An httpx error on the way to or from the provider (no HTTP answer): timeout or connection."""
-    import httpx
-
-    if isinstance(exc, httpx.TimeoutException):
-        return LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None, transient=True,
-                        kind="timeout")
-    return LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None, transient=True,
-                    kind="connection")
 
 
 class Client:
