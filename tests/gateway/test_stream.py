@@ -240,3 +240,13 @@ def test_an_exhausted_budget_is_a_429_before_any_byte(gw_env, gateway, mint, llm
         sdk(gateway, mint("alpha")).chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True)
     assert e.value.code == "budget_exceeded" and int(e.value.response.headers["retry-after"]) > 0
     assert llm_server.calls() == 0 and _held(store) == 0
+
+
+@pytest.mark.parametrize("options", ["yes", {"include_usage": "yes"}, {"include_usage": True, "x": 1}, [1]])
+def test_malformed_stream_options_are_a_400_naming_them(gw_env, gateway, mint, llm_server, options):
+    _project, store = gw_env
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk(gateway, mint("alpha")).chat.completions.create(model="gpt-4o-mini", messages=MSG, stream=True,
+                                                            stream_options=options)
+    assert e.value.param == "stream_options" and "stream_options must be" in e.value.message
+    assert llm_server.calls() == 0 and not store.query("SELECT 1 FROM api_usage")

@@ -38,7 +38,12 @@ def event(obj: Any) -> bytes:
 
 
 def respond(gateway: Any, policy: Policy, kwargs: dict) -> tuple[int, dict[str, str], AsyncIterator[bytes]]:
-    wants_usage = bool((kwargs.get("stream_options") or {}).get("include_usage"))
+    options = kwargs.get("stream_options")
+    if options is not None and not (isinstance(options, dict) and set(options) <= {"include_usage"}
+                                    and isinstance(options.get("include_usage", False), bool)):
+        raise errors.ApiError(400, f"stream_options must be an object like {{\"include_usage\": true}}, got "
+                              f"{json.dumps(options)[:100]}", code="invalid_type", param="stream_options")
+    wants_usage = bool((options or {}).get("include_usage"))
     headers = {**HEADERS, "x-request-id": str(kwargs.get("request_id") or "")}
     return 200, headers, events(gateway.caller, policy, kwargs, wants_usage)
 
