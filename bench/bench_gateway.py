@@ -186,6 +186,75 @@ def throughput(seconds: float) -> list[Row]:
     return rows
 
 
+def _first_token_ms(http, url: str, body: dict, headers: dict) -> float:
+    """Milliseconds from sending a streamed request to its first content chunk; the rest is read to
+    the end (so the connection is reused) and must end with [DONE]."""
+    t0 = time.perf_counter()
+    first, last = None, ""
+    with http.stream("POST", url, json=body, headers=headers) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"{url}: {r.status_code}: {r.read()[:300]!r}")
+        for line in r.iter_lines():
+            if first is None and '"content":"' in line and '"content":""' not in line:
+                first = time.perf_counter()
+            if line:
+                last = line
+    if first is None or last != "data: [DONE]":
+        raise RuntimeError(f"{url}: no content chunk or no [DONE] (last line {last!r})")
+    return (first - t0) * 1000
+
+
+def ttft(n: int) -> list[Row]:
+    """Time to first token when streaming, direct to the stub and through the gateway, interleaved at
+    concurrency 1 (team with a budget: reservation before, settlement after each stream)."""
+    import httpx
+    from tests.gateway.conftest import GatewayProcess
+    from tests.llm_server import LLMServer
+
+    from elfctl.services.gateway import keys
+
+    server = LLMServer().start()
+    server.answer("*", prompt=10, completion=5, content="one two three four five")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="elfctl-bench-gws-") as tmp:
+        folder = Path(tmp)
+        store = _project(folder)
+        gateway = GatewayProcess(folder, f"sqlite:///{folder / '.elf' / 'elf.db'}", server.url).start()
+        try:
+            body = {"model": "gpt-4o-mini", "messages": MSG, "max_tokens": 5, "stream": True}
+            through = {"Authorization": f"Bearer {keys.mint(store, 'budgeted')}"}
+            direct = {"Authorization": "Bearer sk-bench"}
+            with httpx.Client(timeout=30) as http:
+                for _ in range(50):  # warm: connections, imports, the tokenizer
+                    _first_token_ms(http, gateway.base_url + "/chat/completions", body, through)
+                    _first_token_ms(http, server.url + "/chat/completions", body, direct)
+                d, g = [], []
+                cpu0 = _cpu_s(gateway.proc.pid)
+                for _ in range(n):
+                    d.append(_first_token_ms(http, server.url + "/chat/completions", body, direct))
+                    g.append(_first_token_ms(http, gateway.base_url + "/chat/completions", body, through))
+                cpu_ms = (_cpu_s(gateway.proc.pid) - cpu0) * 1000 / n
+            rows.append(Row("gateway", "gateway CPU per streamed call, team budgeted", cpu_ms, "ms",
+                            baseline="litellm's client CPU per call (issue 15)", baseline_value=9.5))
+            for name, q_, goal in (("p50", 0.5, P50_GOAL_MS), ("p99", 0.99, P99_GOAL_MS)):
+                added = _pct(g, q_) - _pct(d, q_)
+                rows.append(Row("gateway", f"added time to first token {name}, streaming, team budgeted", added,
+                                "ms", baseline=f"direct to the stub {name}", baseline_value=_pct(d, q_),
+                                target=f"<= {goal:g} ms", ok=added <= goal, extra={"gateway_ms": _pct(g, q_), "n": n}))
+            print(f"  gateway streaming: direct TTFT p50 {statistics.median(d):.2f} ms, gateway TTFT p50 "
+                  f"{statistics.median(g):.2f} ms, gateway CPU {cpu_ms:.2f} ms/stream, "
+                  f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
+        finally:
+            gateway.stop()
+            server.stop()
+        recorded = store.query("SELECT COUNT(*) AS n FROM api_usage WHERE completion_tokens = 5")[0]["n"]
+        rows.append(Row("gateway", "streamed calls in the ledger with the provider's usage", recorded, "rows",
+                        baseline="streams answered", baseline_value=n + 50, target="all",
+                        ok=recorded == n + 50))
+        store.close()
+    return rows
+
+
 def run(env: dict) -> list[Row]:
-    return overhead(int(os.environ.get("ELFCTL_BENCH_GATEWAY_N", "2000"))) + throughput(
-        float(os.environ.get("ELFCTL_BENCH_GATEWAY_S", "10")))
+    n = int(os.environ.get("ELFCTL_BENCH_GATEWAY_N", "2000"))
+    return overhead(n) + ttft(n) + throughput(float(os.environ.get("ELFCTL_BENCH_GATEWAY_S", "10")))

@@ -11,8 +11,18 @@ Tests call it through real litellm with `api_base=server.url` and a model such a
     server.stall("gpt-4o", seconds=5)                           # answer after 5 s (past a timeout)
     server.answer("*", prompt=10, completion=100, delay=0.05)   # default for models not set
     server.calls("gpt-4o")                                      # requests seen for that model
+    server.answer("gpt-4o", content="a b c", chunk_delay=0.01)  # streamed: one chunk a word, 10 ms apart
+    server.stream_stall("gpt-4o", after=2, seconds=5)           # streamed: 2 content chunks, then silence
+    server.stream_drop("gpt-4o", after=2)                       # streamed: 2 content chunks, then cut
+    server.streams                                              # what each streamed answer sent
     server.auth                                                 # Authorization header of each request
     server.reset(); server.stop()
+
+`stream: true` answers server-sent events in OpenAI's chunk format (role chunk, a chunk per word of
+the content, a finish chunk, with `stream_options.include_usage` a usage chunk, then `data: [DONE]`),
+chunked so the connection is reused. `streams` records, per streamed answer, the content chunks and
+text written before the client went away or the stream ended (`finished`), and whether the client
+closed the connection early (`gone`).
 
 Pytest fixture: `llm_server` (tests/conftest.py), one per test, reset between uses.
 """
@@ -20,6 +30,9 @@ Pytest fixture: `llm_server` (tests/conftest.py), one per test, reset between us
 from __future__ import annotations
 
 import json
+import re
+import socket
+import sys
 import threading
 import time
 import uuid
@@ -28,16 +41,29 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (a gateway
+    # opening one per concurrent stream), which then wait out TCP's 1 s retransmission.
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up: nothing to report
+            return
+        super().handle_error(request, client_address)
+
+
 class LLMServer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: dict[str, list[dict[str, Any]]] = {}  # model -> queue of one-shot behaviours
         self._default: dict[str, dict[str, Any]] = {}  # model -> lasting behaviour
+        self._breaks: dict[str, dict[str, Any]] = {}  # model -> lasting stream break, over its answers
         self._calls: dict[str, int] = defaultdict(int)
         self.requests: list[dict[str, Any]] = []
         self.auth: list[str] = []  # the Authorization header of each request (key checks)
         self.headers: list[dict[str, str]] = []  # every header of each request (attribution headers)
         self.peers: set[tuple[str, int]] = set()  # client (host, port) of each request: one per connection
+        self.streams: list[dict[str, Any]] = []  # per streamed answer: model, chunks, text, finished, gone
         self._httpd: ThreadingHTTPServer | None = None
 
     # -- control ---------------------------------------------------------------------------
@@ -50,8 +76,10 @@ class LLMServer:
         reasoning: int = 0,
         content: str = "ok",
         delay: float = 0.0,
+        chunk_delay: float = 0.0,
     ) -> LLMServer:
-        """Answer with this usage (after `delay` seconds). model "*" sets the default for all."""
+        """Answer with this usage (after `delay` seconds; streamed, `chunk_delay` between content
+        chunks). model "*" sets the default for all."""
         self._set(
             model,
             {
@@ -59,9 +87,20 @@ class LLMServer:
                 "usage": dict(prompt=prompt, completion=completion, cached=cached, reasoning=reasoning),
                 "content": content,
                 "stall": delay,
+                "chunk_delay": chunk_delay,
             },
         )
         return self
+
+    def stream_stall(self, model: str, after: int, seconds: float, times: int | None = None) -> LLMServer:
+        """A streamed answer (the model's answer otherwise) goes silent for `seconds` after `after`
+        content chunks, then goes on."""
+        return self._set(model, {"overlay": True, "break_after": after, "break": "stall", "break_s": seconds}, times)
+
+    def stream_drop(self, model: str, after: int, times: int | None = None) -> LLMServer:
+        """A streamed answer (the model's answer otherwise) is cut, connection closed without the end of
+        the chunked body, after `after` content chunks."""
+        return self._set(model, {"overlay": True, "break_after": after, "break": "drop"}, times)
 
     def fail(self, model: str, status: int = 500, times: int | None = None) -> LLMServer:
         return self._set(model, {"status": status}, times)
@@ -80,14 +119,18 @@ class LLMServer:
         with self._lock:
             self._rules.clear()
             self._default.clear()
+            self._breaks.clear()
             self._calls.clear()
             self.requests.clear()
             self.auth.clear()
             self.headers.clear()
+            self.streams.clear()
 
     def _set(self, model: str, rule: dict[str, Any], times: int | None = None) -> LLMServer:
         with self._lock:
-            if times is None:
+            if times is None and rule.get("overlay"):
+                self._breaks[model] = rule
+            elif times is None:
                 self._default[model] = rule
             else:
                 self._rules.setdefault(model, []).extend([rule] * times)
@@ -97,9 +140,12 @@ class LLMServer:
         with self._lock:
             self._calls[model] += 1
             queue = self._rules.get(model)
-            if queue:
-                return queue.pop(0)
-            return self._default.get(model) or self._default.get("*") or {"status": 200}
+            lasting = self._default.get(model) or self._default.get("*") or {"status": 200}
+            rule = queue.pop(0) if queue else lasting
+            if rule.get("overlay"):  # a one-off stream break on top of the model's answer
+                return {**lasting, **rule}
+            brk = self._breaks.get(model)
+            return {**rule, **brk} if brk and rule.get("status", 200) == 200 else rule
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -147,6 +193,15 @@ class LLMServer:
                     data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(n)]
                     return self._send(200, {"object": "list", "data": data, "model": model, "usage": {
                         "prompt_tokens": u["prompt"], "total_tokens": u["prompt"]}}, {})
+                usage = {
+                    "prompt_tokens": u["prompt"],
+                    "completion_tokens": u["completion"],
+                    "total_tokens": u["prompt"] + u["completion"],
+                    "prompt_tokens_details": {"cached_tokens": u["cached"]},
+                    "completion_tokens_details": {"reasoning_tokens": u["reasoning"]},
+                }
+                if body.get("stream"):
+                    return self._stream(model, rule, usage, bool((body.get("stream_options") or {}).get("include_usage")))
                 payload = {
                     "id": "chatcmpl-" + uuid.uuid4().hex,
                     "object": "chat.completion",
@@ -159,15 +214,65 @@ class LLMServer:
                             "message": {"role": "assistant", "content": rule.get("content", "ok")},
                         }
                     ],
-                    "usage": {
-                        "prompt_tokens": u["prompt"],
-                        "completion_tokens": u["completion"],
-                        "total_tokens": u["prompt"] + u["completion"],
-                        "prompt_tokens_details": {"cached_tokens": u["cached"]},
-                        "completion_tokens_details": {"reasoning_tokens": u["reasoning"]},
-                    },
+                    "usage": usage,
                 }
                 self._send(200, payload, {})
+
+            def _stream(self, model: str, rule: dict, usage: dict, include_usage: bool) -> None:
+                """OpenAI's chunk stream, chunked transfer encoding; a break rule stalls or cuts it."""
+                base = {
+                    "id": "chatcmpl-" + uuid.uuid4().hex,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "system_fingerprint": "fp_test",
+                }
+                extra = {"usage": None} if include_usage else {}
+
+                def chunk(delta: dict, finish: str | None = None) -> dict:
+                    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                    return {**base, "choices": [choice], **extra}
+
+                words = re.findall(r"\s*\S+", rule.get("content", "ok")) or [""]
+                record = {"model": model, "chunks": 0, "text": "", "finished": False, "gone": False}
+                with server._lock:
+                    server.streams.append(record)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self._event(chunk({"role": "assistant", "content": "", "refusal": None}))
+                    for i, word in enumerate(words):
+                        if i == rule.get("break_after"):
+                            if rule["break"] == "drop":
+                                self.close_connection = True
+                                self.wfile.flush()
+                                self.connection.shutdown(socket.SHUT_RDWR)
+                                return
+                            time.sleep(rule["break_s"])
+                        if i and rule.get("chunk_delay"):
+                            time.sleep(rule["chunk_delay"])
+                        self._event(chunk({"content": word}))
+                        record["chunks"] += 1
+                        record["text"] += word
+                    self._event(chunk({}, "stop"))
+                    if include_usage:
+                        self._event({**base, "choices": [], "usage": usage})
+                    self._write(b"data: [DONE]\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    record["finished"] = True
+                except (BrokenPipeError, ConnectionResetError):  # the client went away mid-stream
+                    record["gone"] = True
+                    self.close_connection = True
+
+            def _event(self, obj: dict) -> None:
+                self._write(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+
+            def _write(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
 
             def _send(self, status: int, payload: dict, headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()
@@ -182,7 +287,7 @@ class LLMServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self

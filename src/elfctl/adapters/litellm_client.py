@@ -8,6 +8,7 @@ policy, breaker and fallback chain decide what happens on failure.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -159,6 +160,23 @@ async def acomplete(model: str, kwargs: dict[str, Any]) -> Answer:
         raise translate(exc, model) from None
 
 
+def astream(model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    """A streamed call (`stream=True` in kwargs): litellm's chunks as OpenAI-shaped dicts. litellm is
+    imported here, at once, so a caller timing the first chunk times the provider."""
+    return _astream(sdk(), model, kwargs)
+
+
+async def _astream(litellm: Any, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    try:
+        response = await litellm.acompletion(model=model, **kwargs)
+        async for chunk in response:
+            yield chunk.model_dump(exclude_none=True)
+    except LLMError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise translate(exc, model) from None
+
+
 def count_prompt_tokens(model: str, kwargs: dict[str, Any]) -> int:
     """Prompt tokens of a request, counted the way litellm does (tiktoken or the model's tokenizer)."""
     litellm = sdk()
@@ -171,6 +189,18 @@ def count_prompt_tokens(model: str, kwargs: dict[str, Any]) -> int:
     except Exception:  # noqa: BLE001 - an unknown tokenizer: estimate ~4 characters a token
         text = str(kwargs.get("messages") or "")
         return len(text) // 4 + 8
+
+
+def count_text_tokens(model: str, text: str) -> int:
+    """Tokens of generated text (a stream cut short has no usage of its own), counted as litellm
+    counts a response: the text alone, no message framing."""
+    if not text:
+        return 0
+    litellm = sdk()
+    try:
+        return int(litellm.token_counter(model=model, text=text, count_response_tokens=True))
+    except Exception:  # noqa: BLE001 - an unknown tokenizer: ~4 characters a token
+        return (len(text) + 3) // 4
 
 
 def callback_class():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -199,7 +200,44 @@ class Client:
             self._sync.close()
             self._sync = None
 
-    # gw-stream: `astream` (server-sent events from the provider) goes below.
+    # -- streaming (gw-stream) ----------------------------------------------------------------------
+    @staticmethod
+    def count_text_tokens(model: str, text: str) -> int:
+        """Tokens of generated text (a stream cut short has no usage of its own), as litellm counts."""
+        from elfctl.adapters import litellm_client
+
+        return litellm_client.count_text_tokens(model, text)
+
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+        """The provider's server-sent events, each `data:` chunk parsed, until `data: [DONE]`. A non-2xx
+        answer raises as `acomplete` would; an `{"error": ...}` event, a cut connection or a timeout
+        raise LLMError. The request is prepared here, at once (imports, the pooled client), so a
+        caller timing the first chunk times the provider. `timeout` bounds connecting and sending
+        only: a stream may rightly last long, so its reads are timed by the caller
+        (services/llm/stream.py: the first chunk within the attempt's timeout, then each gap). Closing
+        the iterator closes the connection, so the provider stops generating."""
+        import httpx
+
+        url, body, headers, timeout = self._request(model, kwargs)
+        headers["accept"] = "text/event-stream"
+        return self._events(model, self._aclient(), url, body, headers, httpx.Timeout(timeout, read=None))
+
+    @staticmethod
+    async def _events(model: str, client: Any, url: str, body: bytes, headers: dict, timeout: Any):
+        import httpx
+
+        try:
+            async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as r:
+                if r.status_code >= 300:
+                    raise _error_of(model, r.status_code, await r.aread(), r.headers)
+                async for line in r.aiter_lines():
+                    if line.startswith("data:"):  # else a comment (keep-alive), an event name, a blank line
+                        data = line[5:].strip()
+                        if data == "[DONE]":
+                            return
+                        yield _chunk(model, data)
+        except httpx.HTTPError as exc:
+            raise _transport_error(model, exc, timeout.connect) from None
 
 
 def speaks_openai(model: str) -> bool:
@@ -240,3 +278,29 @@ class Routed:
 
     def close(self) -> None:
         self.http.close()
+
+    # -- streaming (gw-stream) ----------------------------------------------------------------------
+    def count_text_tokens(self, model: str, text: str) -> int:
+        return self.http.count_text_tokens(model, text)
+
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+        if speaks_openai(model):
+            return self.http.astream(model, kwargs)
+        return self.other.astream(model, self._other_kwargs(model, kwargs))
+
+
+def _chunk(model: str, data: str) -> dict:
+    """One event's chunk; an error event, or a chunk that is not a JSON object, raises LLMError."""
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        raise LLMError(f"{model}: server: a stream chunk is not a JSON object: {data[:100]!r}", None,
+                       transient=True, kind="server")
+    err = chunk.get("error")
+    if err:
+        detail = err.get("message") if isinstance(err, dict) else err
+        raise LLMError(f"{model}: server: an error in the stream: {str(detail)[:300]}", None, transient=True,
+                       kind="server")
+    return chunk

@@ -108,6 +108,7 @@ class Server:
             else:
                 status, out_headers, out = await asyncio.get_running_loop().run_in_executor(
                     self.pool, route.handler, req)
+            first = await anext(out, b"") if hasattr(out, "__anext__") else None  # a stream fails here, unsent
         except ApiError as exc:
             await self._error(send, exc)
             return
@@ -119,7 +120,7 @@ class Server:
             await self._error(send, ApiError(500, "internal error in the gateway", type="api_error"))
             return
         try:
-            await self._answer(send, status, out_headers, out, receive)
+            await self._answer(send, status, out_headers, out, receive, first)
         except Exception:  # noqa: BLE001 - the answer had begun: nothing more can be sent, only logged
             log.exception("gateway: %s %s failed while answering", scope["method"], scope["path"])
 
@@ -169,7 +170,8 @@ class Server:
     async def _error(self, send, exc: ApiError) -> None:
         await self._answer(send, exc.status, exc.headers, exc.body())
 
-    async def _answer(self, send, status: int, headers: dict[str, str], out: Any, receive=None) -> None:
+    async def _answer(self, send, status: int, headers: dict[str, str], out: Any, receive=None,
+                      first: bytes | None = None) -> None:
         raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
         if isinstance(out, dict | list):
             out = json.dumps(out).encode()
@@ -182,15 +184,19 @@ class Server:
             await send({"type": "http.response.start", "status": status, "headers": raw_headers})
             await send({"type": "http.response.body", "body": bytes(out)})
             return
-        await self._stream(send, receive, status, raw_headers, out)
+        await self._stream(send, receive, status, raw_headers, out, first)
 
-    async def _stream(self, send, receive, status: int, raw_headers: list, out: Any) -> None:
-        """An async iterator of bytes, sent as it comes (server-sent events). A client that goes
+    async def _stream(self, send, receive, status: int, raw_headers: list, out: Any,
+                      first: bytes | None) -> None:
+        """An async iterator of bytes, sent as it comes (server-sent events), `first` its first part,
+        read by _http before the status so that what fails there is an HTTP error. A client that goes
         away cancels the iteration where it waits (its `finally` runs: e.g. recording what was
         generated), and the iterator is closed in every case."""
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
 
         async def pump() -> None:
+            if first:
+                await send({"type": "http.response.body", "body": first, "more_body": True})
             async for chunk in out:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b""})

@@ -14,6 +14,7 @@ For each model of the team's chain (preferred, then cheaper ones, then other pro
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import time
@@ -204,9 +205,10 @@ class Caller:
         return budgets.reserve(self.store, b, need, ttl)
 
     # -- the call --------------------------------------------------------------------------
-    def _attempt_fn(self, model: str, is_async: bool):
-        """The model's call through its breaker and the retry policy, built once per model: `fn(kwargs)`."""
-        key = (model, is_async)
+    def _attempt_fn(self, model: str, is_async: bool, call=None):
+        """The model's call through its breaker and the retry policy, built once per model: `fn(kwargs)`.
+        `call(client, model, kwargs)`, async, replaces the client's acomplete (a stream's opening)."""
+        key = (model, is_async, call)
         fn = self._attempts.get(key)
         if fn is not None:
             return fn
@@ -229,9 +231,10 @@ class Caller:
             return {**kwargs, "timeout": max(retrying.MIN_ATTEMPT_S, math.floor(left * 10) / 10)}
 
         if is_async:
+            acall = self.client.acomplete if call is None else functools.partial(call, self.client)
 
             async def once(kwargs, deadline):
-                return await brk.aguarded(cb, self.client.acomplete, model, bounded(kwargs, deadline), counts=counts)
+                return await brk.aguarded(cb, acall, model, bounded(kwargs, deadline), counts=counts)
         else:
 
             def once(kwargs, deadline):
@@ -271,7 +274,12 @@ class Caller:
                 reasons.append(res)
                 continue
             t0 = time.perf_counter()
-            kind, value = yield model
+            try:
+                kind, value = yield model
+            except GeneratorExit:  # the caller gave up mid-attempt (a cancelled task): free the budget now
+                if res:
+                    budgets.release(self.store, res.id)
+                raise
             if kind == "ok":
                 return self._finish(policy, request_id, chain[0], value, res, reasons, t0, kwargs.get("messages"))
             if res:
@@ -311,12 +319,7 @@ class Caller:
         keeps serving the program's other coroutines meanwhile."""
         import asyncio
 
-        def prelude():
-            walk, keyed = self._start(policy, kwargs)
-            return walk, keyed, {m: self._attempt_fn(m, True) for m in keyed}  # a new breaker writes its row
-
-        walk, keyed, attempts = await asyncio.to_thread(prelude)
-        finished, value = await asyncio.to_thread(_step, walk, None)
+        walk, keyed, attempts, (finished, value) = await self._aopen(policy, kwargs)
         while not finished:
             try:
                 outcome = ("ok", await attempts[value](keyed[value]))
@@ -324,6 +327,18 @@ class Caller:
                 outcome = ("err", exc)
             finished, value = await asyncio.to_thread(_step, walk, outcome)
         return value
+
+    async def _aopen(self, policy: Policy, kwargs: dict, call=None):
+        """An async call's start, on one worker thread: its walk, each model's kwargs and attempt (see
+        _attempt_fn for `call`), and the walk's first step."""
+        import asyncio
+
+        def prelude():
+            walk, keyed = self._start(policy, kwargs)
+            attempts = {m: self._attempt_fn(m, True, call) for m in keyed}  # a new breaker writes its row
+            return walk, keyed, attempts, _step(walk, None)
+
+        return await asyncio.to_thread(prelude)
 
     def _finish(
         self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0, messages=None

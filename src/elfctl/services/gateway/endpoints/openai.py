@@ -143,16 +143,10 @@ def _answer(response: Any) -> tuple[int, dict[str, str], bytes]:
 
 
 def _stream(req: Request, policy: Policy, kwargs: dict):
-    """`stream: true`: services/llm/stream.py's `gateway_response(gateway, policy, kwargs)` answers
-    (status, headers, async iterator of SSE bytes); until it exists the gateway says so."""
-    try:
-        from elfctl.services.llm import stream
-    except ImportError:
-        stream = None
-    respond = getattr(stream, "gateway_response", None)
-    if respond is None:
-        raise _bad("streaming not available in this gateway: call without stream", "stream", code="unsupported_value")
-    return respond(req.gateway, policy, kwargs)
+    """`stream: true`: server-sent events (gateway/sse.py), on the same call path."""
+    from elfctl.services.gateway import sse
+
+    return sse.respond(req.gateway, policy, kwargs)
 
 
 @route("POST", "/v1/chat/completions")
