@@ -257,6 +257,10 @@ class Routed:
     def provider_of(self, model: str) -> str | None:
         return (self.http if speaks_openai(model) else self.other).provider_of(model)
 
+    def warm(self) -> None:
+        """Import litellm (its tokenizer counts the prompts of budgeted calls): seconds, once."""
+        self.other.sdk()
+
     def count_prompt_tokens(self, model: str, kwargs: dict[str, Any]) -> int:
         return self.http.count_prompt_tokens(model, kwargs)
 

@@ -31,8 +31,13 @@ class Gateway:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Before the first request: record what killed processes left in the spool."""
+        """Before the first request: record what killed processes left in the spool, and start
+        importing litellm in the background (4 s here, far more under load) so the first budgeted
+        or streamed call does not pay for it."""
         self.caller.spool.replay(self.store)
+        warm = getattr(self.caller.client, "warm", None)
+        if warm is not None:
+            threading.Thread(target=warm, name="gateway-warm", daemon=True).start()
 
     def close(self) -> None:
         """After the last request: what the writer holds is recorded before the store closes."""
