@@ -56,12 +56,7 @@ def inject(store, spec, revision: int, url: str) -> Injected:
 
     raw = keys.mint(store, spec.name, revision=revision)
     value = secret(raw)  # registers the raw key for redaction before anything can print it
-    return Injected({BASE_URL: url}, {API_KEY: value}, key_prefix(raw))
-
-
-def key_prefix(raw: str) -> str:
-    """The key's public prefix ("elf_<prefix>_<secret>"), the name `gateway key list/revoke` use."""
-    return raw.split("_", 2)[1]
+    return Injected({BASE_URL: url}, {API_KEY: value}, keys.split(raw))  # its public name (key list/revoke)
 
 
 def revoke(store, injected: Injected) -> bool:
