@@ -1,0 +1,80 @@
+"""The LLM gateway key on Kubernetes (kmock's emulator through the real client, real build and
+registry): each revision's key lives in its own Secret, the Pod spec refers to it by name only,
+the ConfigMap carries OPENAI_BASE_URL (the gateway's Service); the replaced revision's Secret goes
+and its key is revoked once the rollout is done; a failed rollout's Secret and key go at once;
+`team rm` removes them all."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from tests.deploy.conftest import docker_env, engine, make_team, registry_address, set_version, team_name  # noqa: F401
+from tests.deploy.test_gateway_keys import _authenticate, _keys
+from tests.k8s.emulator import COMPLETE, STUCK
+
+NS = "elf-gw"
+
+
+def _gateway_secrets(emulator, team) -> dict[str, str]:
+    """Secret name -> the key it holds, for the team's gateway-key Secrets."""
+    out = {}
+    for (res, ns, name), obj in list(emulator.k.objects.items()):
+        if res.plural == "secrets" and ns == NS and not obj.deleted and name.startswith(f"{team}-gateway-"):
+            raw = obj.raw
+            data = {**{k: base64.b64decode(v).decode() for k, v in (raw.get("data") or {}).items()},
+                    **(raw.get("stringData") or {})}
+            out[name] = data["OPENAI_API_KEY"]
+    return out
+
+
+def test_revision_keys_live_in_their_own_secrets(project, kubeconfig, emulator, controller, docker_env,  # noqa: F811
+                                                 team_name, elfctl):  # noqa: F811
+    env = {**docker_env, "ELFCTL_KUBERNETES_NAMESPACE": NS, "ELFCTL_KUBERNETES_POLL_S": "0.05",
+           "ELFCTL_DEPLOY_TARGET": "kubernetes"}
+    folder = make_team(project, env, team_name)
+
+    def deploy(rc=0):
+        proc = elfctl("deploy", team_name, "--json", cwd=project, env=env, timeout=240)
+        assert proc.returncode == rc, proc.stdout + proc.stderr
+        assert not any(k.split("_")[-1] in proc.stdout + proc.stderr for k in _gateway_secrets(emulator, team_name)
+                       .values())
+        return json.loads(proc.stdout)
+
+    first = deploy()
+    assert first["state"] == "switched"
+    secrets = _gateway_secrets(emulator, team_name)
+    assert list(secrets) == [f"{team_name}-gateway-r1"]
+    assert _authenticate(project, secrets[f"{team_name}-gateway-r1"]).revision == 1
+
+    dep = emulator.obj("apps/v1/deployments", NS, team_name)
+    [container] = dep["spec"]["template"]["spec"]["containers"]
+    [key] = [e for e in container["env"] if e["name"] == "OPENAI_API_KEY"]
+    assert key == {"name": "OPENAI_API_KEY",
+                   "valueFrom": {"secretKeyRef": {"name": f"{team_name}-gateway-r1", "key": "OPENAI_API_KEY"}}}
+    assert secrets[f"{team_name}-gateway-r1"] not in json.dumps(dep)
+    cm = emulator.obj("v1/configmaps", NS, f"{team_name}-env")
+    assert cm["data"]["OPENAI_BASE_URL"] == f"http://elfctl-gateway.{NS}.svc:18400/v1"
+
+    set_version(folder, "v2")
+    second = deploy()
+    v1, v2 = f"{first['image']}@{first['digest']}", f"{second['image']}@{second['digest']}"
+    secrets = _gateway_secrets(emulator, team_name)
+    assert list(secrets) == [f"{team_name}-gateway-r2"]  # revision 1's pods are gone, so is its Secret
+    keys = _keys(project, env)
+    assert keys[1]["revoked_at"] is not None and keys[2]["revoked_at"] is None
+
+    # A rollout that never completes: restored to revision 2, whose Secret and key stay.
+    controller.behaviour.update({v1: COMPLETE, v2: COMPLETE})
+    controller.fallback = STUCK
+    set_version(folder, "v3")
+    third = deploy(rc=1)
+    assert third["state"] == "rolled_back" and "restored revision 2" in third["reason"]
+    assert list(_gateway_secrets(emulator, team_name)) == [f"{team_name}-gateway-r2"]
+    keys = _keys(project, env)
+    assert keys[3]["revoked_at"] is not None and keys[2]["revoked_at"] is None
+
+    removed = elfctl("team", "rm", team_name, "--yes", "--json", cwd=project, env=env)
+    assert removed.returncode == 0, removed.stderr
+    assert _gateway_secrets(emulator, team_name) == {}
+    assert all(k["revoked_at"] is not None for k in _keys(project, env).values())
