@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 from tests.deploy.conftest import docker_env, engine, make_team, registry_address, set_version, team_name  # noqa: F401
 from tests.deploy.test_gateway_keys import _authenticate, _keys
-from tests.k8s.emulator import COMPLETE, STUCK
+from tests.k8s.emulator import COMPLETE, CRASH, STUCK
 
 NS = "elf-gw"
 
@@ -78,3 +79,46 @@ def test_revision_keys_live_in_their_own_secrets(project, kubeconfig, emulator, 
     assert removed.returncode == 0, removed.stderr
     assert _gateway_secrets(emulator, team_name) == {}
     assert all(k["revoked_at"] is not None for k in _keys(project, env).values())
+
+
+def _gateway_check(project, elfctl) -> dict:
+    proc = elfctl("health", "--component", "gateway", "--json", cwd=project)
+    assert proc.returncode in (0, 1), proc.stderr
+    [check] = json.loads(proc.stdout)["checks"]["gateway"]
+    return {**check, "rc": proc.returncode}
+
+
+def test_health_gateway_component_reads_its_deployment(k8s_project, kubeconfig, controller, elfctl):
+    """`elfctl health` on Kubernetes: no gateway Deployment is `not configured` (a warning); its
+    ready replicas and pods decide once there is one (a crash-looping pod fails)."""
+    from elfctl.adapters.kubernetes import KubeCluster
+    from elfctl.domain import k8s_manifests as m
+
+    check = _gateway_check(k8s_project, elfctl)
+    assert check["rc"] == 0 and check["status"] == "warn", check
+    assert check["output"].startswith("not configured: no Deployment elfctl-gateway in elf-test")
+
+    labels = {"app.kubernetes.io/name": "elfctl-gateway", **m.MANAGED_BY}
+    cluster = KubeCluster(str(kubeconfig))
+    cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elf-test"}})
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "elfctl-gateway", "namespace": "elf-test", "labels": labels},
+                   "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                            "template": {"metadata": {"labels": labels},
+                                         "spec": {"containers": [{"name": "gateway", "image": "gw:1"}]}}}})
+    deadline = time.monotonic() + 10
+    while (check := _gateway_check(k8s_project, elfctl))["status"] != "pass":
+        assert time.monotonic() < deadline, check
+    assert check["observedValue"] == 2 and "2/2 ready" in check["output"]
+
+    controller.fallback = CRASH  # a new version whose pods keep exiting
+    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "elfctl-gateway", "namespace": "elf-test", "labels": labels},
+                   "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                            "template": {"metadata": {"labels": labels},
+                                         "spec": {"containers": [{"name": "gateway", "image": "gw:2"}]}}}})
+    deadline = time.monotonic() + 10
+    while (check := _gateway_check(k8s_project, elfctl))["status"] != "fail":
+        assert time.monotonic() < deadline, check
+    assert check["rc"] == 1 and "describe deployment elfctl-gateway" in check["hint"]
+    cluster.close()
