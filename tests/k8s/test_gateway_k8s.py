@@ -99,24 +99,24 @@ def test_health_gateway_component_reads_its_deployment(k8s_project, kubeconfig, 
     assert check["output"].startswith("not configured: no Deployment elfctl-gateway in elf-test")
 
     labels = {"app.kubernetes.io/name": "elfctl-gateway", **m.MANAGED_BY}
+
+    def gateway(image: str) -> dict:  # the gateway's Deployment as `infra up` would make it, 2 replicas
+        return {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "elfctl-gateway", "namespace": "elf-test", "labels": labels},
+                "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                         "template": {"metadata": {"labels": labels},
+                                      "spec": {"containers": [{"name": "gateway", "image": image}]}}}}
+
     cluster = KubeCluster(str(kubeconfig))
     cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "elf-test"}})
-    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": "elfctl-gateway", "namespace": "elf-test", "labels": labels},
-                   "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                            "template": {"metadata": {"labels": labels},
-                                         "spec": {"containers": [{"name": "gateway", "image": "gw:1"}]}}}})
+    cluster.apply(gateway("gw:1"))
     deadline = time.monotonic() + 10
     while (check := _gateway_check(k8s_project, elfctl))["status"] != "pass":
         assert time.monotonic() < deadline, check
     assert check["observedValue"] == 2 and "2/2 ready" in check["output"]
 
     controller.fallback = CRASH  # a new version whose pods keep exiting
-    cluster.apply({"apiVersion": "apps/v1", "kind": "Deployment",
-                   "metadata": {"name": "elfctl-gateway", "namespace": "elf-test", "labels": labels},
-                   "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                            "template": {"metadata": {"labels": labels},
-                                         "spec": {"containers": [{"name": "gateway", "image": "gw:2"}]}}}})
+    cluster.apply(gateway("gw:2"))
     deadline = time.monotonic() + 10
     while (check := _gateway_check(k8s_project, elfctl))["status"] != "fail":
         assert time.monotonic() < deadline, check
