@@ -76,7 +76,7 @@ SCHEMA: dict[str, Key] = {
     "deploy.stop_grace_s": Key(int, 10, "Docker: seconds replaced replicas get after SIGTERM (after the "
                                "switch, in the background) before they are killed and removed.", lo=0, hi=3600),
     "gateway.url_in_teams": Key(str, "", "The LLM gateway's OpenAI base URL as deployed teams reach it (default: "
-                                "http://<deploy.prefix>-gateway:<gateway.port>/v1 on Docker, "
+                                "http://elfctl-gateway:<gateway.port>/v1 on Docker, "
                                 "http://elfctl-gateway.<namespace>.svc:<gateway.port>/v1 on Kubernetes)."),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
                                       "file), keyring or file."),

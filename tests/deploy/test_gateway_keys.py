@@ -61,7 +61,7 @@ def test_each_revision_gets_a_key_revoked_once_replaced(project, docker_env, tea
     assert first["state"] == "switched" and first["revision"] == 1
     envs = _replica_env(engine, prefix, team_name, 1)
     assert len(envs) == 2
-    assert {e["OPENAI_BASE_URL"] for e in envs} == {f"http://{prefix}-gateway:18400/v1"}
+    assert {e["OPENAI_BASE_URL"] for e in envs} == {"http://elfctl-gateway:18400/v1"}
     key1 = envs[0]["OPENAI_API_KEY"]
     assert {e["OPENAI_API_KEY"] for e in envs} == {key1} and key1.startswith("elf_")
     found = _authenticate(project, key1)
@@ -101,7 +101,7 @@ def test_each_revision_gets_a_key_revoked_once_replaced(project, docker_env, tea
     # The history names each key by its prefix; no output and no row of the store holds a key.
     history = elf("deployments", team_name, "--json")
     by_rev = {r["revision"]: r for r in history}
-    assert by_rev[4]["details"]["gateway"] == {"url": f"http://{prefix}-gateway:18400/v1",
+    assert by_rev[4]["details"]["gateway"] == {"url": "http://elfctl-gateway:18400/v1",
                                                "key_prefix": key4.split("_")[1]}
     elf("deployments", team_name)
     elf("gateway", "key", "list")

@@ -42,9 +42,8 @@ def gateway_url(cfg, target: str | None = None) -> str:
         raise InputError(f"gateway.url_in_teams {override!r} (from {cfg.source('gateway.url_in_teams')}) is not an "
                          f"http(s) URL", hint="set it like http://elfctl-gateway:18400/v1, or unset it")
     target = target or cfg.get("deploy.target")
-    return team_url(target, cfg.get("gateway.port"), cfg.get("deploy.prefix"),
-                    k8s.kubernetes_namespace(cfg) if target == "kubernetes" else "",
-                    override)
+    return team_url(target, cfg.get("gateway.port"),
+                    k8s.kubernetes_namespace(cfg) if target == "kubernetes" else "", override)
 
 
 def _gateway_keys_table(app, spec) -> None:

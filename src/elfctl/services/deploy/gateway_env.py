@@ -18,23 +18,25 @@ from elfctl.domain.secret import Secret
 from elfctl.domain.team import GATEWAY_ENV
 
 BASE_URL, API_KEY = GATEWAY_ENV
-K8S_NAME = "elfctl-gateway"  # the gateway's Deployment and Service on Kubernetes
+# The name teams reach the gateway by: its network alias on Docker (`infra up` runs the container as
+# <deploy.prefix>-gateway with this alias), its Deployment and Service on Kubernetes.
+NAME = "elfctl-gateway"
 
 
 def docker_name(prefix: str = "elfctl") -> str:
-    """The gateway's container on the platform's Docker network (elfctl-gateway by default)."""
+    """The gateway's container on the platform's Docker network."""
     return f"{prefix}-gateway"
 
 
-def team_url(target: str, port: int, prefix: str = "elfctl", namespace: str = "elfctl", override: str = "") -> str:
-    """The gateway's OpenAI base URL as a team's replicas reach it: by its container name on the
-    Docker network, by its Service's cluster DNS name on Kubernetes; `override`
-    (gateway.url_in_teams) when set."""
+def team_url(target: str, port: int, namespace: str = "elfctl", override: str = "") -> str:
+    """The gateway's OpenAI base URL as a team's replicas reach it: by its alias on the Docker
+    network, by its Service's cluster DNS name on Kubernetes; `override` (gateway.url_in_teams)
+    when set."""
     if override:
         return override.rstrip("/")
     if target == "kubernetes":
-        return f"http://{K8S_NAME}.{namespace}.svc:{port}/v1"
-    return f"http://{docker_name(prefix)}:{port}/v1"
+        return f"http://{NAME}.{namespace}.svc:{port}/v1"
+    return f"http://{NAME}:{port}/v1"
 
 
 @dataclass

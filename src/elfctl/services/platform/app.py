@@ -34,12 +34,12 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
 
 def _gateway_probes(app) -> dict[str, health_svc.Probe]:
     """The LLM gateway, where the project runs teams (services/platform/gateway_health.py)."""
-    from elfctl.services.deploy.gateway_env import K8S_NAME, docker_name
+    from elfctl.services.deploy.gateway_env import NAME, docker_name
     from elfctl.services.platform import gateway_health
 
     cfg = app.config
     if cfg.get("deploy.target") == "kubernetes":
-        return {"gateway": gateway_health.kubernetes_probe(app.target, K8S_NAME)}
+        return {"gateway": gateway_health.kubernetes_probe(app.target, NAME)}
     if not _runs_containers(app):
         return {}
     name = docker_name(cfg.get("deploy.prefix"))
