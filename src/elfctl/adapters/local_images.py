@@ -183,15 +183,19 @@ GATEWAY_REPO = "elfctl/gateway"
 CONTENT = "elfctl.content"  # label: the hash of what the image holds (python image, elfctl, its dependencies)
 GATEWAY_DOCKERFILE = """\
 # elfctl's LLM gateway. Every wheel comes from the build context: nothing is fetched in the build.
+# The dependencies are one layer and elfctl another, so a change to elfctl alone reuses the first.
 FROM {python} AS install
-COPY wheels /wheels
-RUN python3 /wheels/{pip}/pip install --quiet --no-index --find-links /wheels --target /opt/elfctl \\
-    -r /wheels/requirements.txt
+COPY deps /deps
+RUN python3 /deps/{pip}/pip install --quiet --no-index --find-links /deps --target /opt/deps \\
+    -r /deps/requirements.txt
+COPY elfctl /elfctl
+RUN python3 /deps/{pip}/pip install --quiet --no-index --no-deps --target /opt/elfctl /elfctl/*.whl
 FROM {python}
+COPY --from=install /opt/deps /opt/deps
 COPY --from=install /opt/elfctl /opt/elfctl
-ENV PYTHONPATH=/opt/elfctl PYTHONUNBUFFERED=1 ELFCTL_GATEWAY_HOST=0.0.0.0
+ENV PYTHONPATH=/opt/elfctl:/opt/deps PYTHONUNBUFFERED=1 ELFCTL_GATEWAY_HOST=0.0.0.0
 WORKDIR /project
-HEALTHCHECK --interval=5s --timeout=3s --start-period=60s --retries=3 CMD ["python3", "-c", \\
+HEALTHCHECK --interval=3s --timeout=3s --start-period=60s --retries=3 CMD ["python3", "-c", \\
     "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ELFCTL_GATEWAY_PORT', '18400'), timeout=2)"]
 ENTRYPOINT ["python3", "-m", "elfctl"]
 CMD ["gateway", "serve"]
@@ -202,33 +206,49 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
 
 
-def installed_closure(dist: str = "elfctl") -> dict[str, str]:
-    """{normalised name: version} of what `dist` needs, as installed here (markers and extras
-    evaluated for this interpreter): the versions the image gets are the ones the host runs."""
+def declared_requirements(root: Path | None) -> list[str]:
+    """elfctl's own requirements: pyproject.toml's in a checkout (the installed metadata of an
+    editable install is as old as its last `pip install -e`), else the installed distribution's."""
+    from importlib import metadata
+
+    if root is not None:
+        import tomllib
+
+        return list(tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"])
+    return [r for r in metadata.requires("elfctl") or [] if "extra ==" not in r]
+
+
+def installed_closure(requirements: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({normalised name: version} of what `requirements` need as installed here, markers and
+    extras evaluated for this interpreter; the requirements not installed here). The image gets
+    the versions the host runs; pip resolves the rest."""
     from importlib import metadata
 
     from packaging.requirements import Requirement
 
-    out: dict[str, str] = {}
-    todo: list[tuple[str, frozenset[str]]] = [(dist, frozenset())]
+    pins: dict[str, str] = {}
+    absent: list[str] = []
+    todo = [(Requirement(r), True) for r in requirements]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
-        name, extras = todo.pop()
-        if (_norm(name), extras) in seen:
+        req, top = todo.pop()
+        key = (_norm(req.name), frozenset(req.extras))
+        if key in seen:
             continue
-        seen.add((_norm(name), extras))
+        seen.add(key)
         try:
-            d = metadata.distribution(name)
+            dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
-            continue  # not installed here: pip resolves it from the index
-        if name != dist:
-            out[_norm(name)] = d.version
-        for line in d.requires or []:
-            req = Requirement(line)
-            if req.marker and not any(req.marker.evaluate({"extra": e}) for e in (extras or {""})):
+            if top:
+                absent.append(str(req))
+            continue
+        pins[_norm(req.name)] = dist.version
+        for line in dist.requires or []:
+            sub = Requirement(line)
+            if sub.marker and not any(sub.marker.evaluate({"extra": e}) for e in (req.extras or {""})):
                 continue
-            todo.append((req.name, frozenset(req.extras)))
-    return out
+            todo.append((sub, False))
+    return pins, sorted(absent)
 
 
 def elfctl_source() -> tuple[Path | None, str]:
@@ -255,24 +275,25 @@ def elfctl_source() -> tuple[Path | None, str]:
     return root, h.hexdigest()
 
 
-def gateway_content(engine, python_ref: str) -> tuple[str, Path | None, dict[str, str]]:
-    """(content hash, source checkout, pinned dependencies): the image's tag and label."""
+def gateway_content(engine, python_ref: str) -> tuple[str, Path | None, dict[str, str], list[str]]:
+    """(content hash, source checkout, pinned dependencies, requirements pip resolves): the
+    image's tag and label."""
     import hashlib
 
     root, code = elfctl_source()
-    pins = installed_closure()
+    pins, absent = installed_closure(declared_requirements(root))
     h = hashlib.sha256()
-    for part in (engine.image_id(python_ref) or python_ref, code, GATEWAY_DOCKERFILE,
+    for part in (engine.image_id(python_ref) or python_ref, code, GATEWAY_DOCKERFILE, *absent,
                  *(f"{k}=={v}" for k, v in sorted(pins.items()))):
         h.update(part.encode() + b"\n")
-    return h.hexdigest()[:16], root, pins
+    return h.hexdigest()[:16], root, pins, absent
 
 
 def ensure_gateway_image(engine, python_ref: str, wheel_cache: Path,
                          repo: str = GATEWAY_REPO) -> tuple[bool, str, str]:
     """The gateway image `repo:<content hash>`: built only when the python image, elfctl or its
     dependencies changed. Returns (changed, details, image ref)."""
-    content, root, pins = gateway_content(engine, python_ref)
+    content, root, pins, absent = gateway_content(engine, python_ref)
     ref = f"{repo}:{content}"
     if engine.image_id(ref):
         return False, f"gateway image {ref} present", ref
@@ -282,25 +303,31 @@ def ensure_gateway_image(engine, python_ref: str, wheel_cache: Path,
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="elfctl-gateway-") as tmp:
         ctx = Path(tmp)
-        (ctx / "wheels").mkdir()
-        wheels = _wheelhouse(root, pins, wheel_cache, ctx / "wheels")
+        (ctx / "deps").mkdir()
+        (ctx / "elfctl").mkdir()
+        wheels = _wheelhouse(root, pins, absent, wheel_cache, ctx / "deps")
         pip = next((w for w in wheels if _norm(w.split("-")[0]) == "pip"), None)
         if pip is None:
             raise OperationFailed("gateway image: the wheelhouse has no pip wheel to install with",
                                   hint=f"check pip's output; remove {wheel_cache} to start over")
-        elf = [w for w in wheels if _norm(w.split("-")[0]) == "elfctl"]
-        reqs = [f"{k}=={v}" for k, v in sorted(pins.items())] + [f"/wheels/{w}" for w in elf]
-        (ctx / "wheels" / "requirements.txt").write_text("\n".join(reqs) + "\n")
+        for w in wheels:
+            if _norm(w.split("-")[0]) == "elfctl":
+                (ctx / "deps" / w).rename(ctx / "elfctl" / w)
+        reqs = [f"{k}=={v}" for k, v in sorted(pins.items())] + absent
+        (ctx / "deps" / "requirements.txt").write_text("\n".join(reqs) + "\n")
         (ctx / "Dockerfile").write_text(GATEWAY_DOCKERFILE.format(python=python_ref, pip=pip))
         engine.build(str(ctx), "Dockerfile", ref, {**MANAGED, "elfctl.role": "gateway", CONTENT: content})
-    for img in engine.images(label="elfctl.role=gateway"):  # older builds of this repo
-        for old in img.get("RepoTags") or []:
-            if old.startswith(repo + ":") and old != ref:
-                engine.remove_image(old)  # kept when a container still uses it
+    try:  # older builds of this repo; one a container still uses is kept
+        for img in engine.images(label="elfctl.role=gateway"):
+            for old in img.get("RepoTags") or []:
+                if old.startswith(repo + ":") and old != ref:
+                    engine.remove_image(old)
+    except ElfError:  # a busy engine: they go at the next build or `infra down --purge`
+        pass
     return True, f"built gateway image {ref} in {time.monotonic() - t0:.0f}s", ref
 
 
-def _wheelhouse(root: Path | None, pins: dict[str, str], cache: Path, into: Path) -> list[str]:
+def _wheelhouse(root: Path | None, pins: dict[str, str], absent: list[str], cache: Path, into: Path) -> list[str]:
     """Wheels of elfctl and every pinned dependency, in `into` (hard links into `cache`, which
     keeps dependency wheels between builds). pip runs here, on the host: the build fetches nothing."""
     import os
@@ -318,6 +345,9 @@ def _wheelhouse(root: Path | None, pins: dict[str, str], cache: Path, into: Path
     if missing:
         _pip(base + ["--find-links", str(cache), "--wheel-dir", str(cache), *missing])
     _pip(base + ["--wheel-dir", str(fresh), str(root) if root else f"elfctl=={metadata.version('elfctl')}"])
+    if absent:  # not installed here: pip resolves them and what they need, beside the pins
+        _pip([a for a in base if a != "--no-deps"] + ["--find-links", str(cache), "--wheel-dir", str(fresh),
+                                                       *absent, *(f"{k}=={v}" for k, v in pins.items())])
     names = []
     for p in cache.glob("*.whl"):
         if _wheel_key(p.name) in wanted:
@@ -327,12 +357,13 @@ def _wheelhouse(root: Path | None, pins: dict[str, str], cache: Path, into: Path
         os.replace(p, into / p.name)
         names.append(p.name)
     fresh.rmdir()
+    names = sorted(set(names))
     got = {_wheel_key(n) for n in names}
     lacking = sorted(f"{k}=={v}" for k, v in wanted if (k, v) not in got)
     if lacking:
         raise OperationFailed(f"gateway image: no wheel for {', '.join(lacking[:5])}",
                               hint="pip built none for this platform; check `pip wheel` of it by hand")
-    return sorted(names)
+    return names
 
 
 def _wheel_key(filename: str) -> tuple[str, str]:

@@ -155,6 +155,15 @@ def docker_down(engine, container: str) -> bool:
     return engine.remove(container, grace_s=5)
 
 
+def remove_images(engine, repo: str) -> list[str]:
+    removed = []
+    for img in engine.images(label="elfctl.role=gateway"):
+        for ref in img.get("RepoTags") or []:
+            if ref.startswith(repo + ":") and engine.remove_image(ref):
+                removed.append(f"image {ref}")
+    return removed
+
+
 # --- settings from the run's configuration --------------------------------------------------------------
 
 
