@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elfctl.errors import InputError
+from elfctl.errors import ErrorCode, InputError
 from elfctl.ids import new_id
 from elfctl.services.gateway.errors import ApiError
 from elfctl.services.gateway.routes import Request, route
@@ -34,53 +34,53 @@ _COUNTS = ("max_tokens", "max_completion_tokens", "n")
 _AGENT_MAX = 128
 
 
-def _bad(message: str, param: str | None, code: str = "invalid_value") -> ApiError:
+def _bad(message: str, param: str | None, code: ErrorCode = "invalid_value") -> ApiError:
     return ApiError(400, message, code=code, param=param)
 
 
 def _object(req: Request) -> dict[str, Any]:
     data = req.json()
     if not isinstance(data, dict):
-        raise _bad(f"the request body must be a JSON object, got {type(data).__name__}", None, "invalid_type")
+        raise _bad(f"the request body must be a JSON object, got {type(data).__name__}", None, code="invalid_type")
     return data
 
 
 def _check_args(data: dict, allowed: frozenset) -> None:
     for name in data:
         if name not in allowed:
-            raise _bad(f"Unrecognized request argument supplied: {name}", name, "unknown_parameter")
+            raise _bad(f"Unrecognized request argument supplied: {name}", name, code="unknown_parameter")
     model = data.get("model")
     if model is None:
-        raise _bad("you must provide a model parameter", "model", "missing_required_parameter")
+        raise _bad("you must provide a model parameter", "model", code="missing_required_parameter")
     if not isinstance(model, str) or not model.strip() or len(model) > 256:
-        raise _bad(f"model must be a model name (a string), got {type(model).__name__}", "model", "invalid_type")
+        raise _bad(f"model must be a model name (a string), got {type(model).__name__}", "model", code="invalid_type")
     for name in _NUMBERS:
         v = data.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
-            raise _bad(f"{name} must be a number, got {type(v).__name__}", name, "invalid_type")
+            raise _bad(f"{name} must be a number, got {type(v).__name__}", name, code="invalid_type")
     for name in _COUNTS:
         v = data.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise _bad(f"{name} must be a whole number of at least 1, got {v!r}", name, "invalid_type")
+            raise _bad(f"{name} must be a whole number of at least 1, got {v!r}", name, code="invalid_type")
     if "stream" in data and not isinstance(data["stream"], bool | None):
-        raise _bad(f"stream must be true or false, got {type(data['stream']).__name__}", "stream", "invalid_type")
+        raise _bad(f"stream must be true or false, got {type(data['stream']).__name__}", "stream", code="invalid_type")
 
 
 def _check_messages(data: dict) -> None:
     msgs = data.get("messages")
     if msgs is None:
-        raise _bad("you must provide a messages parameter", "messages", "missing_required_parameter")
+        raise _bad("you must provide a messages parameter", "messages", code="missing_required_parameter")
     if not isinstance(msgs, list) or not msgs:
-        raise _bad("messages must be a non-empty array of message objects", "messages", "invalid_type")
+        raise _bad("messages must be a non-empty array of message objects", "messages", code="invalid_type")
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-            raise _bad(f"messages[{i}] must be an object with a string role", f"messages[{i}]", "invalid_type")
+            raise _bad(f"messages[{i}] must be an object with a string role", f"messages[{i}]", code="invalid_type")
 
 
 def _check_input(data: dict) -> None:
     value = data.get("input")
     if value is None:
-        raise _bad("you must provide an input parameter", "input", "missing_required_parameter")
+        raise _bad("you must provide an input parameter", "input", code="missing_required_parameter")
     ok = isinstance(value, str) and value != "" or isinstance(value, list) and value and (
         all(isinstance(v, str) for v in value)
         or all(isinstance(v, int) and not isinstance(v, bool) for v in value)
@@ -88,7 +88,7 @@ def _check_input(data: dict) -> None:
                for v in value))
     if not ok:
         raise _bad("input must be a non-empty string, array of strings, or array of token arrays", "input",
-                   "invalid_type")
+                   code="invalid_type")
 
 
 def _agent(req: Request) -> str | None:
@@ -151,7 +151,7 @@ def _stream(req: Request, policy: Policy, kwargs: dict):
         stream = None
     respond = getattr(stream, "gateway_response", None)
     if respond is None:
-        raise _bad("streaming not available in this gateway: call without stream", "stream", "unsupported_value")
+        raise _bad("streaming not available in this gateway: call without stream", "stream", code="unsupported_value")
     return respond(req.gateway, policy, kwargs)
 
 
