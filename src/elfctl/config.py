@@ -77,6 +77,9 @@ SCHEMA: dict[str, Key] = {
                               "Docker, secrets_as: files: the tmpfs folder holding each container's secret files."),
     "deploy.stop_grace_s": Key(int, 10, "Docker: seconds replaced replicas get after SIGTERM (after the "
                                "switch, in the background) before they are killed and removed.", lo=0, hi=3600),
+    "gateway.url_in_teams": Key(str, "", "The LLM gateway's OpenAI base URL as deployed teams reach it (default: "
+                                "http://elfctl-gateway:<gateway.port>/v1 on Docker, "
+                                "http://elfctl-gateway.<namespace>.svc:<gateway.port>/v1 on Kubernetes)."),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
                                       "file), keyring or file."),
     "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),

@@ -23,7 +23,7 @@ from typing import Any
 from elfctl.domain.clock import iso, now
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.errors import ElfError, InputError, LeaseLost
-from elfctl.services.deploy import images
+from elfctl.services.deploy import gateway_env, images
 from elfctl.services.deploy.lock import Lease, lease
 from elfctl.services.deploy.reconcile import settle
 
@@ -42,6 +42,7 @@ class DeployOptions:
     lock_ttl_s: float = 30.0
     keep_images: int = 5
     secret_versions: str = ""  # "NAME@scope:v3,..." of the credentials injected (names, never values)
+    gateway_url: str = ""  # the LLM gateway as teams reach it: each revision gets a key (empty: none)
 
 
 @dataclass
@@ -319,7 +320,7 @@ def deploy(
     image = f"{repo}:{tag}"
     commit = images.git_commit(spec.folder)
     result = DeployResult(spec.name, changed=False, state="planned", image=image, commit=commit)
-    key = images.config_key(spec, image, opts.secret_versions)
+    key = images.config_key(spec, image, opts.secret_versions, _gateway(spec, opts))
     if opts.dry_run:
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
@@ -337,17 +338,20 @@ def deploy(
             store, spec.name, target.name, image, {"config_key": key, "commit": commit, "tag": tag}, held
         )
         result.revision = rec.revision
+        gw = gateway_env.Injected()
         try:
+            gw = _mint(store, spec, rec, opts)
             push = _build_and_push(engine, registry, target, spec, repo, tag, opts, rec, result, progress)
             rec.details["built"], rec.details["pushed"] = result.built, result.pushed
             if push is None:
                 rec.note(digest=result.digest)
             progress(f"rolling out revision {rec.revision} on {target.name}")
             try:
-                return _rollout(
-                    store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {},
-                    secrets or {}, push,
+                _rollout(
+                    store, engine, target, spec, repo, tag, rec, opts, serving, result, {**(env or {}), **gw.env},
+                    {**(secrets or {}), **gw.secrets}, push,
                 )
+                return _settle_keys(store, spec.name, rec, gw, result)
             except Exception:
                 if push is not None:
                     push.thread.join()  # whatever broke before the rollout began: not mid-upload
@@ -356,6 +360,8 @@ def deploy(
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
+            if rec.state != "switched":
+                gateway_env.revoke_quietly(store, gw)
             raise
 
 
@@ -431,23 +437,51 @@ def rollback(
             chosen["image"],
             {
                 "rollback_of": chosen["revision"],
-                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions),
+                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions, _gateway(spec, opts)),
                 "tag": tag,
             },
             held,
         )
         rec.note(digest=chosen["digest"])
         result.revision = rec.revision
+        gw = gateway_env.Injected()
         try:
+            gw = _mint(store, spec, rec, opts)
             progress(f"rolling back {spec.name} to revision {chosen['revision']} ({chosen['image']})")
-            return _rollout(
-                store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {}, secrets or {}
+            _rollout(
+                store, engine, target, spec, repo, tag, rec, opts, serving, result, {**(env or {}), **gw.env},
+                {**(secrets or {}), **gw.secrets},
             )
+            return _settle_keys(store, spec.name, rec, gw, result)
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
+            if rec.state != "switched":
+                gateway_env.revoke_quietly(store, gw)
             raise
+
+
+def _gateway(spec, opts: DeployOptions) -> str:
+    """The gateway URL the team's replicas get ('' when none): part of the config key, so turning
+    the gateway on or off, or moving it, rolls the team out again."""
+    return opts.gateway_url if spec.llm.gateway else ""
+
+
+def _mint(store, spec, rec: _Record, opts: DeployOptions) -> gateway_env.Injected:
+    """The revision's gateway key, minted once its revision number is known; the history keeps the
+    key's prefix (its public name), never the key."""
+    gw = gateway_env.inject(store, spec, rec.revision, _gateway(spec, opts))
+    if gw.prefix:  # written with the next state
+        rec.details["gateway"] = {"url": gw.env[gateway_env.BASE_URL], "key_prefix": gw.prefix}
+    return gw
+
+
+def _settle_keys(store, team: str, rec: _Record, gw: gateway_env.Injected, result: DeployResult) -> DeployResult:
+    warning = gateway_env.settle(store, team, rec.revision, rec.state == "switched", gw)
+    if warning:
+        result.warnings.append(warning)
+    return result
 
 
 def _rollback_target(store, team: str, serving: str | None, to: int | None) -> dict:

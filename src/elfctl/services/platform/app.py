@@ -28,7 +28,24 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **llm_providers,
         "budgets": _budget_probe(app),
         **kubernetes_probes(app),
+        **_gateway_probes(app),
     }
+
+
+def _gateway_probes(app) -> dict[str, health_svc.Probe]:
+    """The LLM gateway, where the project runs teams (services/platform/gateway_health.py)."""
+    from elfctl.services.deploy.gateway_env import NAME, docker_name
+    from elfctl.services.platform import gateway_health
+
+    cfg = app.config
+    if cfg.get("deploy.target") == "kubernetes":
+        return {"gateway": gateway_health.kubernetes_probe(app.target, NAME)}
+    if not _runs_containers(app):
+        return {}
+    name = docker_name(cfg.get("deploy.prefix"))
+    url = gateway_health.health_url(cfg.get("gateway.host"), cfg.get("gateway.port"))
+    return {"gateway": gateway_health.docker_probe(
+        url, lambda: f"container {name}" if app.docker.inspect(name) else None)}
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
