@@ -123,8 +123,8 @@ def infra_down(app, purge: bool = False):
     cfg = app.config
     prefix = cfg.get("deploy.prefix")
     stopped = []  # the gateway first: it holds the network a purge removes
-    if cfg.get("deploy.target") != "kubernetes" and gateway_svc.docker_down(app.docker, f"{prefix}-gateway"):
-        stopped.append(f"gateway {prefix}-gateway")
+    if cfg.get("deploy.target") != "kubernetes" and gateway_svc.docker_down(app.docker, gateway_svc.docker_name(prefix)):
+        stopped.append(f"gateway {gateway_svc.docker_name(prefix)}")
     result = docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
                                   _registry_settings(app), cfg.get("deploy.network"), purge)
     result.stopped[:0] = stopped
@@ -193,7 +193,7 @@ def _gateway_plan(app) -> str:
     if cfg.get("deploy.target") == "kubernetes":
         return (f"run the LLM gateway: Deployment ({cfg.get('gateway.replicas')} replicas) and Service "
                 f"elfctl-gateway on port {cfg.get('gateway.port')} (needs a Postgres store)")
-    return (f"run the LLM gateway: container {cfg.get('deploy.prefix')}-gateway on network "
+    return (f"run the LLM gateway: container {cfg.get('deploy.prefix')}-gateway (alias elfctl-gateway) on network "
             f"{cfg.get('deploy.network')}, http://{cfg.get('gateway.host')}:{cfg.get('gateway.port')} "
             "(image built when elfctl or its dependencies changed)")
 
@@ -242,7 +242,7 @@ def _gateway_settings(app):
         st = cfg.elf_dir.stat()
         user = f"{st.st_uid}:{st.st_gid}" if st.st_uid else None  # files it writes in .elf/ stay the owner's
     return gateway_svc.Gateway(
-        container=f"{cfg.get('deploy.prefix')}-gateway", network=cfg.get("deploy.network"), port=cfg.get("gateway.port"),
+        container=gateway_svc.docker_name(cfg.get("deploy.prefix")), network=cfg.get("deploy.network"), port=cfg.get("gateway.port"),
         publish_address=cfg.get("gateway.host"), env={**gateway_svc.plain_env(values, cfg.get("gateway.port")), **env},
         secret_env={**secret, **provider_env}, volumes=volumes, read_only=read_only, user=user,
         replicas=cfg.get("gateway.replicas"), notes=notes)

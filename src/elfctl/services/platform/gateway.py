@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from elfctl.errors import ElfError, InputError, OperationFailed
+from elfctl.services.deploy.gateway_env import NAME as ALIAS  # teams' OPENAI_BASE_URL names it
+from elfctl.services.deploy.gateway_env import docker_name
 
-ALIAS = "elfctl-gateway"  # the name teams use (OPENAI_BASE_URL): a network alias on Docker, the Service on Kubernetes
 SETTINGS = "elfctl.settings"  # label: hash of the image and every setting the container runs with
 PROJECT = "/project"  # where the project is mounted in the container (the image's WORKDIR)
 LOOPBACK = ("127.", "localhost", "::1", "[::1]", "0.0.0.0")
