@@ -123,7 +123,10 @@ def infra_down(app, purge: bool = False):
     cfg = app.config
     prefix = cfg.get("deploy.prefix")
     stopped = []  # the gateway first: it holds the network a purge removes
-    if cfg.get("deploy.target") != "kubernetes" and gateway_svc.docker_down(app.docker, gateway_svc.docker_name(prefix)):
+    if cfg.get("deploy.target") == "kubernetes":
+        if gateway_svc.kubernetes_down(app.target):
+            stopped.append(f"gateway Deployment {gateway_svc.ALIAS}")
+    elif gateway_svc.docker_down(app.docker, gateway_svc.docker_name(prefix)):
         stopped.append(f"gateway {gateway_svc.docker_name(prefix)}")
     result = docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
                                   _registry_settings(app), cfg.get("deploy.network"), purge)
@@ -204,8 +207,23 @@ def _gateway_step(app) -> tuple[bool, str]:
 
     cfg = app.config
     gw = _gateway_settings(app)
+    if cfg.get("deploy.target") == "kubernetes":
+        return gateway_svc.kubernetes_step(app.target, gw, lambda: _pushed_gateway_image(app))
     return gateway_svc.docker_step(app.docker, gw, lambda: _gateway_image(app),
                                    {**MANAGED, "elfctl.prefix": cfg.get("deploy.prefix")})
+
+
+def _pushed_gateway_image(app) -> tuple[bool, str, str]:
+    """The gateway image in the registry the cluster pulls from, pinned by digest."""
+    from elfctl.bootstrap import registry_address
+    from elfctl.domain.k8s_manifests import pin_image
+
+    made, details, ref = _gateway_image(app)
+    repo, tag = ref.rsplit(":", 1)
+    remote = f"{app.config.get('kubernetes.registry') or registry_address(app.config)}/{repo}"
+    app.docker.tag(ref, remote, tag)
+    digest = app.docker.push(remote, tag)
+    return made, f"{details}; pushed {remote}:{tag}", pin_image(f"{remote}:{tag}", digest)
 
 
 def _gateway_image(app) -> tuple[bool, str, str]:

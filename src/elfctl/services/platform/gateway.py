@@ -198,3 +198,81 @@ def provider_env(providers: list[str], key_for: Callable[[str], str | None], env
             if env.get(base):
                 out[base] = env[base]
     return out, keyless
+
+
+# --- Kubernetes -----------------------------------------------------------------------------------------
+
+SECRET = f"{ALIAS}-secrets"  # the store URL and provider keys, by reference from the Deployment
+
+
+def kubernetes_objects(gw: Gateway, namespace: str, image: str, secret_id: str = "",
+                       pull_secret: str | None = None) -> list[dict]:
+    """The gateway's Service and Deployment (pure data). Values of `secret_env` are never in them:
+    the pods read them from the Secret SECRET by reference."""
+    from elfctl.domain import k8s_manifests as m
+
+    labels = {**m.selector(ALIAS), "app.kubernetes.io/component": "llm-gateway"}
+    meta = {"name": ALIAS, "namespace": namespace, "labels": labels}
+    probe = {"httpGet": {"path": "/health", "port": "http"}, "timeoutSeconds": 2}
+    container = {
+        "name": "gateway", "image": image, "imagePullPolicy": "IfNotPresent", "args": ["gateway", "serve"],
+        "ports": [{"name": "http", "containerPort": gw.port, "protocol": "TCP"}],
+        "env": [{"name": k, "value": v} for k, v in sorted(gw.env.items())],
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {**probe, "periodSeconds": 2, "failureThreshold": 2},
+        "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
+    }
+    if gw.secret_env:
+        container["envFrom"] = [{"secretRef": {"name": SECRET}}]
+    pod: dict = {"containers": [container]}
+    if pull_secret:
+        pod["imagePullSecrets"] = [{"name": pull_secret}]
+    template_meta: dict = {"labels": labels}
+    if secret_id:  # a new Secret content restarts the pods (env is read at start)
+        template_meta["annotations"] = {m.SECRET_ID: secret_id}
+    objects = [
+        {"apiVersion": "v1", "kind": "Service", "metadata": dict(meta),
+         "spec": {"type": "ClusterIP", "selector": m.selector(ALIAS),
+                  "ports": [{"name": "http", "port": gw.port, "targetPort": "http", "protocol": "TCP"}]}},
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": dict(meta),
+         "spec": {"replicas": gw.replicas, "selector": {"matchLabels": m.selector(ALIAS)},
+                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                  "template": {"metadata": template_meta, "spec": pod}}},
+    ]
+    for obj in objects:
+        obj["metadata"] = {**obj["metadata"], "annotations": {m.HASH: m.content_hash(obj)}}
+    return objects
+
+
+def kubernetes_step(target, gw: Gateway, image: Callable[[], tuple[bool, str, str]]) -> tuple[bool, str]:
+    """Secret, Service and Deployment in the environment's namespace, each written only when it
+    changed. Needs a Postgres store (checked before: store_access). image() -> (changed, details, ref)."""
+    from elfctl.domain import k8s_manifests as m
+
+    made, img_details, ref = image()
+    notes = [img_details] if made else []
+    secret_id = ""
+    if gw.secret_env:
+        written, secret_id = target.ensure_secret(SECRET, gw.secret_env)
+        if written:
+            notes.append(f"Secret {SECRET} written (keys {', '.join(sorted(gw.secret_env))})")
+    objects = kubernetes_objects(gw, target.namespace, ref, secret_id, target.pull_secret if target.registry else None)
+    target.validate(objects)
+    for obj in objects:
+        live = target.cluster.get(obj["kind"], ALIAS, target.namespace)
+        if live is not None and (live["metadata"].get("annotations") or {}).get(m.HASH) == obj["metadata"]["annotations"][m.HASH]:
+            continue
+        target.cluster.apply(obj)
+        notes.append(f"{obj['kind']} {ALIAS} {'updated' if live is not None else 'created'}")
+    if not notes:
+        return False, f"Deployment {ALIAS} ({gw.replicas} replicas) and Service {ALIAS} unchanged ({ref})"
+    notes.append(f"teams reach it at http://{ALIAS}.{target.namespace}.svc:{gw.port}/v1")
+    return True, "; ".join([*notes, *gw.notes])
+
+
+def kubernetes_down(target) -> bool:
+    """Remove the gateway's Deployment, Service and Secret; True when it was running."""
+    running = target.cluster.delete("Deployment", ALIAS, target.namespace)
+    target.cluster.delete("Service", ALIAS, target.namespace)
+    target.cluster.delete("Secret", SECRET, target.namespace)
+    return running
