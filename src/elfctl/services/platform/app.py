@@ -231,10 +231,19 @@ def _gateway_image(app) -> tuple[bool, str, str]:
 
     cfg = app.config
     made_py, py_details = ensure_python_image(app.docker, cfg.get("deploy.python_image"))
-    made, details, ref = ensure_gateway_image(app.docker, PYTHON_REF, cfg.elf_dir / "wheels",
+    made, details, ref = ensure_gateway_image(app.docker, PYTHON_REF, _wheel_cache(),
                                               repo=f"{cfg.get('deploy.prefix')}/gateway")
     notes = ([py_details] if made_py else []) + [details]
     return made_py or made, "; ".join(notes), ref
+
+
+def _wheel_cache():
+    """Wheels are immutable by name and version: one cache for every project of this user."""
+    import os
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "elfctl" / "wheels"
 
 
 def _gateway_settings(app):
