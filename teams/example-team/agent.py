@@ -128,7 +128,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send(*ask(question))
 
     def log_message(self, fmt, *args):
-        sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+        sys.stderr.write(f"{self.address_string()} {fmt % args}\n")
 
 
 if __name__ == "__main__":

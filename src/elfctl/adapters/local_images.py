@@ -196,7 +196,8 @@ COPY --from=install /opt/elfctl /opt/elfctl
 ENV PYTHONPATH=/opt/elfctl:/opt/deps PYTHONUNBUFFERED=1 ELFCTL_GATEWAY_HOST=0.0.0.0
 WORKDIR /project
 HEALTHCHECK --interval=3s --timeout=3s --start-period=60s --retries=3 CMD ["python3", "-c", \\
-    "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ELFCTL_GATEWAY_PORT', '18400'), timeout=2)"]
+    "import os, urllib.request as u; \\
+u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ELFCTL_GATEWAY_PORT', '18400'), timeout=2)"]
 ENTRYPOINT ["python3", "-m", "elfctl"]
 CMD ["gateway", "serve"]
 """

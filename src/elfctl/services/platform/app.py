@@ -116,8 +116,8 @@ def infra_status(app):
 
 
 def infra_down(app, purge: bool = False):
+    from elfctl.services.deploy.gateway_env import docker_name
     from elfctl.services.platform import docker as docker_platform
-
     from elfctl.services.platform import gateway as gateway_svc
 
     cfg = app.config
@@ -126,8 +126,8 @@ def infra_down(app, purge: bool = False):
     if cfg.get("deploy.target") == "kubernetes":
         if gateway_svc.kubernetes_down(app.target):
             stopped.append(f"gateway Deployment {gateway_svc.ALIAS}")
-    elif gateway_svc.docker_down(app.docker, gateway_svc.docker_name(prefix)):
-        stopped.append(f"gateway {gateway_svc.docker_name(prefix)}")
+    elif gateway_svc.docker_down(app.docker, docker_name(prefix)):
+        stopped.append(f"gateway {docker_name(prefix)}")
     result = docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
                                   _registry_settings(app), cfg.get("deploy.network"), purge)
     result.stopped[:0] = stopped
@@ -250,6 +250,7 @@ def _gateway_settings(app):
     import os
 
     from elfctl.config import SCHEMA
+    from elfctl.services.deploy.gateway_env import docker_name
     from elfctl.services.llm.keys import ProviderKeys
     from elfctl.services.platform import gateway as gateway_svc
 
@@ -269,8 +270,9 @@ def _gateway_settings(app):
         st = cfg.elf_dir.stat()
         user = f"{st.st_uid}:{st.st_gid}" if st.st_uid else None  # files it writes in .elf/ stay the owner's
     return gateway_svc.Gateway(
-        container=gateway_svc.docker_name(cfg.get("deploy.prefix")), network=cfg.get("deploy.network"), port=cfg.get("gateway.port"),
-        publish_address=cfg.get("gateway.host"), env={**gateway_svc.plain_env(values, cfg.get("gateway.port")), **env},
+        container=docker_name(cfg.get("deploy.prefix")), network=cfg.get("deploy.network"),
+        port=cfg.get("gateway.port"), publish_address=cfg.get("gateway.host"),
+        env={**gateway_svc.plain_env(values, cfg.get("gateway.port")), **env},
         secret_env={**secret, **provider_env}, volumes=volumes, read_only=read_only, user=user,
         replicas=cfg.get("gateway.replicas"), notes=notes)
 

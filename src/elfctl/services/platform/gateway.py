@@ -26,7 +26,6 @@ from pathlib import Path
 
 from elfctl.errors import ElfError, InputError, OperationFailed
 from elfctl.services.deploy.gateway_env import NAME as ALIAS  # teams' OPENAI_BASE_URL names it
-from elfctl.services.deploy.gateway_env import docker_name
 
 SETTINGS = "elfctl.settings"  # label: hash of the image and every setting the container runs with
 PROJECT = "/project"  # where the project is mounted in the container (the image's WORKDIR)
