@@ -15,6 +15,7 @@ import pytest
 
 from tests import realservices
 from tests.conftest import run_elfctl
+from tests.deploy.conftest import make_team
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -51,9 +52,10 @@ def _until(what, check, timeout_s=120.0):
         time.sleep(0.5)
 
 
-def test_gateway_container_lifecycle(project, gw_env, engine):
+def test_gateway_container_lifecycle(project, gw_env, engine, team_name):
     prefix, port = gw_env["ELFCTL_DEPLOY_PREFIX"], int(gw_env["ELFCTL_GATEWAY_PORT"])
     name = f"{prefix}-gateway"
+    make_team(project, gw_env, team_name)  # its LLM policy names gpt-4o-mini: the gateway gets openai's key
     try:
         steps = _up(project, gw_env, "--skip", "teams")
         assert steps["gateway"]["outcome"] == "changed", steps["gateway"]

@@ -215,12 +215,11 @@ def _gateway_step(app) -> tuple[bool, str]:
 
 def _pushed_gateway_image(app) -> tuple[bool, str, str]:
     """The gateway image in the registry the cluster pulls from, pinned by digest."""
-    from elfctl.bootstrap import registry_address
     from elfctl.domain.k8s_manifests import pin_image
 
     made, details, ref = _gateway_image(app)
     repo, tag = ref.rsplit(":", 1)
-    remote = f"{app.config.get('kubernetes.registry') or registry_address(app.config)}/{repo}"
+    remote = f"{app.config.get('kubernetes.registry') or app.registry.address}/{repo}"
     app.docker.tag(ref, remote, tag)
     digest = app.docker.push(remote, tag)
     return made, f"{details}; pushed {remote}:{tag}", pin_image(f"{remote}:{tag}", digest)
