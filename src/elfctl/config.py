@@ -62,6 +62,8 @@ SCHEMA: dict[str, Key] = {
     "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
     "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),
+    "deploy.python_image": Key(str, "python:3.11-slim-bookworm", "Python 3.11 image the gateway (and Python teams, "
+                               "FROM elfctl/python:3.11) build on; built from Debian's packages when it cannot be pulled."),
     "deploy.publish_address": Key(str, "127.0.0.1", "Host address the team proxies publish their port on."),
     "deploy.timeout_s": Key(float, 120.0, "Time budget of verifying one deploy: the health gate, then the "
                             "verification window after the switch.", lo=0.1, hi=86400),
@@ -97,6 +99,8 @@ SCHEMA: dict[str, Key] = {
                                          "(a writer thread; elfctl.llm.flush() waits) or sync."),
     "gateway.host": Key(str, "127.0.0.1", "Address `elfctl gateway serve` listens on (0.0.0.0 inside a container)."),
     "gateway.port": Key(int, 18400, "Port of the LLM gateway.", lo=1, hi=65535),
+    "gateway.replicas": Key(int, 2, "Kubernetes: replicas of the gateway Deployment (they share the Postgres store).",
+                            lo=1, hi=100),
     "gateway.workers": Key(int, 1, "Gateway worker processes sharing the port.", lo=1, hi=64),
     "gateway.max_body_bytes": Key(int, 4 * 1024 * 1024, "Largest request body the gateway reads (413 above).",
                                   lo=1024, hi=1 << 30),

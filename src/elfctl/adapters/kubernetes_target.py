@@ -120,6 +120,11 @@ class KubernetesTarget:
                     "auth": base64.b64encode(f"{user}:{pw}".encode()).decode()}
         return {".dockerconfigjson": json.dumps({"auths": {self.registry: auth}}, sort_keys=True)}
 
+    def ensure_secret(self, name: str, values: dict[str, str]) -> tuple[bool, str]:
+        """A platform Secret (e.g. the gateway's): written only when its values changed; returns
+        (written, the random id of its content) as for a team's."""
+        return self._ensure_secret(name, None, values)
+
     def _ensure_secret(self, name: str, team: str | None, values: dict[str, str],
                        type_: str = "Opaque") -> tuple[bool, str]:
         """Write the Secret only when its values differ from the live ones (compared in memory).

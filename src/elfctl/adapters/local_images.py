@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from elfctl.errors import InputError
+from elfctl.errors import ElfError, InputError, OperationFailed, Unreachable
 
 MANAGED = {"elfctl.managed": "true"}
 
@@ -107,3 +107,298 @@ def ensure_registry_image(engine, ref: str, binary: str = "/usr/bin/docker-regis
         MANAGED,
     )
     return True, f"built registry image {ref} from {binary}"
+
+
+# --- Python images: the base of the gateway and of Python teams ---------------------------------------
+
+PYTHON_REF = "elfctl/python:3.11"  # the local name Python images build FROM, whatever its source
+DEBIAN_SUITE = "bookworm"  # its python3 is 3.11: the host's wheels (cp311, manylinux) run on it
+DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "ca-certificates")
+FALLBACK_FOR = "elfctl.python-fallback-for"  # on a Debian-built image: the deploy.python_image it stands in for
+
+
+def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[bool, str]:
+    """`ref` as a copy (tag) of `source` (deploy.python_image) when that is here or can be pulled,
+    else built from Debian's packages with mmdebstrap. A built image stands in for `source` until
+    deploy.python_image names another one, so re-runs neither pull nor build again."""
+    have, why = engine.image_id(ref), ""
+    if source != ref:
+        src_id = engine.image_id(source)
+        if src_id is None and not (have and engine.image_labels(ref).get(FALLBACK_FOR) == source):
+            try:
+                engine.pull(*_split(source))
+                src_id = engine.image_id(source)
+            except ElfError as exc:
+                why = exc.message
+        if src_id:
+            if src_id == have:
+                return False, f"python image {ref} present ({source})"
+            engine.tag(source, *_split(ref))
+            return True, f"python image {ref} is {source}"
+    elif have:
+        return False, f"python image {ref} present"
+    if have and engine.image_labels(ref).get(FALLBACK_FOR) == source:
+        return False, f"python image {ref} present (built from Debian {DEBIAN_SUITE}; {source} cannot be pulled)"
+    seconds = _debian_python(engine, ref, source)
+    reason = f"{source} could not be pulled ({why}); " if why else ""
+    return True, f"{reason}built python image {ref} from Debian {DEBIAN_SUITE} packages in {seconds:.0f}s"
+
+
+def _debian_python(engine, ref: str, source: str) -> float:
+    import tempfile
+    import time
+
+    tool = shutil.which("mmdebstrap")
+    if tool is None:
+        raise InputError(
+            f"python image {ref}: {source} cannot be pulled and mmdebstrap is missing to build one",
+            hint="install it (`sudo apt-get install mmdebstrap`, or `scripts/system-deps`), "
+            "or set deploy.python_image to a Python 3.11 image this engine has",
+        )
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="elfctl-python-") as tmp:
+        out = Path(tmp) / "rootfs.tar"
+        cmd = [tool, "--quiet", "--variant=essential", f"--include={','.join(DEBIAN_PACKAGES)}",
+               DEBIAN_SUITE, str(out)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        except subprocess.TimeoutExpired:
+            raise Unreachable(f"python image {ref}: mmdebstrap did not finish in 15 min",
+                              hint="check the Debian mirror in /etc/apt/sources.list") from None
+        if proc.returncode != 0:
+            tail = " ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])[:400]
+            raise Unreachable(f"python image {ref}: mmdebstrap failed (exit {proc.returncode}): {tail}",
+                              hint="it fetches Debian packages: check the mirror in /etc/apt/sources.list, "
+                              "or set deploy.python_image to a Python 3.11 image this engine has")
+        engine.import_tar(str(out), *_split(ref),
+                          ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                           "ENV LANG=C.UTF-8", "ENV PYTHONUNBUFFERED=1", 'CMD ["python3"]'],
+                          {**MANAGED, FALLBACK_FOR: source})
+    return time.monotonic() - t0
+
+
+# --- the gateway image: elfctl from a wheelhouse built on the host -------------------------------------
+
+GATEWAY_REPO = "elfctl/gateway"
+CONTENT = "elfctl.content"  # label: the hash of what the image holds (python image, elfctl, its dependencies)
+GATEWAY_DOCKERFILE = """\
+# elfctl's LLM gateway. Every wheel comes from the build context: nothing is fetched in the build.
+# The dependencies are one layer and elfctl another, so a change to elfctl alone reuses the first.
+FROM {python} AS install
+COPY deps /deps
+RUN python3 /deps/{pip}/pip install --quiet --no-index --find-links /deps --target /opt/deps \\
+    -r /deps/requirements.txt
+COPY elfctl /elfctl
+RUN python3 /deps/{pip}/pip install --quiet --no-index --no-deps --target /opt/elfctl /elfctl/*.whl
+FROM {python}
+COPY --from=install /opt/deps /opt/deps
+COPY --from=install /opt/elfctl /opt/elfctl
+ENV PYTHONPATH=/opt/elfctl:/opt/deps PYTHONUNBUFFERED=1 ELFCTL_GATEWAY_HOST=0.0.0.0
+WORKDIR /project
+HEALTHCHECK --interval=3s --timeout=3s --start-period=60s --retries=3 CMD ["python3", "-c", \\
+    "import os, urllib.request as u; \\
+u.urlopen('http://127.0.0.1:%s/health' % os.environ.get('ELFCTL_GATEWAY_PORT', '18400'), timeout=2)"]
+ENTRYPOINT ["python3", "-m", "elfctl"]
+CMD ["gateway", "serve"]
+"""
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def declared_requirements(root: Path | None) -> list[str]:
+    """elfctl's own requirements: pyproject.toml's in a checkout (the installed metadata of an
+    editable install is as old as its last `pip install -e`), else the installed distribution's."""
+    from importlib import metadata
+
+    if root is not None:
+        import tomllib
+
+        return list(tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"])
+    return [r for r in metadata.requires("elfctl") or [] if "extra ==" not in r]
+
+
+def installed_closure(requirements: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({normalised name: version} of what `requirements` need as installed here, markers and
+    extras evaluated for this interpreter; the requirements not installed here). The image gets
+    the versions the host runs; pip resolves the rest."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    pins: dict[str, str] = {}
+    absent: list[str] = []
+    todo = [(Requirement(r), True) for r in requirements]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        req, top = todo.pop()
+        key = (_norm(req.name), frozenset(req.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            if top:
+                absent.append(str(req))
+            continue
+        pins[_norm(req.name)] = dist.version
+        for line in dist.requires or []:
+            sub = Requirement(line)
+            if sub.marker and not any(sub.marker.evaluate({"extra": e}) for e in (req.extras or {""})):
+                continue
+            todo.append((sub, False))
+    return pins, sorted(absent)
+
+
+def elfctl_source() -> tuple[Path | None, str]:
+    """(the source checkout holding pyproject.toml, or None for an installed wheel; a digest of
+    elfctl's code and declared dependencies). In a checkout every source change counts, so the
+    gateway always runs the code this CLI runs."""
+    import hashlib
+    from importlib import metadata
+
+    import elfctl
+
+    pkg = Path(elfctl.__file__).resolve().parent
+    root = pkg.parents[1]
+    h = hashlib.sha256()
+    if not (root / "pyproject.toml").is_file():
+        dist = metadata.distribution("elfctl")
+        h.update(f"elfctl {dist.version}\n{dist.read_text('RECORD') or ''}".encode())
+        return None, h.hexdigest()
+    files = [root / "pyproject.toml"]
+    for folder in (pkg, root / "migrations"):
+        files += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for p in files:
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return root, h.hexdigest()
+
+
+def gateway_content(engine, python_ref: str) -> tuple[str, Path | None, dict[str, str], list[str]]:
+    """(content hash, source checkout, pinned dependencies, requirements pip resolves): the
+    image's tag and label."""
+    import hashlib
+
+    root, code = elfctl_source()
+    pins, absent = installed_closure(declared_requirements(root))
+    h = hashlib.sha256()
+    for part in (engine.image_id(python_ref) or python_ref, code, GATEWAY_DOCKERFILE, *absent,
+                 *(f"{k}=={v}" for k, v in sorted(pins.items()))):
+        h.update(part.encode() + b"\n")
+    return h.hexdigest()[:16], root, pins, absent
+
+
+def ensure_gateway_image(engine, python_ref: str, wheel_cache: Path,
+                         repo: str = GATEWAY_REPO) -> tuple[bool, str, str]:
+    """The gateway image `repo:<content hash>`: built only when the python image, elfctl or its
+    dependencies changed. Returns (changed, details, image ref)."""
+    content, root, pins, absent = gateway_content(engine, python_ref)
+    ref = f"{repo}:{content}"
+    if engine.image_id(ref):
+        return False, f"gateway image {ref} present", ref
+    import tempfile
+    import time
+
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="elfctl-gateway-") as tmp:
+        ctx = Path(tmp)
+        (ctx / "deps").mkdir()
+        (ctx / "elfctl").mkdir()
+        wheels = _wheelhouse(root, pins, absent, wheel_cache, ctx / "deps")
+        pip = next((w for w in wheels if _norm(w.split("-")[0]) == "pip"), None)
+        if pip is None:
+            raise OperationFailed("gateway image: the wheelhouse has no pip wheel to install with",
+                                  hint=f"check pip's output; remove {wheel_cache} to start over")
+        for w in wheels:
+            if _norm(w.split("-")[0]) == "elfctl":
+                (ctx / "deps" / w).rename(ctx / "elfctl" / w)
+        reqs = [f"{k}=={v}" for k, v in sorted(pins.items())] + absent
+        (ctx / "deps" / "requirements.txt").write_text("\n".join(reqs) + "\n")
+        (ctx / "Dockerfile").write_text(GATEWAY_DOCKERFILE.format(python=python_ref, pip=pip))
+        engine.build(str(ctx), "Dockerfile", ref, {**MANAGED, "elfctl.role": "gateway", CONTENT: content})
+    try:  # older builds of this repo; one a container still uses is kept
+        for img in engine.images(label="elfctl.role=gateway"):
+            for old in img.get("RepoTags") or []:
+                if old.startswith(repo + ":") and old != ref:
+                    engine.remove_image(old)
+    except ElfError:  # a busy engine: they go at the next build or `infra down --purge`
+        pass
+    return True, f"built gateway image {ref} in {time.monotonic() - t0:.0f}s", ref
+
+
+def _wheelhouse(root: Path | None, pins: dict[str, str], absent: list[str], cache: Path, into: Path) -> list[str]:
+    """Wheels of elfctl and every pinned dependency, in `into` (hard links into `cache`, which
+    keeps dependency wheels between builds). pip runs here, on the host: the build fetches nothing."""
+    import os
+    import sys
+    from importlib import metadata
+
+    cache.mkdir(parents=True, exist_ok=True)
+    fresh = into / "elfctl-wheel"
+    fresh.mkdir()
+    pip_version = metadata.version("pip")
+    have = {_wheel_key(p.name) for p in cache.glob("*.whl")}
+    wanted = {(k, _version(v)) for k, v in pins.items()} | {("pip", _version(pip_version))}
+    missing = sorted(f"{k}=={v}" for k, v in wanted if (k, v) not in have)
+    base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps"]
+    if missing:
+        _pip(base + ["--find-links", str(cache), "--wheel-dir", str(cache), *missing])
+    _pip(base + ["--wheel-dir", str(fresh), str(root) if root else f"elfctl=={metadata.version('elfctl')}"])
+    if absent:  # not installed here: pip resolves them and what they need, beside the pins
+        _pip([a for a in base if a != "--no-deps"] + ["--find-links", str(cache), "--wheel-dir", str(fresh),
+                                                       *absent, *(f"{k}=={v}" for k, v in pins.items())])
+    names = []
+    for p in cache.glob("*.whl"):
+        if _wheel_key(p.name) in wanted:
+            _link(p, into / p.name)
+            names.append(p.name)
+    for p in fresh.glob("*.whl"):
+        os.replace(p, into / p.name)
+        names.append(p.name)
+    fresh.rmdir()
+    names = sorted(set(names))
+    got = {_wheel_key(n) for n in names}
+    lacking = sorted(f"{k}=={v}" for k, v in wanted if (k, v) not in got)
+    if lacking:
+        raise OperationFailed(f"gateway image: no wheel for {', '.join(lacking[:5])}",
+                              hint="pip built none for this platform; check `pip wheel` of it by hand")
+    return names
+
+
+def _wheel_key(filename: str) -> tuple[str, str]:
+    name, version = filename.split("-")[:2]
+    return _norm(name), _version(version)
+
+
+def _version(v: str) -> str:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(v))
+    except InvalidVersion:
+        return v
+
+
+def _link(src: Path, dst: Path) -> None:
+    import os
+
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copyfile(src, dst)
+
+
+def _pip(cmd: list[str]) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        raise Unreachable("gateway image: `pip wheel` did not finish in 30 min",
+                          hint="check the package index pip uses (pip config list)") from None
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if not ln.startswith("WARNING")]
+        raise Unreachable(f"gateway image: `pip wheel` failed (exit {proc.returncode}): "
+                          f"{' '.join(lines[-3:])[:400]}",
+                          hint="the wheelhouse is built on this machine from the package index pip uses "
+                          "(pip config list); nothing is fetched inside the image build")
