@@ -113,8 +113,10 @@ def ensure_registry_image(engine, ref: str, binary: str = "/usr/bin/docker-regis
 
 PYTHON_REF = "elfctl/python:3.11"  # the local name Python images build FROM, whatever its source
 DEBIAN_SUITE = "bookworm"  # its python3 is 3.11: the host's wheels (cp311, manylinux) run on it
-DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "ca-certificates")
+# tzdata: zoneinfo finds no time zone (not even UTC) without it, and the store asks for UTC.
+DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "ca-certificates", "tzdata")
 FALLBACK_FOR = "elfctl.python-fallback-for"  # on a Debian-built image: the deploy.python_image it stands in for
+PACKAGES = "elfctl.python-packages"  # on a Debian-built image: what it was built with (a change rebuilds it)
 
 
 def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[bool, str]:
@@ -124,7 +126,7 @@ def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[boo
     have, why = engine.image_id(ref), ""
     if source != ref:
         src_id = engine.image_id(source)
-        if src_id is None and not (have and engine.image_labels(ref).get(FALLBACK_FOR) == source):
+        if src_id is None and not (have and _built_for(engine, ref, source)):
             try:
                 engine.pull(*_split(source))
                 src_id = engine.image_id(source)
@@ -137,11 +139,17 @@ def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[boo
             return True, f"python image {ref} is {source}"
     elif have:
         return False, f"python image {ref} present"
-    if have and engine.image_labels(ref).get(FALLBACK_FOR) == source:
+    if have and _built_for(engine, ref, source):
         return False, f"python image {ref} present (built from Debian {DEBIAN_SUITE}; {source} cannot be pulled)"
     seconds = _debian_python(engine, ref, source)
     reason = f"{source} could not be pulled ({why}); " if why else ""
     return True, f"{reason}built python image {ref} from Debian {DEBIAN_SUITE} packages in {seconds:.0f}s"
+
+
+def _built_for(engine, ref: str, source: str) -> bool:
+    """`ref` was built from Debian, standing in for `source`, with today's package list."""
+    labels = engine.image_labels(ref)
+    return labels.get(FALLBACK_FOR) == source and labels.get(PACKAGES) == ",".join(DEBIAN_PACKAGES)
 
 
 def _debian_python(engine, ref: str, source: str) -> float:
@@ -173,7 +181,7 @@ def _debian_python(engine, ref: str, source: str) -> float:
         engine.import_tar(str(out), *_split(ref),
                           ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "ENV LANG=C.UTF-8", "ENV PYTHONUNBUFFERED=1", 'CMD ["python3"]'],
-                          {**MANAGED, FALLBACK_FOR: source})
+                          {**MANAGED, FALLBACK_FOR: source, PACKAGES: ",".join(DEBIAN_PACKAGES)})
     return time.monotonic() - t0
 
 
