@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from elfctl.errors import ElfError
 from tests import realservices
 from tests.conftest import run_elfctl
 from tests.deploy.conftest import make_team
@@ -98,10 +99,13 @@ def test_gateway_container_lifecycle(project, gw_env, engine, team_name):
         assert engine.inspect(name) is None
     finally:
         engine.remove(name, grace_s=0)
-        for img in engine.images(label="elfctl.role=gateway"):
-            for ref in img.get("RepoTags") or []:
-                if ref.startswith(f"{prefix}/gateway:"):
-                    engine.remove_image(ref)
+        try:  # best effort: a busy shared engine may take longer than its timeout to delete 700 MB
+            for img in engine.images(label="elfctl.role=gateway"):
+                for ref in img.get("RepoTags") or []:
+                    if ref.startswith(f"{prefix}/gateway:"):
+                        engine.remove_image(ref)
+        except ElfError:
+            pass
 
 
 def test_store_on_host_loopback_is_refused_before_anything_starts(project, gw_env, engine):

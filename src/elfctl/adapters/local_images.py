@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from elfctl.adapters import wheelhouse
 from elfctl.errors import ElfError, InputError, OperationFailed, Unreachable
 
 MANAGED = {"elfctl.managed": "true"}
@@ -113,8 +114,10 @@ def ensure_registry_image(engine, ref: str, binary: str = "/usr/bin/docker-regis
 
 PYTHON_REF = "elfctl/python:3.11"  # the local name Python images build FROM, whatever its source
 DEBIAN_SUITE = "bookworm"  # its python3 is 3.11: the host's wheels (cp311, manylinux) run on it
-DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "ca-certificates")
+# tzdata: zoneinfo finds no time zone (not even UTC) without it, and the store asks for UTC.
+DEBIAN_PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "ca-certificates", "tzdata")
 FALLBACK_FOR = "elfctl.python-fallback-for"  # on a Debian-built image: the deploy.python_image it stands in for
+PACKAGES = "elfctl.python-packages"  # on a Debian-built image: what it was built with (a change rebuilds it)
 
 
 def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[bool, str]:
@@ -124,7 +127,7 @@ def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[boo
     have, why = engine.image_id(ref), ""
     if source != ref:
         src_id = engine.image_id(source)
-        if src_id is None and not (have and engine.image_labels(ref).get(FALLBACK_FOR) == source):
+        if src_id is None and not (have and _built_for(engine, ref, source)):
             try:
                 engine.pull(*_split(source))
                 src_id = engine.image_id(source)
@@ -137,11 +140,17 @@ def ensure_python_image(engine, source: str, ref: str = PYTHON_REF) -> tuple[boo
             return True, f"python image {ref} is {source}"
     elif have:
         return False, f"python image {ref} present"
-    if have and engine.image_labels(ref).get(FALLBACK_FOR) == source:
+    if have and _built_for(engine, ref, source):
         return False, f"python image {ref} present (built from Debian {DEBIAN_SUITE}; {source} cannot be pulled)"
     seconds = _debian_python(engine, ref, source)
     reason = f"{source} could not be pulled ({why}); " if why else ""
     return True, f"{reason}built python image {ref} from Debian {DEBIAN_SUITE} packages in {seconds:.0f}s"
+
+
+def _built_for(engine, ref: str, source: str) -> bool:
+    """`ref` was built from Debian, standing in for `source`, with today's package list."""
+    labels = engine.image_labels(ref)
+    return labels.get(FALLBACK_FOR) == source and labels.get(PACKAGES) == ",".join(DEBIAN_PACKAGES)
 
 
 def _debian_python(engine, ref: str, source: str) -> float:
@@ -173,11 +182,11 @@ def _debian_python(engine, ref: str, source: str) -> float:
         engine.import_tar(str(out), *_split(ref),
                           ["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                            "ENV LANG=C.UTF-8", "ENV PYTHONUNBUFFERED=1", 'CMD ["python3"]'],
-                          {**MANAGED, FALLBACK_FOR: source})
+                          {**MANAGED, FALLBACK_FOR: source, PACKAGES: ",".join(DEBIAN_PACKAGES)})
     return time.monotonic() - t0
 
 
-# --- the gateway image: elfctl from a wheelhouse built on the host -------------------------------------
+# --- the gateway image: elfctl from a wheelhouse built on the host (adapters/wheelhouse.py) ---------------
 
 GATEWAY_REPO = "elfctl/gateway"
 CONTENT = "elfctl.content"  # label: the hash of what the image holds (python image, elfctl, its dependencies)
@@ -203,86 +212,13 @@ CMD ["gateway", "serve"]
 """
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def declared_requirements(root: Path | None) -> list[str]:
-    """elfctl's own requirements: pyproject.toml's in a checkout (the installed metadata of an
-    editable install is as old as its last `pip install -e`), else the installed distribution's."""
-    from importlib import metadata
-
-    if root is not None:
-        import tomllib
-
-        return list(tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"])
-    return [r for r in metadata.requires("elfctl") or [] if "extra ==" not in r]
-
-
-def installed_closure(requirements: list[str]) -> tuple[dict[str, str], list[str]]:
-    """({normalised name: version} of what `requirements` need as installed here, markers and
-    extras evaluated for this interpreter; the requirements not installed here). The image gets
-    the versions the host runs; pip resolves the rest."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
-    pins: dict[str, str] = {}
-    absent: list[str] = []
-    todo = [(Requirement(r), True) for r in requirements]
-    seen: set[tuple[str, frozenset[str]]] = set()
-    while todo:
-        req, top = todo.pop()
-        key = (_norm(req.name), frozenset(req.extras))
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            dist = metadata.distribution(req.name)
-        except metadata.PackageNotFoundError:
-            if top:
-                absent.append(str(req))
-            continue
-        pins[_norm(req.name)] = dist.version
-        for line in dist.requires or []:
-            sub = Requirement(line)
-            if sub.marker and not any(sub.marker.evaluate({"extra": e}) for e in (req.extras or {""})):
-                continue
-            todo.append((sub, False))
-    return pins, sorted(absent)
-
-
-def elfctl_source() -> tuple[Path | None, str]:
-    """(the source checkout holding pyproject.toml, or None for an installed wheel; a digest of
-    elfctl's code and declared dependencies). In a checkout every source change counts, so the
-    gateway always runs the code this CLI runs."""
-    import hashlib
-    from importlib import metadata
-
-    import elfctl
-
-    pkg = Path(elfctl.__file__).resolve().parent
-    root = pkg.parents[1]
-    h = hashlib.sha256()
-    if not (root / "pyproject.toml").is_file():
-        dist = metadata.distribution("elfctl")
-        h.update(f"elfctl {dist.version}\n{dist.read_text('RECORD') or ''}".encode())
-        return None, h.hexdigest()
-    files = [root / "pyproject.toml"]
-    for folder in (pkg, root / "migrations"):
-        files += sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-    for p in files:
-        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes() + b"\0")
-    return root, h.hexdigest()
-
-
 def gateway_content(engine, python_ref: str) -> tuple[str, Path | None, dict[str, str], list[str]]:
     """(content hash, source checkout, pinned dependencies, requirements pip resolves): the
     image's tag and label."""
     import hashlib
 
-    root, code = elfctl_source()
-    pins, absent = installed_closure(declared_requirements(root))
+    root, code = wheelhouse.elfctl_source()
+    pins, absent = wheelhouse.installed_closure(wheelhouse.declared_requirements(root))
     h = hashlib.sha256()
     for part in (engine.image_id(python_ref) or python_ref, code, GATEWAY_DOCKERFILE, *absent,
                  *(f"{k}=={v}" for k, v in sorted(pins.items()))):
@@ -306,13 +242,13 @@ def ensure_gateway_image(engine, python_ref: str, wheel_cache: Path,
         ctx = Path(tmp)
         (ctx / "deps").mkdir()
         (ctx / "elfctl").mkdir()
-        wheels = _wheelhouse(root, pins, absent, wheel_cache, ctx / "deps")
-        pip = next((w for w in wheels if _norm(w.split("-")[0]) == "pip"), None)
+        wheels = wheelhouse.build(root, pins, absent, wheel_cache, ctx / "deps")
+        pip = next((w for w in wheels if wheelhouse.norm(w.split("-")[0]) == "pip"), None)
         if pip is None:
             raise OperationFailed("gateway image: the wheelhouse has no pip wheel to install with",
                                   hint=f"check pip's output; remove {wheel_cache} to start over")
         for w in wheels:
-            if _norm(w.split("-")[0]) == "elfctl":
+            if wheelhouse.norm(w.split("-")[0]) == "elfctl":
                 (ctx / "deps" / w).rename(ctx / "elfctl" / w)
         reqs = [f"{k}=={v}" for k, v in sorted(pins.items())] + absent
         (ctx / "deps" / "requirements.txt").write_text("\n".join(reqs) + "\n")
@@ -326,79 +262,3 @@ def ensure_gateway_image(engine, python_ref: str, wheel_cache: Path,
     except ElfError:  # a busy engine: they go at the next build or `infra down --purge`
         pass
     return True, f"built gateway image {ref} in {time.monotonic() - t0:.0f}s", ref
-
-
-def _wheelhouse(root: Path | None, pins: dict[str, str], absent: list[str], cache: Path, into: Path) -> list[str]:
-    """Wheels of elfctl and every pinned dependency, in `into` (hard links into `cache`, which
-    keeps dependency wheels between builds). pip runs here, on the host: the build fetches nothing."""
-    import os
-    import sys
-    from importlib import metadata
-
-    cache.mkdir(parents=True, exist_ok=True)
-    fresh = into / "elfctl-wheel"
-    fresh.mkdir()
-    pip_version = metadata.version("pip")
-    have = {_wheel_key(p.name) for p in cache.glob("*.whl")}
-    wanted = {(k, _version(v)) for k, v in pins.items()} | {("pip", _version(pip_version))}
-    missing = sorted(f"{k}=={v}" for k, v in wanted if (k, v) not in have)
-    base = [sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "--no-deps"]
-    if missing:
-        _pip(base + ["--find-links", str(cache), "--wheel-dir", str(cache), *missing])
-    _pip(base + ["--wheel-dir", str(fresh), str(root) if root else f"elfctl=={metadata.version('elfctl')}"])
-    if absent:  # not installed here: pip resolves them and what they need, beside the pins
-        _pip([a for a in base if a != "--no-deps"] + ["--find-links", str(cache), "--wheel-dir", str(fresh),
-                                                       *absent, *(f"{k}=={v}" for k, v in pins.items())])
-    names = []
-    for p in cache.glob("*.whl"):
-        if _wheel_key(p.name) in wanted:
-            _link(p, into / p.name)
-            names.append(p.name)
-    for p in fresh.glob("*.whl"):
-        os.replace(p, into / p.name)
-        names.append(p.name)
-    fresh.rmdir()
-    names = sorted(set(names))
-    got = {_wheel_key(n) for n in names}
-    lacking = sorted(f"{k}=={v}" for k, v in wanted if (k, v) not in got)
-    if lacking:
-        raise OperationFailed(f"gateway image: no wheel for {', '.join(lacking[:5])}",
-                              hint="pip built none for this platform; check `pip wheel` of it by hand")
-    return names
-
-
-def _wheel_key(filename: str) -> tuple[str, str]:
-    name, version = filename.split("-")[:2]
-    return _norm(name), _version(version)
-
-
-def _version(v: str) -> str:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return str(Version(v))
-    except InvalidVersion:
-        return v
-
-
-def _link(src: Path, dst: Path) -> None:
-    import os
-
-    try:
-        os.link(src, dst)
-    except OSError:  # another filesystem
-        shutil.copyfile(src, dst)
-
-
-def _pip(cmd: list[str]) -> None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    except subprocess.TimeoutExpired:
-        raise Unreachable("gateway image: `pip wheel` did not finish in 30 min",
-                          hint="check the package index pip uses (pip config list)") from None
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if not ln.startswith("WARNING")]
-        raise Unreachable(f"gateway image: `pip wheel` failed (exit {proc.returncode}): "
-                          f"{' '.join(lines[-3:])[:400]}",
-                          hint="the wheelhouse is built on this machine from the package index pip uses "
-                          "(pip config list); nothing is fetched inside the image build")
