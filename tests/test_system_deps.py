@@ -10,7 +10,7 @@ import subprocess
 
 from tests.conftest import REPO
 
-PLATFORM = {"docker.io", "docker-registry", "busybox-static"}
+PLATFORM = {"docker.io", "docker-registry", "busybox-static", "mmdebstrap"}
 TESTS_ONLY = {"chromium", "tmux", "gnome-keyring", "libsecret-tools", "dbus", "dbus-bin", "dbus-daemon", "dbus-x11"}
 
 

@@ -62,6 +62,8 @@ SCHEMA: dict[str, Key] = {
     "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
     "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),
+    "deploy.python_image": Key(str, "python:3.11-slim-bookworm", "Python 3.11 image the gateway (and Python teams, "
+                               "FROM elfctl/python:3.11) build on; built from Debian's packages when it cannot be pulled."),
     "deploy.publish_address": Key(str, "127.0.0.1", "Host address the team proxies publish their port on."),
     "deploy.timeout_s": Key(float, 120.0, "Time budget of verifying one deploy: the health gate, then the "
                             "verification window after the switch.", lo=0.1, hi=86400),
@@ -75,6 +77,9 @@ SCHEMA: dict[str, Key] = {
                               "Docker, secrets_as: files: the tmpfs folder holding each container's secret files."),
     "deploy.stop_grace_s": Key(int, 10, "Docker: seconds replaced replicas get after SIGTERM (after the "
                                "switch, in the background) before they are killed and removed.", lo=0, hi=3600),
+    "gateway.url_in_teams": Key(str, "", "The LLM gateway's OpenAI base URL as deployed teams reach it (default: "
+                                "http://elfctl-gateway:<gateway.port>/v1 on Docker, "
+                                "http://elfctl-gateway.<namespace>.svc:<gateway.port>/v1 on Kubernetes)."),
     "creds.backend": Key(str, "auto", "Where credential values live: auto (OS keyring if usable, else "
                                       "file), keyring or file."),
     "creds.file": Key(str, ".elf/credentials.enc", "The encrypted credential file (relative: to the root)."),
@@ -94,6 +99,8 @@ SCHEMA: dict[str, Key] = {
                                          "(a writer thread; elfctl.llm.flush() waits) or sync."),
     "gateway.host": Key(str, "127.0.0.1", "Address `elfctl gateway serve` listens on (0.0.0.0 inside a container)."),
     "gateway.port": Key(int, 18400, "Port of the LLM gateway.", lo=1, hi=65535),
+    "gateway.replicas": Key(int, 2, "Kubernetes: replicas of the gateway Deployment (they share the Postgres store).",
+                            lo=1, hi=100),
     "gateway.workers": Key(int, 1, "Gateway worker processes sharing the port.", lo=1, hi=64),
     "gateway.max_body_bytes": Key(int, 4 * 1024 * 1024, "Largest request body the gateway reads (413 above).",
                                   lo=1024, hi=1 << 30),

@@ -21,9 +21,10 @@ health: {path: /healthz, success_threshold: 3}
 env: {LOG_LEVEL: debug, FLAG: true}
 secrets: [OPENAI_API_KEY]
 resources: {cpu: 500m, memory: 256Mi}
-llm: {model: gpt-4o, fallbacks: [gpt-4o-mini], budget: {daily_usd: 10, hard_action: downgrade}}
+llm: {model: gpt-4o, fallbacks: [gpt-4o-mini], budget: {daily_usd: 10, hard_action: downgrade}, gateway: false}
 mcp_servers: [search]
 """), P, "mkt")
+    assert spec.llm.gateway is False  # its own OPENAI_API_KEY: off the LLM gateway
     assert spec.port == 9000 and spec.health.path == "/healthz" and spec.health.success_threshold == 3
     assert spec.env == {"LOG_LEVEL": "debug", "FLAG": "true"}
     assert spec.llm.fallbacks == ("gpt-4o-mini",) and spec.llm.budget.hard_action == "downgrade"
@@ -40,6 +41,9 @@ mcp_servers: [search]
     ({"name": "other"}, "name", "set name: mkt"),
     ({"name": "mkt", "secrets_as": "volume"}, "secrets_as", "use env"),
     ({"name": "mkt", "secrets": ["K"], "env": {"K_FILE": "x"}, "secrets_as": "files"}, "env", "remove it"),
+    ({"name": "mkt", "llm": {"gateway": "no"}}, "llm.gateway", "gateway: false"),
+    ({"name": "mkt", "secrets": ["OPENAI_API_KEY"]}, "secrets", "gateway: false"),
+    ({"name": "mkt", "env": {"OPENAI_BASE_URL": "http://x"}}, "env", "remove OPENAI_BASE_URL"),
 ])
 def test_errors_name_file_field_and_fix(doc, field, fix):
     with pytest.raises(InputError) as err:

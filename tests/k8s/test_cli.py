@@ -26,7 +26,9 @@ def test_render_prints_valid_manifests_without_touching_the_cluster(k8s_project,
     container = docs[2]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == image("v1")
     assert container["env"] == [{"name": "MKT_API_KEY", "valueFrom": {"secretKeyRef": {
-        "name": "mkt-secrets", "key": "MKT_API_KEY"}}}]
+        "name": "mkt-secrets", "key": "MKT_API_KEY"}}},  # the LLM gateway's key: the revision's own Secret
+        {"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "mkt-gateway-r4", "key": "OPENAI_API_KEY"}}}]
+    assert docs[0]["data"]["OPENAI_BASE_URL"] == "http://elfctl-gateway.elf-test.svc:18400/v1"
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert docs[2]["metadata"]["namespace"] == "elf-test"
     assert docs[2]["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "elfctl-registry"}]
@@ -38,7 +40,8 @@ def test_render_json_and_unknown_team(k8s_project, elfctl):
     proc = elfctl("k8s", "render", "mkt", "--json", cwd=k8s_project)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["team"] == "mkt" and data["secrets_by_name"] == ["MKT_API_KEY"] and "kind: Deployment" in data["yaml"]
+    assert data["team"] == "mkt" and data["secrets_by_name"] == ["MKT_API_KEY", "OPENAI_API_KEY"]
+    assert "kind: Deployment" in data["yaml"]
     bad = elfctl("k8s", "render", "mtk", cwd=k8s_project)
     assert bad.returncode == 2 and "did you mean 'mkt'" in bad.stderr and "Traceback" not in bad.stderr
 

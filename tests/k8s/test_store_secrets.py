@@ -35,7 +35,8 @@ def test_team_secret_comes_from_the_store_and_is_never_printed(k8s_project, emul
     render = elf("deploy", "mkt", "--render")
     docs = list(yaml.safe_load_all(render.stdout))
     env = docs[2]["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env == [{"name": "MKT_API_KEY", "valueFrom": {"secretKeyRef": {"name": "mkt-secrets", "key": "MKT_API_KEY"}}}]
+    assert env[0] == {"name": "MKT_API_KEY", "valueFrom": {"secretKeyRef": {"name": "mkt-secrets", "key": "MKT_API_KEY"}}}
+    assert [e["name"] for e in env] == ["MKT_API_KEY", "OPENAI_API_KEY"]  # the LLM gateway's key, by reference
     elf("infra", "up", "--only", "target", "--dry-run")
 
     # The store wins over an environment variable of the same name. The step succeeds; the health

@@ -271,6 +271,15 @@ class DockerEngine:
             )
         return self.image_id(f"{repository}:{tag}") or ""
 
+    def import_tar(self, path: str, repository: str, tag: str, changes: list[str],
+                   labels: dict[str, str]) -> str:
+        """`docker import` of a rootfs tarball on disk (one too large to build in memory)."""
+        label_changes = [f'LABEL {k}="{v}"' for k, v in labels.items()]
+        with self._errors(f"import {repository}:{tag}"):
+            self.slow.import_image_from_file(path, repository=repository, tag=tag,
+                                             changes=changes + label_changes)
+        return self.image_id(f"{repository}:{tag}") or ""
+
     def images(self, label: str) -> list[dict[str, Any]]:
         with self._errors("list images"):
             return self.api.images(filters={"label": label})
@@ -313,6 +322,7 @@ class DockerEngine:
         mem_limit: str | None = None,
         nano_cpus: int | None = None,
         aliases: list[str] | None = None,
+        user: str | None = None,
     ) -> str:
         """Create and start a detached container; returns its id."""
         with self._errors(f"start container {name}"):
@@ -338,6 +348,7 @@ class DockerEngine:
                 labels=labels,
                 environment=env,
                 detach=True,
+                user=user,
                 ports=list((ports or {}).keys()),
                 host_config=host_config,
                 networking_config=networking,

@@ -241,7 +241,9 @@ class DockerTarget:
         must show, not loop)."""
         files = spec.secret_files()
         values = {k: plain(v) for k, v in secrets.items()}
-        full_env = {**spec.env, **env, **({f"{k}_FILE": path for k, path in files.items()} if files else values)}
+        # Values not listed as files (the LLM gateway's key: clients read it from the environment) stay env.
+        full_env = {**spec.env, **env, **{f"{k}_FILE": path for k, path in files.items()},
+                    **{k: v for k, v in values.items() if k not in files}}
         labels = self._labels(spec.name, "app", **{"elfctl.revision": str(revision), "elfctl.image": image})
         for n in names:
             self.engine.run(

@@ -22,7 +22,7 @@ from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import RolloutState, TeamStatus, pod_state, rollout_state, worst_pod
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import TeamSpec
-from elfctl.errors import InputError, OperationFailed
+from elfctl.errors import ElfError, InputError, OperationFailed
 from elfctl.redact import plain, register_secret, scrub
 
 
@@ -64,9 +64,10 @@ class KubernetesTarget:
             self._version = self.cluster.version()
         return self._version
 
-    def render(self, spec: TeamSpec, image: str, revision: int, env: dict[str, str] | None = None) -> list[dict]:
+    def render(self, spec: TeamSpec, image: str, revision: int, env: dict[str, str] | None = None,
+               gateway_key: bool = False) -> list[dict]:
         return m.team_objects(spec, self.namespace, image, revision, env,
-                              self.pull_secret if self.registry else None)
+                              self.pull_secret if self.registry else None, gateway_key)
 
     def validate(self, objects: list[dict]) -> str:
         from elfctl.adapters.k8s_schema import validate
@@ -119,6 +120,11 @@ class KubernetesTarget:
                     "auth": base64.b64encode(f"{user}:{pw}".encode()).decode()}
         return {".dockerconfigjson": json.dumps({"auths": {self.registry: auth}}, sort_keys=True)}
 
+    def ensure_secret(self, name: str, values: dict[str, str]) -> tuple[bool, str]:
+        """A platform Secret (e.g. the gateway's): written only when its values changed; returns
+        (written, the random id of its content) as for a team's."""
+        return self._ensure_secret(name, None, values)
+
     def _ensure_secret(self, name: str, team: str | None, values: dict[str, str],
                        type_: str = "Opaque") -> tuple[bool, str]:
         """Write the Secret only when its values differ from the live ones (compared in memory).
@@ -159,7 +165,8 @@ class KubernetesTarget:
                 deadline_s: float, before_switch: Callable[[], None] | None = None) -> RolloutReport:
         """The cluster switches as it rolls out (new pods take traffic once ready), so before_switch
         runs before anything is written: when it raises, the cluster is untouched."""
-        objects = self.render(spec, image, revision, env)
+        gateway_key = plain(secrets[m.GATEWAY_KEY]) if spec.llm.gateway and m.GATEWAY_KEY in (secrets or {}) else None
+        objects = self.render(spec, image, revision, env, gateway_key is not None)
         self.validate(objects)
         warnings = [] if m.is_pinned(image) else [f"image {image} is not pinned by digest"]
         if before_switch is not None:
@@ -172,6 +179,8 @@ class KubernetesTarget:
                 values = self._secret_values(spec)
             _written, secret_id = self._ensure_secret(m.secret_name(spec.name), spec.name, values)
             objects = [m.with_secret_id(o, secret_id) if o["kind"] == "Deployment" else o for o in objects]
+        if gateway_key is not None:
+            self.cluster.apply(m.gateway_secret(spec.name, self.namespace, revision, gateway_key))
         live = {o["kind"]: self.cluster.get(o["kind"], o["metadata"]["name"], self.namespace) for o in objects}
         wrote = [self._apply_changed(o, live[o["kind"]]) for o in objects]
         prev = live["Deployment"]
@@ -182,6 +191,7 @@ class KubernetesTarget:
         state = self._wait(spec.name, image, deadline_s)
         if state.done:
             self._report("switched")
+            warnings += self._drop_gateway_keys(spec.name, keep=revision)  # the replaced pods are gone
             return RolloutReport(True, f"rolled out {image}: {state.message}", warnings=warnings)
         logs = self._failure_logs(spec.name, image)
         reason = f"rollout of {image} failed: {state.message}"
@@ -191,7 +201,27 @@ class KubernetesTarget:
             for kind in ("Deployment", "Service", "ConfigMap"):  # a first deploy leaves nothing behind
                 self.cluster.delete(kind, m.env_name(spec.name) if kind == "ConfigMap" else spec.name, self.namespace)
             reason += "; removed it (no previous version to keep)"
+        if gateway_key is not None:
+            warnings += self._drop_gateway_keys(spec.name, only=revision)
         return RolloutReport(False, scrub(reason), scrub(logs), warnings)
+
+    def _drop_gateway_keys(self, team: str, keep: int | None = None, only: int | None = None) -> list[str]:
+        """Delete the team's gateway-key Secrets but the `keep` revision's (or `only` that one's):
+        pods that still run resolved theirs when they started; a restarting one of a retired
+        revision must not. After a rollout a refusing API is a warning (the Secrets are named),
+        never an error: what serves has been decided, and its key is revoked by the store anyway."""
+        try:
+            if only is not None:
+                self.cluster.delete("Secret", m.gateway_secret_name(team, only), self.namespace)
+                return []
+            for obj in self.cluster.list("Secret", self.namespace, {**m.selector(team), **m.GATEWAY_ROLE}):
+                name = obj["metadata"]["name"]
+                if keep is None or name != m.gateway_secret_name(team, keep):
+                    self.cluster.delete("Secret", name, self.namespace)
+        except ElfError as exc:
+            return [f"gateway-key Secrets of {team} not deleted ({exc.message}); `elfctl team rm {team}` or "
+                    f"the next deploy deletes them"]
+        return []
 
     def _apply_changed(self, obj: dict, live: dict | None) -> bool:
         want = obj["metadata"]["annotations"][m.HASH]
@@ -256,6 +286,8 @@ class KubernetesTarget:
         running = self.cluster.delete("Deployment", team, self.namespace)
         self.cluster.delete("Service", team, self.namespace)
         self.cluster.delete("ConfigMap", m.env_name(team), self.namespace)
+        for warning in self._drop_gateway_keys(team):
+            self.progress(warning)
         return running
 
     def logs(self, team: str, tail: int = 100, follow: bool = False) -> Iterator[str]:

@@ -95,6 +95,8 @@ def _removed(r) -> str:
     if r.removed_revisions:
         lines.append(f"revision {', '.join(map(str, r.removed_revisions))} recorded as removed; "
                      "`elfctl health` no longer checks it")
+    if r.revoked_keys:
+        lines.append(f"LLM gateway keys revoked: {', '.join(r.revoked_keys)}")
     lines.append(f"history kept: {r.history} deployment(s) (`elfctl deployments {r.name}`)")
     if r.purge:
         lines.append(f"images removed: {', '.join(r.images_removed) or 'none on this engine'}")

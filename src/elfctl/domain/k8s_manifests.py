@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any
 
-from elfctl.domain.team import SECRETS_DIR, TeamSpec
+from elfctl.domain.team import GATEWAY_ENV, SECRETS_DIR, TeamSpec
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "elfctl"}
 TEAM_LABEL = "elfctl.dev/team"
@@ -40,6 +40,15 @@ def secret_name(team: str) -> str:
 
 def env_name(team: str) -> str:
     return f"{team}-env"
+
+
+GATEWAY_KEY = GATEWAY_ENV[1]  # OPENAI_API_KEY: the revision's LLM gateway key
+GATEWAY_ROLE = {"elfctl.dev/role": "gateway-key"}
+
+
+def gateway_secret_name(team: str, revision: int) -> str:
+    """One Secret per revision: the replicas of each revision keep their own key until retired."""
+    return f"{team}-gateway-r{revision}"
 
 
 def team_labels(team: str) -> dict[str, str]:
@@ -136,7 +145,7 @@ def service(spec: TeamSpec, namespace: str) -> dict:
 
 
 def deployment(spec: TeamSpec, namespace: str, image: str, revision: int, env_hash: str,
-               pull_secret: str | None = None) -> dict:
+               pull_secret: str | None = None, gateway_key: bool = False) -> dict:
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image,
@@ -156,6 +165,9 @@ def deployment(spec: TeamSpec, namespace: str, image: str, revision: int, env_ha
     elif spec.secrets:  # by name only: the values live in the team's Secret
         container["env"] = [{"name": s, "valueFrom": {"secretKeyRef": {"name": secret_name(spec.name), "key": s}}}
                             for s in spec.secrets]
+    if gateway_key:  # by reference: the key lives in the revision's own Secret, never in the Pod spec
+        container.setdefault("env", []).append({"name": GATEWAY_KEY, "valueFrom": {"secretKeyRef": {
+            "name": gateway_secret_name(spec.name, revision), "key": GATEWAY_KEY}}})
     if resources(spec):
         container["resources"] = resources(spec)
     if pull_secret:
@@ -191,11 +203,12 @@ def with_secret_id(deployment: dict, secret_id: str) -> dict:
 
 
 def team_objects(spec: TeamSpec, namespace: str, image: str, revision: int, env: dict[str, str] | None = None,
-                 pull_secret: str | None = None) -> list[dict]:
+                 pull_secret: str | None = None, gateway_key: bool = False) -> list[dict]:
     """ConfigMap, Service, Deployment: in apply order (the Deployment refers to the ConfigMap)."""
     cm = config_map(spec, namespace, env)
     return [cm, service(spec, namespace),
-            deployment(spec, namespace, image, revision, cm["metadata"]["annotations"][HASH], pull_secret)]
+            deployment(spec, namespace, image, revision, cm["metadata"]["annotations"][HASH], pull_secret,
+                       gateway_key)]
 
 
 def namespace_object(namespace: str, environment: str) -> dict:
@@ -211,6 +224,13 @@ def secret_object(name: str, namespace: str, team: str | None, string_data: dict
     if secret_id:
         meta["annotations"] = {SECRET_ID: secret_id}
     return {"apiVersion": "v1", "kind": "Secret", "type": type_, "metadata": meta, "stringData": string_data}
+
+
+def gateway_secret(team: str, namespace: str, revision: int, key: str) -> dict:
+    """The revision's gateway key as a Secret: built only to be sent to the API, never rendered."""
+    obj = secret_object(gateway_secret_name(team, revision), namespace, team, {GATEWAY_KEY: key})
+    obj["metadata"]["labels"].update(GATEWAY_ROLE)
+    return obj
 
 
 def restorable(live: dict) -> dict:

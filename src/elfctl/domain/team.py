@@ -22,6 +22,8 @@ MIN_MEMORY = 6 * 2**20  # the smallest memory limit Docker accepts
 ACTIONS = ("warn", "downgrade", "block")
 SECRETS_AS = ("env", "files")
 SECRETS_DIR = "/run/secrets"  # secrets_as: files puts each value here as a file named NAME
+# What deploy injects into a team that uses the LLM gateway (llm.gateway, on by default).
+GATEWAY_ENV = ("OPENAI_BASE_URL", "OPENAI_API_KEY")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class LLMSpec:
     model: str | None = None  # preferred model
     fallbacks: tuple[str, ...] = ()  # cheaper models, then other providers, in order
     budget: BudgetSpec = field(default_factory=BudgetSpec)
+    gateway: bool = True  # deploy hands the team the platform's LLM gateway (False: the team brings its own)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ _NESTED = {
     "health": ("path", "period_s", "timeout_s", "success_threshold", "failure_threshold", "start_timeout_s",
                "soak_s"),
     "resources": ("cpu", "memory"),
-    "llm": ("model", "fallbacks", "budget"),
+    "llm": ("model", "fallbacks", "budget", "gateway"),
     "llm.budget": ("daily_usd", "monthly_usd", "soft_limit", "soft_action", "hard_action"),
 }
 
@@ -188,6 +191,7 @@ def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
     for key, section in sections:  # in this order: secrets checks env, secrets_as checks both
         if key in doc:
             kw[key] = section(v, doc[key], kw)
+    _gateway_clash(v, kw)
     if "mcp_servers" in doc:
         kw["mcp_servers"] = v.names(doc["mcp_servers"] or [], "mcp_servers", DNS1123, "a DNS-1123 name")
     return TeamSpec(**kw)
@@ -295,7 +299,24 @@ def _llm(v: _V, value: Any, kw: dict) -> LLMSpec:
         lk["fallbacks"] = tuple(fb)
     if "budget" in llm:
         lk["budget"] = _budget(v, llm["budget"])
+    if "gateway" in llm:
+        if not isinstance(llm["gateway"], bool):
+            raise v.fail("llm.gateway", f"must be true or false, got {llm['gateway']!r}",
+                         "write `gateway: false` to opt out of the LLM gateway (default: true)")
+        lk["gateway"] = llm["gateway"]
     return LLMSpec(**lk)
+
+
+def _gateway_clash(v: _V, kw: dict) -> None:
+    """Deploy sets GATEWAY_ENV for a team on the gateway: a value of its own would be overridden
+    without a word (and a provider key listed here would enter the team's containers)."""
+    if not kw.get("llm", LLMSpec()).gateway:
+        return
+    for fld, names in (("env", kw.get("env", {})), ("secrets", kw.get("secrets", ()))):
+        clash = sorted(set(GATEWAY_ENV) & set(names))
+        if clash:
+            raise v.fail(fld, f"{clash[0]} is set by deploy for the LLM gateway (llm.gateway is on)",
+                         f"remove {clash[0]} from {fld}, or set `llm: {{gateway: false}}` to pass your own")
 
 
 def _budget(v: _V, value: Any) -> BudgetSpec:

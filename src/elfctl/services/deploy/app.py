@@ -4,6 +4,7 @@ then handed to services/deploy/flow.py (which stays free of configuration)."""
 from __future__ import annotations
 
 import os
+import re
 
 from elfctl.adapters import team_files as team_mod
 from elfctl.domain.names import check_team_name
@@ -26,11 +27,32 @@ def options(app, **given) -> deploy_svc.DeployOptions:
         keep_images=cfg.get("deploy.keep_images"),
         soak_s=cfg.get("deploy.soak_s"),
         trace=app.telemetry,
+        gateway_url=gateway_url(cfg),
     )
     for key, value in given.items():
         if value is not None:
             setattr(opts, key, value)
     return opts
+
+
+def gateway_url(cfg, target: str | None = None) -> str:
+    """The LLM gateway as the deploy target's teams reach it (gateway.url_in_teams, else by name)."""
+    from elfctl.services.deploy.gateway_env import team_url
+
+    override = cfg.get("gateway.url_in_teams")
+    if override and not re.match(r"^https?://[^/\s:]+(:\d{1,5})?(/\S*)?$", override):
+        raise InputError(f"gateway.url_in_teams {override!r} (from {cfg.source('gateway.url_in_teams')}) is not an "
+                         f"http(s) URL", hint="set it like http://elfctl-gateway:18400/v1, or unset it")
+    target = target or cfg.get("deploy.target")
+    return team_url(target, cfg.get("gateway.port"),
+                    k8s.kubernetes_namespace(cfg) if target == "kubernetes" else "", override)
+
+
+def _gateway_keys_table(app, spec) -> None:
+    """A team on the gateway needs the keys table (migration 0070) before anything is recorded."""
+    if spec.llm.gateway and "gateway_keys" not in app.store.tables():
+        raise StoreNotMigrated(f"store {app.store.display_url} has no gateway_keys table yet (team {spec.name} "
+                               f"uses the LLM gateway)", hint="run `elfctl db migrate` (or `elfctl infra up`)")
 
 
 def resolve_secrets(app, spec) -> dict[str, Secret]:
@@ -114,6 +136,7 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
     opts = options(app, **given)
     if opts.dry_run:
         return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
+    _gateway_keys_table(app, spec)
     secrets = resolve_secrets(app, spec)
     opts.secret_versions = secret_versions(app, spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
@@ -127,6 +150,7 @@ def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
 def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
+    _gateway_keys_table(app, spec)
     secrets = resolve_secrets(app, spec)
     app.docker.ping()
     return deploy_svc.rollback(
@@ -198,7 +222,7 @@ def render_team(app, team: str, image: str | None = None, revision: int = 0) -> 
     image = image or f"{cfg.get('kubernetes.registry') or 'localhost'}/{spec.name}:latest"
     pull = cfg.get("kubernetes.pull_secret") if cfg.get("kubernetes.registry") else None
     return k8s.render_team(spec, image, k8s.kubernetes_namespace(cfg), pull, cfg.get("kubernetes.version") or None,
-                           revision)
+                           revision, gateway_url(cfg, "kubernetes"))
 
 
 def render_for_deploy(app, team: str, tag: str | None = None) -> k8s.Rendered:

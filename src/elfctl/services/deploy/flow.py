@@ -24,7 +24,7 @@ from elfctl.domain.clock import iso, now
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
 from elfctl.domain.notify import Event
 from elfctl.errors import ElfError, InputError, LeaseLost
-from elfctl.services.deploy import images
+from elfctl.services.deploy import gateway_env, images
 from elfctl.services.deploy.lock import Lease, lease
 from elfctl.services.deploy.reconcile import settle
 from elfctl.services.notify import outbox
@@ -46,6 +46,7 @@ class DeployOptions:
     keep_images: int = 5
     secret_versions: str = ""  # "NAME@scope:v3,..." of the credentials injected (names, never values)
     trace: Any = NO_TRACE  # services/telemetry hooks: one span per deploy, its states as events
+    gateway_url: str = ""  # the LLM gateway as teams reach it: each revision gets a key (empty: none)
 
 
 @dataclass
@@ -335,7 +336,7 @@ def deploy(
     image = f"{repo}:{tag}"
     commit = images.git_commit(spec.folder)
     result = DeployResult(spec.name, changed=False, state="planned", image=image, commit=commit)
-    key = images.config_key(spec, image, opts.secret_versions)
+    key = images.config_key(spec, image, opts.secret_versions, gateway_env.url_for(spec, opts.gateway_url))
     if opts.dry_run:
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
@@ -354,17 +355,21 @@ def deploy(
             opts.trace,
         )
         result.revision = rec.revision
+        gw = gateway_env.Injected()
         try:
+            gw = _mint(store, spec, rec, opts)
             push = _build_and_push(engine, registry, target, spec, repo, tag, opts, rec, result, progress)
             rec.details["built"], rec.details["pushed"] = result.built, result.pushed
             if push is None:
                 rec.note(digest=result.digest)
             progress(f"rolling out revision {rec.revision} on {target.name}")
             try:
-                return _rollout(
-                    store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {},
-                    secrets or {}, push,
+                _rollout(
+                    store, engine, target, spec, repo, tag, rec, opts, serving, result, {**(env or {}), **gw.env},
+                    {**(secrets or {}), **gw.secrets}, push,
                 )
+                result.warnings += gateway_env.settle(store, spec.name, rec.revision, rec.state == "switched", gw)
+                return result
             except Exception:
                 if push is not None:
                     push.thread.join()  # whatever broke before the rollout began: not mid-upload
@@ -374,6 +379,8 @@ def deploy(
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
             rec.trace.end(msg)  # a no-op once a final state ended it
+            if rec.state != "switched":
+                gateway_env.revoke_quietly(store, gw)
             raise
 
 
@@ -449,7 +456,8 @@ def rollback(
             chosen["image"],
             {
                 "rollback_of": chosen["revision"],
-                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions),
+                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions,
+                                                 gateway_env.url_for(spec, opts.gateway_url)),
                 "tag": tag,
             },
             held,
@@ -457,17 +465,32 @@ def rollback(
         )
         rec.note(digest=chosen["digest"])
         result.revision = rec.revision
+        gw = gateway_env.Injected()
         try:
+            gw = _mint(store, spec, rec, opts)
             progress(f"rolling back {spec.name} to revision {chosen['revision']} ({chosen['image']})")
-            return _rollout(
-                store, engine, target, spec, repo, tag, rec, opts, serving, result, env or {}, secrets or {}
+            _rollout(
+                store, engine, target, spec, repo, tag, rec, opts, serving, result, {**(env or {}), **gw.env},
+                {**(secrets or {}), **gw.secrets},
             )
+            result.warnings += gateway_env.settle(store, spec.name, rec.revision, rec.state == "switched", gw)
+            return result
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
                 rec.move("failed", error=msg[:2000])
             rec.trace.end(msg)  # a no-op once a final state ended it
+            if rec.state != "switched":
+                gateway_env.revoke_quietly(store, gw)
             raise
+
+
+def _mint(store, spec, rec: _Record, opts: DeployOptions) -> gateway_env.Injected:
+    """The revision's gateway key, once its number is known; its prefix goes into the history
+    (with the next state written), never the key."""
+    gw = gateway_env.inject(store, spec, rec.revision, opts.gateway_url)
+    rec.details.update(gw.record())
+    return gw
 
 
 def _rollback_target(store, team: str, serving: str | None, to: int | None) -> dict:

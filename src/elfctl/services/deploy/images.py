@@ -42,7 +42,7 @@ def context_hash(spec) -> str:
     return h.hexdigest()
 
 
-def config_key(spec, image: str, secret_versions: str = "") -> str:
+def config_key(spec, image: str, secret_versions: str = "", gateway: str = "") -> str:
     """What the running containers depend on besides the image: a change here redeploys.
     `secret_versions` names the credential versions injected (never values): a rotation redeploys."""
     runtime = {
@@ -59,6 +59,8 @@ def config_key(spec, image: str, secret_versions: str = "") -> str:
         runtime["secret_versions"] = secret_versions
     if spec.secrets_as != "env":  # likewise
         runtime["secrets_as"] = spec.secrets_as
+    if gateway:  # the LLM gateway's URL in the team (likewise); a new revision's key is not config
+        runtime["gateway"] = gateway
     return hashlib.sha256(json.dumps(runtime, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -24,12 +24,12 @@ def kubernetes_namespace(cfg) -> str:
 
 def render_manifests(spec: TeamSpec, image: str, revision: int = 0, namespace: str = "elfctl",
                      env: dict[str, str] | None = None, pull_secret: str | None = None,
-                     version: str | None = None) -> str:
+                     version: str | None = None, gateway_key: bool = False) -> str:
     """The team's ConfigMap, Service and Deployment as YAML, validated against the official schema
     of `version` (newest shipped when None). Secrets appear by name only; no cluster is touched."""
     from elfctl.adapters.k8s_schema import validate
 
-    objects = m.team_objects(spec, namespace, image, revision, env, pull_secret)
+    objects = m.team_objects(spec, namespace, image, revision, env, pull_secret, gateway_key)
     validate(objects, version)
     return m.to_yaml(objects)
 
@@ -45,13 +45,17 @@ class Rendered:
 
 
 def render_team(spec: TeamSpec, image: str, namespace: str, pull_secret: str | None,
-                version: str | None, revision: int = 0) -> Rendered:
+                version: str | None, revision: int = 0, gateway_url: str = "") -> Rendered:
     """`elfctl k8s render TEAM`: the manifests of one team, with the schema version they were
-    checked against."""
+    checked against. A team on the LLM gateway gets its URL in the ConfigMap and its key by
+    reference to the revision's Secret (made by deploy, never rendered)."""
     from elfctl.adapters.k8s_schema import schema_version
 
-    text = render_manifests(spec, image, revision, namespace, pull_secret=pull_secret, version=version)
-    return Rendered(spec.name, image, namespace, schema_version(version), text, list(spec.secrets))
+    gateway = bool(gateway_url) and spec.llm.gateway
+    text = render_manifests(spec, image, revision, namespace, {m.GATEWAY_ENV[0]: gateway_url} if gateway else None,
+                            pull_secret=pull_secret, version=version, gateway_key=gateway)
+    by_name = list(spec.secrets) + ([m.GATEWAY_KEY] if gateway else [])
+    return Rendered(spec.name, image, namespace, schema_version(version), text, by_name)
 
 
 def cluster_probe(target):

@@ -33,12 +33,14 @@ health:
   # soak_s: 10          # verification window after the switch (default: deploy.soak_s, 10 s)
 env:
   LOG_LEVEL: info
-secrets: []             # names of credentials, e.g. [OPENAI_API_KEY]; values never live here
+secrets: []             # names of credentials, e.g. [SLACK_TOKEN]; values never live here
 # secrets_as: files     # each value in /run/secrets/NAME (path in NAME_FILE), not in the environment
 resources:
   cpu: 500m
   memory: 128Mi
 llm:
+  gateway: true         # deploy injects OPENAI_BASE_URL (the platform's LLM gateway) and a team key
+                        # as OPENAI_API_KEY; false: the team brings its own LLM access
   model: gpt-4o-mini
   fallbacks: []
   budget:
@@ -151,6 +153,7 @@ class RemoveResult:
     registry_removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     folder: Path | None = None  # teams/NAME, when it is still there (the user's to delete)
+    revoked_keys: list[str] = field(default_factory=list)  # prefixes of the team's LLM gateway keys revoked
 
 
 def remove(store, target, engine, registry, teams_dir: Path, name: str, *, purge: bool = False,
@@ -160,7 +163,7 @@ def remove(store, target, engine, registry, teams_dir: Path, name: str, *, purge
     `infra status` stop looking for it. The deployment history stays; images stay unless `purge`
     (then this engine's images of the team go, and, best effort, its registry tags). teams/NAME is
     left alone: the team's source is the user's. `confirm(plan)` is asked before anything changes."""
-    from elfctl.services.deploy import images
+    from elfctl.services.deploy import gateway_env, images
     from elfctl.services.deploy.flow import who
     from elfctl.services.deploy.lock import lease
 
@@ -186,6 +189,7 @@ def remove(store, target, engine, registry, teams_dir: Path, name: str, *, purge
     with lease(store, name, who(), ttl_s=lock_ttl_s, wait_s=lock_wait_s):
         result.stopped = target.stop(name)
         result.removed_revisions = _record_removed(store, name, who())
+        result.revoked_keys = gateway_env.revoke_team(store, name)  # nothing of the team may call the gateway
     if not purge:
         result.kept.append(f"images of {repo} (on this engine and in the registry; --purge removes them)")
         return result

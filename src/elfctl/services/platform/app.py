@@ -31,6 +31,7 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **_resource_probes(app),
         **_telemetry_probes(app),
         **_notify_probes(app),
+        **_gateway_probes(app),
     }
 
 
@@ -65,6 +66,22 @@ def _notify_probes(app) -> dict[str, health_svc.Probe]:
         return notify_health.check(app.store, count)
 
     return {"notify": probe}
+
+
+def _gateway_probes(app) -> dict[str, health_svc.Probe]:
+    """The LLM gateway, where the project runs teams (services/platform/gateway_health.py)."""
+    from elfctl.services.deploy.gateway_env import NAME, docker_name
+    from elfctl.services.platform import gateway_health
+
+    cfg = app.config
+    if cfg.get("deploy.target") == "kubernetes":
+        return {"gateway": gateway_health.kubernetes_probe(app.target, NAME)}
+    if not _runs_containers(app):
+        return {}
+    name = docker_name(cfg.get("deploy.prefix"))
+    url = gateway_health.health_url(cfg.get("gateway.host"), cfg.get("gateway.port"))
+    return {"gateway": gateway_health.docker_probe(
+        url, lambda: f"container {name}" if app.docker.inspect(name) else None)}
 
 
 def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
@@ -135,10 +152,24 @@ def infra_status(app):
 
 
 def infra_down(app, purge: bool = False):
+    from elfctl.services.deploy.gateway_env import docker_name
     from elfctl.services.platform import docker as docker_platform
+    from elfctl.services.platform import gateway as gateway_svc
 
-    return docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
-                                _registry_settings(app), app.config.get("deploy.network"), purge)
+    cfg = app.config
+    prefix = cfg.get("deploy.prefix")
+    stopped = []  # the gateway first: it holds the network a purge removes
+    if cfg.get("deploy.target") == "kubernetes":
+        if gateway_svc.kubernetes_down(app.target):
+            stopped.append(f"gateway Deployment {gateway_svc.ALIAS}")
+    elif gateway_svc.docker_down(app.docker, docker_name(prefix)):
+        stopped.append(f"gateway {docker_name(prefix)}")
+    result = docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
+                                  _registry_settings(app), cfg.get("deploy.network"), purge)
+    result.stopped[:0] = stopped
+    if purge:
+        result.removed += gateway_svc.remove_images(app.docker, f"{prefix}/gateway")
+    return result
 
 
 # --- the Docker side: engine, registry, deploy target, teams ----------------------------------------
@@ -188,8 +219,103 @@ def _docker_steps(app) -> list[infra_svc.Step]:
                        lambda: docker_platform.registry_step(app.docker, app.registry, _registry_settings(app))),
         infra_svc.Step("target", docker_platform.target_plan(cfg.get("deploy.target"), app.target),
                        lambda: app.target.prepare()),
+        infra_svc.Step("gateway", _gateway_plan(app), lambda: _gateway_step(app)),
         infra_svc.Step("teams", "deploy every team in teams/ (unchanged teams are left alone)", teams),
     ]
+
+
+# --- the LLM gateway: the platform's own service (services/platform/gateway.py) -----------------------
+
+
+def _gateway_plan(app) -> str:
+    cfg = app.config
+    if cfg.get("deploy.target") == "kubernetes":
+        return (f"run the LLM gateway: Deployment ({cfg.get('gateway.replicas')} replicas) and Service "
+                f"elfctl-gateway on port {cfg.get('gateway.port')} (needs a Postgres store)")
+    return (f"run the LLM gateway: container {cfg.get('deploy.prefix')}-gateway (alias elfctl-gateway) on network "
+            f"{cfg.get('deploy.network')}, http://{cfg.get('gateway.host')}:{cfg.get('gateway.port')} "
+            "(image built when elfctl or its dependencies changed)")
+
+
+def _gateway_step(app) -> tuple[bool, str]:
+    from elfctl.adapters.local_images import MANAGED
+    from elfctl.services.platform import gateway as gateway_svc
+
+    cfg = app.config
+    gw = _gateway_settings(app)
+    if cfg.get("deploy.target") == "kubernetes":
+        return gateway_svc.kubernetes_step(app.target, gw, lambda: _pushed_gateway_image(app))
+    return gateway_svc.docker_step(app.docker, gw, lambda: _gateway_image(app),
+                                   {**MANAGED, "elfctl.prefix": cfg.get("deploy.prefix")})
+
+
+def _pushed_gateway_image(app) -> tuple[bool, str, str]:
+    """The gateway image in the registry the cluster pulls from, pinned by digest."""
+    from elfctl.domain.k8s_manifests import pin_image
+
+    made, details, ref = _gateway_image(app)
+    repo, tag = ref.rsplit(":", 1)
+    remote = f"{app.config.get('kubernetes.registry') or app.registry.address}/{repo}"
+    app.docker.tag(ref, remote, tag)
+    digest = app.docker.push(remote, tag)
+    return made, f"{details}; pushed {remote}:{tag}", pin_image(f"{remote}:{tag}", digest)
+
+
+def _gateway_image(app) -> tuple[bool, str, str]:
+    from elfctl.adapters.local_images import PYTHON_REF, ensure_gateway_image, ensure_python_image
+
+    cfg = app.config
+    made_py, py_details = ensure_python_image(app.docker, cfg.get("deploy.python_image"))
+    made, details, ref = ensure_gateway_image(app.docker, PYTHON_REF, _wheel_cache(),
+                                              repo=f"{cfg.get('deploy.prefix')}/gateway")
+    notes = ([py_details] if made_py else []) + [details]
+    return made_py or made, "; ".join(notes), ref
+
+
+def _wheel_cache():
+    """Wheels are immutable by name and version: one cache for every project of this user."""
+    import os
+    from pathlib import Path
+
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "elfctl" / "wheels"
+
+
+def _gateway_settings(app):
+    import os
+
+    from elfctl.config import SCHEMA
+    from elfctl.services.deploy.gateway_env import docker_name
+    from elfctl.services.llm.keys import ProviderKeys
+    from elfctl.services.platform import gateway as gateway_svc
+
+    cfg = app.config
+    target = cfg.get("deploy.target")
+    env, secret, volumes, notes = gateway_svc.store_access(cfg.store_url, cfg.root, cfg.elf_dir, target)
+    values = {k: cfg.get(k) for k in SCHEMA if k.startswith(("llm.", "gateway.")) and k != "gateway.host"}
+    keys = ProviderKeys(app.store, app.vault)
+    providers = [p.name for p in _provider_plan(app).providers]
+    provider_env, keyless = gateway_svc.provider_env(providers, keys, dict(os.environ))
+    if keyless:
+        notes.append(f"no provider key configured for {', '.join(keyless)}: calls answer 401 from upstream "
+                     "until `elfctl creds set <PROVIDER>_API_KEY`")
+    read_only, user = {}, None
+    if target == "docker":
+        read_only = {str(cfg.root): gateway_svc.PROJECT}
+        st = cfg.elf_dir.stat()
+        user = f"{st.st_uid}:{st.st_gid}" if st.st_uid else None  # files it writes in .elf/ stay the owner's
+    return gateway_svc.Gateway(
+        container=docker_name(cfg.get("deploy.prefix")), network=cfg.get("deploy.network"),
+        port=cfg.get("gateway.port"), publish_address=cfg.get("gateway.host"),
+        env={**gateway_svc.plain_env(values, cfg.get("gateway.port")), **env},
+        secret_env={**secret, **provider_env}, volumes=volumes, read_only=read_only, user=user,
+        replicas=cfg.get("gateway.replicas"), notes=notes)
+
+
+def _provider_plan(app):
+    from elfctl.services.llm.app import provider_plan
+
+    return provider_plan(app)
 
 
 def _docker_probes(app) -> dict[str, health_svc.Probe]:
