@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "creds": ("elfctl.cli.creds", "app",
               "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
+    "registry": ("elfctl.cli.registry", "app", "The service registry: teams, services, MCP servers and outside "
+                 "agents; liveness by heartbeat; discovery by capability."),
 }
 
 

@@ -65,8 +65,9 @@ def check_url(url: str | None, what: str = "--url") -> str | None:
     except ValueError as exc:
         raise InputError(f"{what} {url!r}: {exc}", hint="write it as scheme://host:port/path") from None
     if not parts.scheme or not parts.netloc or any(c.isspace() for c in url):
-        raise InputError(f"{what} {url!r} has no scheme://host", hint=f"write it as http://{url.split('/')[0] or 'host'}:PORT"
-                         if "://" not in url else "write it as scheme://host:port/path")
+        raise InputError(f"{what} {url!r} has no scheme://host",
+                         hint=f"write it with its scheme, e.g. http://{url}" if "://" not in url
+                         else "write it as scheme://host:port/path")
     if parts.password:
         raise InputError(f"{what}: the URL carries a password", hint="register the URL without it; keep the "
                          "password in `elfctl creds set`")
