@@ -97,6 +97,14 @@ class App:
         self._closers.append(caller.recorder.close)  # what is queued is recorded before the store closes
         return caller
 
+    @cached_property
+    def gateway_caller(self):
+        from elfctl.bootstrap import gateway_caller
+
+        caller = gateway_caller(self.config, self.store)
+        self._closers.append(caller.recorder.close)
+        return caller
+
     def vault(self, command: str, prompt=None):
         """The credentials Vault, its reads and changes audited as `command`. `prompt(new_file)`
         asks for the credential file's passphrase (a terminal), when nothing else provides it."""

@@ -250,3 +250,9 @@ def llm_caller(cfg: Config, store: Store, warn=None):
 
     return Caller(store, price_book(cfg), litellm_client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
                   key_for=provider_keys(cfg, store))
+
+
+def gateway_caller(cfg: Config, store: Store, warn=None):
+    """The gateway's call path: the same Caller as elfctl.llm, its usage recorded by the background
+    writer."""
+    return llm_caller(cfg, store, warn=warn)

@@ -96,6 +96,13 @@ SCHEMA: dict[str, Key] = {
     "llm.reservation_ttl_s": Key(float, 300.0, "When a budget reservation of a killed process expires.", lo=1, hi=86400),
     "llm.record": Key(str, "background", "How usage rows reach the store after the spool write: background "
                                          "(a writer thread; elfctl.llm.flush() waits) or sync."),
+    "gateway.host": Key(str, "127.0.0.1", "Address `elfctl gateway serve` listens on (0.0.0.0 inside a container)."),
+    "gateway.port": Key(int, 18400, "Port of the LLM gateway.", lo=1, hi=65535),
+    "gateway.workers": Key(int, 1, "Gateway worker processes sharing the port.", lo=1, hi=64),
+    "gateway.max_body_bytes": Key(int, 4 * 1024 * 1024, "Largest request body the gateway reads (413 above).",
+                                  lo=1024, hi=1 << 30),
+    "gateway.idle_timeout_s": Key(float, 15.0, "A gateway connection idle, or a request half-sent, this long is "
+                                              "closed.", lo=0.1, hi=3600),
     "kubernetes.kubeconfig": Key(str, "", "kubeconfig path(s); default as kubectl: $KUBECONFIG, else ~/.kube/config."),
     "kubernetes.context": Key(str, "", "kubeconfig context (default: its current-context); --context overrides."),
     "kubernetes.namespace": Key(str, "", "Namespace of this environment (default: elfctl-<profile>, or elfctl)."),

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "llm": ("elfctl.cli.llm", "app", "LLM calls through elfctl: budgets, fallbacks, breakers."),
     "creds": ("elfctl.cli.creds", "app",
               "Credentials: stored encrypted (OS keyring or file), injected, rotated, audited."),
+    "gateway": ("elfctl.cli.gateway", "app",
+                "The LLM gateway: an OpenAI-compatible endpoint for teams, costed, budgeted, keyed."),
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
     "registry": ("elfctl.cli.registry", "app", "The service registry: teams, services, MCP servers and outside "
                  "agents; liveness by heartbeat; discovery by capability."),

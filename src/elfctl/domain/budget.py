@@ -124,6 +124,7 @@ class BudgetExceeded(OperationFailed):
     """A call refused by a team's budget (exit 1). Says the budget, the spend and when it resets."""
 
     code = "budget_exceeded"
+    resets_at: dt.datetime | None = None  # when the window that refused resets (the gateway's Retry-After)
 
 
 def fmt_usd(nano: int | None) -> str:
@@ -134,7 +135,7 @@ def fmt_usd(nano: int | None) -> str:
 
 
 def exceeded_error(team: str, s: WindowState, model: str, need: int) -> BudgetExceeded:
-    return BudgetExceeded(
+    err = BudgetExceeded(
         f"team {team}: {WINDOW_ADJ[s.window]} budget {fmt_usd(s.limit)} would be exceeded "
         f"by a call to {model} "
         f"(spent {fmt_usd(s.spent)}, reserved {fmt_usd(s.reserved)}, this call up to {fmt_usd(need)}); "
@@ -142,3 +143,5 @@ def exceeded_error(team: str, s: WindowState, model: str, need: int) -> BudgetEx
         hint=f"raise it with `elfctl cost budget set {team} --{WINDOW_ADJ[s.window]} USD`, "
         f"lower max_tokens, or wait for the reset",
     )
+    err.resets_at = s.resets_at
+    return err
