@@ -220,6 +220,14 @@ def graph(store, at: dt.datetime | None = None) -> dict[str, Entry]:
     return {e.name: e for e in find(store, at=at)}
 
 
+def public(e: Entry) -> dict:
+    """An entry as the gateway and `elfctl.registry` hand it to team code (the same dict both ways)."""
+    return {"name": e.name, "kind": e.kind, "url": e.url, "endpoints": e.endpoints, "owner": e.owner,
+            "lifecycle": e.lifecycle, "capabilities": list(e.capabilities), "depends_on": list(e.depends_on),
+            "status": e.status, "reason": e.reason, "heartbeat_at": e.heartbeat_at,
+            "metadata": {k: v for k, v in e.metadata.items() if k != "card"}}
+
+
 def _trail(tx, actor: str, e: Entry, trigger: str, result: str, strategy: str = "update_registry") -> None:
     trail.record(tx, trail.Action("registry", trigger, strategy, result or "ok", actor,
                                   team=e.name if e.kind == "team" else None, target=e.name))
