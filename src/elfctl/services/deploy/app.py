@@ -11,7 +11,7 @@ from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
-from elfctl.services.deploy import k8s
+from elfctl.services.deploy import k8s, registry_hooks
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
 
@@ -106,19 +106,22 @@ def _store(app):
     return store
 
 
-def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
+def deploy_team(app, name: str, ignore_deps: bool = False, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
     opts = options(app, **given)
+    dep_warnings = registry_hooks.check_dependencies(app, spec, ignore_deps)  # before anything is built
     if opts.dry_run:
         return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
     secrets = resolve_secrets(app, spec)
     opts.secret_versions = secret_versions(app, spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
-    return deploy_svc.deploy(
+    result = deploy_svc.deploy(
         app.store, app.docker, app.registry, app.target, spec, opts, app.output.info, secrets=secrets
     )
+    result.warnings += dep_warnings + [w for w in [registry_hooks.register_team(app, spec, result)] if w]
+    return result
 
 
 def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployResult:
@@ -126,7 +129,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
     _store(app)
     secrets = resolve_secrets(app, spec)
     app.docker.ping()
-    return deploy_svc.rollback(
+    result = deploy_svc.rollback(
         app.store,
         app.docker,
         app.registry,
@@ -137,6 +140,8 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
         app.output.info,
         secrets=secrets,
     )
+    result.warnings += [w for w in [registry_hooks.register_team(app, spec, result)] if w]
+    return result
 
 
 def deployments(app, team: str | None, limit: int) -> list[dict]:
