@@ -112,7 +112,9 @@ def deploy_team(app, name: str, ignore_deps: bool = False, **given) -> deploy_sv
     opts = options(app, **given)
     dep_warnings = registry_hooks.check_dependencies(app, spec, ignore_deps)  # before anything is built
     if opts.dry_run:
-        return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
+        planned = deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
+        planned.warnings += dep_warnings
+        return planned
     secrets = resolve_secrets(app, spec)
     opts.secret_versions = secret_versions(app, spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded

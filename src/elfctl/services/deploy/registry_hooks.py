@@ -96,6 +96,9 @@ def register_team(app, spec, result) -> str | None:
                   metadata=meta, ttl_s=cfg.get("discovery.team_ttl_s"), source="deploy")
     try:
         reg.register(app.store, entry, actor="deploy")
+        # One probe now: an `unchanged` deploy of a team whose replica died must not read passing.
+        outcome, note = probes.probe_team(app.target, entry)
+        reg.heartbeat(app.store, spec.name, outcome, note, actor="deploy probe")
     except ElfError as exc:
         return f"revision {result.revision} serves, but its registry entry was not written: {exc.message}"
     return None
