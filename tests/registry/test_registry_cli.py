@@ -174,9 +174,10 @@ def test_sweep_removes_expired_and_trails_it(reg_store, project):
 
     cli("registry", "register", "blip", "--url", "http://b:1", "--ttl", "1s", "--deregister-after", "1s", project=project)
     time.sleep(2.2)  # past its TTL, then past deregister_after in critical
-    assert names(project) == []  # `list` sweeps first: removed, and recorded, once
+    assert names(project) == []  # gone at read time, before any sweep
     swept = json.loads(cli("registry", "sweep", "--json", project=project).stdout)
-    assert swept["removed"] == []
+    assert swept["removed"] == ["blip"]
+    assert json.loads(cli("registry", "sweep", "--json", project=project).stdout)["removed"] == []
     rows = [r for r in trail.recent(reg_store) if r.target == "blip"]
     assert [(r.strategy, r.result) for r in rows] == [("deregister", "deregistered")]
     assert reg_store.query("SELECT name FROM registry_entries") == []

@@ -114,7 +114,7 @@ def list_(
     from elfctl.services.registry import entries as reg
 
     app_ = get_app(ctx, json_mode)
-    svc.refresh(app_)
+    svc.refresh(app_, sweep=False)
     rows = _rows(reg.find(app_.store, capability=capability, kind=kind, owner=owner, status=status))
     app_.output.result(rows, lambda rs: _table(rs, "registry") if rs else "no entries match")
 

@@ -25,12 +25,14 @@ class Swept:
     changed: list[dict[str, str]] = field(default_factory=list)  # {name, was, now}
 
 
-def refresh(app, force: bool = False) -> Swept:
+def refresh(app, force: bool = False, sweep: bool = True) -> Swept:
     """Before answering: probe the deployed teams that are due (all with force), then sweep (remove
-    what is past deregister_after, note status changes), each change a row in the actions trail."""
+    what is past deregister_after, note status changes), each change a row in the actions trail.
+    `list` and `show` skip the sweep: their answers are computed from the timestamps anyway, and a
+    read stays one indexed query however many entries there are."""
     done = probes.probe_due(app.store, lambda: app.target, app.config.get("discovery.probe_period_s"),
                             f"{ACTOR} probe", force=force, warn=app.output.warn)
-    removed, changed = reg.sweep(app.store, f"{ACTOR} sweep")
+    removed, changed = reg.sweep(app.store, f"{ACTOR} sweep") if sweep else ([], [])
     return Swept([{"name": n, "outcome": o, "note": note} for n, o, note in done], removed,
                  [{"name": n, "was": a, "now": b} for n, a, b in changed])
 
@@ -110,7 +112,7 @@ class Shown:
 
 def show(app, name: str) -> Shown:
     rules.check_name(name)
-    refresh(app)
+    refresh(app, sweep=False)
     e = reg.get(app.store, name)
     if e is None:
         raise reg.NotRegistered(f"registry: no entry {name!r}", hint="see `elfctl registry list`")

@@ -201,7 +201,10 @@ def sweep(store, actor: str, at: dt.datetime | None = None) -> tuple[list[str], 
     at = at or now()
     removed, changed = [], []
     with _tx(store) as tx:
-        for r in _query(tx, _SELECT):
+        # Only these can change by themselves: an entry without TTL or deregister_after keeps the
+        # status its last heartbeat gave it (and last_status already says so).
+        for r in _query(tx, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
+                                      "OR check_status <> last_status"):
             e = _row(r, at)
             if rules.expired(e, at):
                 tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (e.name,))
