@@ -1,4 +1,5 @@
-"""A local OpenAI-compatible server for tests: `POST /v1/chat/completions` on 127.0.0.1.
+"""A local OpenAI-compatible server for tests: `POST /v1/chat/completions` (and `/v1/embeddings`,
+answering the usage's prompt tokens) on 127.0.0.1.
 
 Tests call it through real litellm with `api_base=server.url` and a model such as
 `openai/gpt-4o-mini` (litellm sends `gpt-4o-mini` as the model; behaviours are keyed by that name).
@@ -137,6 +138,12 @@ class LLMServer:
                     headers = {"Retry-After": str(rule["retry_after"])} if "retry_after" in rule else {}
                     return self._send(status, payload, headers)
                 u = rule.get("usage") or dict(prompt=10, completion=5, cached=0, reasoning=0)
+                if self.path.endswith("/embeddings"):  # one 3-dimension vector per input
+                    items = body.get("input")
+                    n = len(items) if isinstance(items, list) else 1
+                    data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(n)]
+                    return self._send(200, {"object": "list", "data": data, "model": model, "usage": {
+                        "prompt_tokens": u["prompt"], "total_tokens": u["prompt"]}}, {})
                 payload = {
                     "id": "chatcmpl-" + uuid.uuid4().hex,
                     "object": "chat.completion",

@@ -253,6 +253,16 @@ def llm_caller(cfg: Config, store: Store, warn=None):
 
 
 def gateway_caller(cfg: Config, store: Store, warn=None):
-    """The gateway's call path: the same Caller as elfctl.llm, its usage recorded by the background
-    writer."""
-    return llm_caller(cfg, store, warn=warn)
+    """The gateway's call path: the same Caller as elfctl.llm (budgets, chain, breakers, retries,
+    spool, writer), with OpenAI-protocol models forwarded over HTTP as they are (the provider at
+    OPENAI_BASE_URL, else api.openai.com) and the others through litellm."""
+    import os
+
+    from elfctl.adapters import litellm_client, openai_http
+    from elfctl.services.llm import app as llm_app
+    from elfctl.services.llm.call import Caller
+
+    base = os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
+    client = openai_http.Routed(openai_http.Client(base), litellm_client)
+    return Caller(store, price_book(cfg), client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
+                  key_for=provider_keys(cfg, store))

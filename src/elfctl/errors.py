@@ -51,6 +51,26 @@ ErrorCode = Literal[
     "llm_failed",
     "budget_exceeded",
     "circuit_open",
+    # the LLM gateway's HTTP answers (OpenAI's `error.code`; a provider's own 400 keeps its code)
+    "invalid_api_key",
+    "invalid_json",
+    "invalid_type",
+    "invalid_value",
+    "missing_required_parameter",
+    "unknown_parameter",
+    "unsupported_value",
+    "model_not_allowed",
+    "model_not_found",
+    "unknown_url",
+    "method_not_allowed",
+    "request_too_large",
+    "request_timeout",
+    "client_disconnected",
+    "team_config",
+    "rate_limited",
+    "provider_bad_request",
+    "provider_error",
+    "provider_timeout",
 ]
 CODES: frozenset[str] = frozenset(get_args(ErrorCode))
 

@@ -96,6 +96,7 @@ class UsageRow:
     fallback_reason: str | None = None
     source: str = "elfctl"  # elfctl | callback | import:<format>
     prompt_hash: str | None = None  # prompt_hash(messages): `cost optimize` finds repeated prompts
+    revision: int | None = None  # the deployed revision of the team (from its gateway key; migration 0070)
     # Not stored in api_usage: the budget reservation this row settles (spool replay needs it).
     reservation_id: str | None = field(default=None, compare=False)
 
@@ -142,6 +143,8 @@ def row_problem(r: UsageRow) -> str | None:
             return f"{name} {problem}"
     if r.latency_ms is not None and (problem := _int_problem(r.latency_ms, MAX_TOKENS)):
         return f"latency_ms {problem}"
+    if r.revision is not None and (problem := _int_problem(r.revision, MAX_TOKENS)):
+        return f"revision {problem}"
     if r.outcome not in OUTCOMES:
         return f"outcome {r.outcome!r} is not one of {', '.join(OUTCOMES)}"
     return None
@@ -169,6 +172,7 @@ COLUMNS = (
     "fallback_reason",
     "source",
     "prompt_hash",
+    "revision",
 )
 
 
@@ -195,4 +199,5 @@ def values(r: UsageRow) -> tuple:
         r.fallback_reason,
         r.source,
         r.prompt_hash,
+        r.revision,
     )

@@ -18,7 +18,7 @@ def report(
     since: Annotated[str | None, typer.Option("--since", help="First day (YYYY-MM-DD, UTC).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Last day (YYYY-MM-DD, UTC).")] = None,
     by: Annotated[
-        str, typer.Option("--by", help="Group by team, model or day (request: every row).")
+        str, typer.Option("--by", help="Group by team, model, day, revision or agent (request: every row).")
     ] = "team",
     csv_mode: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
     html: Annotated[Path | None, typer.Option("--html", help="Also write an HTML report to FILE.")] = None,

@@ -78,6 +78,7 @@ _PG_TYPES = {
     "cost_nanousd": "bigint",
     "priced": "int",
     "latency_ms": "int",
+    "revision": "int",
     "seq": "bigint",
 }
 

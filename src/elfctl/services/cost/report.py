@@ -13,7 +13,21 @@ from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.services.cost import budgets
 
-BY = ("team", "model", "day", "request")
+BY = ("team", "model", "day", "revision", "agent", "request")
+# Groupings the rollup does not hold: summed from api_usage itself, per team (a revision number or an
+# agent name means something only within its team). Give --team/--since to keep the scan short.
+_RAW_BY = {"revision": "revision", "agent": "agent"}
+_RAW_SUMS = ("COUNT(*) AS calls, SUM(CASE WHEN outcome <> 'ok' THEN 1 ELSE 0 END) AS errors, "
+             "SUM(CASE WHEN fallback_reason IS NOT NULL AND fallback_reason <> '' THEN 1 ELSE 0 END) AS fallbacks, "
+             "SUM(CASE WHEN priced = 0 THEN 1 ELSE 0 END) AS unpriced, SUM(prompt_tokens) AS prompt_tokens, "
+             "SUM(completion_tokens) AS completion_tokens, SUM(cached_tokens) AS cached_tokens, "
+             "SUM(cost_nanousd) AS cost_nanousd")
+
+
+def _raw_key(by: str, team: str, value) -> str:
+    if value is None:
+        return f"{team} (no {by})"
+    return f"{team} r{value}" if by == "revision" else f"{team} {value}"
 
 
 def _day(value: str | None, flag: str) -> str | None:
@@ -70,9 +84,14 @@ def report(
 
         rep.rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM api_usage{clause} ORDER BY ts, id", params)
         return rep
-    sql = f"SELECT {by} AS key, {SUM_COUNTERS} FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
+    if by in _RAW_BY:
+        col = _RAW_BY[by]
+        sql = (f"SELECT team, {col} AS key, {_RAW_SUMS} FROM api_usage{clause} GROUP BY team, {col} "
+               f"ORDER BY team, {col} IS NULL, {col}")
+    else:
+        sql = f"SELECT {by} AS key, {SUM_COUNTERS} FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
     for r in store.query(sql, params):
-        row = ReportRow.of(r, key=str(r["key"]))
+        row = ReportRow.of(r, key=_raw_key(by, r["team"], r["key"]) if by in _RAW_BY else str(r["key"]))
         rep.rows.append(row)
         rep.total.add(row)
     if rep.total.unpriced:

@@ -26,7 +26,9 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def body(self) -> bytes:
-        return json.dumps({"error": {"message": self.message, "type": self.type, "code": self.code,
+        from elfctl.redact import scrub  # a provider's message may echo what it was sent
+
+        return json.dumps({"error": {"message": scrub(self.message), "type": self.type, "code": self.code,
                                      "param": self.param}}).encode()
 
 
@@ -64,10 +66,16 @@ def from_elf(exc) -> ApiError:
         kind = getattr(last, "kind", "")
         if getattr(last, "code", "") == "circuit_open":
             return ApiError(503, exc.message, code="circuit_open")
-        if kind == "bad_request":
+        if kind == "bad_request":  # the provider's own validation answer, passed through
             status = getattr(last, "status", None)
-            return ApiError(status if isinstance(status, int) and 400 <= status < 500 else 400, last.message,
-                            code="provider_bad_request")
+            status = status if isinstance(status, int) and 400 <= status < 500 else 400
+            err = (getattr(last, "body", None) or {}).get("error")
+            if isinstance(err, dict) and isinstance(err.get("message"), str):
+                code_ = err.get("code")
+                return ApiError(status, err["message"], type=err.get("type") if isinstance(err.get("type"), str)
+                                else None, code=code_ if isinstance(code_, str) else "provider_bad_request",
+                                param=err.get("param") if isinstance(err.get("param"), str) else None)
+            return ApiError(status, last.message, code="provider_bad_request")
         if kind == "rate_limit":
             after = getattr(last, "retry_after", None)
             return ApiError(429, exc.message, code="rate_limited",

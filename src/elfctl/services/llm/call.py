@@ -57,6 +57,7 @@ class Policy:
     chain: list[str]
     budget: Budget | None = None
     agent: str | None = None
+    revision: int | None = None  # the team's deployed revision (gateway keys), recorded on each row
 
 
 @dataclass
@@ -259,6 +260,7 @@ class Caller:
         """The chain walk, shared by call and acall: yields each model to call and receives
         ("ok", answer) or ("err", exception); returns the response (StopIteration.value)."""
         reasons: list[str] = []
+        failures: list[BaseException] = []
         started = time.perf_counter()
         for i, model in enumerate(chain):
             verdict, res = self._reserve(policy, model, kwargs, i + 1 < len(chain))
@@ -274,8 +276,9 @@ class Caller:
             if getattr(value, "kind", "") == "bad_request":
                 raise value
             spent = time.perf_counter() - t0
+            failures.append(value)
             reasons.append(f"{model}: {getattr(value, 'kind', type(value).__name__)} after {spent:.1f}s")
-        return self._all_failed(policy, request_id, chain, reasons, started)
+        return self._all_failed(policy, request_id, chain, reasons, started, failures)
 
     def _start(self, policy: Policy, kwargs: dict):
         """The call's driver and each model's kwargs with its key (read before any reservation)."""
@@ -346,6 +349,7 @@ class Caller:
             source="elfctl",
             reservation_id=res.id if res else None,
             prompt_hash=prompt_hash(messages),
+            revision=policy.revision,
         )
         self.spool.put(row)  # the durability point: a kill from here on is replayed at the next start
         if self.settings.record == "sync":
@@ -365,7 +369,8 @@ class Caller:
         attach(answer.response, row)
         return answer.response
 
-    def _all_failed(self, policy: Policy, request_id: str, chain: list[str], reasons: list[str], started: float):
+    def _all_failed(self, policy: Policy, request_id: str, chain: list[str], reasons: list[str], started: float,
+                    failures: list[BaseException]):
         from elfctl.adapters.litellm_client import LLMError
 
         if chain:
@@ -380,13 +385,16 @@ class Caller:
                 latency_ms=int((time.perf_counter() - started) * 1000),  # the whole call, every model
                 fallback_reason="; ".join(reasons) or None,
                 price_version=self.prices.version,
+                revision=policy.revision,
             )
             ledger.record(self.store, [row])
-        raise LLMError(
+        err = LLMError(
             f"team {policy.team}: every model failed ({'; '.join(reasons)})",
             hint="see `elfctl health` for open circuits; check the providers and keys",
             kind="exhausted",
         )
+        err.causes = tuple(failures)  # each model's error, in chain order (the gateway answers by the last)
+        raise err
 
 
 def attach(response: Any, row: UsageRow) -> None:
