@@ -9,18 +9,16 @@ stored timestamps at read time, so no daemon is needed for the answers to be rig
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from elfctl.domain.names import DNS1123_HINT, is_dns_label
+from elfctl.domain.team import CAPABILITY, LIFECYCLES  # team.yaml declares both too
 from elfctl.errors import InputError
 
 STATUSES = ("passing", "warning", "critical")
 HEARTBEAT = {"pass": "passing", "warn": "warning", "fail": "critical"}  # what a heartbeat may say
-LIFECYCLES = ("experimental", "production", "deprecated")
-CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _RANK = {s: i for i, s in enumerate(STATUSES)}
 
 

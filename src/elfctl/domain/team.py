@@ -21,7 +21,9 @@ INT64_MAX = 2**63 - 1  # Docker's Memory and NanoCpus, Kubernetes' quantities: s
 MIN_MEMORY = 6 * 2**20  # the smallest memory limit Docker accepts
 ACTIONS = ("warn", "downgrade", "block")
 SECRETS_AS = ("env", "files")
-SECRETS_DIR = "/run/secrets"  # secrets_as: files puts each value here as a file named NAME
+SECRETS_DIR = "/run/secrets"
+LIFECYCLES = ("experimental", "production", "deprecated")  # a registry entry's, too
+CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a capability tag teams are found by  # secrets_as: files puts each value here as a file named NAME
 
 
 @dataclass(frozen=True)
@@ -214,8 +216,6 @@ def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
 
 
 def _registry_fields(v: _V, doc: dict, kw: dict) -> None:
-    from elfctl.domain.registry import CAPABILITY, LIFECYCLES
-
     if doc.get("owner") is not None:
         kw["owner"] = v.string(doc["owner"], "owner")
     if doc.get("lifecycle") is not None:

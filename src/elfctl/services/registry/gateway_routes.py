@@ -18,7 +18,7 @@ def find(req: Request):
     unknown = [k for k in req.query if k not in _FILTERS]
     if unknown:
         raise ApiError(400, f"unknown filter {unknown[0]!r}: use {', '.join(_FILTERS)}", param=unknown[0],
-                       code="invalid_filter")
+                       code="invalid_value")
     found = reg.find(req.gateway.store, **{k: req.query[k] for k in _FILTERS if req.query.get(k)})
     return 200, {"cache-control": "no-store"}, {"object": "list", "data": [reg.public(e) for e in found]}
 
