@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,28 +61,14 @@ def _heartbeat_rows(store, label: str) -> list[Row]:
                 "< 5 ms", beat < 5.0)]
 
 
-def _gateway_rows(project: Path, env: dict, store) -> list[Row]:
-    import subprocess
-
+def _gateway_rows(project: Path, store_url: str, store) -> list[Row]:
     from elfctl.services.gateway import keys
-    from tests.registry.conftest import free_port
+    from tests.gateway.conftest import GatewayProcess
 
     key = keys.mint(store, "bench-team")
-    port = free_port()
-    proc = subprocess.Popen([PY, "-m", "elfctl", "-q", "gateway", "serve", "--port", str(port)], cwd=project,
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    gateway = GatewayProcess(project, store_url, "http://127.0.0.1:9/v1").start()  # no LLM call is made
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/health")
-                conn.getresponse().read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"gateway did not start: {proc.stderr.read().decode()[-500:]}") from None
-                time.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
         auth = {"Authorization": f"Bearer {key}"}
 
         def get(path: str, headers: dict) -> None:
@@ -94,17 +81,14 @@ def _gateway_rows(project: Path, env: dict, store) -> list[Row]:
         floor = _p50(lambda: get("/health", {}))
         conn.close()
     finally:
-        proc.terminate()
-        proc.wait(10)
-    return [Row("registry", f"gateway discovery p50 ({ENTRIES:,} entries, ~{ENTRIES // TAGS} found)", found, "ms",
+        gateway.stop()
+    return [Row("registry", f"gateway discovery p50 ({ENTRIES:,} entries, {ENTRIES // TAGS} found)", found, "ms",
                 "GET /health on the same gateway", floor, "< 5 ms", found < 5.0)]
 
 
 def run(env: dict) -> list[Row]:
     from elfctl.adapters.postgres import PostgresStore
     from elfctl.adapters.sqlite import SqliteStore
-
-    import subprocess
 
     # What an installed wheel has: byte code on disk (this machine sets PYTHONDONTWRITEBYTECODE, so
     # otherwise every run would compile each module the command imports, ~100 ms).
@@ -123,7 +107,7 @@ def run(env: dict) -> list[Row]:
         floor = time_command([PY, "-m", "elfctl", "--version"], cwd=project, env=cli_env)
         rows.append(Row("registry", f"registry list --capability X ({ENTRIES:,} entries)", listed, "ms",
                         "elfctl --version", floor, "< 100 ms", listed < 100.0))
-        rows += _gateway_rows(project, cli_env, store)
+        rows += _gateway_rows(project, cli_env["ELFCTL_STORE_URL"], store)
         rows += _heartbeat_rows(store, "SQLite")
         store.close()
     dsn = env.get("ELFCTL_TEST_PG_DSN") or os.environ.get("ELFCTL_TEST_PG_DSN")

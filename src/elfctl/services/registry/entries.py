@@ -51,7 +51,8 @@ def validate(e: Entry) -> Entry:
 def _row(r: dict, at: dt.datetime) -> Entry:
     kw = {c: r[c] for c in _COLS}
     for c, kind in _JSON.items():
-        kw[c] = kind(json.loads(kw[c] or ("{}" if kind is dict else "[]")))
+        raw = kw[c]
+        kw[c] = kind(json.loads(raw)) if raw and raw not in ("{}", "[]") else kind()  # most are empty
     e = Entry(**kw)
     e.status, e.reason, _since = rules.liveness(e, at)
     return e
