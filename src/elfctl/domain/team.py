@@ -21,9 +21,9 @@ INT64_MAX = 2**63 - 1  # Docker's Memory and NanoCpus, Kubernetes' quantities: s
 MIN_MEMORY = 6 * 2**20  # the smallest memory limit Docker accepts
 ACTIONS = ("warn", "downgrade", "block")
 SECRETS_AS = ("env", "files")
-SECRETS_DIR = "/run/secrets"
+SECRETS_DIR = "/run/secrets"  # secrets_as: files puts each value here as a file named NAME
 LIFECYCLES = ("experimental", "production", "deprecated")  # a registry entry's, too
-CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a capability tag teams are found by  # secrets_as: files puts each value here as a file named NAME
+CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a capability tag teams are found by
 
 
 @dataclass(frozen=True)
