@@ -38,7 +38,7 @@ def test_deploy_registers_the_team_and_probes_keep_it_honest(project, docker_env
     # depends_on before building: seo is not registered yet
     proc = run_elfctl("deploy", writer, cwd=project, env=env)
     assert proc.returncode == 1, proc.stderr
-    assert f"depends on {seo} is not registered" in proc.stderr and "--ignore-deps" in proc.stderr
+    assert f"team {writer} depends on {seo}, which is not registered" in proc.stderr and "--ignore-deps" in proc.stderr
     assert json.loads(run_elfctl("deployments", writer, "--json", cwd=project, env=env).stdout) == []  # nothing built
     dry = run_elfctl("deploy", writer, "--dry-run", "--ignore-deps", "--json", cwd=project, env=env)
     assert dry.returncode == 0 and any(seo in w for w in json.loads(dry.stdout)["warnings"])
@@ -67,7 +67,7 @@ def test_deploy_registers_the_team_and_probes_keep_it_honest(project, docker_env
     health = run_elfctl("health", "-c", "service-registry", "--json", cwd=project, env=env)
     assert health.returncode == 1 and f"{writer} -> {seo} (critical)" in health.stdout
     refused = run_elfctl("deploy", writer, "--tag", "other", cwd=project, env=env)
-    assert refused.returncode == 1 and f"{seo} is critical" in refused.stderr
+    assert refused.returncode == 1 and f"{seo}, which is critical (probe:" in refused.stderr
 
     # deploy brings it back: passing again
     assert run_elfctl("deploy", seo, cwd=project, env=env, timeout=300).returncode == 0

@@ -54,14 +54,14 @@ def check_dependencies(app, spec, ignore: bool = False) -> list[str]:
     for dep in spec.depends_on:
         e = everything.get(dep)
         if e is None:
-            bad.append(f"{dep} is not registered")
+            bad.append(f"{dep}, which is not registered")
         elif e.status == "critical":
-            bad.append(f"{dep} is critical ({e.reason})")
+            bad.append(f"{dep}, which is critical ({e.reason})")
     if bad and not ignore:
-        raise OperationFailed(f"team {spec.name} depends on " + "; ".join(bad),
+        raise OperationFailed(f"team {spec.name} depends on " + "; and on ".join(bad),
                               hint=f"deploy or register it (`elfctl registry show {spec.depends_on[0]}`), "
                                    "or deploy with --ignore-deps")
-    return [f"depends_on ignored: {b}" for b in bad]
+    return [f"--ignore-deps: depends on {b}" for b in bad]
 
 
 def network_url(cfg, spec) -> str:
