@@ -136,3 +136,17 @@ def test_elfctl_registry_inside_a_container_uses_the_gateway(pg_store, gateways,
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"found": ["seo"], "beat": "warning", "other": "forbidden", "missing": None}
     assert reg.get(store, "writer").reason == "busy"
+
+
+def test_hostile_requests_change_nothing(pg_store, gateways):
+    url, store = pg_store
+    seo_key, _writer_key = _two_teams(store)
+    g = gateways(url)
+    assert call(g.url + "/v1/registry/..%2Fseo/heartbeat", seo_key, "PUT", {})[0] in (403, 404)  # never 200
+    assert call(g.url + "/v1/registry/Bad_Name", seo_key)[0] == 400
+    assert call(g.url + "/v1/registry?capability=x%27%20OR%201%3D1--", seo_key)[0] == 400
+    assert call(g.url + "/v1/registry/seo/heartbeat", seo_key, "PUT", ["pass"])[0] == 400
+    assert call(g.url + "/v1/registry/seo/heartbeat", seo_key, "PUT", {"status": "pass", "evil": 1})[0] == 400
+    status, body = call(g.url + "/v1/registry/seo/heartbeat", seo_key, "PUT", {"status": "warn", "note": "x" * 100_000})
+    assert status == 200 and len(body["note"]) == 500  # a note is one line, not a payload store
+    assert [e.name for e in reg.find(store)] == ["seo", "writer"]

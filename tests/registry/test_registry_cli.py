@@ -106,6 +106,12 @@ def test_file_registers_all_or_none(reg_store, project):
     assert names(project) == []
     assert cli("registry", "register", "--file", str(good), project=project).returncode == 0
     assert names(project) == ["cache", "files"]
+    # refused by the store half-way (a name another kind holds): the transaction takes the first back
+    clash = project / "clash.yaml"
+    clash.write_text("- {name: fresh, url: 'http://fresh:1'}\n- {name: files, kind: database, url: 'postgresql://x:1/y'}\n")
+    proc = cli("registry", "register", "-f", str(clash), project=project)
+    assert proc.returncode == 2 and "'files' is registered already as a mcp" in proc.stderr
+    assert names(project) == ["cache", "files"]
     typo = project / "typo.json"
     typo.write_text(json.dumps({"name": "x", "urll": "http://x:1"}))
     proc = cli("registry", "register", "-f", str(typo), project=project)
