@@ -82,3 +82,14 @@ def test_deploy_registers_the_team_and_probes_keep_it_honest(project, docker_env
     assert ("deploy", "registered") in rows
     assert ("registry probe", "status passing -> critical") in rows
     assert rows[-1][1] in ("re-registered", "status critical -> passing")
+
+    # team rm takes its entry with it: dependents now read it as missing
+    assert run_elfctl("team", "rm", seo, "--yes", cwd=project, env=env, timeout=120).returncode == 0
+    gone, _ = _show(project, env, seo)
+    assert gone.returncode == 1 and f"no entry '{seo}'" in gone.stderr
+    graph = run_elfctl("registry", "graph", cwd=project, env=env)
+    assert graph.returncode == 1 and f"{writer} -> {seo} (missing)" in graph.stdout
+    store = open_store(config.load(cwd=project))
+    (last,) = [r for r in trail.recent(store, team=seo, limit=1)]
+    store.close()
+    assert (last.actor, last.strategy, last.trigger) == ("team rm", "deregister", "team removed")

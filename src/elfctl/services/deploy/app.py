@@ -188,9 +188,11 @@ def remove_team(app, name: str, purge: bool = False, confirm=None):
     from elfctl.services.deploy import teams
 
     cfg = app.config
-    return teams.remove(app.store, app.target, app.docker, app.registry, app.teams_dir, name, purge=purge,
-                        confirm=confirm, lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
-                        lock_wait_s=cfg.get("deploy.lock_wait_s"))
+    removed = teams.remove(app.store, app.target, app.docker, app.registry, app.teams_dir, name, purge=purge,
+                           confirm=confirm, lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
+                           lock_wait_s=cfg.get("deploy.lock_wait_s"))
+    registry_hooks.forget_team(app, name)
+    return removed
 
 
 def render_team(app, team: str, image: str | None = None, revision: int = 0) -> k8s.Rendered:

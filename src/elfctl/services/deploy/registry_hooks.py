@@ -102,3 +102,11 @@ def register_team(app, spec, result) -> str | None:
     except ElfError as exc:
         return f"revision {result.revision} serves, but its registry entry was not written: {exc.message}"
     return None
+
+
+def forget_team(app, name: str) -> None:
+    """`team rm`: the team's entry goes with it (a trail row), so dependents read `not registered`
+    rather than a critical team that will never come back. Only the entry deploy wrote."""
+    e = reg.get(app.store, name) if "registry_entries" in app.store.tables() else None
+    if e is not None and e.kind == "team" and e.source == "deploy":
+        reg.deregister(app.store, name, actor="team rm", why="team removed")
