@@ -3,6 +3,8 @@ provider, nothing is charged, and the gateway keeps serving."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import socket
 import time
 
@@ -119,7 +121,20 @@ def test_unknown_path_and_wrong_method(gateway, mint):
     assert r.status_code == 405
 
 
-def test_health_is_public_ietf_json(gateway):
+def test_health_is_public_ietf_json_and_names_no_team(gw_env, gateway, mint):
+    from elfctl.domain.usage import UsageRow
+    from elfctl.services.cost import ledger as ledger_mod
+    from tests.gateway.conftest import write_team
+
+    project, store = gw_env
     r = httpx.get(gateway.url + "/health")
     assert r.status_code == 200 and r.headers["content-type"] == "application/health+json"
-    assert r.json()["status"] == "pass"
+    assert r.json()["status"] == "pass" and set(r.json()["checks"]) == {"store", "llm", "budgets"}
+    write_team(project, "poor", "gpt-4o", budget={"daily_usd": "0.000001"})
+    mint("poor")
+    now = dt.datetime.now(dt.UTC)
+    ledger_mod.record(store, [UsageRow("spent-1", now.isoformat(timespec="milliseconds"), "poor", "gpt-4o", "gpt-4o",
+                                      cost_nanousd=5000)])
+    data = httpx.get(gateway.url + "/health").json()
+    assert data["status"] == "warn" and data["checks"]["budgets"][0]["observedValue"] == 1
+    assert "poor" not in json.dumps(data)

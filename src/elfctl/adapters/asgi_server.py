@@ -62,18 +62,10 @@ def run(factory: str, host: str, port: int, workers: int, idle_timeout_s: float,
     SIGTERM (then requests in flight finish, up to the idle timeout)."""
     import uvicorn
 
-    config = uvicorn.Config(
+    on_ready(f"http://{host}:{port}")
+    uvicorn.run(
         factory, factory=True, host=host, port=port, workers=workers, loop=_loop(), http=_Protocol,
         lifespan="on", timeout_keep_alive=idle_timeout_s, timeout_graceful_shutdown=int(idle_timeout_s) + 1,
         access_log=False, log_level="warning", server_header=False, date_header=False, proxy_headers=False,
         backlog=2048,
     )
-    on_ready(f"http://{host}:{port}")
-    server = uvicorn.Server(config)
-    if workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        sock = config.bind_socket()
-        Multiprocess(config, target=server.run, sockets=[sock]).run()
-    else:
-        server.run()

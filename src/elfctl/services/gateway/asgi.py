@@ -100,7 +100,10 @@ class Server:
             log.exception("gateway: %s %s failed", scope["method"], scope["path"])
             await self._error(send, ApiError(500, "internal error in the gateway", type="api_error"), close)
             return
-        await self._answer(send, status, out_headers, out)
+        try:
+            await self._answer(send, status, out_headers, out, receive)
+        except Exception:  # noqa: BLE001 - the answer had begun: nothing more can be sent, only logged
+            log.exception("gateway: %s %s failed while answering", scope["method"], scope["path"])
 
     async def _body(self, headers: dict[str, str], receive) -> tuple[bytes, bool]:
         """The whole body, at most max_body bytes, each part within the idle timeout. Returns
@@ -149,7 +152,7 @@ class Server:
         headers = {**exc.headers, **({"connection": "close"} if close else {})}
         await self._answer(send, exc.status, headers, exc.body())
 
-    async def _answer(self, send, status: int, headers: dict[str, str], out: Any) -> None:
+    async def _answer(self, send, status: int, headers: dict[str, str], out: Any, receive=None) -> None:
         raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
         if isinstance(out, dict | list):
             out = json.dumps(out).encode()
@@ -162,8 +165,33 @@ class Server:
             await send({"type": "http.response.start", "status": status, "headers": raw_headers})
             await send({"type": "http.response.body", "body": bytes(out)})
             return
-        # an async iterator of bytes: streamed as it comes (server-sent events)
+        await self._stream(send, receive, status, raw_headers, out)
+
+    async def _stream(self, send, receive, status: int, raw_headers: list, out: Any) -> None:
+        """An async iterator of bytes, sent as it comes (server-sent events). A client that goes
+        away cancels the iteration where it waits (its `finally` runs: e.g. recording what was
+        generated), and the iterator is closed in every case."""
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        async for chunk in out:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
+
+        async def pump() -> None:
+            async for chunk in out:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        sending, watching = asyncio.ensure_future(pump()), asyncio.ensure_future(watch())
+        try:
+            done, _ = await asyncio.wait({sending, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if sending in done:
+                sending.result()  # an error inside the iterator surfaces here (logged by the caller)
+            else:
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
+        finally:
+            watching.cancel()
+            aclose = getattr(out, "aclose", None)
+            if aclose is not None:
+                await aclose()

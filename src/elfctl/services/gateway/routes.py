@@ -18,7 +18,10 @@ Handler contract:
     server has already refused (401) a request without a live key. On `public=True` routes it is
     None. The team a handler acts for comes from `request.key.team`, never from the body.
   - `body` is a dict or list (sent as JSON), bytes or str (sent as is; set `content-type`), or an
-    async iterator of bytes (streamed as they come, e.g. server-sent events).
+    async iterator of bytes (streamed as they come, e.g. server-sent events). A sync handler may
+    return one too: it is iterated on the event loop. When the client goes away mid-stream, the
+    iteration is cancelled where it waits and the iterator closed (`aclose()`), so an async
+    generator's `finally` runs: the place to record what was generated.
   - To refuse, raise `errors.ApiError(status, message, ...)`: the client gets the OpenAI-shaped
     `{"error": {"message", "type", "code", "param"}}` with that status. An ElfError from a service is
     mapped the same way (errors.from_elf); any other exception is a 500 with no detail (logged).
