@@ -111,3 +111,9 @@ def test_platform_probe_heartbeat_records_only_changes(store):
     rows = trail.recent(store, team="seo")
     assert [(r.trigger, r.actor) for r in rows] == [
         ("status passing -> critical", "registry probe"), ("registered", "deploy")]
+
+
+def test_metadata_must_be_json(store):
+    with pytest.raises(InputError, match="metadata is not JSON"):
+        reg.register(store, Entry("odd", kind="mcp", url="http://m:1", metadata={"when": dt.datetime.now()}))
+    assert reg.get(store, "odd") is None

@@ -42,6 +42,11 @@ def validate(e: Entry) -> Entry:
         raise rules.loop_error([e.name, e.name], f"entry {e.name}")
     if e.check_status not in rules.STATUSES:
         raise InputError(f"status {e.check_status!r} is not a status", hint=f"use one of {', '.join(rules.STATUSES)}")
+    try:
+        json.dumps(e.metadata)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"entry {e.name}: metadata is not JSON ({exc})", hint="use text, numbers, lists and "
+                         "mappings only") from None
     for what, value in (("ttl", e.ttl_s), ("deregister-after", e.deregister_after_s)):
         if value is not None and not 0 < value <= 10 * 365 * 86400:
             raise InputError(f"--{what} {value!r} must be more than 0 seconds", hint="e.g. 30s or 10m")
