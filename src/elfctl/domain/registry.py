@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from elfctl.domain.names import DNS1123_HINT, is_dns_label
-from elfctl.domain.team import CAPABILITY, LIFECYCLES  # team.yaml declares both too
+from elfctl.domain.names import CAPABILITY, DNS1123_HINT, LIFECYCLES, is_dns_label
 from elfctl.errors import InputError
 
 STATUSES = ("passing", "warning", "critical")

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from elfctl.domain.names import DNS1123, DNS1123_HINT, is_dns_label
+from elfctl.domain.names import CAPABILITY, DNS1123, DNS1123_HINT, LIFECYCLES, is_dns_label
 from elfctl.errors import InputError
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -22,8 +22,6 @@ MIN_MEMORY = 6 * 2**20  # the smallest memory limit Docker accepts
 ACTIONS = ("warn", "downgrade", "block")
 SECRETS_AS = ("env", "files")
 SECRETS_DIR = "/run/secrets"  # secrets_as: files puts each value here as a file named NAME
-LIFECYCLES = ("experimental", "production", "deprecated")  # a registry entry's, too
-CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a capability tag teams are found by
 
 
 @dataclass(frozen=True)
