@@ -23,6 +23,25 @@ _JSON = [(b"content-type", b"application/json")]
 _THREADS = 64
 
 
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        from elfctl.redact import scrub
+
+        return scrub(super().format(record))  # the message and any traceback
+
+
+def log_to_stderr() -> None:
+    """For a gateway process (not a library user): its own log lines (elfctl.*) on stderr, warnings and up, with anything secret
+    (provider keys read by this process, URL passwords) scrubbed from messages and tracebacks."""
+    root = logging.getLogger("elfctl")
+    if not any(isinstance(h.formatter, _ScrubbingFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        root.propagate = False
+
+
 def _load_endpoints() -> None:
     """Import every module of the endpoints package: each adds its routes to routes.ROUTES."""
     import importlib
