@@ -59,6 +59,10 @@ SCHEMA: dict[str, Key] = {
     "registry.container": Key(str, "elfctl-registry", "Name of the local registry container."),
     "registry.volume": Key(str, "elfctl-registry-data", "Volume holding the local registry's images."),
     "registry.timeout_s": Key(float, 5.0, "Timeout of every registry HTTP request.", lo=0.1, hi=3600),
+    "discovery.probe_period_s": Key(float, 10.0, "Service registry: a deployed team's endpoints are probed "
+                                    "again when its last heartbeat is older than this.", lo=0.1, hi=86400),
+    "discovery.team_ttl_s": Key(float, 60.0, "Service registry: TTL of deployed teams' entries (critical when "
+                                "no probe vouched for them this long).", lo=1, hi=86400),
     "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
     "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),

@@ -87,6 +87,8 @@ def deploy(
     render: Annotated[
         bool, typer.Option("--render", help="Print the Kubernetes manifests (YAML); touch nothing.")
     ] = False,
+    ignore_deps: Annotated[bool, typer.Option(
+        "--ignore-deps", help="Deploy even when a depends_on entry is missing or critical (warned).")] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Build (by content hash), push, start beside the old, health-gate, switch; roll back on failure."""
@@ -109,6 +111,7 @@ def deploy(
         timeout_s=timeout,
         dry_run=dry_run or None,
         lock_wait_s=lock_wait,
+        ignore_deps=ignore_deps,
     )
     _finish(app_, result)
 

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "resources": ("elfctl.cli.resources", "resources",
                   "Measure the 8 resource types concurrently (api_quota, memory, cpu, database, mcp_server, "
                   "network, docker, k8s_pod) against their thresholds; exit 1 when any is critical or exhausted."),
+    "registry": ("elfctl.cli.registry", "app", "The service registry: teams, services, MCP servers and outside "
+                 "agents; liveness by heartbeat; discovery by capability."),
 }
 
 

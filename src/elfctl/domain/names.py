@@ -8,6 +8,9 @@ from elfctl.errors import InputError
 
 DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_HINT = "use lower case letters, digits and '-', starting and ending alphanumeric, max 63"
+# Registry words, here so team.yaml and the registry share them without importing each other.
+CAPABILITY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")  # a capability tag teams are found by
+LIFECYCLES = ("experimental", "production", "deprecated")
 
 
 def is_dns_label(name: object) -> bool:

@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from elfctl.domain.names import DNS1123, DNS1123_HINT, is_dns_label
+from elfctl.domain.names import CAPABILITY, DNS1123, DNS1123_HINT, LIFECYCLES, is_dns_label
 from elfctl.errors import InputError
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -67,6 +67,17 @@ class ResourcesSpec:
 
 
 @dataclass(frozen=True)
+class SkillSpec:
+    """One skill of the team's A2A agent card (AgentSkill: id, name, description, tags)."""
+
+    id: str
+    name: str
+    description: str
+    tags: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TeamSpec:
     name: str
     path: Path  # the team.yaml
@@ -82,6 +93,12 @@ class TeamSpec:
     llm: LLMSpec = field(default_factory=LLMSpec)
     mcp_servers: tuple[str, ...] = ()
     host_port: int | None = None  # where users reach the team on this machine (None: Docker picks one)
+    # The registry (elfctl registry): who owns it, how mature it is, what it offers and needs.
+    owner: str | None = None
+    lifecycle: str | None = None  # experimental | production | deprecated
+    capabilities: tuple[str, ...] = ()  # free-form tags other teams find it by
+    depends_on: tuple[str, ...] = ()  # registry entries (teams, services, MCP servers) by name
+    skills: tuple[SkillSpec, ...] = ()  # for its agent card
 
     def secret_files(self) -> dict[str, str]:
         """NAME -> path in the container, when secrets_as is files (else empty)."""
@@ -98,7 +115,8 @@ class TeamSpec:
 
 # field -> (type check description, allowed keys of nested tables)
 _TOP = ("name", "description", "port", "replicas", "build", "health", "env", "secrets", "secrets_as",
-        "resources", "llm", "mcp_servers", "host_port")
+        "resources", "llm", "mcp_servers", "host_port", "owner", "lifecycle", "capabilities", "depends_on",
+        "skills")
 _NESTED = {
     "build": ("context", "dockerfile"),
     "health": ("path", "period_s", "timeout_s", "success_threshold", "failure_threshold", "start_timeout_s",
@@ -106,6 +124,7 @@ _NESTED = {
     "resources": ("cpu", "memory"),
     "llm": ("model", "fallbacks", "budget", "gateway"),
     "llm.budget": ("daily_usd", "monthly_usd", "soft_limit", "soft_action", "hard_action"),
+    "skills[]": ("id", "name", "description", "tags", "examples"),
 }
 
 
@@ -194,7 +213,52 @@ def parse(doc: Any, path: Path, expected_name: str | None = None) -> TeamSpec:
     _gateway_clash(v, kw)
     if "mcp_servers" in doc:
         kw["mcp_servers"] = v.names(doc["mcp_servers"] or [], "mcp_servers", DNS1123, "a DNS-1123 name")
+    _registry_fields(v, doc, kw)
     return TeamSpec(**kw)
+
+
+def _registry_fields(v: _V, doc: dict, kw: dict) -> None:
+    if doc.get("owner") is not None:
+        kw["owner"] = v.string(doc["owner"], "owner")
+    if doc.get("lifecycle") is not None:
+        if doc["lifecycle"] not in LIFECYCLES:
+            raise v.fail("lifecycle", f"{doc['lifecycle']!r} is not a lifecycle", f"use one of {', '.join(LIFECYCLES)}")
+        kw["lifecycle"] = doc["lifecycle"]
+    if "capabilities" in doc:
+        kw["capabilities"] = v.names(doc["capabilities"] or [], "capabilities", CAPABILITY,
+                                     "a capability tag (lower case letters, digits, '.', '_', '-')")
+    if "depends_on" in doc:
+        deps = v.names(doc["depends_on"] or [], "depends_on", DNS1123, "a registry entry name (DNS-1123)")
+        if kw["name"] in deps:
+            raise v.fail("depends_on", f"{kw['name']} depends on itself ({kw['name']} -> {kw['name']})",
+                         "remove it from its own depends_on")
+        kw["depends_on"] = deps
+    if "skills" in doc:
+        kw["skills"] = _skills(v, doc["skills"] or [])
+
+
+def _skills(v: _V, value: Any) -> tuple[SkillSpec, ...]:
+    if not isinstance(value, list):
+        raise v.fail("skills", f"must be a list, got {type(value).__name__}",
+                     "write skills as a YAML list of {id, name, description, tags}")
+    out, seen = [], set()
+    for i, item in enumerate(value):
+        where = f"skills[{i}]"
+        s = v.keys(item, where, _NESTED["skills[]"])
+        for key in ("id", "name", "description"):
+            if key not in s:
+                raise v.fail(f"{where}.{key}", "missing", f"add {key}: (an agent card's skill needs id, name, description)")
+        sk = {k: v.string(s[k], f"{where}.{k}") for k in ("id", "name", "description")}
+        for key in ("tags", "examples"):
+            items = s.get(key) or []
+            if not isinstance(items, list) or not all(isinstance(t, str) and t for t in items):
+                raise v.fail(f"{where}.{key}", "must be a list of text", "write it as a YAML list")
+            sk[key] = tuple(items)
+        if sk["id"] in seen:
+            raise v.fail(f"{where}.id", f"{sk['id']!r} is used twice", "give each skill its own id")
+        seen.add(sk["id"])
+        out.append(SkillSpec(**sk))
+    return tuple(out)
 
 
 def _name(v: _V, doc: dict, expected_name: str | None) -> str:

@@ -12,7 +12,7 @@ from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
-from elfctl.services.deploy import k8s
+from elfctl.services.deploy import k8s, registry_hooks
 from elfctl.services.telemetry.settings import telemetry_env
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
@@ -130,21 +130,26 @@ def _store(app):
     return store
 
 
-def deploy_team(app, name: str, **given) -> deploy_svc.DeployResult:
+def deploy_team(app, name: str, ignore_deps: bool = False, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
     opts = options(app, **given)
+    dep_warnings = registry_hooks.check_dependencies(app, spec, ignore_deps)  # before anything is built
     if opts.dry_run:
-        return deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
+        planned = deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
+        planned.warnings += dep_warnings
+        return planned
     _gateway_keys_table(app, spec)
     secrets = resolve_secrets(app, spec)
     opts.secret_versions = secret_versions(app, spec)
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
-    return deploy_svc.deploy(
+    result = deploy_svc.deploy(
         app.store, app.docker, app.registry, app.target, spec, opts, app.output.info, secrets=secrets,
         env=telemetry_env(app.config, spec),
     )
+    result.warnings += dep_warnings + [w for w in [registry_hooks.register_team(app, spec, result)] if w]
+    return result
 
 
 def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployResult:
@@ -153,7 +158,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
     _gateway_keys_table(app, spec)
     secrets = resolve_secrets(app, spec)
     app.docker.ping()
-    return deploy_svc.rollback(
+    result = deploy_svc.rollback(
         app.store,
         app.docker,
         app.registry,
@@ -165,6 +170,8 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
         secrets=secrets,
         env=telemetry_env(app.config, spec),
     )
+    result.warnings += [w for w in [registry_hooks.register_team(app, spec, result)] if w]
+    return result
 
 
 def deployments(app, team: str | None, limit: int) -> list[dict]:
@@ -209,9 +216,11 @@ def remove_team(app, name: str, purge: bool = False, confirm=None):
     from elfctl.services.deploy import teams
 
     cfg = app.config
-    return teams.remove(app.store, app.target, app.docker, app.registry, app.teams_dir, name, purge=purge,
-                        confirm=confirm, lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
-                        lock_wait_s=cfg.get("deploy.lock_wait_s"))
+    removed = teams.remove(app.store, app.target, app.docker, app.registry, app.teams_dir, name, purge=purge,
+                           confirm=confirm, lock_ttl_s=cfg.get("deploy.lock_ttl_s"),
+                           lock_wait_s=cfg.get("deploy.lock_wait_s"))
+    registry_hooks.forget_team(app, name)
+    return removed
 
 
 def render_team(app, team: str, image: str | None = None, revision: int = 0) -> k8s.Rendered:

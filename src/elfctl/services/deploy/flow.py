@@ -345,7 +345,9 @@ def deploy(
             progress(line)
         serving = target.serving(spec.name)
         current = _current(store, spec.name)
-        if serving == image and current and current["details"].get("config_key") == key:
+        # Unchanged only while it runs: a replica killed (`docker kill`) is rolled out again.
+        if serving == image and current and current["details"].get("config_key") == key and \
+                target.status(spec.name)["status"] != "fail":
             result.state, result.revision, result.digest = "unchanged", current["revision"], current["digest"]
             result.reason = f"revision {current['revision']} already serves {image}"
             return result

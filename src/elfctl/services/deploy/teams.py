@@ -135,6 +135,9 @@ def validate(teams_dir: Path, name: str | None = None) -> list[TeamRow]:
     if bad:
         more = f" (and {len(bad) - 1} more invalid team(s))" if len(bad) > 1 else ""
         raise InputError(bad[0].error + more, hint=bad[0].hint)
+    from elfctl.services.deploy.registry_hooks import check_loops
+
+    check_loops([team_mod.load(p) for p in team_mod.discover(teams_dir)])  # a loop may pass through others
     return result
 
 

@@ -27,6 +27,7 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         "llm": _llm_probe(app, llm_plan.models),
         **llm_providers,
         "budgets": _budget_probe(app),
+        "service-registry": _registry_probe(app),
         **kubernetes_probes(app),
         **_resource_probes(app),
         **_telemetry_probes(app),
@@ -88,6 +89,12 @@ def _llm_probe(app, covered: set[str] = frozenset()) -> health_svc.Probe:
     from elfctl.services.llm.health import llm_probe
 
     return llm_probe(lambda: app.store, covered)
+
+
+def _registry_probe(app) -> health_svc.Probe:
+    from elfctl.services.registry.health import registry_probe
+
+    return registry_probe(app)
 
 
 def _budget_probe(app) -> health_svc.Probe:
@@ -207,7 +214,9 @@ def _docker_steps(app) -> list[infra_svc.Step]:
         return docker_platform.environment_step(app.docker, autostart, lambda: missing_secrets(app, specs()))
 
     def teams():
-        names = [s.name for s in specs()]  # every team.yaml read before the first deploy
+        from elfctl.services.deploy.registry_hooks import in_dependency_order
+
+        names = [s.name for s in in_dependency_order(specs())]  # all read before the first deploy; needed first
         reconcile_history(app)  # also teams whose folder is gone: their history told true
         return docker_platform.teams_step(names, lambda team: deploy_team(app, team), app.target,
                                           cfg.get("deploy.publish_address"))

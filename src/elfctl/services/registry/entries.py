@@ -1,0 +1,273 @@
+"""The registry's store operations: register, deregister, get, find, heartbeat, sweep. The API the
+CLI, deploy, the gateway, `elfctl.registry` and the MCP service all use (table registry_entries,
+migration 0090). `store` is a Store or an open transaction. Changes the platform makes by itself
+(actor given) are rows in the actions trail."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from elfctl.domain import registry as rules
+from elfctl.domain.clock import iso, now
+from elfctl.domain.registry import Entry
+from elfctl.errors import ElfError, InputError, StoreNotMigrated
+from elfctl.ports import Tx
+from elfctl.services.actions import trail
+
+_COLS = ("name", "kind", "url", "endpoints", "owner", "lifecycle", "capabilities", "depends_on", "metadata",
+         "ttl_s", "deregister_after_s", "check_status", "note", "heartbeat_at", "registered_at", "source")
+_JSON = {"endpoints": dict, "capabilities": tuple, "depends_on": tuple, "metadata": dict}
+_SELECT = f"SELECT {', '.join(_COLS)}, last_status FROM registry_entries"
+
+
+class NotRegistered(ElfError):
+    code = "not_found"
+
+
+def validate(e: Entry) -> Entry:
+    """The checks every way in shares (CLI flags, files, cards, deploy, the MCP service)."""
+    rules.check_name(e.name)
+    rules.check_name(e.kind, "kind")
+    rules.check_url(e.url)
+    for where, url in e.endpoints.items():
+        rules.check_url(url, f"endpoint {where}")
+    if e.owner is not None and not (isinstance(e.owner, str) and e.owner.strip()):
+        raise InputError(f"--owner {e.owner!r} is empty", hint="name a team or a person")
+    rules.check_lifecycle(e.lifecycle)
+    e.capabilities = rules.check_capabilities(e.capabilities)
+    for dep in e.depends_on:
+        rules.check_name(dep, "depends_on")
+    if e.name in e.depends_on:
+        raise rules.loop_error([e.name, e.name], f"entry {e.name}")
+    if e.check_status not in rules.STATUSES:
+        raise InputError(f"status {e.check_status!r} is not a status", hint=f"use one of {', '.join(rules.STATUSES)}")
+    try:
+        json.dumps(e.metadata)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"entry {e.name}: metadata is not JSON ({exc})", hint="use text, numbers, lists and "
+                         "mappings only") from None
+    for what, value in (("ttl", e.ttl_s), ("deregister-after", e.deregister_after_s)):
+        if value is not None and not 0 < value <= 10 * 365 * 86400:
+            raise InputError(f"--{what} {value!r} must be more than 0 seconds", hint="e.g. 30s or 10m")
+    return e
+
+
+def _row(r: dict, at: dt.datetime) -> Entry:
+    kw = {c: r[c] for c in _COLS}
+    for c, kind in _JSON.items():
+        raw = kw[c]
+        kw[c] = kind(json.loads(raw)) if raw and raw not in ("{}", "[]") else kind()  # most are empty
+    e = Entry(**kw)
+    e.status, e.reason, _since = rules.liveness(e, at)
+    return e
+
+
+def _params(e: Entry) -> list:
+    values = {c: getattr(e, c) for c in _COLS}
+    for c, kind in _JSON.items():
+        values[c] = json.dumps(list(values[c]) if kind is tuple else values[c], sort_keys=True)
+    return [values[c] for c in _COLS]
+
+
+def _query(store: Tx, sql: str, params=()) -> list[dict]:
+    try:
+        return store.query(sql, params)
+    except StoreNotMigrated:
+        raise StoreNotMigrated("the store has no registry yet (migration 0090)",
+                               hint="run `elfctl db migrate` (or `elfctl infra up`)") from None
+
+
+def register(store, entry: Entry, actor: str | None = None, at: dt.datetime | None = None) -> Entry:
+    """Add an entry or replace the one of that name (a re-registration counts as a heartbeat and keeps
+    its registered_at). A name held by an entry of another kind is refused: names are unique across
+    kinds, and replacing a team by a database silently would break whoever depends on it. A
+    depends_on loop through the registered entries is refused, nothing written."""
+    validate(entry)
+    at = at or now()
+    stamp = iso(at)
+    entry.heartbeat_at = entry.heartbeat_at or stamp
+    with _tx(store) as tx:
+        old = _query(tx, _SELECT + " WHERE name = ?", (entry.name,))
+        if old and old[0]["kind"] != entry.kind:
+            raise InputError(f"name {entry.name!r} is registered already as a {old[0]['kind']}",
+                             hint=f"choose another name, or `elfctl registry deregister {entry.name}` first")
+        if entry.depends_on:
+            graph = {r["name"]: tuple(json.loads(r["depends_on"])) for r in
+                     tx.query("SELECT name, depends_on FROM registry_entries WHERE depends_on <> '[]'")}
+            graph[entry.name] = entry.depends_on
+            loop = rules.cycle(graph, entry.name)
+            if loop:
+                raise rules.loop_error(loop, f"entry {entry.name}")
+        entry.registered_at = old[0]["registered_at"] if old else (entry.registered_at or stamp)
+        params = _params(entry)
+        status = rules.liveness(entry, at)[0]
+        if old:
+            tx.execute(f"UPDATE registry_entries SET {', '.join(f'{c} = ?' for c in _COLS[1:])}, last_status = ? "
+                       "WHERE name = ?", [*params[1:], status, entry.name])
+            tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (entry.name,))
+        else:
+            tx.execute(f"INSERT INTO registry_entries ({', '.join(_COLS)}, last_status) "
+                       f"VALUES ({', '.join('?' * (len(_COLS) + 1))})", [*params, status])
+        if entry.capabilities:
+            tx.executemany("INSERT INTO registry_capabilities (capability, name) VALUES (?, ?)",
+                           [(c, entry.name) for c in entry.capabilities])
+        if actor:
+            _trail(tx, actor, entry, "registered" if not old else "re-registered",
+                   f"{entry.kind} {entry.url or ''}".strip())
+    entry.status, entry.reason, _ = rules.liveness(entry, at)
+    return entry
+
+
+def deregister(store, name: str, actor: str | None = None, why: str = "deregistered") -> bool:
+    """Remove an entry; False when there was none."""
+    rules.check_name(name)
+    with _tx(store) as tx:
+        rows = _query(tx, "SELECT kind FROM registry_entries WHERE name = ?", (name,))
+        tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (name,))
+        gone = tx.execute("DELETE FROM registry_entries WHERE name = ?", (name,)) > 0
+        if gone and actor:
+            trail.record(tx, trail.Action("registry", why, "deregister", "ok", actor,
+                                          team=name if rows[0]["kind"] == "team" else None, target=name))
+    return gone
+
+
+def get(store, name: str, at: dt.datetime | None = None) -> Entry | None:
+    """The entry, None when there is none or it is past deregister_after in critical."""
+    rules.check_name(name)
+    at = at or now()
+    rows = _query(store, _SELECT + " WHERE name = ?", (name,))
+    if not rows:
+        return None
+    e = _row(rows[0], at)
+    return None if rules.expired(e, at) else e
+
+
+def find(store, capability: str | None = None, kind: str | None = None, owner: str | None = None,
+         status: str | None = None, at: dt.datetime | None = None) -> list[Entry]:
+    """Entries matching every filter given, by name; expired ones are left out (a sweep deletes them)."""
+    at = at or now()
+    if status is not None and status not in rules.STATUSES:
+        raise InputError(f"--status {status!r} is not a status", hint=f"use one of {', '.join(rules.STATUSES)}")
+    where, params = [], []
+    sql = f"SELECT {', '.join('e.' + c for c in _COLS)}, e.last_status FROM registry_entries e"
+    if capability is not None:
+        rules.check_capabilities([capability])
+        sql += " JOIN registry_capabilities c ON c.name = e.name"
+        where.append("c.capability = ?")
+        params.append(capability)
+    if kind is not None:
+        where.append("e.kind = ?")
+        params.append(rules.check_name(kind, "--kind"))
+    if owner is not None:
+        where.append("e.owner = ?")
+        params.append(owner)
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    out = []
+    for r in _query(store, sql + " ORDER BY e.name", params):
+        e = _row(r, at)
+        if not rules.expired(e, at) and (status is None or e.status == status):
+            out.append(e)
+    return out
+
+
+def heartbeat(store, name: str, status: str = "pass", note: str = "", actor: str | None = None,
+              at: dt.datetime | None = None) -> Entry:
+    """Record a heartbeat (pass, warn or fail) now: one UPDATE. NotRegistered when there is no such
+    entry (or it has been removed after deregister_after). With `actor` (the platform's own probe),
+    a change of status is a row in the actions trail."""
+    rules.check_name(name)
+    check = rules.heartbeat_status(status)
+    at = at or now()
+    note = (note or "")[:500]
+    if actor is None:
+        n = _execute(store, "UPDATE registry_entries SET check_status = ?, note = ?, heartbeat_at = ?, "
+                            "last_status = ? WHERE name = ?", (check, note, iso(at), check, name))
+        if not n:
+            raise _unknown(name)
+        return Entry(name=name, check_status=check, note=note, heartbeat_at=iso(at), status=check, reason=note)
+    with _tx(store) as tx:
+        rows = _query(tx, _SELECT + " WHERE name = ?", (name,))
+        if not rows:
+            raise _unknown(name)
+        before = rows[0]["last_status"]
+        tx.execute("UPDATE registry_entries SET check_status = ?, note = ?, heartbeat_at = ?, last_status = ? "
+                   "WHERE name = ?", (check, note, iso(at), check, name))
+        e = _row({**rows[0], "check_status": check, "note": note, "heartbeat_at": iso(at)}, at)
+        if before != check:
+            _trail(tx, actor, e, f"status {before} -> {check}", note or "probe")
+    return e
+
+
+def sweep(store, actor: str, at: dt.datetime | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Delete the entries past deregister_after in critical, and note every entry whose computed status
+    differs from the one last seen: each is a row in the actions trail. Returns (removed names,
+    [(name, old, new)]). Idempotent: a second sweep at the same moment changes nothing."""
+    at = at or now()
+    removed, changed = [], []
+    with _tx(store) as tx:
+        # Only these can change by themselves: an entry without TTL or deregister_after keeps the
+        # status its last heartbeat gave it (and last_status already says so).
+        for r in _query(tx, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
+                                      "OR check_status <> last_status"):
+            e = _row(r, at)
+            if rules.expired(e, at):
+                tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (e.name,))
+                tx.execute("DELETE FROM registry_entries WHERE name = ?", (e.name,))
+                _trail(tx, actor, e, f"critical for {e.deregister_after_s:g}s (deregister_after)", "deregistered",
+                       strategy="deregister")
+                removed.append(e.name)
+            elif e.status != r["last_status"]:
+                tx.execute("UPDATE registry_entries SET last_status = ? WHERE name = ?", (e.status, e.name))
+                _trail(tx, actor, e, f"status {r['last_status']} -> {e.status}", e.reason)
+                changed.append((e.name, r["last_status"], e.status))
+    return removed, changed
+
+
+def graph(store, at: dt.datetime | None = None) -> dict[str, Entry]:
+    return {e.name: e for e in find(store, at=at)}
+
+
+def public(e: Entry) -> dict:
+    """An entry as the gateway and `elfctl.registry` hand it to team code (the same dict both ways)."""
+    return {"name": e.name, "kind": e.kind, "url": e.url, "endpoints": e.endpoints, "owner": e.owner,
+            "lifecycle": e.lifecycle, "capabilities": list(e.capabilities), "depends_on": list(e.depends_on),
+            "status": e.status, "reason": e.reason, "heartbeat_at": e.heartbeat_at,
+            "metadata": {k: v for k, v in e.metadata.items() if k != "card"}}
+
+
+def _trail(tx, actor: str, e: Entry, trigger: str, result: str, strategy: str = "update_registry") -> None:
+    trail.record(tx, trail.Action("registry", trigger, strategy, result or "ok", actor,
+                                  team=e.name if e.kind == "team" else None, target=e.name))
+
+
+def _unknown(name: str) -> NotRegistered:
+    return NotRegistered(f"registry: no entry {name!r}",
+                         hint=f"register it first (`elfctl registry register {name} --url ...`), "
+                              "or it was removed after its deregister_after")
+
+
+def _execute(store, sql: str, params) -> int:
+    try:
+        return store.execute(sql, params)
+    except StoreNotMigrated:
+        raise StoreNotMigrated("the store has no registry yet (migration 0090)",
+                               hint="run `elfctl db migrate` (or `elfctl infra up`)") from None
+
+
+class _tx:
+    """A transaction on a Store, or the caller's own when handed one (Tx has no transaction())."""
+
+    def __init__(self, store):
+        self.store, self.cm = store, None
+
+    def __enter__(self):
+        begin = getattr(self.store, "transaction", None)
+        if begin is None:
+            return self.store
+        self.cm = begin()
+        return self.cm.__enter__()
+
+    def __exit__(self, *exc):
+        return self.cm.__exit__(*exc) if self.cm is not None else False
