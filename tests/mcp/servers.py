@@ -2,8 +2,8 @@
 
   stdio    tools echo and add, a resource and a prompt, over stdio
   http     the same over streamable HTTP on 127.0.0.1:PORT/mcp
-  secret   stdio; refuses to start unless MCP_TEST_TOKEN is set, and says nothing of its value
-  envdump  stdio; a tool `env` that returns the names of the environment variables it was given
+  secret   stdio; refuses to start unless MCP_TEST_TOKEN is set to the value whose sha256 is argv[2]; writes
+           the NAMES of the variables it was started with to the file argv[3]
   crash    stdio; dies on the initialize request, after a line on stderr
   hang     stdio; reads requests and never answers
   hanghttp a TCP port that accepts connections and never answers
@@ -33,11 +33,6 @@ def server(name: str):
         """Add two numbers."""
         return a + b
 
-    @s.tool()
-    def env() -> list[str]:
-        """The names of the variables this server was started with."""
-        return sorted(os.environ)
-
     @s.resource("mem://motd")
     def motd() -> str:
         return "hello"
@@ -50,12 +45,18 @@ def server(name: str):
 
 
 def main(mode: str, port: int = 0) -> None:
-    if mode in ("stdio", "envdump"):
+    if mode == "stdio":
         server("test-stdio").run()
     elif mode == "secret":
-        if not os.environ.get("MCP_TEST_TOKEN"):
-            print("MCP_TEST_TOKEN is not set", file=sys.stderr)
+        import hashlib
+        import json
+
+        token = os.environ.get("MCP_TEST_TOKEN", "")
+        if hashlib.sha256(token.encode()).hexdigest() != sys.argv[2]:
+            print("MCP_TEST_TOKEN is not set to the expected value", file=sys.stderr)
             sys.exit(3)
+        with open(sys.argv[3], "w") as f:
+            json.dump(sorted(os.environ), f)
         server("test-secret").run()
     elif mode == "http":
         import uvicorn
@@ -96,4 +97,4 @@ def main(mode: str, port: int = 0) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 and sys.argv[2].isdigit() else 0)

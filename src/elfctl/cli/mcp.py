@@ -128,10 +128,11 @@ def check(
         what = f"{len(bad)} of {len(verdicts)} MCP server(s) not ready: {bad[0].name} {bad[0].verdict}"
         hint = f"see `elfctl mcp show {bad[0].name}`"
         failure = (Unreachable if code == 3 else OperationFailed)(what, hint=hint)
-    finish(app_, verdicts, _verdicts, failure)
+    finish(app_, {"servers": verdicts}, _verdicts, failure)
 
 
-def _verdicts(vs) -> str:
+def _verdicts(result) -> str:
+    vs = result["servers"]
     if not vs:
         return "no MCP servers to check"
     lines = []
