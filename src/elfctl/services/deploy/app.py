@@ -11,7 +11,7 @@ from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
-from elfctl.services.deploy import k8s, registry_hooks
+from elfctl.services.deploy import k8s, mcp_hooks, registry_hooks
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
 
@@ -110,6 +110,7 @@ def deploy_team(app, name: str, ignore_deps: bool = False, **given) -> deploy_sv
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
     opts = options(app, **given)
+    mcp_hooks.before_build(app, spec)
     dep_warnings = registry_hooks.check_dependencies(app, spec, ignore_deps)  # before anything is built
     if opts.dry_run:
         planned = deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
