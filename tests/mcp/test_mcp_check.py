@@ -111,3 +111,15 @@ def test_exit_0_when_all_ready_and_3_when_none_reachable(elf, served):
     assert body["error"]["code"] == "unreachable"
     human = elf("mcp", "check", "down", rc=3)
     assert "down: unavailable: connection to http://127.0.0.1:9/mcp refused" in human.stdout
+
+
+def test_health_has_an_mcp_component_per_server(elf, served):
+    http = served("http")
+    elf("mcp", "add", "web", "--url", http.url)
+    elf("mcp", "add", "down", "--url", "http://127.0.0.1:9/mcp")
+    proc = elf("health", "--component", "mcp:web", "--component", "mcp:down", "--timeout", str(TIMEOUT), "--json", rc=1)
+    checks = json.loads(proc.stdout)["checks"]
+    assert checks["mcp:web"][0]["status"] == "pass" and "test-http" in checks["mcp:web"][0]["output"]
+    assert checks["mcp:down"][0]["status"] == "fail" and "refused" in checks["mcp:down"][0]["output"]
+    listed = {r["name"]: r["status"] for r in json.loads(elf("registry", "list", "--kind", "mcp", "--json").stdout)}
+    assert listed == {"web": "passing", "down": "critical"}

@@ -5,8 +5,11 @@ imports `mcp` (and its `httpx2`)."""
 from __future__ import annotations
 
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
+
+_IMPORTING = threading.Lock()
 
 
 @dataclass
@@ -41,6 +44,7 @@ def check_all(targets: list[Target], timeout_s: float) -> list[Probe]:
     never holds the others up (the results come back in the targets' order)."""
     import anyio
 
+    _load_sdk()
     results: list[Probe | None] = [None] * len(targets)
 
     async def one(i: int, t: Target) -> None:
@@ -53,6 +57,17 @@ def check_all(targets: list[Target], timeout_s: float) -> list[Probe]:
 
     anyio.run(main)
     return [r for r in results if r is not None]
+
+
+def _load_sdk() -> None:
+    """Import the SDK once, under a lock: `elfctl health` checks servers from several threads at once,
+    and two threads importing `mcp` together see it half-initialised (an ImportError)."""
+    with _IMPORTING:
+        import mcp.client.session  # noqa: F401
+        import mcp.client.sse  # noqa: F401
+        import mcp.client.stdio  # noqa: F401
+        import mcp.client.streamable_http  # noqa: F401
+        import mcp.shared._httpx_utils  # noqa: F401
 
 
 async def probe(t: Target, timeout_s: float) -> Probe:
