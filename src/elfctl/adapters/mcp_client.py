@@ -44,7 +44,7 @@ def check_all(targets: list[Target], timeout_s: float) -> list[Probe]:
     never holds the others up (the results come back in the targets' order)."""
     import anyio
 
-    _load_sdk()
+    _load_sdk({t.transport for t in targets})
     results: list[Probe | None] = [None] * len(targets)
 
     async def one(i: int, t: Target) -> None:
@@ -59,15 +59,19 @@ def check_all(targets: list[Target], timeout_s: float) -> list[Probe]:
     return [r for r in results if r is not None]
 
 
-def _load_sdk() -> None:
-    """Import the SDK once, under a lock: `elfctl health` checks servers from several threads at once,
+def _load_sdk(transports: set[str]) -> None:
+    """Import what the transports need (the HTTP side alone costs about as much as the rest: a stdio
+    check skips it), once, under a lock: `elfctl health` checks servers from several threads at once,
     and two threads importing `mcp` together see it half-initialised (an ImportError)."""
+    import importlib
+
+    wanted = ["mcp.client.session"]
+    wanted += ["mcp.client.stdio"] if "stdio" in transports else []
+    wanted += ["mcp.shared._httpx_utils", "mcp.client.streamable_http"] if "streamable-http" in transports else []
+    wanted += ["mcp.shared._httpx_utils", "mcp.client.sse"] if "sse" in transports else []
     with _IMPORTING:
-        import mcp.client.session  # noqa: F401
-        import mcp.client.sse  # noqa: F401
-        import mcp.client.stdio  # noqa: F401
-        import mcp.client.streamable_http  # noqa: F401
-        import mcp.shared._httpx_utils  # noqa: F401
+        for name in wanted:
+            importlib.import_module(name)
 
 
 async def probe(t: Target, timeout_s: float) -> Probe:
