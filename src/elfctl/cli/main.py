@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "k8s": ("elfctl.cli.k8s", "app", "Kubernetes target: render a team's manifests for GitOps or review."),
     "registry": ("elfctl.cli.registry", "app", "The service registry: teams, services, MCP servers and outside "
                  "agents; liveness by heartbeat; discovery by capability."),
-    "mcp": ("elfctl.cli.mcp", "app", "MCP servers: declare once, check with the official SDK, hand to teams."),
+    "mcp": ("elfctl.cli.mcp", "app", "MCP servers: declared once (command or URL), checked with the official SDK, "
+            "handed to the teams that name them."),
 }
 
 

@@ -8,8 +8,8 @@ import typer
 from elfctl.cli.common import JsonOpt, finish, get_app
 
 app = typer.Typer(
-    help="MCP servers: declare them once (stdio command or URL), check them with the official SDK, hand them "
-         "to the teams that name them in team.yaml's mcp_servers.",
+    help="MCP servers: declared once (command or URL), checked with the official SDK, handed to the teams that "
+         "name them.",
     no_args_is_help=True,
 )
 
