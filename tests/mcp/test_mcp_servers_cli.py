@@ -119,3 +119,26 @@ def test_a_name_held_by_another_kind_is_refused(elf):
     elf("registry", "register", "pg", "--kind", "database", "--url", "postgresql://db:5432/app")
     proc = elf("mcp", "add", "pg", "--command", stdio_command("stdio"), rc=2)
     assert "registered already as a database" in proc.stderr
+
+
+def test_check_refuses_a_bad_timeout_and_names_an_unknown_server(elf):
+    proc = elf("mcp", "check", "--timeout", "0", rc=2)
+    assert "--timeout 0.0 must be more than 0" in proc.stderr and "Traceback" not in proc.stderr
+    missing = elf("mcp", "check", "nosuch", "--json", rc=1)
+    assert json.loads(missing.stdout)["error"]["code"] == "not_found"
+    assert json.loads(elf("mcp", "check", "--json").stdout) == {"servers": []}  # nothing declared: nothing failed
+
+
+@pytest.mark.parametrize("doc, says", [
+    ([1, 2], "must be a JSON object"),
+    ({**GOOD, "packages": [42]}, "packages[0]: must be an object"),
+    ({**GOOD, "packages": "npx"}, "packages/remotes: must be lists"),
+    (_pkg(environmentVariables=[{"name": "BAD NAME"}]), "environmentVariables[0].name 'BAD NAME' is not a variable name"),
+    (_pkg(runtimeHint="sh"), "runtimeHint 'sh' is not known"),
+])
+def test_hostile_server_json_is_refused_by_field(elf, project, doc, says):
+    path = project / "server.json"
+    path.write_text(json.dumps(doc))
+    proc = elf("mcp", "add", "x", "--from", str(path), rc=2)
+    assert says in proc.stderr and "Traceback" not in proc.stderr
+    assert names(elf) == []

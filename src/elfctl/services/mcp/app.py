@@ -18,4 +18,4 @@ def resolver(app, prompt=None, command: str = "elfctl mcp check"):
 
 
 def check(app, names: list[str] | None, timeout_s: float | None = None, prompt=None) -> list[checks.Verdict]:
-    return checks.check(app.store, resolver(app, prompt), names, timeout_s or DEFAULT_TIMEOUT_S)
+    return checks.check(app.store, resolver(app, prompt), names, DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s)
