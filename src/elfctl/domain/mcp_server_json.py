@@ -16,6 +16,8 @@ from typing import Any
 
 from elfctl.errors import InputError
 
+CONFIG_ENV = "ELFCTL_MCP_CONFIG"  # a replica's variable: the path of its mcpServers file
+CONFIG_FILE = "mcp.json"  # that file's name in the secrets folder (read-only, in memory on the host)
 SCHEMA = "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json"
 TRANSPORTS = ("stdio", "streamable-http", "sse")
 _VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -5,6 +5,8 @@ replica reads."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from elfctl.domain import mcp_server_json as sj
@@ -50,3 +52,32 @@ def mcp_servers_doc(app, spec, resolve) -> dict[str, Any]:
     names = sorted({c for e in found.values() for c in sj.secret_names(e.metadata)})
     values = {n: s.reveal() for n, s in (resolve(names, spec.name) if names else {}).items()}
     return {"mcpServers": {n: sj.mcp_servers_entry(e.metadata, values) for n, e in sorted(found.items())}}
+
+
+def config_secret(app, spec) -> dict[str, Any]:
+    """{ELFCTL_MCP_CONFIG: the team's mcpServers document as a Secret} for the Docker target, which
+    writes it as a read-only file beside the team's secret files; nothing when the team names none."""
+    if not spec.mcp_servers:
+        return {}
+    from elfctl.redact import secret
+    from elfctl.services.mcp.app import resolver
+
+    doc = mcp_servers_doc(app, spec, resolver(app, command=f"elfctl deploy {spec.name}"))
+    return {sj.CONFIG_ENV: secret(json.dumps(doc, sort_keys=True))}
+
+
+def config_mark(app, spec) -> str:
+    """What the team's servers are (their specs, names only) and which versions of their credentials
+    they get, as a short digest: part of the deploy's config key, so a changed server or a rotated
+    credential rolls out while an unchanged one answers `unchanged`. No value goes in."""
+    found = check_declared(app, [spec])
+    if not found:
+        return ""
+    names = sorted({c for e in found.values() for c in sj.secret_names(e.metadata)})
+    versions = []
+    if names and "credentials" in app.store.tables():
+        versions = sorted((r["name"], r["scope"], int(r["version"])) for r in app.store.query(
+            f"SELECT name, scope, version FROM credentials WHERE scope IN (?, '') "
+            f"AND name IN ({', '.join('?' * len(names))})", (spec.name, *names)))
+    text = json.dumps([{n: e.metadata for n, e in sorted(found.items())}, versions], sort_keys=True)
+    return "mcp:" + hashlib.sha256(text.encode()).hexdigest()[:16]
