@@ -123,3 +123,46 @@ def test_health_has_an_mcp_component_per_server(elf, served):
     assert checks["mcp:down"][0]["status"] == "fail" and "refused" in checks["mcp:down"][0]["output"]
     listed = {r["name"]: r["status"] for r in json.loads(elf("registry", "list", "--kind", "mcp", "--json").stdout)}
     assert listed == {"web": "passing", "down": "critical"}
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+def test_kill_9_mid_check_leaves_no_server_running(elf, project, mcp_env):
+    """elfctl killed while a stdio server is starting: the server sees its stdin close and exits."""
+    import subprocess
+    import sys
+
+    elf("mcp", "add", "echo", "--command", stdio_command("stdio"))
+    proc = subprocess.Popen([sys.executable, "-m", "elfctl", "mcp", "check", "--timeout", "120"], cwd=project,
+                            env={**os.environ, **mcp_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    servers: list[int] = []
+    while not servers and time.monotonic() < deadline and proc.poll() is None:
+        servers = _children(proc.pid)
+        time.sleep(0.05)
+    assert servers, "the server never started"
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 60
+    while not all(_gone(p) for p in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(_gone(p) for p in servers), [open(f"/proc/{p}/cmdline").read() for p in servers if not _gone(p)]
