@@ -11,12 +11,30 @@ from elfctl.services.mcp import servers
 _STATUS = {checks.READY: "pass", checks.NEEDS_CONFIG: "warn", checks.UNAVAILABLE: "fail"}
 
 
+def _declared(app, timeout_s: float) -> list[str]:
+    """The declared servers' names, waited for at most the health timeout: a store that does not
+    answer is the store component's failure, not a reason to hold every other check up."""
+    import threading
+
+    found: list[str] = []
+
+    def read() -> None:
+        try:
+            found.extend(e.name for e in servers.list_(app.store))
+        except ElfError:
+            pass
+        except Exception:  # noqa: BLE001 (a broken store: its own probe says how)
+            pass
+
+    t = threading.Thread(target=read, name="mcp-servers", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    return list(found) if not t.is_alive() else []
+
+
 def mcp_probes(app, timeout_s: float) -> dict:
     """{"mcp:<name>": probe}; none when the store cannot list them (the store component says why)."""
-    try:
-        names = [e.name for e in servers.list_(app.store)]
-    except ElfError:
-        return {}
+    names = _declared(app, timeout_s)
     from elfctl.services.mcp.app import resolver
 
     def probe(name: str) -> Check:
