@@ -5,6 +5,7 @@ from typing import Annotated
 
 import typer
 
+from elfctl.cli.bounds import bounded
 from elfctl.cli.common import JsonOpt, finish, get_app
 
 app = typer.Typer(
@@ -109,7 +110,8 @@ def export(
 def check(
     ctx: typer.Context,
     names: Annotated[list[str] | None, typer.Argument(help="Servers to check (default: all).")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds each server may take (default 10).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds each server may take (default 10).",
+                                                  callback=bounded(0.1, 3600))] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Connect, negotiate, list tools/resources/prompts: ready, needs-config or unavailable per server.
