@@ -15,6 +15,7 @@ from typing import Any
 from elfctl.adapters.docker_gate import first_ended, gate, probe, window
 from elfctl.adapters.docker_proxy import PROXY_PORT, TeamProxies, network_address
 from elfctl.domain.health_gate import DEFAULT_WINDOW_S
+from elfctl.domain.mcp_server_json import CONFIG_ENV, CONFIG_FILE
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import SECRETS_DIR, memory_bytes, nano_cpus
 from elfctl.errors import ElfError, InputError, OperationFailed
@@ -164,7 +165,7 @@ class DockerTarget:
         old_targets, old_image, old_rev = read or self.proxy.live(team)
         leftovers = self._clear_leftovers(team, set(old_targets))
         self._phase("starting")
-        if spec.secret_files():
+        if spec.secret_files() or CONFIG_ENV in secrets:
             self._secret_files_ready()  # a folder on disk is refused (exit 2) before anything starts
         names = [f"{self.prefix}-{team}-r{revision}-{i}" for i in range(max(1, spec.replicas))]
         try:
@@ -241,9 +242,14 @@ class DockerTarget:
         must show, not loop)."""
         files = spec.secret_files()
         values = {k: plain(v) for k, v in secrets.items()}
+        mcp = values.pop(CONFIG_ENV, None)  # the team's mcpServers document: always a file
         # Values not listed as files (the LLM gateway's key: clients read it from the environment) stay env.
         full_env = {**spec.env, **env, **{f"{k}_FILE": path for k, path in files.items()},
                     **{k: v for k, v in values.items() if k not in files}}
+        as_files = {k: values[k] for k in files}
+        if mcp is not None:
+            as_files[CONFIG_FILE] = mcp
+            full_env[CONFIG_ENV] = f"{SECRETS_DIR}/{CONFIG_FILE}"
         labels = self._labels(spec.name, "app", **{"elfctl.revision": str(revision), "elfctl.image": image})
         for n in names:
             self.engine.run(
@@ -251,8 +257,7 @@ class DockerTarget:
                 image,
                 network=self.network,
                 env=full_env,
-                read_only=self.secret_files.write(n, {k: values[k] for k in files}, SECRETS_DIR)
-                if files else None,
+                read_only=self.secret_files.write(n, as_files, SECRETS_DIR) if as_files else None,
                 labels=labels,
                 restart=False,
                 mem_limit=memory_bytes(spec.resources.memory),

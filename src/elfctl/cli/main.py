@@ -47,6 +47,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
                   "network, docker, k8s_pod) against their thresholds; exit 1 when any is critical or exhausted."),
     "registry": ("elfctl.cli.registry", "app", "The service registry: teams, services, MCP servers and outside "
                  "agents; liveness by heartbeat; discovery by capability."),
+    "mcp": ("elfctl.cli.mcp", "app", "MCP servers: declared once (command or URL), checked with the official SDK, "
+            "handed to the teams that name them."),
 }
 
 

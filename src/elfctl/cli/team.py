@@ -76,6 +76,7 @@ def validate(
 
     app_ = get_app(ctx, json_mode)
     rows = teams.validate(app_.teams_dir, name)
+    teams.check_mcp_servers(app_, name)
     app_.output.result(rows, lambda rs: f"{len(rs)} team(s) valid: {', '.join(r.name for r in rs)}")
 
 

@@ -12,7 +12,7 @@ from elfctl.domain.secret import Secret
 from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.redact import secret
 from elfctl.services.deploy import flow as deploy_svc
-from elfctl.services.deploy import k8s, registry_hooks
+from elfctl.services.deploy import k8s, mcp_hooks, registry_hooks
 from elfctl.services.telemetry.settings import telemetry_env
 
 CRED_TABLE = "credential_audit_head"  # the credential store's newest table (migration 0040)
@@ -130,18 +130,27 @@ def _store(app):
     return store
 
 
+def _with_mcp(app, spec, secrets: dict, versions: str) -> tuple[dict, str]:
+    """The team's mcpServers document joins its secrets (the Docker target writes it as a read-only
+    file, its path in ELFCTL_MCP_CONFIG), and what it is made of joins the config key."""
+    if app.config.get("deploy.target") == "kubernetes" or not spec.mcp_servers:
+        return secrets, versions
+    return ({**secrets, **mcp_hooks.config_secret(app, spec)},
+            ",".join(filter(None, [versions, mcp_hooks.config_mark(app, spec)])))
+
+
 def deploy_team(app, name: str, ignore_deps: bool = False, **given) -> deploy_svc.DeployResult:
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
     opts = options(app, **given)
+    mcp_hooks.before_build(app, spec)
     dep_warnings = registry_hooks.check_dependencies(app, spec, ignore_deps)  # before anything is built
     if opts.dry_run:
         planned = deploy_svc.deploy(app.store, None, app.registry, app.target, spec, opts)
         planned.warnings += dep_warnings
         return planned
     _gateway_keys_table(app, spec)
-    secrets = resolve_secrets(app, spec)
-    opts.secret_versions = secret_versions(app, spec)
+    secrets, opts.secret_versions = _with_mcp(app, spec, resolve_secrets(app, spec), secret_versions(app, spec))
     app.docker.ping()  # Unreachable (exit 3) before anything is recorded
     app.registry.ping()
     result = deploy_svc.deploy(
@@ -156,7 +165,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
     spec = team_mod.find(app.teams_dir, name)
     _store(app)
     _gateway_keys_table(app, spec)
-    secrets = resolve_secrets(app, spec)
+    secrets, versions = _with_mcp(app, spec, resolve_secrets(app, spec), secret_versions(app, spec))
     app.docker.ping()
     result = deploy_svc.rollback(
         app.store,
@@ -165,7 +174,7 @@ def rollback_team(app, name: str, to: int | None, **given) -> deploy_svc.DeployR
         app.target,
         spec,
         to,
-        options(app, secret_versions=secret_versions(app, spec), **given),
+        options(app, secret_versions=versions, **given),
         app.output.info,
         secrets=secrets,
         env=telemetry_env(app.config, spec),

@@ -141,6 +141,14 @@ def validate(teams_dir: Path, name: str | None = None) -> list[TeamRow]:
     return result
 
 
+def check_mcp_servers(app, name: str | None = None) -> None:
+    """The MCP servers the teams name are declared (the store is read only when one names any)."""
+    from elfctl.services.deploy.mcp_hooks import check_declared
+
+    check_declared(app, [team_mod.load(p) for p in team_mod.discover(app.teams_dir)
+                         if name is None or p.parent.name == name])
+
+
 # --- rm --------------------------------------------------------------------------------------------
 
 

@@ -28,6 +28,7 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
         **llm_providers,
         "budgets": _budget_probe(app),
         "service-registry": _registry_probe(app),
+        **_mcp_probes(app, timeout_s),
         **kubernetes_probes(app),
         **_resource_probes(app),
         **_telemetry_probes(app),
@@ -95,6 +96,12 @@ def _registry_probe(app) -> health_svc.Probe:
     from elfctl.services.registry.health import registry_probe
 
     return registry_probe(app)
+
+
+def _mcp_probes(app, timeout_s: float | None) -> dict[str, health_svc.Probe]:
+    from elfctl.services.mcp.health import mcp_probes
+
+    return mcp_probes(app, timeout_s or app.config.get("health.timeout_s"))
 
 
 def _budget_probe(app) -> health_svc.Probe:

@@ -1,0 +1,51 @@
+"""`elfctl health`'s `mcp:<name>` components: one handshake per declared server within the health
+timeout (the same check as `elfctl mcp check`, its verdict kept in the registry)."""
+
+from __future__ import annotations
+
+from elfctl.domain.health import Check
+from elfctl.errors import ElfError
+from elfctl.services.mcp import check as checks
+from elfctl.services.mcp import servers
+
+_STATUS = {checks.READY: "pass", checks.NEEDS_CONFIG: "warn", checks.UNAVAILABLE: "fail"}
+
+
+def _declared(app, timeout_s: float) -> list[str]:
+    """The declared servers' names, waited for at most the health timeout: a store that does not
+    answer is the store component's failure, not a reason to hold every other check up."""
+    import threading
+
+    found: list[str] = []
+
+    def read() -> None:
+        try:
+            found.extend(e.name for e in servers.list_(app.store))
+        except ElfError:
+            pass
+        except Exception:  # noqa: BLE001 (a broken store: its own probe says how)
+            pass
+
+    t = threading.Thread(target=read, name="mcp-servers", daemon=True)
+    t.start()
+    t.join(timeout_s)
+    return list(found) if not t.is_alive() else []
+
+
+def mcp_probes(app, timeout_s: float) -> dict:
+    """{"mcp:<name>": probe}; none when the store cannot list them (the store component says why)."""
+    names = _declared(app, timeout_s)
+    from elfctl.services.mcp.app import resolver
+
+    def probe(name: str) -> Check:
+        # a little under the health timeout, so the verdict (with the server's stderr) is what shows
+        v = checks.check(app.store, resolver(app, command="elfctl health"), [name], max(0.5, timeout_s * 0.9),
+                         actor="health probe")[0]
+        c = f"mcp:{name}"
+        if v.verdict == checks.READY:
+            return Check(c, "pass", v.counts["tools"], "tools",
+                         output=f"{v.server['name']} {v.server['version']} protocol {v.server['protocol_version']}")
+        out = v.reason + (f" (stderr: {v.stderr[-1]})" if v.stderr else "")
+        return Check(c, _STATUS[v.verdict], output=out, hint=f"`elfctl mcp check {name}`")
+
+    return {f"mcp:{n}": (lambda n=n: probe(n)) for n in names}
