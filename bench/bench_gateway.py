@@ -4,7 +4,9 @@ see the same machine state. Added latency = the gateway's percentile minus the d
 
 Two teams: one without a budget (key check, chain, breaker, spool, background writer) and one with a
 budget (plus the reservation and its settlement in the store). Goal: p50 <= 2 ms, p99 <= 10 ms.
-`ELFCTL_BENCH_GATEWAY_N` sets the calls per path (default 2000).
+Then requests/s at concurrency 32 (32 threads, an openai SDK client each) with 1 and 2 workers,
+beside the same clients calling the stub directly. `ELFCTL_BENCH_GATEWAY_N` sets the calls per path
+(default 2000), `ELFCTL_BENCH_GATEWAY_S` the seconds of each throughput run (default 10).
 """
 
 from __future__ import annotations
@@ -111,5 +113,79 @@ def overhead(n: int) -> list[Row]:
     return rows
 
 
+def _rps(base_url: str, key: str, seconds: float, clients: int = 32) -> tuple[float, float, int]:
+    """(requests/s, p99 ms, errors) of `clients` threads, each with its own openai SDK client."""
+    import threading
+
+    import openai
+
+    stop, lock = threading.Event(), threading.Lock()
+    lat: list[float] = []
+    errors = [0]
+
+    def loop() -> None:
+        c = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=60)
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                c.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
+            except openai.APIError:
+                with lock:
+                    errors[0] += 1
+                continue
+            with lock:
+                lat.append((time.perf_counter() - t0) * 1000)
+
+    threads = [threading.Thread(target=loop, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)  # warm-up, not counted
+    with lock:
+        lat.clear()
+    t0 = time.perf_counter()
+    time.sleep(seconds)
+    with lock:
+        n, p99 = len(lat), _pct(lat, 0.99) if lat else 0.0
+    elapsed = time.perf_counter() - t0
+    stop.set()
+    for t in threads:
+        t.join(60)
+    return n / elapsed, p99, errors[0]
+
+
+def throughput(seconds: float) -> list[Row]:
+    from tests.gateway.conftest import GatewayProcess
+    from tests.llm_server import LLMServer
+
+    from elfctl.services.gateway import keys
+
+    server = LLMServer().start()
+    server.answer("*", prompt=10, completion=5)
+    rows: list[Row] = []
+    try:
+        direct, direct_p99, _ = _rps(server.url, "sk-bench", seconds)
+        for workers in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="elfctl-bench-gw-") as tmp:
+                folder = Path(tmp)
+                store = _project(folder)
+                key = keys.mint(store, "free")
+                gateway = GatewayProcess(folder, f"sqlite:///{folder / '.elf' / 'elf.db'}", server.url, workers).start()
+                try:
+                    rps, p99, errors = _rps(gateway.base_url, key, seconds)
+                finally:
+                    gateway.stop()
+                store.close()
+            rows.append(Row("gateway", f"requests/s at concurrency 32, {workers} worker(s)", rps, "req/s",
+                            baseline="direct to the stub, same clients", baseline_value=direct,
+                            extra={"p99_ms": p99, "direct_p99_ms": direct_p99, "errors": errors,
+                                   "litellm_proxy": "not measured (litellm[proxy] not installed)"}))
+            print(f"  gateway: {workers} worker(s): {rps:.0f} req/s (p99 {p99:.1f} ms, {errors} errors); "
+                  f"direct {direct:.0f} req/s", file=sys.stderr, flush=True)
+    finally:
+        server.stop()
+    return rows
+
+
 def run(env: dict) -> list[Row]:
-    return overhead(int(os.environ.get("ELFCTL_BENCH_GATEWAY_N", "2000")))
+    return overhead(int(os.environ.get("ELFCTL_BENCH_GATEWAY_N", "2000"))) + throughput(
+        float(os.environ.get("ELFCTL_BENCH_GATEWAY_S", "10")))

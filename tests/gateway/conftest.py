@@ -35,13 +35,9 @@ PROVIDER_KEY = "sk-canary-" + os.urandom(6).hex()
 
 
 def write_team(project: Path, name: str, model: str, fallbacks=(), budget: dict | None = None) -> None:
-    folder = project / "teams" / name
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [f"name: {name}", "llm:", f"  model: {model}", f"  fallbacks: [{', '.join(fallbacks)}]"]
-    if budget:
-        lines.append("  budget:")
-        lines += [f"    {k}: {v}" for k, v in budget.items()]
-    (folder / "team.yaml").write_text("\n".join(lines) + "\n")
+    from tests.llm.test_calls import _team
+
+    _team(project, name, model, tuple(fallbacks), budget)
 
 
 class GatewayProcess:

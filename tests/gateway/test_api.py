@@ -135,8 +135,10 @@ def test_model_of_another_team_is_403_unknown_model_404(gw_env, gateway, mint, l
 def test_budget_exhausted_is_429_with_seconds_to_the_reset(gw_env, gateway, mint, llm_server):
     project, store = gw_env
     write_team(project, "poor", "gpt-4o", budget={"daily_usd": "0.000001", "hard_action": "block"})
+    # The first budgeted estimate loads litellm's tokenizer in the gateway: seconds on a busy machine.
     with pytest.raises(openai.RateLimitError) as e:
-        sdk(gateway, mint("poor")).chat.completions.create(model="gpt-4o", messages=MSG, max_tokens=10)
+        sdk(gateway, mint("poor")).with_options(timeout=180).chat.completions.create(
+            model="gpt-4o", messages=MSG, max_tokens=10)
     assert e.value.code == "budget_exceeded"
     now = dt.datetime.now(dt.UTC)
     midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), dt.UTC)

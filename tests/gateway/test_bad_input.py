@@ -76,6 +76,11 @@ def test_a_50_mb_body_is_413_and_the_gateway_serves_on(gw_env, gateway, mint, ll
     assert llm_server.calls() == 1
 
 
+def test_a_body_without_a_key_is_refused_before_it_is_read(gateway):
+    r = post(gateway, "elf_00000000_" + "0" * 48, b"x" * (50 << 20))
+    assert r.status_code == 401 and error_of(r)["code"] == "invalid_api_key"
+
+
 def _closed_within(sock: socket.socket, seconds: float) -> bytes | None:
     """What the server sent before closing the connection, or None if it is still open after `seconds`."""
     sock.settimeout(seconds)

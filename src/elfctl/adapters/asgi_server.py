@@ -56,12 +56,38 @@ def _loop() -> str:
     return "uvloop"
 
 
+def _check_address(host: str, port: int) -> None:
+    """Refuse, with one clear line, a host this machine cannot listen on or a port already taken
+    (uvicorn would log its own error and exit 3, after announcing the server)."""
+    import errno
+    import socket
+
+    from elfctl.errors import InputError, OperationFailed
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as exc:
+        raise InputError(f"--host {host!r}: not an address to listen on ({exc})",
+                         hint="give an IP address of this machine, e.g. 127.0.0.1 or 0.0.0.0 (gateway.host)") from None
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise OperationFailed(f"port {port} on {host} is already in use",
+                                      hint="stop what listens there, or give another --port (gateway.port)") from None
+            raise InputError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})",
+                             hint="give an address of this machine and a free port") from None
+
+
 def run(factory: str, host: str, port: int, workers: int, idle_timeout_s: float,
         on_ready: Callable[[str], None] = lambda _url: None) -> None:
     """Serve the ASGI app that `factory` ("module:function") builds in each worker, until SIGINT or
     SIGTERM (then requests in flight finish, up to the idle timeout)."""
     import uvicorn
 
+    _check_address(host, port)
     on_ready(f"http://{host}:{port}")
     uvicorn.run(
         factory, factory=True, host=host, port=port, workers=workers, loop=_loop(), http=_Protocol,

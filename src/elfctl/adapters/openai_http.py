@@ -56,6 +56,17 @@ def _retry_after(headers) -> float | None:
         return None
 
 
+def _transport_error(model: str, exc: Exception, timeout: float) -> LLMError:
+    """An httpx error before any answer: a timeout, or a connection that failed or broke."""
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
+                        transient=True, kind="timeout")
+    return LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
+                    transient=True, kind="connection")
+
+
 def _error_of(model: str, status: int, raw: bytes, headers) -> LLMError:
     try:
         body = json.loads(raw)
@@ -117,12 +128,8 @@ class Client:
         url, body, headers, timeout = self._request(model, kwargs)
         try:
             r = self._client().post(url, content=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
-                           transient=True, kind="timeout") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
-                           transient=True, kind="connection") from None
+            raise _transport_error(model, exc, timeout) from None
         return self._answer(model, r.status_code, r.content, r.headers)
 
     async def acomplete(self, model: str, kwargs: dict[str, Any]) -> Answer:
@@ -131,12 +138,8 @@ class Client:
         url, body, headers, timeout = self._request(model, kwargs)
         try:
             r = await self._aclient().post(url, content=body, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
-                           transient=True, kind="timeout") from None
         except httpx.HTTPError as exc:
-            raise LLMError(f"{model}: connection ({type(exc).__name__}): {str(exc)[:200]}", None,
-                           transient=True, kind="connection") from None
+            raise _transport_error(model, exc, timeout) from None
         return self._answer(model, r.status_code, r.content, r.headers)
 
     # -- the wire -------------------------------------------------------------------------------------

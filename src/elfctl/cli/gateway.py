@@ -24,6 +24,7 @@ def asgi():
     from elfctl.services.gateway import asgi as server
     from elfctl.services.gateway.app import Gateway
 
+    server.log_to_stderr()
     run = App(Output(quiet=True))
     return server.Server(Gateway(run.config, run.store, run.gateway_caller, on_close=run.close))
 
@@ -51,7 +52,7 @@ def serve(
         os.environ["ELFCTL_STORE_URL"] = cfg.get("store.url")
     if cfg.profile:
         os.environ["ELFCTL_PROFILE"] = cfg.profile
-    app_.store.tables()  # an unreachable or unmigrated store fails here, in the operator's terminal
+    gateway.preflight(app_.store)  # an unreachable or unmigrated store fails here, in the operator's terminal
 
     def ready(url: str) -> None:
         if app_.output.json:

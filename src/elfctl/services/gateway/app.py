@@ -55,6 +55,15 @@ class Gateway:
         return policy
 
 
+def preflight(store: Store) -> None:
+    """Before serving: the store answers and holds the gateway's tables (else every request would fail)."""
+    from elfctl.errors import StoreNotMigrated
+
+    if "gateway_keys" not in store.tables():
+        raise StoreNotMigrated(f"the store {store.display_url} has no gateway_keys table (migration 0070)",
+                               hint="run `elfctl db migrate`")
+
+
 def serve(cfg: Any, factory: str, host: str | None, port: int | None, workers: int | None,
           on_ready: Callable[[str], None] = lambda _url: None) -> None:
     """Run the gateway until stopped (SIGINT/SIGTERM). `factory` is the import string of a function

@@ -23,6 +23,25 @@ _JSON = [(b"content-type", b"application/json")]
 _THREADS = 64
 
 
+class _ScrubbingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        from elfctl.redact import scrub
+
+        return scrub(super().format(record))  # the message and any traceback
+
+
+def log_to_stderr() -> None:
+    """For a gateway process (not a library user): its own log lines (elfctl.*) on stderr, warnings and up, with anything secret
+    (provider keys read by this process, URL passwords) scrubbed from messages and tracebacks."""
+    root = logging.getLogger("elfctl")
+    if not any(isinstance(h.formatter, _ScrubbingFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(_ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        root.propagate = False
+
+
 def _load_endpoints() -> None:
     """Import every module of the endpoints package: each adds its routes to routes.ROUTES."""
     import importlib
@@ -69,14 +88,13 @@ class Server:
                 return
 
     async def _http(self, scope, receive, send) -> None:
-        close = False
         try:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             route, params = self.table.match(scope["method"], scope["path"])
-            body, close = await self._body(headers, receive)
             key = None
-            if not route.public:
+            if not route.public:  # before the body: a caller without a key never makes the gateway hold one
                 key = await self._authenticate(headers)
+            body = await self._body(headers, receive)
             query = {}
             if scope.get("query_string"):
                 from urllib.parse import parse_qsl
@@ -91,24 +109,24 @@ class Server:
                 status, out_headers, out = await asyncio.get_running_loop().run_in_executor(
                     self.pool, route.handler, req)
         except ApiError as exc:
-            await self._error(send, exc, close)
+            await self._error(send, exc)
             return
         except ElfError as exc:
-            await self._error(send, errors.from_elf(exc), close)
+            await self._error(send, errors.from_elf(exc))
             return
         except Exception:  # noqa: BLE001 - a bug: the client learns nothing of it, the log does
             log.exception("gateway: %s %s failed", scope["method"], scope["path"])
-            await self._error(send, ApiError(500, "internal error in the gateway", type="api_error"), close)
+            await self._error(send, ApiError(500, "internal error in the gateway", type="api_error"))
             return
         try:
             await self._answer(send, status, out_headers, out, receive)
         except Exception:  # noqa: BLE001 - the answer had begun: nothing more can be sent, only logged
             log.exception("gateway: %s %s failed while answering", scope["method"], scope["path"])
 
-    async def _body(self, headers: dict[str, str], receive) -> tuple[bytes, bool]:
-        """The whole body, at most max_body bytes, each part within the idle timeout. Returns
-        (body, False); a refusal raises ApiError (the connection is then closed: the rest of an
-        oversized or stalled body is never read)."""
+    async def _body(self, headers: dict[str, str], receive) -> bytes:
+        """The whole body, at most max_body bytes, each part within the idle timeout. A refusal
+        raises ApiError saying `connection: close`: the rest of an oversized or stalled body is
+        never read."""
         length = headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             raise self._too_large()
@@ -128,7 +146,7 @@ class Server:
                 raise self._too_large()
             parts.append(chunk)
             if not msg.get("more_body"):
-                return b"".join(parts), False
+                return b"".join(parts)
 
     def _too_large(self) -> ApiError:
         return ApiError(413, f"the request body is over {self.max_body} bytes (gateway.max_body_bytes)",
@@ -148,9 +166,8 @@ class Server:
             raise errors.unauthorized()
         return key
 
-    async def _error(self, send, exc: ApiError, close: bool) -> None:
-        headers = {**exc.headers, **({"connection": "close"} if close else {})}
-        await self._answer(send, exc.status, headers, exc.body())
+    async def _error(self, send, exc: ApiError) -> None:
+        await self._answer(send, exc.status, exc.headers, exc.body())
 
     async def _answer(self, send, status: int, headers: dict[str, str], out: Any, receive=None) -> None:
         raw_headers = [(k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
