@@ -178,3 +178,31 @@ def test_a_killed_deploys_key_is_revoked_by_the_next_deploy(project, docker_env,
     keys = _keys(project, env)
     assert keys[2]["revoked_at"] is not None and keys[1]["revoked_at"] is not None
     assert keys[3]["revoked_at"] is None
+
+
+def test_secrets_as_files_team_gets_its_key_in_the_environment(project, docker_env, team_name, engine):
+    """`secrets_as: files` moves the team's own secrets into files; the gateway key stays in the
+    environment, where OpenAI clients read it (and it is not written as a file)."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    secrets_dir = Path("/dev/shm") / f"elfctl-test-{uuid.uuid4().hex[:8]}"
+    env = {**docker_env, "ELFCTL_DEPLOY_SECRETS_DIR": str(secrets_dir), "GW_FILES_TOKEN": "files-token-value"}
+    prefix = env["ELFCTL_DEPLOY_PREFIX"]
+    folder = make_team(project, env, team_name)
+    yaml_path = folder / "team.yaml"
+    yaml_path.write_text(yaml_path.read_text().replace("secrets: []", "secrets: [GW_FILES_TOKEN]\nsecrets_as: files"))
+    try:
+        proc = run_elfctl("deploy", team_name, "--json", cwd=project, env=env, timeout=180)
+        assert proc.returncode == 0, proc.stderr
+        [seen] = _replica_env(engine, prefix, team_name, 1)
+        assert seen["GW_FILES_TOKEN_FILE"] == "/run/secrets/GW_FILES_TOKEN" and "GW_FILES_TOKEN" not in seen
+        assert _authenticate(project, seen["OPENAI_API_KEY"]).revision == 1
+        [app] = engine.containers({"elfctl.prefix": prefix, "elfctl.team": team_name, "elfctl.role": "app"},
+                                  all_=False)
+        code, listing = engine.exec(app["Id"], ["ls", "/run/secrets"])
+        assert code == 0 and listing.split() == ["GW_FILES_TOKEN"]
+    finally:
+        run_elfctl("team", "rm", team_name, "--yes", cwd=project, env=env, timeout=120)
+        shutil.rmtree(secrets_dir, ignore_errors=True)

@@ -123,6 +123,20 @@ def test_what_answers_on_the_port_decides(gw_project, status, body, expect, said
     assert check["rc"] == (1 if expect == "fail" else 0)
 
 
+def test_a_port_that_accepts_and_never_answers_fails(gw_project):
+    """Not `not configured`: something holds the port and hangs (a stuck gateway, say)."""
+    import socket
+
+    project, env = gw_project
+    sock = socket.create_server(("127.0.0.1", int(env["ELFCTL_GATEWAY_PORT"])))  # listens, never accepts
+    try:
+        check = _gateway(project, env)
+    finally:
+        sock.close()
+    assert check["rc"] == 1 and check["status"] == "fail", check
+    assert "accepted the connection but did not answer within 2s" in check["output"] and "ss -ltnp" in check["hint"]
+
+
 def test_no_teams_no_gateway_component(project):
     assert run_elfctl("db", "migrate", cwd=project).returncode == 0
     proc = run_elfctl("health", "--json", cwd=project)

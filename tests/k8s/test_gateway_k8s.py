@@ -75,6 +75,19 @@ def test_revision_keys_live_in_their_own_secrets(project, kubeconfig, emulator, 
     keys = _keys(project, env)
     assert keys[3]["revoked_at"] is not None and keys[2]["revoked_at"] is None
 
+    # The API refuses to delete Secrets: the new revision still serves (a warning names what is
+    # left), and the replaced revision's key is revoked all the same.
+    controller.fallback = COMPLETE
+    emulator.k.forbidden.add(("delete", "secrets"))
+    set_version(folder, "v4")
+    fourth = deploy()
+    assert fourth["state"] == "switched" and fourth["revision"] == 4
+    assert any("gateway-key Secrets of" in w and "not deleted" in w for w in fourth["warnings"]), fourth
+    assert sorted(_gateway_secrets(emulator, team_name)) == [f"{team_name}-gateway-r2", f"{team_name}-gateway-r4"]
+    keys = _keys(project, env)
+    assert keys[2]["revoked_at"] is not None and keys[4]["revoked_at"] is None
+    emulator.k.forbidden.clear()
+
     removed = elfctl("team", "rm", team_name, "--yes", "--json", cwd=project, env=env)
     assert removed.returncode == 0, removed.stderr
     assert _gateway_secrets(emulator, team_name) == {}

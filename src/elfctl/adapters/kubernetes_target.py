@@ -22,7 +22,7 @@ from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import RolloutState, TeamStatus, pod_state, rollout_state, worst_pod
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import TeamSpec
-from elfctl.errors import InputError
+from elfctl.errors import ElfError, InputError
 from elfctl.redact import plain, register_secret, scrub
 
 
@@ -191,7 +191,7 @@ class KubernetesTarget:
         state = self._wait(spec.name, image, deadline_s)
         if state.done:
             self._report("switched")
-            self._drop_gateway_keys(spec.name, keep=revision)  # the replaced pods are gone
+            warnings += self._drop_gateway_keys(spec.name, keep=revision)  # the replaced pods are gone
             return RolloutReport(True, f"rolled out {image}: {state.message}", warnings=warnings)
         logs = self._failure_logs(spec.name, image)
         reason = f"rollout of {image} failed: {state.message}"
@@ -202,16 +202,26 @@ class KubernetesTarget:
                 self.cluster.delete(kind, m.env_name(spec.name) if kind == "ConfigMap" else spec.name, self.namespace)
             reason += "; removed it (no previous version to keep)"
         if gateway_key is not None:
-            self.cluster.delete("Secret", m.gateway_secret_name(spec.name, revision), self.namespace)
+            warnings += self._drop_gateway_keys(spec.name, only=revision)
         return RolloutReport(False, scrub(reason), scrub(logs), warnings)
 
-    def _drop_gateway_keys(self, team: str, keep: int | None = None) -> None:
-        """Delete the team's gateway-key Secrets but the `keep` revision's (pods that still run
-        resolved theirs when they started; a restarting one of a retired revision must not)."""
-        for obj in self.cluster.list("Secret", self.namespace, {**m.selector(team), **m.GATEWAY_ROLE}):
-            name = obj["metadata"]["name"]
-            if keep is None or name != m.gateway_secret_name(team, keep):
-                self.cluster.delete("Secret", name, self.namespace)
+    def _drop_gateway_keys(self, team: str, keep: int | None = None, only: int | None = None) -> list[str]:
+        """Delete the team's gateway-key Secrets but the `keep` revision's (or `only` that one's):
+        pods that still run resolved theirs when they started; a restarting one of a retired
+        revision must not. After a rollout a refusing API is a warning (the Secrets are named),
+        never an error: what serves has been decided, and its key is revoked by the store anyway."""
+        try:
+            if only is not None:
+                self.cluster.delete("Secret", m.gateway_secret_name(team, only), self.namespace)
+                return []
+            for obj in self.cluster.list("Secret", self.namespace, {**m.selector(team), **m.GATEWAY_ROLE}):
+                name = obj["metadata"]["name"]
+                if keep is None or name != m.gateway_secret_name(team, keep):
+                    self.cluster.delete("Secret", name, self.namespace)
+        except ElfError as exc:
+            return [f"gateway-key Secrets of {team} not deleted ({exc.message}); `elfctl team rm {team}` or "
+                    f"the next deploy deletes them"]
+        return []
 
     def _apply_changed(self, obj: dict, live: dict | None) -> bool:
         want = obj["metadata"]["annotations"][m.HASH]
@@ -272,7 +282,8 @@ class KubernetesTarget:
         running = self.cluster.delete("Deployment", team, self.namespace)
         self.cluster.delete("Service", team, self.namespace)
         self.cluster.delete("ConfigMap", m.env_name(team), self.namespace)
-        self._drop_gateway_keys(team)
+        for warning in self._drop_gateway_keys(team):
+            self.progress(warning)
         return running
 
     def logs(self, team: str, tail: int = 100, follow: bool = False) -> Iterator[str]:

@@ -320,7 +320,7 @@ def deploy(
     image = f"{repo}:{tag}"
     commit = images.git_commit(spec.folder)
     result = DeployResult(spec.name, changed=False, state="planned", image=image, commit=commit)
-    key = images.config_key(spec, image, opts.secret_versions, _gateway(spec, opts))
+    key = images.config_key(spec, image, opts.secret_versions, gateway_env.url_for(spec, opts.gateway_url))
     if opts.dry_run:
         result.reason = f"would build {image} (if not in the registry), push, and roll out on {target.name}"
         return result
@@ -351,7 +351,8 @@ def deploy(
                     store, engine, target, spec, repo, tag, rec, opts, serving, result, {**(env or {}), **gw.env},
                     {**(secrets or {}), **gw.secrets}, push,
                 )
-                return _settle_keys(store, spec.name, rec, gw, result)
+                result.warnings += gateway_env.settle(store, spec.name, rec.revision, rec.state == "switched", gw)
+                return result
             except Exception:
                 if push is not None:
                     push.thread.join()  # whatever broke before the rollout began: not mid-upload
@@ -437,7 +438,8 @@ def rollback(
             chosen["image"],
             {
                 "rollback_of": chosen["revision"],
-                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions, _gateway(spec, opts)),
+                "config_key": images.config_key(spec, chosen["image"], opts.secret_versions,
+                                                 gateway_env.url_for(spec, opts.gateway_url)),
                 "tag": tag,
             },
             held,
@@ -452,7 +454,8 @@ def rollback(
                 store, engine, target, spec, repo, tag, rec, opts, serving, result, {**(env or {}), **gw.env},
                 {**(secrets or {}), **gw.secrets},
             )
-            return _settle_keys(store, spec.name, rec, gw, result)
+            result.warnings += gateway_env.settle(store, spec.name, rec.revision, rec.state == "switched", gw)
+            return result
         except BaseException as exc:
             msg = exc.message if isinstance(exc, ElfError) else f"{type(exc).__name__}: {exc}"
             if rec.state not in ("switched", "failed", "rolled_back") and not isinstance(exc, LeaseLost):
@@ -462,26 +465,12 @@ def rollback(
             raise
 
 
-def _gateway(spec, opts: DeployOptions) -> str:
-    """The gateway URL the team's replicas get ('' when none): part of the config key, so turning
-    the gateway on or off, or moving it, rolls the team out again."""
-    return opts.gateway_url if spec.llm.gateway else ""
-
-
 def _mint(store, spec, rec: _Record, opts: DeployOptions) -> gateway_env.Injected:
-    """The revision's gateway key, minted once its revision number is known; the history keeps the
-    key's prefix (its public name), never the key."""
-    gw = gateway_env.inject(store, spec, rec.revision, _gateway(spec, opts))
-    if gw.prefix:  # written with the next state
-        rec.details["gateway"] = {"url": gw.env[gateway_env.BASE_URL], "key_prefix": gw.prefix}
+    """The revision's gateway key, once its number is known; its prefix goes into the history
+    (with the next state written), never the key."""
+    gw = gateway_env.inject(store, spec, rec.revision, opts.gateway_url)
+    rec.details.update(gw.record())
     return gw
-
-
-def _settle_keys(store, team: str, rec: _Record, gw: gateway_env.Injected, result: DeployResult) -> DeployResult:
-    warning = gateway_env.settle(store, team, rec.revision, rec.state == "switched", gw)
-    if warning:
-        result.warnings.append(warning)
-    return result
 
 
 def _rollback_target(store, team: str, serving: str | None, to: int | None) -> dict:

@@ -47,11 +47,21 @@ class Injected:
     secrets: dict[str, Secret] = field(default_factory=dict)
     prefix: str | None = None  # of the key minted (None: nothing minted)
 
+    def record(self) -> dict:
+        """What the deployment history keeps: the URL and the key's prefix (its public name)."""
+        return {"gateway": {"url": self.env[BASE_URL], "key_prefix": self.prefix}} if self.prefix else {}
+
+
+def url_for(spec, url: str) -> str:
+    """The gateway URL the team's replicas get ('' when none). Part of the deploy's config key, so
+    turning the gateway on or off, or moving it, rolls the team out again."""
+    return url if spec.llm.gateway else ""
+
 
 def inject(store, spec, revision: int, url: str) -> Injected:
     """Mint the revision's key and say what to inject; nothing for a team that opted out
     (`llm.gateway: false`) or a deploy with no gateway URL (flow-level callers)."""
-    if not url or not spec.llm.gateway:
+    if not url_for(spec, url):
         return Injected()
     from elfctl.redact import secret
     from elfctl.services.gateway import keys
@@ -80,7 +90,7 @@ def retire(store, team: str, serving: int) -> list[str]:
     return keys.revoke_team_revisions(store, team, keep={serving})
 
 
-def settle(store, team: str, revision: int, served: bool, injected: Injected) -> str | None:
+def settle(store, team: str, revision: int, served: bool, injected: Injected) -> list[str]:
     """After a rollout: a revision that serves keeps only its own key valid; one that never served
     loses the key minted for it. A store that refuses now costs a warning (returned), not the
     deploy: the next deploy's retire revokes what is left."""
@@ -92,9 +102,9 @@ def settle(store, team: str, revision: int, served: bool, injected: Injected) ->
         else:
             revoke(store, injected)
     except ElfError as exc:
-        return (f"gateway keys not revoked yet ({exc.message}); the next deploy of {team} revokes "
-                f"them, or `elfctl gateway key revoke PREFIX`")
-    return None
+        return [f"gateway keys not revoked yet ({exc.message}); the next deploy of {team} revokes "
+                f"them, or `elfctl gateway key revoke PREFIX`"]
+    return []
 
 
 def revoke_quietly(store, injected: Injected) -> None:

@@ -24,8 +24,13 @@ def health_url(host: str, port: int) -> str:
     return f"http://{host}:{port}/health"
 
 
+class _Hangs(Exception):
+    """Something accepted the connection and did not answer in time."""
+
+
 def _ask(url: str, timeout_s: float) -> tuple[int, dict | None] | str:
-    """(HTTP status, its IETF JSON or None), or why nothing answered."""
+    """(HTTP status, its IETF JSON or None), or why nothing answered (refused, unreachable)."""
+    import socket
     import urllib.error
     import urllib.request
 
@@ -35,7 +40,10 @@ def _ask(url: str, timeout_s: float) -> tuple[int, dict | None] | str:
     except urllib.error.HTTPError as exc:  # a 503 still carries the health document
         status, body = exc.code, exc.read(65536)
     except (OSError, ValueError) as exc:
-        return str(getattr(exc, "reason", None) or exc)
+        reason = getattr(exc, "reason", None) or exc
+        if isinstance(reason, (TimeoutError, socket.timeout)):
+            raise _Hangs(f"{url} accepted the connection but did not answer within {timeout_s:g}s") from None
+        return str(reason)
     try:
         doc = json.loads(body)
     except ValueError:
@@ -47,7 +55,13 @@ def docker_probe(url: str, started: Callable[[], str | None], timeout_s: float =
     """`started()` names what infra runs the gateway as (its container), or None."""
 
     def probe() -> Check:
-        answer = _ask(url, timeout_s)
+        try:
+            answer = _ask(url, timeout_s)
+        except _Hangs as exc:
+            where = started()
+            return Check(NAME, "fail", output=str(exc),
+                         hint=f"see its log: `docker logs {where.split()[-1]}`" if where else
+                         "something on gateway.port accepts connections and never answers: find it (`ss -ltnp`)")
         if isinstance(answer, str):
             where = started()
             if where is None:
