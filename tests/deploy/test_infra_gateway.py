@@ -53,6 +53,18 @@ def _until(what, check, timeout_s=120.0):
         time.sleep(0.5)
 
 
+def remove_gateway(engine, prefix: str) -> None:
+    """The session's gateway container and images (not the shared Python image)."""
+    engine.remove(f"{prefix}-gateway", grace_s=0)
+    try:  # best effort: a busy shared engine may take longer than its timeout to delete 700 MB
+        for img in engine.images(label="elfctl.role=gateway"):
+            for ref in img.get("RepoTags") or []:
+                if ref.startswith(f"{prefix}/gateway:"):
+                    engine.remove_image(ref)
+    except ElfError:
+        pass
+
+
 def test_gateway_container_lifecycle(project, gw_env, engine, team_name):
     prefix, port = gw_env["ELFCTL_DEPLOY_PREFIX"], int(gw_env["ELFCTL_GATEWAY_PORT"])
     name = f"{prefix}-gateway"
@@ -98,14 +110,7 @@ def test_gateway_container_lifecycle(project, gw_env, engine, team_name):
         assert f"gateway {name}" in json.loads(down.stdout)["stopped"]
         assert engine.inspect(name) is None
     finally:
-        engine.remove(name, grace_s=0)
-        try:  # best effort: a busy shared engine may take longer than its timeout to delete 700 MB
-            for img in engine.images(label="elfctl.role=gateway"):
-                for ref in img.get("RepoTags") or []:
-                    if ref.startswith(f"{prefix}/gateway:"):
-                        engine.remove_image(ref)
-        except ElfError:
-            pass
+        remove_gateway(engine, prefix)
 
 
 def test_store_on_host_loopback_is_refused_before_anything_starts(project, gw_env, engine):

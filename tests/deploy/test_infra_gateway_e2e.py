@@ -17,7 +17,7 @@ import pytest
 
 from tests import realservices
 from tests.conftest import REPO, run_elfctl
-from tests.deploy.test_infra_gateway import BUILD_TIMEOUT
+from tests.deploy.test_infra_gateway import BUILD_TIMEOUT, remove_gateway
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -127,5 +127,5 @@ def test_example_team_asks_through_the_gateway_into_the_ledger(project, docker_e
         assert [r["calls"] for r in json.loads(proc.stdout)["rows"] if r["key"] == f"{team_name} answerer"] == [1]
     finally:
         relay.close()
-        engine.remove(f"{prefix}-gateway", grace_s=0)
         run_elfctl("team", "rm", team_name, "--yes", cwd=project, env=env, timeout=120)
+        remove_gateway(engine, prefix)

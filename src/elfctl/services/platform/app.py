@@ -313,8 +313,8 @@ def _gateway_settings(app):
     providers = [p.name for p in _provider_plan(app).providers]
     provider_env, keyless = gateway_svc.provider_env(providers, keys, dict(os.environ))
     if keyless:
-        notes.append(f"no provider key configured for {', '.join(keyless)}: calls answer 401 from upstream "
-                     "until `elfctl creds set <PROVIDER>_API_KEY`")
+        notes.append(f"no provider key configured for {', '.join(p for p, _ in keyless)}: their calls fail "
+                     f"until `elfctl creds set {keyless[0][1]}`, then `elfctl infra up`")
     read_only, user = {}, None
     if target == "docker":
         read_only = {str(cfg.root): gateway_svc.PROJECT}

@@ -179,9 +179,10 @@ def _text(v: object) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
-def provider_env(providers: list[str], key_for: Callable[[str], str | None], env: dict[str, str]) -> tuple[dict, list[str]]:
+def provider_env(providers: list[str], key_for: Callable[[str], str | None],
+                 env: dict[str, str]) -> tuple[dict, list[tuple[str, str]]]:
     """Each named provider's key (environment, else the credential store) and its base URL
-    variables when set here: ({VAR: value}, names of providers without a key)."""
+    variables when set here: ({VAR: value}, [(provider, key variable)] of those without a key)."""
     from elfctl.domain.llm_providers import KEYLESS, key_var
 
     out, keyless = {}, []
@@ -191,7 +192,7 @@ def provider_env(providers: list[str], key_for: Callable[[str], str | None], env
         if value:
             out[var] = value
         elif p not in KEYLESS:
-            keyless.append(p)
+            keyless.append((p, var))
         stem = var.removesuffix("_API_KEY")
         for base in (f"{stem}_API_BASE", f"{stem}_BASE_URL"):
             if env.get(base):
