@@ -8,9 +8,6 @@ import os
 from elfctl.services.resources import policy
 from elfctl.services.resources.monitor import Snapshot, measure
 
-MCP_SLOT = "no MCP servers registered (the registry of MCP servers is not part of elfctl yet)"
-
-
 def _runs_containers(app) -> bool:
     from elfctl.services.platform.docker import in_use
 
@@ -69,13 +66,24 @@ def measures(app) -> dict:
         "memory": lambda: host.memory(lim["memory"], lambda: sampler),
         "cpu": lambda: host.cpu(lim["cpu"], lambda: sampler),
         "database": lambda: store.database(lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")),
-        "mcp_server": MCP_SLOT,
+        "mcp_server": lambda: _mcp(app, lim["mcp_server"], timeout),
         "network": lambda: network.network(lim["network"], _endpoints(app), timeout),
         "docker": (lambda: engine.docker(lim["docker"], app.docker, sampler)) if on_docker
         else "deploy.target is kubernetes: no Docker engine in use",
         "k8s_pod": (lambda: pods.k8s_pods(lim["k8s_pod"], app.target)) if on_k8s
         else "deploy.target is docker: no cluster in use",
     }
+
+
+def _mcp(app, limits, timeout_s: float):
+    from elfctl.services.mcp import check as checks
+    from elfctl.services.mcp import servers
+    from elfctl.services.mcp.app import resolver
+    from elfctl.services.resources.mcp import mcp_servers
+
+    names = [e.name for e in servers.list_(app.store)]
+    return mcp_servers(limits, names, lambda n, t: checks.check(app.store, resolver(app, command="elfctl resources"),
+                                                                n, t, actor="resources"), timeout_s * 0.9)
 
 
 def snapshot(app, apply: bool = False) -> Snapshot:
