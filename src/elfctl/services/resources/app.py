@@ -8,6 +8,7 @@ import os
 from elfctl.services.resources import policy
 from elfctl.services.resources.monitor import Snapshot, measure
 
+
 def _runs_containers(app) -> bool:
     from elfctl.services.platform.docker import in_use
 
