@@ -26,4 +26,8 @@ def show(ctx: typer.Context, json_mode: JsonOpt = False) -> None:
             table.add_row(row["key"], str(row["value"]), row["source"])
         return table
 
+    st = result["store"]
+    out.output.info(f"store in use: {st['url']} ({st['why']})")
+    if st["note"]:
+        out.output.warn(st["note"])
     out.output.result(result, human)
