@@ -1,7 +1,7 @@
 """End to end on the real engine: `infra up` runs the gateway and the example team; with no provider
 key the team says "no provider key configured" and its health is warn (infra up exits 0); with a key
 (the loopback LLM stub as the provider, reached from the gateway container) a question to the team
-goes through the gateway and lands in the ledger: `cost report --by team`, `--by agent`."""
+goes through the gateway and lands in the ledger: `cost report --by team`, `--by agent`, `--by revision`."""
 
 from __future__ import annotations
 
@@ -125,6 +125,8 @@ def test_example_team_asks_through_the_gateway_into_the_ledger(project, docker_e
         assert rows and rows[0]["calls"] == 1 and rows[0]["prompt_tokens"] == 21, rows
         proc = run_elfctl("cost", "report", "--by", "agent", "--json", cwd=project, env=env)
         assert [r["calls"] for r in json.loads(proc.stdout)["rows"] if r["key"] == f"{team_name} answerer"] == [1]
+        proc = run_elfctl("cost", "report", "--by", "revision", "--json", cwd=project, env=env)
+        assert [r["calls"] for r in json.loads(proc.stdout)["rows"] if r["key"] == f"{team_name} r1"] == [1]
     finally:
         relay.close()
         run_elfctl("team", "rm", team_name, "--yes", cwd=project, env=env, timeout=120)
