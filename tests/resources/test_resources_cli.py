@@ -37,7 +37,7 @@ def test_thresholds_come_from_the_config(project, elfctl):
 @pytest.mark.parametrize("text, words", [
     ('[fallback.memory]\nstrategies = ["use_cache", "reboot"]', ["fallback.memory.strategies", "'reboot'",
                                                                  "scale_down"]),
-    ("[fallback.docker]\nstrategies = 3", ["fallback.docker.strategies", "3", "a list of names"]),
+    ("[fallback.docker]\nstrategies = 3", ["fallback.docker.strategies", "3", "a list of strings"]),
     ("[resources.docker]\nwarning = 96", ["resources.docker.warning", "96", "resources.docker.critical"]),
     ("[resources.cpu]\ncritical = -1", ["resources.cpu.critical", "-1"]),
 ])

@@ -18,7 +18,7 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
     llm_providers = provider_probes(app, llm_plan, deep=deep, timeout_s=timeout_s)
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
-        **_docker_probes(app),  # docker, registry, team:<name> (when the project runs teams)
+        **_docker_probes(app, timeout_s or app.config.get("health.timeout_s")),  # docker, registry, team:<name> (when the project runs teams)
         "disk": health_svc.disk_probe(app.config.root, app.config.get("health.disk_warn_free"),
                                       app.config.get("health.disk_fail_free")),
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),
@@ -334,10 +334,14 @@ def _provider_plan(app):
     return provider_plan(app)
 
 
-def _docker_probes(app) -> dict[str, health_svc.Probe]:
+def _docker_probes(app, timeout_s: float) -> dict[str, health_svc.Probe]:
     from elfctl.services.platform import docker as docker_platform
 
-    teams = docker_platform.deployed_teams(lambda: app.store, app.config.get("deploy.target"))
+    # The deployed teams are read from the store before the checks start: a store that does not
+    # answer (its own check says so) must not hold up building the others past the timeout.
+    got, _ms = health_svc.run_concurrently({"teams": lambda: docker_platform.deployed_teams(
+        lambda: app.store, app.config.get("deploy.target"))}, timeout_s)["teams"]
+    teams = got if isinstance(got, list) else []
     if not _runs_containers(app) and not teams:  # teams in the store only: they may still run (orphans)
         return {}
     publish = app.config.get("deploy.publish_address")

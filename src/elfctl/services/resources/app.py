@@ -82,7 +82,15 @@ def _mcp(app, limits, timeout_s: float):
     from elfctl.services.mcp.app import resolver
     from elfctl.services.resources.mcp import mcp_servers
 
-    names = [e.name for e in servers.list_(app.store)]
+    from elfctl.errors import ElfError, StoreNotMigrated
+    from elfctl.services.resources.status import Reading
+
+    try:
+        names = [e.name for e in servers.list_(app.store)]
+    except StoreNotMigrated:
+        names = []  # no registry table yet: nothing registered
+    except ElfError as exc:  # the store's own reading says what is wrong with it
+        return [Reading("mcp_server", "-", "unknown", detail=f"the registered servers cannot be read: {exc.message}")]
     return mcp_servers(limits, names, lambda n, t: checks.check(app.store, resolver(app, command="elfctl resources"),
                                                                 n, t, actor="resources"), timeout_s * 0.9)
 
