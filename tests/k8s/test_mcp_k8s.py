@@ -96,6 +96,11 @@ def test_pods_mount_the_mcp_servers_file_from_a_secret(project, kubeconfig, emul
     assert live["spec"]["template"]["metadata"]["annotations"]["elfctl.dev/secret-id"] != ids
     assert rotated not in json.dumps(live)
 
+    # `team rm` stops the team: its mcp Secret (it holds values) goes with the Deployment.
+    env["ELFCTL_DEPLOY_TARGET"] = "kubernetes"
+    assert json.loads(elf("team", "rm", team_name, "--yes", "--json").stdout)["stopped"] is True
+    assert emulator.obj("v1/secrets", NS, f"{team_name}-mcp") is None
+
 
 def test_rollout_without_the_document_writes_nothing(target, spec, emulator):
     """A caller that names servers but hands in no document is refused before the cluster is

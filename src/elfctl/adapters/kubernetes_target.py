@@ -296,6 +296,7 @@ class KubernetesTarget:
         running = self.cluster.delete("Deployment", team, self.namespace)
         self.cluster.delete("Service", team, self.namespace)
         self.cluster.delete("ConfigMap", m.env_name(team), self.namespace)
+        self.cluster.delete("Secret", m.mcp_secret_name(team), self.namespace)  # written by each rollout
         for warning in self._drop_gateway_keys(team):
             self.progress(warning)
         return running
