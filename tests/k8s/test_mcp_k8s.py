@@ -113,3 +113,21 @@ def test_rollout_without_the_document_writes_nothing(target, spec, emulator):
         target.rollout(replace(spec, mcp_servers=("search",)), "registry.test:5000/elfctl/mkt:v1", 1,
                        {}, {}, 30)
     assert emulator.k.writes == []
+
+
+def test_mcp_file_beside_the_teams_secret_files_passes_the_schema(spec):
+    """With secrets_as: files the team's Secret is the /run/secrets folder; the mcp file is mounted
+    into it by subPath (two mounts, no clash), and the result passes the official schema."""
+    from dataclasses import replace
+
+    from elfctl.adapters.k8s_schema import validate
+    from elfctl.domain import k8s_manifests as m
+
+    team = replace(spec, secrets_as="files", mcp_servers=("search",))
+    objects = m.team_objects(team, "elf-test", "registry.test:5000/elfctl/mkt:v1", 1)
+    validate(objects, None)
+    dep = objects[-1]
+    mounts = {v["mountPath"]: v for v in dep["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    assert set(mounts) == {"/run/secrets", PATH} and all(v["readOnly"] for v in mounts.values())
+    assert {v["name"]: v["secret"]["secretName"] for v in dep["spec"]["template"]["spec"]["volumes"]} == {
+        "secrets": "mkt-secrets", "mcp": "mkt-mcp"}
