@@ -20,6 +20,7 @@ from typing import Any
 from elfctl.adapters.kubernetes import KubeCluster
 from elfctl.domain import k8s_manifests as m
 from elfctl.domain.k8s_rollout import RolloutState, TeamStatus, pod_state, rollout_state, worst_pod
+from elfctl.domain.mcp_server_json import CONFIG_ENV, CONFIG_FILE
 from elfctl.domain.rollout import RolloutReport
 from elfctl.domain.team import TeamSpec
 from elfctl.errors import ElfError, InputError, OperationFailed
@@ -166,6 +167,9 @@ class KubernetesTarget:
         """The cluster switches as it rolls out (new pods take traffic once ready), so before_switch
         runs before anything is written: when it raises, the cluster is untouched."""
         gateway_key = plain(secrets[m.GATEWAY_KEY]) if spec.llm.gateway and m.GATEWAY_KEY in (secrets or {}) else None
+        if spec.mcp_servers and CONFIG_ENV not in (secrets or {}):  # the Deployment would mount a missing file
+            raise InputError(f"{spec.path}: mcp_servers: no mcpServers document was given to the Kubernetes target",
+                             hint=f"deploy it with `elfctl deploy {spec.name}`")
         objects = self.render(spec, image, revision, env, gateway_key is not None)
         self.validate(objects)
         warnings = [] if m.is_pinned(image) else [f"image {image} is not pinned by digest"]
@@ -173,12 +177,18 @@ class KubernetesTarget:
             before_switch()
         self._report("starting")
         self._ensure_namespace()
+        ids = []
         if spec.secrets:
             values = {k: plain(v) for k, v in (secrets or {}).items() if k in spec.secrets}
             if set(values) != set(spec.secrets):
                 values = self._secret_values(spec)
-            _written, secret_id = self._ensure_secret(m.secret_name(spec.name), spec.name, values)
-            objects = [m.with_secret_id(o, secret_id) if o["kind"] == "Deployment" else o for o in objects]
+            ids.append(self._ensure_secret(m.secret_name(spec.name), spec.name, values)[1])
+        if spec.mcp_servers:  # the mcpServers document, mounted read-only as a file by the Deployment
+            ids.append(self._ensure_secret(m.mcp_secret_name(spec.name), spec.name,
+                                           {CONFIG_FILE: plain(secrets[CONFIG_ENV])})[1])
+        if ids:  # a changed value (either Secret) restarts the pods: they read files/env when they start
+            objects = [m.with_secret_id(o, ",".join(filter(None, ids))) if o["kind"] == "Deployment" else o
+                       for o in objects]
         if gateway_key is not None:
             self.cluster.apply(m.gateway_secret(spec.name, self.namespace, revision, gateway_key))
         live = {o["kind"]: self.cluster.get(o["kind"], o["metadata"]["name"], self.namespace) for o in objects}
@@ -286,6 +296,7 @@ class KubernetesTarget:
         running = self.cluster.delete("Deployment", team, self.namespace)
         self.cluster.delete("Service", team, self.namespace)
         self.cluster.delete("ConfigMap", m.env_name(team), self.namespace)
+        self.cluster.delete("Secret", m.mcp_secret_name(team), self.namespace)  # written by each rollout
         for warning in self._drop_gateway_keys(team):
             self.progress(warning)
         return running

@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any
 
+from elfctl.domain.mcp_server_json import CONFIG_ENV, CONFIG_FILE
 from elfctl.domain.team import GATEWAY_ENV, SECRETS_DIR, TeamSpec
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "elfctl"}
@@ -40,6 +41,11 @@ def secret_name(team: str) -> str:
 
 def env_name(team: str) -> str:
     return f"{team}-env"
+
+
+def mcp_secret_name(team: str) -> str:
+    """The team's mcpServers document (it may hold secret header/env values): its own Secret."""
+    return f"{team}-mcp"
 
 
 GATEWAY_KEY = GATEWAY_ENV[1]  # OPENAI_API_KEY: the revision's LLM gateway key
@@ -165,6 +171,13 @@ def deployment(spec: TeamSpec, namespace: str, image: str, revision: int, env_ha
     elif spec.secrets:  # by name only: the values live in the team's Secret
         container["env"] = [{"name": s, "valueFrom": {"secretKeyRef": {"name": secret_name(spec.name), "key": s}}}
                             for s in spec.secrets]
+    if spec.mcp_servers:  # same path as on Docker: one read-only file (subPath: beside the team's folder)
+        container.setdefault("env", []).append({"name": CONFIG_ENV, "value": f"{SECRETS_DIR}/{CONFIG_FILE}"})
+        container.setdefault("volumeMounts", []).append({"name": "mcp", "mountPath": f"{SECRETS_DIR}/{CONFIG_FILE}",
+                                                         "subPath": CONFIG_FILE, "readOnly": True})
+        pod.setdefault("volumes", []).append({"name": "mcp", "secret": {
+            "secretName": mcp_secret_name(spec.name), "defaultMode": 0o444,
+            "items": [{"key": CONFIG_FILE, "path": CONFIG_FILE}]}})
     if gateway_key:  # by reference: the key lives in the revision's own Secret, never in the Pod spec
         container.setdefault("env", []).append({"name": GATEWAY_KEY, "valueFrom": {"secretKeyRef": {
             "name": gateway_secret_name(spec.name, revision), "key": GATEWAY_KEY}}})

@@ -132,8 +132,9 @@ def _store(app):
 
 def _with_mcp(app, spec, secrets: dict, versions: str) -> tuple[dict, str]:
     """The team's mcpServers document joins its secrets (the Docker target writes it as a read-only
-    file, its path in ELFCTL_MCP_CONFIG), and what it is made of joins the config key."""
-    if app.config.get("deploy.target") == "kubernetes" or not spec.mcp_servers:
+    file, the Kubernetes one as a Secret mounted as that file; its path in ELFCTL_MCP_CONFIG), and
+    what it is made of joins the config key."""
+    if not spec.mcp_servers:
         return secrets, versions
     return ({**secrets, **mcp_hooks.config_secret(app, spec)},
             ",".join(filter(None, [versions, mcp_hooks.config_mark(app, spec)])))

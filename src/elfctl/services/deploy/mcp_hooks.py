@@ -55,8 +55,9 @@ def mcp_servers_doc(app, spec, resolve) -> dict[str, Any]:
 
 
 def config_secret(app, spec) -> dict[str, Any]:
-    """{ELFCTL_MCP_CONFIG: the team's mcpServers document as a Secret} for the Docker target, which
-    writes it as a read-only file beside the team's secret files; nothing when the team names none."""
+    """{ELFCTL_MCP_CONFIG: the team's mcpServers document as a Secret} for the target, which gives
+    each replica it as a read-only file (Docker: beside the team's secret files; Kubernetes: from the
+    team's `<team>-mcp` Secret); nothing when the team names none."""
     if not spec.mcp_servers:
         return {}
     from elfctl.redact import secret
