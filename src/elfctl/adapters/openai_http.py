@@ -237,10 +237,12 @@ class Client:
             async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as r:
                 if r.status_code >= 300:
                     raise _error_of(model, r.status_code, await r.aread(), r.headers)
-                async for line in r.aiter_lines():
+                lines = r.aiter_lines()
+                async for line in lines:
                     if line.startswith("data:"):  # else a comment (keep-alive), an event name, a blank line
                         data = line[5:].strip()
                         if data == "[DONE]":
+                            await _drain(lines)
                             return
                         yield _chunk(model, data)
         except httpx.HTTPError as exc:
@@ -365,6 +367,20 @@ class Routed:
         if speaks_openai(model):
             return self.http.astream(model, kwargs)
         return self.other.astream(model, self._other_kwargs(model, kwargs))
+
+
+async def _drain(lines: AsyncIterator[str], within_s: float = 1.0) -> None:
+    """Read what follows `data: [DONE]` (usually only the end of the chunked body): a response closed
+    before its end also closes its connection, so every stream would open a new one (a TCP handshake,
+    ~1 ms of CPU). A provider that goes on sending is cut after `within_s`."""
+    import asyncio
+
+    try:
+        async with asyncio.timeout(within_s):
+            async for _ in lines:
+                pass
+    except TimeoutError:
+        pass
 
 
 def _chunk(model: str, data: str) -> dict:
