@@ -196,8 +196,9 @@ def freshness(server, folder: Path, store, calls: int = 200) -> Row:
 
 
 def run(env: dict) -> list[Row]:
-    from bench.bench_gateway import _project
     from tests.llm_server import LLMServer
+
+    from bench.bench_gateway import _project
 
     n = int(os.environ.get("ELFCTL_BENCH_THROUGHPUT_N", "1500"))
     venv = litellm_venv()

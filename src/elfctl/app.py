@@ -110,6 +110,11 @@ class App:
 
         caller = gateway_caller(self.config, self.store)
         self._closers.append(caller.recorder.close)
+        # uvicorn re-raises SIGTERM after its graceful shutdown, so atexit never runs in a gateway:
+        # the spans it holds are exported here, at the lifespan's end, or lost.
+        pipeline = getattr(caller.trace, "pipeline", None)
+        if pipeline is not None:
+            self._closers.append(lambda: pipeline.flush(3.0))
         return caller
 
     @cached_property

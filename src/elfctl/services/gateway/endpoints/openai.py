@@ -15,6 +15,7 @@ from typing import Any
 
 from elfctl.errors import ErrorCode, InputError
 from elfctl.ids import new_id
+from elfctl.services.gateway import quota
 from elfctl.services.gateway.errors import ApiError
 from elfctl.services.gateway.routes import Request, route
 from elfctl.services.llm.call import Policy
@@ -120,7 +121,10 @@ def resolve(req: Request, model: str) -> tuple[Policy, str]:
     policy = _policy(req)
     for m in policy.chain:
         if model == m or model == m.split("/", 1)[-1]:
-            return Policy(policy.team, policy.chain, policy.budget, _agent(req), req.key.revision), m
+            chain = policy.chain
+            if m == chain[0] and quota.critical_use(req.gateway.config, req.gateway.store, policy) is not None:
+                chain, m = chain[1:], chain[1]  # api_quota critical: the next cheaper model serves
+            return Policy(policy.team, chain, policy.budget, _agent(req), req.key.revision), m
     if not _known(req, model):
         raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
                        code="model_not_found", param="model")
