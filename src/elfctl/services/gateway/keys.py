@@ -156,16 +156,24 @@ class Authenticator:
     def cached(self, raw_key: str) -> bool:
         """Whether lookup(raw_key) answers without touching the store (a server may then call it on
         its event loop rather than a thread)."""
+        return self.peek(raw_key)[0]
+
+    def peek(self, raw_key: str) -> tuple[bool, Key | None]:
+        """(True, what lookup(raw_key) answers) when that needs no store work, else (False, None):
+        one hash per request on the server's hot path rather than `cached` then `lookup`."""
         if split(raw_key) is None:
-            return True
+            return True, None
         t = time.monotonic()
         hit = self._cache.get(_hash(raw_key))
         if hit is None or t - hit[0] > self.ttl_s:
-            return False
-        if hit[1] is None:
-            return True
-        last = self._touched.get(hit[1].prefix)
-        return last is not None and t - last < _TOUCH_EVERY_S
+            return False, None
+        key = hit[1]
+        if key is None or not live(key):
+            return True, None
+        last = self._touched.get(key.prefix)
+        if last is None or t - last >= _TOUCH_EVERY_S:
+            return False, None
+        return True, key
 
     def _touch(self, key: Key, t: float) -> None:
         last = self._touched.get(key.prefix)

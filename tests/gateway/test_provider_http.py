@@ -1,0 +1,156 @@
+"""The gateway's HTTP client to OpenAI-protocol providers (adapters/openai_http.py) on the wire: calls
+reuse keep-alive connections (sync calls through the http.client pool, streams through httpx once read
+to their end), a connection the provider closed while idle is not used again, and a provider that
+hangs or refuses the connection is a transient `timeout` / `connection` error. The provider here is a
+raw socket server that counts the connections it accepts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+ANSWER = {"id": "c1", "object": "chat.completion", "model": "gpt-4o-mini",
+          "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+          "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}}
+KW = {"messages": [{"role": "user", "content": "hello"}], "timeout": 5.0}
+
+
+class Provider:
+    """Answers each request on a connection; `close_after_answer`: closes the connection after each
+    answer without saying so (as a provider's idle timeout does); `hang`: reads and never answers."""
+
+    def __init__(self, close_after_answer: bool = False, hang: bool = False):
+        self.close_after_answer, self.hang = close_after_answer, hang
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
+        self.connections = 0
+        self.requests = 0
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        f = conn.makefile("rb")
+        with conn:
+            while True:
+                head = []
+                while (line := f.readline()) not in (b"\r\n", b""):
+                    head.append(line.decode("latin-1").strip())
+                if not head:
+                    return
+                length = next((int(h.split(":", 1)[1]) for h in head if h.lower().startswith("content-length")), 0)
+                body = json.loads(f.read(length))
+                self.requests += 1
+                if self.hang:
+                    self._stop.wait(30)
+                    return
+                if body.get("stream"):
+                    events = [{"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini",
+                               "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]},
+                              {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [],
+                               "usage": ANSWER["usage"]}]
+                    payload = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+                    payload += b"data: [DONE]\n\n"
+                    chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                                 b"transfer-encoding: chunked\r\n\r\n" + chunks)
+                else:
+                    out = json.dumps(ANSWER).encode()
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                                 % (len(out), out))
+                if self.close_after_answer:
+                    return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+
+@pytest.fixture
+def provider():
+    made: list[Provider] = []
+
+    def make(**kw) -> Provider:
+        made.append(Provider(**kw))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.stop()
+
+
+def test_sync_calls_reuse_one_connection(provider):
+    from elfctl.adapters import openai_http
+
+    p = provider()
+    client = openai_http.Client(p.url)
+    answers = [client.complete("gpt-4o-mini", KW) for _ in range(20)]
+    assert [a.prompt for a in answers] == [7] * 20 and answers[0].response.body == json.dumps(ANSWER).encode()
+    assert p.requests == 20 and p.connections == 1
+    client.close()
+
+
+def test_connection_closed_by_the_provider_while_idle_is_not_reused(provider):
+    from elfctl.adapters import openai_http
+
+    p = provider(close_after_answer=True)
+    client = openai_http.Client(p.url)
+    for _ in range(5):
+        assert client.complete("gpt-4o-mini", KW).completion == 2
+        deadline = time.monotonic() + 5  # until the provider's FIN has arrived: what the pool must notice
+        while not _peer_closed(client) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert p.requests == 5 and p.connections == 5
+
+
+def _peer_closed(client) -> bool:
+    import select
+
+    idle = client._sync._idle  # noqa: SLF001 - the test waits for the FIN, not for a timer
+    return all(select.select([c.sock], [], [], 0)[0] for c in idle)
+
+
+def test_hung_provider_is_a_timeout_and_refused_connection_a_connection_error(provider):
+    from elfctl.adapters import openai_http
+    from elfctl.adapters.litellm_client import LLMError
+
+    p = provider(hang=True)
+    with pytest.raises(LLMError) as hung:
+        openai_http.Client(p.url).complete("gpt-4o-mini", {**KW, "timeout": 0.5})
+    assert hung.value.kind == "timeout" and hung.value.transient and "timeout after 0.5s" in str(hung.value)
+    free = socket.create_server(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nothing listens there now
+    with pytest.raises(LLMError) as refused:
+        openai_http.Client(f"http://127.0.0.1:{port}/v1").complete("gpt-4o-mini", KW)
+    assert refused.value.kind == "connection" and refused.value.transient
+
+
+def test_streams_read_to_their_end_reuse_one_connection(provider):
+    from elfctl.adapters import openai_http
+
+    p = provider()
+    client = openai_http.Client(p.url)
+
+    async def streams() -> list[list[dict]]:
+        out = []
+        for _ in range(5):
+            out.append([c async for c in client.astream("gpt-4o-mini", {**KW, "stream": True})])
+        return out
+
+    got = asyncio.run(streams())
+    assert [[c["choices"][0]["delta"]["content"] for c in s if c["choices"]] for s in got] == [["hi"]] * 5
+    assert p.requests == 5 and p.connections == 1
