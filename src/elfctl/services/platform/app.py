@@ -18,7 +18,8 @@ def health_probes(app, deep: bool = False, timeout_s: float | None = None) -> di
     llm_providers = provider_probes(app, llm_plan, deep=deep, timeout_s=timeout_s)
     return {
         "store": health_svc.store_probe(lambda: app.store, app.migrations_dir),
-        **_docker_probes(app, timeout_s or app.config.get("health.timeout_s")),  # docker, registry, team:<name> (when the project runs teams)
+        # docker, registry, team:<name> (when the project runs teams)
+        **_docker_probes(app, timeout_s or app.config.get("health.timeout_s")),
         "disk": health_svc.disk_probe(app.config.root, app.config.get("health.disk_warn_free"),
                                       app.config.get("health.disk_fail_free")),
         "memory": health_svc.memory_probe(app.config.get("health.memory_warn_free"),

@@ -77,12 +77,11 @@ def measures(app) -> dict:
 
 
 def _mcp(app, limits, timeout_s: float):
+    from elfctl.errors import ElfError, StoreNotMigrated
     from elfctl.services.mcp import check as checks
     from elfctl.services.mcp import servers
     from elfctl.services.mcp.app import resolver
     from elfctl.services.resources.mcp import mcp_servers
-
-    from elfctl.errors import ElfError, StoreNotMigrated
     from elfctl.services.resources.status import Reading
 
     try:
