@@ -64,7 +64,8 @@ def _actions(project, env):
 
     with sqlite3.connect(project / ".elf" / "elf.db") as db:
         db.row_factory = sqlite3.Row
-        return [dict(r) for r in db.execute("SELECT * FROM platform_actions ORDER BY ts")]
+        # the monitor's own rows (deploy's registry registration is in the same trail)
+        return [dict(r) for r in db.execute("SELECT * FROM platform_actions WHERE resource <> 'registry' ORDER BY ts")]
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_memory_driven_to_the_limit_scales_the_team_down_and_back(project, team,
     assert data["resources"]["docker"]["status"] == "warning"
     assert not [s for s in data["policy"] if s["strategy"] == "scale_down"], data["policy"]
 
-    _fill_held(engine, first, int(LIMIT_MIB * (0.965 - warm["value"] / 100)))
+    _fill_held(engine, first, int(LIMIT_MIB * (0.975 - warm["value"] / 100)))  # the kernel keeps ~1 MiB back
     assert _wait_for(lambda: _used(engine, first) >= 95.5), _used(engine, first)
     proc, data = _resources(project, env)
     hot = _container(data, first)

@@ -33,8 +33,21 @@ def _providers(app) -> list:
     return plan(app.teams_dir, lambda: app.prices).providers
 
 
+def _gateway_runs(app) -> bool:
+    """Whether `infra up` started the gateway container here (not started: the `gateway` health
+    component says "not configured"; the network type does not call it down)."""
+    from elfctl.services.deploy.gateway_env import docker_name
+
+    cfg = app.config
+    if cfg.get("deploy.target") != "docker" or not _runs_containers(app):
+        return False
+    try:
+        return bool(app.docker.inspect(docker_name(cfg.get("deploy.prefix"))))
+    except Exception:  # noqa: BLE001 (no engine: the docker type says so)
+        return False
+
+
 def _endpoints(app) -> dict[str, str]:
-    from elfctl.config import SCHEMA
     cfg = app.config
     out = {}
     if cfg.get("deploy.target") == "kubernetes":  # the registry the cluster pulls from
@@ -42,7 +55,7 @@ def _endpoints(app) -> dict[str, str]:
             out["registry"] = cfg.get("kubernetes.registry") or cfg.get("registry.url")
     elif cfg.get("registry.url") or _runs_containers(app):
         out["registry"] = app.registry.address
-    if "gateway.port" in SCHEMA and _runs_containers(app):  # the gateway serves the teams
+    if _gateway_runs(app):  # the gateway `infra up` started serves the teams
         out["gateway"] = f"{cfg.get('gateway.host') or '127.0.0.1'}:{cfg.get('gateway.port')}"
     for p in _providers(app):
         base = os.environ.get(f"{p.name.upper()}_API_BASE") or os.environ.get(f"{p.name.upper()}_BASE_URL")
