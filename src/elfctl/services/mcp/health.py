@@ -4,7 +4,6 @@ timeout (the same check as `elfctl mcp check`, its verdict kept in the registry)
 from __future__ import annotations
 
 from elfctl.domain.health import Check
-from elfctl.errors import ElfError
 from elfctl.services.mcp import check as checks
 from elfctl.services.mcp import servers
 
@@ -13,23 +12,11 @@ _STATUS = {checks.READY: "pass", checks.NEEDS_CONFIG: "warn", checks.UNAVAILABLE
 
 def _declared(app, timeout_s: float) -> list[str]:
     """The declared servers' names, waited for at most the health timeout: a store that does not
-    answer is the store component's failure, not a reason to hold every other check up."""
-    import threading
+    answer (or fails) is the store component's failure, not a reason to hold every other check up."""
+    from elfctl.services.platform.health import run_concurrently
 
-    found: list[str] = []
-
-    def read() -> None:
-        try:
-            found.extend(e.name for e in servers.list_(app.store))
-        except ElfError:
-            pass
-        except Exception:  # noqa: BLE001 (a broken store: its own probe says how)
-            pass
-
-    t = threading.Thread(target=read, name="mcp-servers", daemon=True)
-    t.start()
-    t.join(timeout_s)
-    return list(found) if not t.is_alive() else []
+    got, _ms = run_concurrently({"servers": lambda: [e.name for e in servers.list_(app.store)]}, timeout_s)["servers"]
+    return got if isinstance(got, list) else []
 
 
 def mcp_probes(app, timeout_s: float) -> dict:

@@ -37,7 +37,8 @@ def channels(app) -> list[rules.Channel]:
     pairs = ([("slack", slack, "notify.slack_webhook_url")] if slack else []) + [
         ("webhook", u, "notify.webhooks") for u in app.config.get("notify.webhooks")]
     for kind, url, key in pairs:
-        register_secret(url) if kind == "slack" else None  # a Slack webhook URL is the credential itself
+        if kind == "slack":
+            register_secret(url)  # a Slack webhook URL is the credential itself
         if not rules.valid_url(url):
             shown = "the Slack webhook URL" if kind == "slack" else repr(url)
             raise InputError(f"{key}: {shown} is not an http(s) URL",

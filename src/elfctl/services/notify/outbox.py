@@ -133,23 +133,25 @@ def disabled(tx: Tx) -> dict[str, dict]:
 
 
 def listing(tx: Tx, failed_only: bool = False, limit: int = 50) -> list[dict]:
-    """Newest events first, each with its deliveries (channel, state, attempts, last error)."""
-    rows = tx.query("SELECT * FROM notify_events ORDER BY ts DESC, id DESC LIMIT ?", (limit if not failed_only
-                                                                                       else 100000,))
+    """Newest events first, each with its deliveries (channel, state, attempts, last error); with
+    `failed_only`, only events a channel did not take. Reads the listed events' deliveries only."""
+    if failed_only:
+        rows = tx.query("SELECT * FROM notify_events WHERE id IN (SELECT event_id FROM notify_deliveries "
+                        "WHERE state = 'failed') ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
+    else:
+        rows = tx.query("SELECT * FROM notify_events ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
     by_event: dict[str, list[dict]] = {}
-    for d in tx.query("SELECT event_id, channel, state, attempts, next_at, last_error FROM notify_deliveries"):
-        by_event.setdefault(d["event_id"], []).append(
-            {k: d[k] for k in ("channel", "state", "attempts", "next_at", "last_error")})
+    if rows:
+        ids = [r["id"] for r in rows]
+        for d in tx.query("SELECT event_id, channel, state, attempts, next_at, last_error FROM notify_deliveries "
+                          f"WHERE event_id IN ({', '.join('?' * len(ids))})", ids):
+            by_event.setdefault(d["event_id"], []).append(
+                {k: d[k] for k in ("channel", "state", "attempts", "next_at", "last_error")})
     out = []
     for row in rows:
-        deliveries = by_event.get(row["id"], [])
-        if failed_only and not any(d["state"] == "failed" for d in deliveries):
-            continue
         ev = _event(row)
         out.append({"id": ev.id, "ts": ev.ts, "kind": ev.kind, "severity": ev.severity, "team": ev.team,
-                    "title": ev.title, "deliveries": deliveries})
-        if len(out) >= limit:
-            break
+                    "title": ev.title, "deliveries": by_event.get(row["id"], [])})
     return out
 
 
