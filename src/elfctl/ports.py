@@ -45,6 +45,30 @@ class Store(Tx, Protocol):
     def close(self) -> None: ...
 
 
+class Functions(Protocol):
+    """A store that runs elfctl's database functions: PostgreSQL directly (`SELECT fn(...)`) and
+    Supabase over REST (`rpc`). The atomic operations (reserve, settle, record, breaker transitions,
+    heartbeat, key lookup) and the report aggregates are one call into the database each, never a
+    read-modify-write from the client. SQLite has no functions: services keep their SQL there."""
+
+    def call(self, fn: str, args: dict[str, Any]) -> Any:
+        """Run `public.<fn>` with named arguments; returns its result (JSON-decoded for jsonb)."""
+        ...
+
+
+class Rows(Protocol):
+    """Table and view access that every store can serve, Supabase's REST API included: equality
+    filters, order, limit. What needs more (joins, aggregates, locks) is a database function."""
+
+    def select(self, relation: str, where: dict[str, Any] | None = None, *, columns: str = "*",
+               order: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """`order` is PostgREST's grammar: "col.desc,other.asc"."""
+        ...
+
+    def upsert(self, relation: str, rows: Sequence[dict[str, Any]], *, on_conflict: str,
+               ignore_duplicates: bool = False) -> None: ...
+
+
 # --- Deploy targets (Docker, Kubernetes) --------------------------------------------------------
 # The deploy service (lock, state machine, build/push, history, rollback decisions) is the same for
 # every target; a target only knows how to run a given image of a team and report on it.
