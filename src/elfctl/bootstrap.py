@@ -32,9 +32,13 @@ def open_store(cfg: Config, url: str | None = None) -> Store:
             path = cfg.root / path
         return SqliteStore(path, busy_timeout_ms=cfg.get("store.busy_timeout_ms"))
     if scheme in ("postgresql", "postgres"):
-        from elfctl.adapters.postgres import PostgresStore
+        from elfctl.adapters.postgres import POOLERS, PostgresStore
 
-        return PostgresStore(url, setting=f"store.url (from {cfg.source('store.url')})")
+        pooler = cfg.get("store.pooler")
+        if pooler not in POOLERS:
+            raise InputError(f"store.pooler {pooler!r} (from {cfg.source('store.pooler')}) is not a pooler mode",
+                             hint=f"use one of {', '.join(POOLERS)}")
+        return PostgresStore(url, setting=f"store.url (from {cfg.source('store.url')})", pooler=pooler)
     where = cfg.source("store.url")
     raise InputError(
         f"store.url {redact_url(url)!r} (from {where}): unknown store scheme '{scheme or url}'",

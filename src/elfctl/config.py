@@ -38,6 +38,8 @@ SCHEMA: dict[str, Key] = {
     "store.url": Key(str, "", "Store URL: sqlite:///path (default .elf/elf.db) or postgresql://..."),
     "store.busy_timeout_ms": Key(int, 10000, "How long a SQLite writer waits for the lock.", lo=0, hi=3600000),
     "store.lock_timeout_s": Key(float, 60.0, "How long `db migrate` waits for another migrate to finish.", lo=0, hi=86400),
+    "store.pooler": Key(str, "auto", "PostgreSQL behind a transaction pooler (no session state): auto (port 6543), "
+                                     "transaction or none."),
     "store.migrations_dir": Key(str, "", "Folder of migration files (default: the ones shipped with elfctl)."),
     "supabase.url": Key(str, "", "Supabase project URL (REST store, with supabase.key)."),
     "supabase.key": Key(str, "", "Supabase service key.", secret=True),
