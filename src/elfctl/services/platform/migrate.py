@@ -45,6 +45,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 """
 
 
+RELOAD_SCHEMA = "NOTIFY pgrst, 'reload schema'"
+
+
 @dataclass
 class MigrationRow:
     version: int
@@ -187,6 +190,11 @@ def migrate(
             row = _apply_one(store, m, progress)
             (result.applied if row.state == "applied" else result.skipped).append(row)
         result.current_version = max(_history(store), default=0)
+        if store.dialect == "postgres":
+            # Supabase's PostgREST caches the schema: a function added now stays 404 (PGRST202) until
+            # it reloads. Sent on every run (an earlier run may have died before sending it); on plain
+            # Postgres nobody listens and it costs nothing.
+            store.execute(RELOAD_SCHEMA, None)
     return result
 
 
