@@ -255,6 +255,11 @@ class PostgrestServer:
                 conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (json.dumps({"role": role}),))
                 if target.startswith("rpc/") and method == "POST":
                     return self._rpc(conn, schema, target.removeprefix("rpc/"), body, role)
+                if not target and reading:  # the OpenAPI description of the exposed relations
+                    rels = {r: {"properties": {c: {} for c in cols}}
+                            for (sch, r), cols in self.cache().relations.items() if sch == schema}
+                    return 200, {"Content-Type": "application/openapi+json; charset=utf-8"}, json.dumps(
+                        {"swagger": "2.0", "info": {"title": "PostgREST API"}, "definitions": rels}).encode()
                 if "/" in target or not target:
                     raise RestError(404, "PGRST125", f"Invalid path specified in request URL: {parts.path}")
                 if reading:
@@ -459,6 +464,7 @@ class PostgrestServer:
 def _handler(server: PostgrestServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the client's httpx pool expects
+        server_version, sys_version = "postgrest/12.2.12", ""  # the Server header PostgREST sends
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from elfctl.adapters.rows_sql import SqlRows
 from elfctl.errors import (
     Conflict,
     ElfError,
@@ -43,7 +44,7 @@ def _to_pyformat(sql: str) -> str:
     return _PLACEHOLDER.sub(sub, sql)
 
 
-class PostgresStore:
+class PostgresStore(SqlRows):
     dialect = "postgres"
 
     def __init__(self, url: str, connect_timeout_s: int = 5, setting: str = "store.url"):
