@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from elfctl.adapters.rows_sql import SqlRows
 from elfctl.errors import (
     Conflict,
     ElfError,
@@ -64,7 +65,7 @@ def transaction_pooled(url: str, pooler: str = "auto") -> bool:
     return str(port) == str(POOLER_PORT)
 
 
-class PostgresStore:
+class PostgresStore(SqlRows):
     dialect = "postgres"
 
     def __init__(self, url: str, connect_timeout_s: int = 5, setting: str = "store.url", pooler: str = "auto"):
