@@ -19,7 +19,7 @@ from elfctl.adapters.migration_files import discover
 from elfctl.domain.migrations import CHECKSUM_ALGO, Migration, split_statements
 from elfctl.errors import InputError
 from elfctl.ports import Store
-from elfctl.services.platform.migrate import HISTORY_DDL, RELOAD_SCHEMA, MigrationRow, verify
+from elfctl.services.platform.migrate import HISTORY_DDL, RELOAD_SCHEMA, MigrationRow, sql_dialect, verify
 
 # applied_at in the format elfctl's own history rows use (domain.clock.iso): 2026-01-31T12:00:00.000+00:00
 _NOW_ISO = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"+00:00\"')"
@@ -34,13 +34,8 @@ class Script:
     sql: str = ""
 
 
-def script_dialect(store: Store) -> str:
-    """A Supabase project reached over REST is PostgreSQL underneath."""
-    return "sqlite" if store.dialect == "sqlite" else "postgres"
-
-
 def print_sql(store: Store, folder: Path, to: int | None = None) -> Script:
-    dialect = script_dialect(store)
+    dialect = sql_dialect(store)
     migrations = discover(folder, dialect)
     if to is not None and to != 0 and to not in {m.version for m in migrations}:
         raise InputError(f"--to {to}: no migration with that version in {folder}",
