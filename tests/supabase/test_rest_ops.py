@@ -119,3 +119,24 @@ def test_the_reports_over_rest_are_the_reports(ledger_both_ways, at_100):
     assert "/rest/v1/api_usage" not in paths and "/rest/v1/daily_cost_summary" not in paths
     assert {"/rest/v1/rpc/elfctl_dashboard", "/rest/v1/rpc/elfctl_report", "/rest/v1/rpc/elfctl_predict",
             "/rest/v1/rpc/elfctl_optimize"} <= paths
+
+
+def test_cost_check_and_the_budgets_health_over_rest(project, ledger_both_ways, at_100):
+    from elfctl.domain.budget import Budget
+    from elfctl.services.cost import budget_health, budgets
+
+    direct, rest = ledger_both_ways
+    budgets.set_budget(direct, Budget("ops", daily_nanousd=10_000))
+    budgets.reserve(direct, budgets.get(direct, "ops"), 9_000, ttl_s=60)  # past the soft limit
+    env = _rest_env(at_100)
+    over_rest = run_elfctl("cost", "check", "--team", "ops", "--json", cwd=project, env=env)
+    assert over_rest.returncode == 0, over_rest.stdout + over_rest.stderr
+    got = json.loads(over_rest.stdout)
+    assert got["status"] == "soft" and got["windows"][0]["reserved_nanousd"] == 9_000
+    direct_out = run_elfctl("cost", "check", "--team", "ops", "--json", cwd=project,
+                            env={"ELFCTL_STORE_URL": direct.display_url})
+    assert json.loads(direct_out.stdout) == got
+    probe = budget_health.budget_probe(lambda: rest, project / "teams")()
+    assert probe == budget_health.budget_probe(lambda: direct, project / "teams")()
+    assert probe.status == "warn" and "ops:" in probe.output
+    assert not any(r["path"].startswith("/rest/v1/api_usage") for r in at_100.requests)
