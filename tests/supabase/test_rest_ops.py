@@ -107,7 +107,9 @@ def test_the_reports_over_rest_are_the_reports(ledger_both_ways, at_100):
     from elfctl.services.cost import optimize, predict, report, views
 
     direct, rest = ledger_both_ways
+    at_100.requests.clear()
     assert views.dashboard(rest, now=NOW) == views.dashboard(direct, now=NOW)
+    assert [r["path"] for r in at_100.requests] == ["/rest/v1/rpc/elfctl_dashboard"]  # a refresh is one request
     assert views.dashboard(rest, team="ops", now=NOW) == views.dashboard(direct, team="ops", now=NOW)
     for by in ("team", "model", "day", "revision", "agent"):
         assert report.report(rest, by=by, since="2026-03-01") == report.report(direct, by=by, since="2026-03-01")
