@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from tests.conftest import run_elfctl
 from tests.supabase.schema_dump import dump
 

@@ -9,12 +9,12 @@ import datetime as dt
 
 import psycopg
 import pytest
-from tests import usage_gen as g
-from tests.supabase_db import supabase_database
 
 from elfctl.domain.usage import UsageRow
 from elfctl.ports import runs_functions
 from elfctl.services.cost import ledger, optimize, predict, report, views
+from tests import usage_gen as g
+from tests.supabase_db import supabase_database
 
 NOW = dt.datetime(2026, 3, 18, 15, 30, tzinfo=dt.UTC)
 

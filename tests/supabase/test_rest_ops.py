@@ -11,6 +11,7 @@ import secrets
 import subprocess
 
 import pytest
+
 from tests import usage_gen as g
 from tests.conftest import run_elfctl
 from tests.postgrest_server import PostgrestServer
