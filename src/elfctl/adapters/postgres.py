@@ -88,7 +88,7 @@ class PostgresStore:
         diag = getattr(exc, "diag", None)
         said = scrub((diag and diag.message_primary) or str(exc).strip())
         where = f"PostgreSQL at {self.display_url}"
-        if state in ("42P01", "42703"):
+        if state in ("42P01", "42703") or (state == "42883" and "elfctl_" in said):  # 42883: no such function
             return StoreNotMigrated(f"the store {self.display_url} is not migrated (run `elfctl db migrate`): "
                                     f"{said}", hint="`elfctl db status` shows the pending migrations")
         if state in _CONFLICT:
