@@ -220,7 +220,8 @@ END $$;
 
 -- resilience/breaker.py: make sure the circuit's row exists; record the settings its users declared.
 CREATE OR REPLACE FUNCTION public.elfctl_breaker_ensure(p_name text, p_at text, p_fail_max integer DEFAULT NULL,
-                                                       p_reset_timeout_s real DEFAULT NULL) RETURNS void
+                                                       p_reset_timeout_s double precision DEFAULT NULL)
+RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
     INSERT INTO public.breaker_state (name, state, updated_at) VALUES (p_name, 'closed', p_at)
@@ -228,7 +229,7 @@ BEGIN
     IF p_fail_max IS NOT NULL THEN
         UPDATE public.breaker_state SET fail_max = p_fail_max, reset_timeout_s = p_reset_timeout_s
          WHERE name = p_name AND (fail_max IS NULL OR fail_max <> p_fail_max OR reset_timeout_s IS NULL
-                                  OR reset_timeout_s <> p_reset_timeout_s);
+                                  OR reset_timeout_s <> p_reset_timeout_s::real);  -- the column's type
     END IF;
 END $$;
 
