@@ -115,9 +115,22 @@ def _drift_error(m: Migration) -> MigrationError:
     )
 
 
+def _applied(store: Store) -> dict[int, dict]:
+    """The history rows by version, read with Rows.select so that `db status` runs over Supabase's REST
+    API too (a project's database is Postgres: its files are the postgres ones); none without the table."""
+    try:
+        return {r["version"]: r for r in store.select("schema_migrations", order="version")}
+    except StoreNotMigrated:
+        return {}
+
+
+def _files_dialect(store: Store) -> str:
+    return "postgres" if store.dialect == "rest" else store.dialect
+
+
 def status(store: Store, folder: Path) -> StatusResult:
-    migrations = discover(folder, store.dialect)
-    applied = _history(store) if _has_history(store) else {}
+    migrations = discover(folder, _files_dialect(store))
+    applied = _applied(store)
     rows: list[MigrationRow] = []
     by_version = {m.version: m for m in migrations}
     for v in sorted(set(by_version) | set(applied)):
