@@ -56,6 +56,12 @@ class Functions(Protocol):
         ...
 
 
+def runs_functions(store: object) -> bool:
+    """Whether a store (or an open transaction on one) runs elfctl's database functions: the one
+    test services branch on, by capability, for each atomic operation (else: their SQLite SQL)."""
+    return callable(getattr(store, "call", None))
+
+
 class Rows(Protocol):
     """Table and view access that every store can serve, Supabase's REST API included: equality
     filters, order, limit. What needs more (joins, aggregates, locks) is a database function."""

@@ -14,7 +14,11 @@ LIMIT_USD = "0.02"
 
 
 def test_eight_processes_overshoot_at_most_the_estimation_error(llm_env, llm_server):
-    project, store = llm_env
+    eight_processes_within_the_bound(*llm_env, llm_server)
+
+
+def eight_processes_within_the_bound(project, store, llm_server):
+    """The proof, also run through a Supabase-shaped database as service_role (tests/supabase)."""
     _team(project, fallbacks=(), budget={"daily_usd": LIMIT_USD, "hard_action": "block"})
     got = hammer.run(project, llm_server, PROCS)
     f = hammer.figures(store, int(float(LIMIT_USD) * 1e9), got["calls"], PROCS)

@@ -28,6 +28,7 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%|\?")
 # it again is safe when that transaction was the statement alone (outside `transaction()`).
 _CONFLICT = ("40001", "40P01")
 RETRIES = 3
+_IDENT = re.compile(r"[a-z_][a-z0-9_]*")  # a function or argument name put into SQL as it is
 # The server answered the connection and refused these: the URL's user, password or database is wrong.
 _REFUSED = re.compile(r"password authentication failed|role .* does not exist|database .* does not exist|"
                       r"no pg_hba\.conf entry")
@@ -88,7 +89,7 @@ class PostgresStore(SqlRows):
         diag = getattr(exc, "diag", None)
         said = scrub((diag and diag.message_primary) or str(exc).strip())
         where = f"PostgreSQL at {self.display_url}"
-        if state in ("42P01", "42703"):
+        if state in ("42P01", "42703") or (state == "42883" and "elfctl_" in said):  # 42883: no such function
             return StoreNotMigrated(f"the store {self.display_url} is not migrated (run `elfctl db migrate`): "
                                     f"{said}", hint="`elfctl db status` shows the pending migrations")
         if state in _CONFLICT:
@@ -144,6 +145,24 @@ class PostgresStore(SqlRows):
 
         # never retried: outside a transaction each row commits on its own, so a retry would repeat rows
         self._run(run, retry=False)
+
+    def call(self, fn: str, args: dict[str, Any]) -> Any:
+        """`SELECT public.<fn>(name => value, ...)`: one of elfctl's database functions (migration
+        0110), the same ones Supabase's REST store runs with `rpc`. psycopg decodes jsonb itself.
+        Runs inside `transaction()` when called there; outside it, a deadlock is retried like any
+        single statement (the function is all or nothing)."""
+        for name in (fn, *args):
+            if not _IDENT.fullmatch(name):
+                raise ValueError(f"not a database function or argument name: {name!r}")
+        from psycopg.types.json import Jsonb
+
+        # JSON objects, and lists of them, go as jsonb (as PostgREST passes an rpc's JSON body);
+        # lists of plain values as arrays
+        values = [Jsonb(v) if isinstance(v, dict) or (isinstance(v, list) and v and isinstance(v[0], dict))
+                  else v for v in args.values()]
+        named = ", ".join(f"{name} => ?" for name in args)
+        rows = self.query(f"SELECT public.{fn}({named}) AS result", values)
+        return rows[0]["result"]
 
     @contextmanager
     def transaction(self):

@@ -23,7 +23,7 @@ import pybreaker
 
 from elfctl.domain.clock import iso, now
 from elfctl.errors import OperationFailed
-from elfctl.ports import Store
+from elfctl.ports import Store, runs_functions
 
 T = TypeVar("T")
 
@@ -47,6 +47,11 @@ class CircuitOpen(OperationFailed):
         self.name = name
 
 
+# SQLite's statement of each transition elfctl_breaker_update names
+_ASSIGN = {"state": "state = ?", "opened_at": "opened_at = ?", "fail+1": "fail_counter = fail_counter + 1",
+           "success+1": "success_counter = success_counter + 1", "success=0": "success_counter = 0"}
+
+
 class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
     """pybreaker storage over the `breaker_state` table. Counters move with atomic UPDATEs."""
 
@@ -55,6 +60,13 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         self._store = store
         self._key = name
         self._clean_until = 0.0  # monotonic time until which a clean closed read is trusted
+        # Postgres and Supabase: every write is one call of a database function (migration 0110,
+        # the same statements), so it runs over Supabase's REST API too; SQLite runs the SQL.
+        self._calls = runs_functions(store)
+        if self._calls:
+            store.call("elfctl_breaker_ensure", {"p_name": name, "p_at": iso(now()), "p_fail_max": fail_max,
+                                                 "p_reset_timeout_s": reset_timeout_s})
+            return
         store.execute(
             "INSERT INTO breaker_state (name, state, updated_at) VALUES (?, 'closed', ?) "
             "ON CONFLICT (name) DO NOTHING",
@@ -71,12 +83,16 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         rows = self._store.query(f"SELECT {col} FROM breaker_state WHERE name = ?", (self._key,))
         return rows[0][col] if rows else None
 
-    def _set(self, assignment: str, params: tuple = ()) -> None:
+    def _set(self, op: str, value: str | None = None) -> None:
+        """One transition: `op` names it as elfctl_breaker_update does ('state', 'opened_at' set
+        `value`; 'fail+1', 'success+1', 'success=0')."""
         self._clean_until = 0.0
-        self._store.execute(
-            f"UPDATE breaker_state SET {assignment}, updated_at = ? WHERE name = ?",
-            (*params, iso(now()), self._key),
-        )
+        if self._calls:
+            self._store.call("elfctl_breaker_update", {"p_name": self._key, "p_op": op, "p_at": iso(now()),
+                                                       "p_value": value})
+            return
+        self._store.execute(f"UPDATE breaker_state SET {_ASSIGN[op]}, updated_at = ? WHERE name = ?",
+                            (*(() if value is None else (value,)), iso(now()), self._key))
 
     def snapshot(self) -> dict:
         rows = self._store.query(
@@ -91,6 +107,10 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
         process won the slot."""
         t = now()
         self._clean_until = 0.0
+        if self._calls:
+            return bool(self._store.call("elfctl_breaker_take_probe", {
+                "p_name": self._key, "p_probe_until": iso(t + dt.timedelta(seconds=ttl_s)), "p_at": iso(t),
+                "p_opened_before": iso(t - dt.timedelta(seconds=reset_timeout_s))}))
         won = self._store.execute(
             "UPDATE breaker_state SET state = 'half-open', probe_until = ?, success_counter = 0, "
             "updated_at = ? WHERE name = ? AND held IS NULL AND ("
@@ -119,24 +139,26 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     @state.setter
     def state(self, state: str) -> None:
-        self._set("state = ?", (str(state),))
+        self._set("state", str(state))
 
     def increment_counter(self) -> None:
-        self._clean_until = 0.0
-        self._set("fail_counter = fail_counter + 1")
+        self._set("fail+1")
 
     def reset_counter(self) -> None:
         # Called after every success: only write when there is something to reset.
+        if self._calls:
+            self._store.call("elfctl_breaker_update", {"p_name": self._key, "p_op": "fail=0", "p_at": iso(now())})
+            return
         self._store.execute(
             "UPDATE breaker_state SET fail_counter = 0, updated_at = ? WHERE name = ? AND fail_counter <> 0",
             (iso(now()), self._key),
         )
 
     def increment_success_counter(self) -> None:
-        self._set("success_counter = success_counter + 1")
+        self._set("success+1")
 
     def reset_success_counter(self) -> None:
-        self._set("success_counter = 0")
+        self._set("success=0")
 
     @property
     def counter(self) -> int:
@@ -153,7 +175,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
 
     @opened_at.setter
     def opened_at(self, when: dt.datetime) -> None:
-        self._set("opened_at = ?", (iso(when),))
+        self._set("opened_at", iso(when))
 
 
 def _audit(cb: pybreaker.CircuitBreaker, before: str, after: str, exc: BaseException | None) -> None:

@@ -7,6 +7,9 @@ Postgres re-checks the WHERE after taking the row lock and SQLite serialises wri
 IMMEDIATE), so concurrent callers can never together reserve past the limit: a budget is overshot
 only by what calls actually cost beyond their reserved worst case. Reservations carry an expiry;
 one left by a killed process is released by the next reserve (or `cost reconcile`).
+On stores that run database functions (Postgres, Supabase over REST) each of these operations is
+one call of its function in migration 0110 (`elfctl_reserve`, `elfctl_expire`, `elfctl_settle`),
+the same statements in plpgsql; the SQL here is SQLite's.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from elfctl.domain.clock import iso
 from elfctl.domain.notify import Event
 from elfctl.domain.pricing import usd_to_nano
 from elfctl.ids import new_id
-from elfctl.ports import Store, Tx
+from elfctl.ports import Store, Tx, runs_functions
 from elfctl.services.cost import ledger
 from elfctl.services.notify import outbox
 
@@ -172,13 +175,10 @@ def reserve(
     Expired reservations are released first when the budget looks full (and so never block a call)."""
     now = now or now_utc()
     try:
-        try:
-            res = _reserve_once(store, b, amount, ttl_s, now, force)
-        except Refused:
-            with store.transaction() as tx:
-                if not expire_in(tx, now, b.team):
-                    raise
-            res = _reserve_once(store, b, amount, ttl_s, now, force)
+        if runs_functions(store):  # Postgres and Supabase: one call does all of it, expiry included
+            res = _reserve_call(store, b, amount, ttl_s, now, force)
+        else:
+            res = _reserve_sql(store, b, amount, ttl_s, now, force)
     except Refused as refused:
         _alert(store, b, "hard", refused.state)
         raise
@@ -186,6 +186,37 @@ def reserve(
         worst = max(res.states, key=lambda s: s.ratio())
         _alert(store, b, "hard" if res.level == "forced" else "soft", worst)
     return res
+
+
+def _reserve_call(store, b: Budget, amount: int, ttl_s: float, now: dt.datetime, force: bool) -> Reservation:
+    """The reservation as database function elfctl_reserve (migration 0110): both windows, the
+    reservation row, and (when a window is full) the team's expired reservations released and one
+    more try, all in the database, so over Supabase's REST API too no client reads and writes."""
+    rid = new_id()
+    day, month = (bmod.window_start(k, now, b.timezone) for k in bmod.WINDOWS)
+    got = store.call("elfctl_reserve", {
+        "p_id": rid, "p_team": b.team, "p_amount": amount, "p_day": day, "p_month": month,
+        "p_day_limit": b.limit("day"), "p_month_limit": b.limit("month"), "p_force": force,
+        "p_now": iso(now), "p_expires_at": iso(now + dt.timedelta(seconds=ttl_s))})
+    if not got["ok"]:
+        kind = got["window"]
+        raise Refused(WindowState(kind, got["start"], b.limit(kind), int(got["spent"]), int(got["reserved"]),
+                                  bmod.resets_at(kind, now, b.timezone)))
+    st = [WindowState(kind, start, b.limit(kind), int(got["windows"][kind]["spent"]),
+                      int(got["windows"][kind]["reserved"]), bmod.resets_at(kind, now, b.timezone))
+          for kind, start in (("day", day), ("month", month))]
+    return _reservation(rid, b, amount, st, force)
+
+
+def _reserve_sql(store: Store, b: Budget, amount: int, ttl_s: float, now: dt.datetime, force: bool) -> Reservation:
+    """SQLite (no database functions): the same steps as statements in the store's transactions."""
+    try:
+        return _reserve_once(store, b, amount, ttl_s, now, force)
+    except Refused:
+        with store.transaction() as tx:
+            if not expire_in(tx, now, b.team):
+                raise
+        return _reserve_once(store, b, amount, ttl_s, now, force)
 
 
 def _alert(store: Store, b: Budget, level: str, state: WindowState) -> None:
@@ -258,14 +289,13 @@ def _reserve_once(
 ) -> Reservation:
     rid = new_id()
     day, month = (bmod.window_start(k, now, b.timezone) for k in bmod.WINDOWS)
-    if getattr(store, "dialect", "") == "sqlite":
-        try:
-            with store.transaction() as tx:
-                st = _reserve_both(tx, b, amount, day, month, now, force)
-                _insert_reservation(tx, rid, b, amount, day, month, now, ttl_s)
-            return _reservation(rid, b, amount, st, force)
-        except _NotBoth:
-            pass  # rolled back: the window-by-window path says which is full or creates it
+    try:
+        with store.transaction() as tx:
+            st = _reserve_both(tx, b, amount, day, month, now, force)
+            _insert_reservation(tx, rid, b, amount, day, month, now, ttl_s)
+        return _reservation(rid, b, amount, st, force)
+    except _NotBoth:
+        pass  # rolled back: the window-by-window path says which is full or creates it
     with store.transaction() as tx:
         st = [_reserve_window(tx, b, kind, start, amount, now, force)
               for kind, start in (("day", day), ("month", month))]
@@ -328,12 +358,17 @@ def _reserve_window(tx, b: Budget, kind: str, start: str, amount: int, now: dt.d
 
 def release(store: Store, reservation_id: str) -> None:
     """Give a reservation back (the call failed or was not made)."""
+    if runs_functions(store):  # one call: settle_in is a function there
+        ledger.settle_in(store, [reservation_id])
+        return
     with store.transaction() as tx:
         ledger.settle_in(tx, [reservation_id])
 
 
 def expire_in(tx: Tx, now: dt.datetime, team: str | None = None) -> int:
     """Release reservations past their expiry (their process died). Returns how many."""
+    if runs_functions(tx):  # Postgres and Supabase: the same steps as database function elfctl_expire
+        return int(tx.call("elfctl_expire", {"p_now": iso(now), "p_team": team}))
     sql = "DELETE FROM budget_reservations WHERE expires_at < ?"
     params: tuple = (iso(now),)
     if team:

@@ -4,6 +4,9 @@ Recording is idempotent by request id: `INSERT ... ON CONFLICT (request_id) DO N
 tells which rows are new, and only those move the rollup and the counters, all in the same
 transaction. A reservation named by a row is settled (deleted, its amount taken off `reserved`) in
 that transaction too, so spend and reservations never drift apart.
+On stores that run database functions (Postgres, Supabase over REST) recording and settling are one
+call each (`elfctl_record_usage`, `elfctl_settle`, migration 0110); the SQL here is SQLite's (and
+the strict import's removal, which runs only through a database connection).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from elfctl.domain import budget as bmod
 from elfctl.domain.usage import COLUMNS, COUNTERS, UsageRow, parse_iso, values
-from elfctl.ports import Store, Tx
+from elfctl.ports import Store, Tx, runs_functions
 
 SUMMARY_COLS = COUNTERS  # daily_cost_summary's additive columns, in table order
 
@@ -40,6 +43,8 @@ def record(store: Store, rows: Sequence[UsageRow]) -> int:
     """Record rows (and settle their reservations) in one transaction. Returns how many were new."""
     if not rows:
         return 0
+    if runs_functions(store):  # one call is one transaction (and the only way over REST)
+        return record_in(store, rows)
     with store.transaction() as tx:
         return record_in(tx, rows)
 
@@ -53,6 +58,9 @@ def record_in(tx: Tx, rows: Sequence[UsageRow], import_id: str | None = None) ->
         if r.request_id not in seen:
             seen.add(r.request_id)
             unique.append(r)
+    if runs_functions(tx):  # Postgres and Supabase: database function elfctl_record_usage, the same steps
+        return int(tx.call("elfctl_record_usage", {"p_rows": [_row_json(r) for r in unique],
+                                                   "p_import_id": import_id}))
     cols, tag = (COLUMNS, ()) if import_id is None else ((*COLUMNS, "import_id"), (import_id,))
     got = insert_rows(tx, "api_usage", cols, [(*values(r), *tag) for r in unique],
                       "ON CONFLICT (request_id) DO NOTHING RETURNING request_id")
@@ -146,9 +154,18 @@ def timezones(tx: Tx, teams: Iterable[str]) -> dict[str, str]:
     return {r["team"]: r["timezone"] for r in rows}
 
 
+def _row_json(r: UsageRow) -> dict:
+    """A usage row as elfctl_record_usage takes it: api_usage's columns, and the reservation it settles."""
+    return {**dict(zip(COLUMNS, values(r), strict=True)), "reservation_id": r.reservation_id}
+
+
 def settle_in(tx: Tx, reservation_ids: list[str]) -> None:
     """Delete the reservations (if still there: an expired one was released already) and take their
     amounts off the counters they were added to."""
+    if runs_functions(tx):  # Postgres and Supabase: database function elfctl_settle, the same steps
+        if reservation_ids:
+            tx.call("elfctl_settle", {"p_ids": list(reservation_ids)})
+        return
     for rid in reservation_ids:
         got = tx.query(
             "DELETE FROM budget_reservations WHERE id = ? RETURNING team, amount_nanousd, day_start, "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from elfctl.domain.clock import iso, now
 from elfctl.domain.names import check_team_name
-from elfctl.ports import Store, Tx
+from elfctl.ports import Store, Tx, runs_functions
 
 PREFIX_LEN = 8
 _SECRET_LEN = 48
@@ -127,6 +127,7 @@ class Authenticator:
 
     def __init__(self, store: Store, ttl_s: float = 0.5):
         self.store = store
+        self._calls = runs_functions(store)  # the per-request lookup is a database function there
         self.ttl_s = ttl_s
         self._cache: dict[str, tuple[float, Key | None]] = {}
         self._touched: dict[str, float] = {}
@@ -140,7 +141,11 @@ class Authenticator:
         t = time.monotonic()
         hit = self._cache.get(digest)
         if hit is None or t - hit[0] > self.ttl_s:
-            rows = self.store.query(f"SELECT {_COLUMNS}, hash FROM gateway_keys WHERE prefix = ?", [prefix])
+            if self._calls:  # Postgres and Supabase: elfctl_key_lookup (the table stays closed to API roles)
+                found = self.store.call("elfctl_key_lookup", {"p_prefix": prefix})
+                rows = [found] if found else []
+            else:
+                rows = self.store.query(f"SELECT {_COLUMNS}, hash FROM gateway_keys WHERE prefix = ?", [prefix])
             key = _key(rows[0]) if rows and secrets.compare_digest(rows[0]["hash"], digest) else None
             with self._lock:
                 if len(self._cache) >= self._MAX:
@@ -180,4 +185,7 @@ class Authenticator:
         if last is not None and t - last < _TOUCH_EVERY_S:
             return
         self._touched[key.prefix] = t
+        if self._calls:
+            self.store.call("elfctl_key_touch", {"p_prefix": key.prefix, "p_at": iso(now())})
+            return
         self.store.execute("UPDATE gateway_keys SET last_used_at = ? WHERE prefix = ?", [iso(now()), key.prefix])

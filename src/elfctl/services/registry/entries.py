@@ -12,7 +12,7 @@ from elfctl.domain import registry as rules
 from elfctl.domain.clock import iso, now
 from elfctl.domain.registry import Entry
 from elfctl.errors import ElfError, InputError, StoreNotMigrated
-from elfctl.ports import Rows, Tx
+from elfctl.ports import Rows, Tx, runs_functions
 from elfctl.services.actions import trail
 
 _COLS = ("name", "kind", "url", "endpoints", "owner", "lifecycle", "capabilities", "depends_on", "metadata",
@@ -186,6 +186,8 @@ def heartbeat(store, name: str, status: str = "pass", note: str = "", actor: str
     check = rules.heartbeat_status(status)
     at = at or now()
     note = (note or "")[:500]
+    if runs_functions(store):  # Postgres and Supabase: one call (elfctl_heartbeat), also over REST
+        return _heartbeat_call(store, name, check, note, actor, at)
     if actor is None:
         n = _execute(store, "UPDATE registry_entries SET check_status = ?, note = ?, heartbeat_at = ?, "
                             "last_status = ? WHERE name = ?", (check, note, iso(at), check, name))
@@ -202,6 +204,26 @@ def heartbeat(store, name: str, status: str = "pass", note: str = "", actor: str
         e = _row({**rows[0], "check_status": check, "note": note, "heartbeat_at": iso(at)}, at)
         if before != check:
             _trail(tx, actor, e, f"status {before} -> {check}", note or "probe")
+    return e
+
+
+def _heartbeat_call(store, name: str, check: str, note: str, actor: str | None, at: dt.datetime) -> Entry:
+    """heartbeat through database function elfctl_heartbeat: it updates the entry and returns it as
+    it was, so a change of status is seen without a read before the write. The trail row follows
+    the heartbeat's commit (inside the caller's transaction when it passes one)."""
+    try:
+        before = store.call("elfctl_heartbeat", {"p_name": name, "p_status": check, "p_note": note,
+                                                 "p_at": iso(at)})
+    except StoreNotMigrated:
+        raise StoreNotMigrated("the store has no registry functions yet (migration 0110)",
+                               hint="run `elfctl db migrate` (or `elfctl infra up`)") from None
+    if before is None:
+        raise _unknown(name)
+    if actor is None:
+        return Entry(name=name, check_status=check, note=note, heartbeat_at=iso(at), status=check, reason=note)
+    e = _row({**before, "check_status": check, "note": note, "heartbeat_at": iso(at)}, at)
+    if before["last_status"] != check:
+        _trail(store, actor, e, f"status {before['last_status']} -> {check}", note or "probe")
     return e
 
 

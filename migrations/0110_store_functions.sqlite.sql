@@ -1,0 +1,4 @@
+-- 0110_store_functions: nothing on SQLite. On PostgreSQL (and Supabase) this version creates the
+-- database functions the atomic operations run as (reserve, settle, record, breaker transitions,
+-- heartbeat, key lookup); SQLite has no functions, so the services keep their SQL for it, and its
+-- writers are serialised by BEGIN IMMEDIATE anyway.
