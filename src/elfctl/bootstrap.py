@@ -22,9 +22,7 @@ def open_store(cfg: Config, url: str | None = None) -> Store:
     if url is None:
         choice = cfg.store_choice()
         if choice.key == "supabase.db_url":  # a Supabase project's database
-            from elfctl.adapters.postgres import PostgresStore
-
-            return PostgresStore(choice.url, setting=_named(cfg, "supabase.db_url", "SUPABASE_DB_URL"))
+            return _postgres_store(cfg, choice.url, _named(cfg, "supabase.db_url", "SUPABASE_DB_URL"))
         if choice.key == "supabase.url":
             return _rest_store(cfg, choice.url, _named(cfg, "supabase.url", "SUPABASE_URL"))
         url = choice.url
@@ -43,15 +41,23 @@ def open_store(cfg: Config, url: str | None = None) -> Store:
             path = cfg.root / path
         return SqliteStore(path, busy_timeout_ms=cfg.get("store.busy_timeout_ms"))
     if scheme in ("postgresql", "postgres"):
-        from elfctl.adapters.postgres import PostgresStore
-
-        return PostgresStore(url, setting=f"store.url (from {cfg.source('store.url')})")
+        return _postgres_store(cfg, url, f"store.url (from {cfg.source('store.url')})")
     where = cfg.source("store.url")
     raise InputError(
         f"store.url {redact_url(url)!r} (from {where}): unknown store scheme '{scheme or url}'",
         hint="use sqlite:///path/to/elf.db, postgresql://user:password@host:port/db or "
              "supabase+https://<project-ref>.supabase.co",
     )
+
+
+def _postgres_store(cfg: Config, url: str, setting: str) -> Store:
+    from elfctl.adapters.postgres import POOLERS, PostgresStore
+
+    pooler = cfg.get("store.pooler")
+    if pooler not in POOLERS:
+        raise InputError(f"store.pooler {pooler!r} (from {cfg.source('store.pooler')}) is not a pooler mode",
+                         hint=f"use one of {', '.join(POOLERS)}")
+    return PostgresStore(url, setting=setting, pooler=pooler)
 
 
 def _rest_store(cfg: Config, url: str, url_setting: str) -> Store:

@@ -39,6 +39,8 @@ SCHEMA: dict[str, Key] = {
                       "supabase+https://<ref>.supabase.co (the REST API, with supabase.key)"),
     "store.busy_timeout_ms": Key(int, 10000, "How long a SQLite writer waits for the lock.", lo=0, hi=3600000),
     "store.lock_timeout_s": Key(float, 60.0, "How long `db migrate` waits for another migrate to finish.", lo=0, hi=86400),
+    "store.pooler": Key(str, "auto", "PostgreSQL behind a transaction pooler (no session state): auto (port 6543), "
+                                     "transaction or none."),
     "store.migrations_dir": Key(str, "", "Folder of migration files (default: the ones shipped with elfctl)."),
     "supabase.url": Key(str, "", "Supabase project URL, https://<ref>.supabase.co: with supabase.key, the store is "
                         "the project's REST API (also SUPABASE_URL)."),
