@@ -26,13 +26,23 @@ def supa_pg_url(pg_dsn, _supa_template, project):
 @pytest.fixture
 def rest(supa_pg_url):
     """A PostgREST-compatible server over the Supabase-shaped database (tests/postgrest_server.py)."""
-    import secrets
-
     from tests.postgrest_server import PostgrestServer
 
-    server = PostgrestServer(supa_pg_url, service_key="svc-" + secrets.token_hex(16),
-                             anon_key="anon-" + secrets.token_hex(16)).start()
+    server = PostgrestServer(supa_pg_url, service_key=jwt_like("service_role"), anon_key=jwt_like("anon")).start()
     server.service_key, server.anon_key = (next(k for k, r in server.keys.items() if r == role)
                                            for role in ("service_role", "anon"))
     yield server
     server.stop()
+
+
+def jwt_like(role: str) -> str:
+    """A key shaped like Supabase's legacy API keys (a JWT whose payload names the role), random each time."""
+    import base64
+    import json
+    import secrets
+
+    def part(obj) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return ".".join((part({"alg": "HS256", "typ": "JWT"}), part({"iss": "supabase", "role": role,
+                                                                "ref": secrets.token_hex(4)}), secrets.token_urlsafe(32)))

@@ -65,6 +65,11 @@ class RestStore:
             raise InputError(f"{key_setting} is empty: the REST store needs the project's service key",
                              hint="copy the service_role key (Dashboard > Project Settings > API keys)")
         register_secret(key)  # whatever prints later, the key is scrubbed from it
+        if key_role(key) in ("anon", "authenticated"):
+            # RLS hides every row from these roles without an error: refuse rather than show nothing
+            raise InputError(f"{key_setting} is the project's public (anon) key: elfctl needs the service_role key",
+                             hint="copy the service_role / secret key (Dashboard > Project Settings > API keys)",
+                             code="unauthorized")
         self._key_setting, self._timeout_s = key_setting, timeout_s
         self._seen = threading.local()  # the last response's status, for errors without a PostgREST body
         self._http = httpx.Client(timeout=timeout_s, http2=True, follow_redirects=False,
@@ -219,6 +224,26 @@ class RestStore:
         self._http.close()
 
 
+def key_role(key: str) -> str | None:
+    """The role a Supabase key runs as, when the key says: the new sb_publishable_/sb_secret_ keys by
+    prefix, the legacy ones by the `role` claim of their JWT payload (read, not verified). None: unknown."""
+    import base64
+    import json
+
+    if key.startswith("sb_publishable_"):
+        return "anon"
+    if key.startswith("sb_secret_"):
+        return "service_role"
+    parts = key.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    return claims.get("role") if isinstance(claims, dict) else None
+
+
 def _text(value: Any) -> str:
     """A filter value as PostgREST reads it: booleans as true/false, the rest as their text."""
     if isinstance(value, bool):
@@ -231,11 +256,16 @@ def _json(value: Any) -> Any:
 
 
 def _command() -> str:
-    """`elfctl db migrate` when a command is running, else a generic subject."""
-    try:
-        import click
+    """`elfctl db migrate` when a CLI command is running (its click context, from Typer's click when
+    already loaded: nothing is imported for this), else a generic subject (a library call, the gateway)."""
+    import sys
 
-        ctx = click.get_current_context(silent=True)
-    except ImportError:  # pragma: no cover - click ships with the CLI
-        ctx = None
-    return f"`{ctx.command_path}`" if ctx is not None else "this operation"
+    for mod in (sys.modules.get("typer._click.globals"), sys.modules.get("click")):
+        ctx = mod.get_current_context(silent=True) if mod and hasattr(mod, "get_current_context") else None
+        if ctx is not None:
+            names = []
+            while ctx.parent is not None:  # the root's own name may be "python -m elfctl": say elfctl
+                names.append(ctx.info_name)
+                ctx = ctx.parent
+            return "`" + " ".join(["elfctl", *reversed(names)]) + "`"
+    return "this operation"
