@@ -18,6 +18,7 @@ from elfctl.domain.budget import Budget
 from elfctl.domain.clock import iso
 from elfctl.domain.usage import UsageRow
 from elfctl.services.cost import budgets, ledger
+from tests.supabase.test_report_functions import REPORT_CALLS  # migration 0120's functions
 
 FUNCTIONS = ("elfctl_reserve", "elfctl_settle", "elfctl_expire", "elfctl_unreserve", "elfctl_record_usage",
              "elfctl_breaker_ensure", "elfctl_breaker_update", "elfctl_breaker_take_probe", "elfctl_heartbeat",
@@ -37,7 +38,7 @@ def test_every_function_is_security_definer_with_an_empty_search_path(supa_pg_ur
     with psycopg.connect(supa_pg_url, autocommit=True) as conn:
         rows = conn.execute("SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = "
                             "'public'::regnamespace AND proname LIKE 'elfctl%%' ORDER BY 1").fetchall()
-    assert sorted(r[0] for r in rows) == sorted(FUNCTIONS)
+    assert sorted(r[0] for r in rows) == sorted(FUNCTIONS + tuple(REPORT_CALLS))  # + 0120's report reads
     for name, definer, config in rows:
         assert definer and config == ['search_path=""'], (name, definer, config)
 
