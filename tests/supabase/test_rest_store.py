@@ -91,6 +91,21 @@ def test_a_5xx_is_unreachable_at_once_the_clients_get_retries_are_off(rest, stor
     assert exc.value.exit_code == 3 and "503" in exc.value.message
 
 
+def test_a_dropped_connection_or_a_dead_server_is_unreachable_exit_3(rest, store, project):
+    rest.behave(drop=True)
+    with pytest.raises(Unreachable) as exc:
+        store.upsert("registry_capabilities", [{"capability": "c", "name": "n"}], on_conflict="capability,name")
+    assert "unreachable" in exc.value.message
+    rest.behave()
+    assert store.select("registry_capabilities") == []  # the write was never taken; the store still works
+    url = rest.url
+    rest.stop()
+    proc = run_elfctl("registry", "list", "--json", cwd=project, env={"SUPABASE_URL": url,
+                                                                      "SUPABASE_KEY": rest.service_key})
+    assert proc.returncode == 3 and json.loads(proc.stdout)["error"]["code"] == "unreachable"
+    assert "Traceback" not in proc.stderr
+
+
 def test_a_hung_api_is_bounded_by_supabase_timeout_s(rest, project):
     rest.behave(stall=30)
     started = time.monotonic()
