@@ -62,10 +62,12 @@ BEGIN
              WHERE (p_team IS NULL OR s.team = p_team) AND (p_since IS NULL OR s.day >= p_since)
                AND (p_until IS NULL OR s.day <= p_until)
              GROUP BY 1) g;
-    ELSIF p_by = 'revision' THEN
+    ELSIF p_by IN ('revision', 'agent') THEN
+        -- the key as jsonb keeps its type: revisions sort as numbers, agents as text (jsonb compares
+        -- numbers as numeric and strings in the database's collation, as the columns themselves do)
         SELECT COALESCE(jsonb_agg(to_jsonb(g) ORDER BY g.team, g.key IS NULL, g.key), '[]'::jsonb) INTO v FROM (
-            SELECT u.team, u.revision AS key, COUNT(*) AS calls,
-                   SUM(CASE WHEN u.outcome <> 'ok' THEN 1 ELSE 0 END) AS errors,
+            SELECT u.team, CASE p_by WHEN 'revision' THEN to_jsonb(u.revision) ELSE to_jsonb(u.agent) END AS key,
+                   COUNT(*) AS calls, SUM(CASE WHEN u.outcome <> 'ok' THEN 1 ELSE 0 END) AS errors,
                    SUM(CASE WHEN u.fallback_reason IS NOT NULL AND u.fallback_reason <> '' THEN 1 ELSE 0 END) AS fallbacks,
                    SUM(CASE WHEN u.priced = 0 THEN 1 ELSE 0 END) AS unpriced, SUM(u.prompt_tokens) AS prompt_tokens,
                    SUM(u.completion_tokens) AS completion_tokens, SUM(u.cached_tokens) AS cached_tokens,
@@ -73,19 +75,7 @@ BEGIN
               FROM public.api_usage u
              WHERE (p_team IS NULL OR u.team = p_team) AND (p_since IS NULL OR u.day >= p_since)
                AND (p_until IS NULL OR u.day <= p_until)
-             GROUP BY u.team, u.revision) g;
-    ELSIF p_by = 'agent' THEN
-        SELECT COALESCE(jsonb_agg(to_jsonb(g) ORDER BY g.team, g.key IS NULL, g.key), '[]'::jsonb) INTO v FROM (
-            SELECT u.team, u.agent AS key, COUNT(*) AS calls,
-                   SUM(CASE WHEN u.outcome <> 'ok' THEN 1 ELSE 0 END) AS errors,
-                   SUM(CASE WHEN u.fallback_reason IS NOT NULL AND u.fallback_reason <> '' THEN 1 ELSE 0 END) AS fallbacks,
-                   SUM(CASE WHEN u.priced = 0 THEN 1 ELSE 0 END) AS unpriced, SUM(u.prompt_tokens) AS prompt_tokens,
-                   SUM(u.completion_tokens) AS completion_tokens, SUM(u.cached_tokens) AS cached_tokens,
-                   SUM(u.cost_nanousd) AS cost_nanousd
-              FROM public.api_usage u
-             WHERE (p_team IS NULL OR u.team = p_team) AND (p_since IS NULL OR u.day >= p_since)
-               AND (p_until IS NULL OR u.day <= p_until)
-             GROUP BY u.team, u.agent) g;
+             GROUP BY 1, 2) g;
     ELSE
         RAISE EXCEPTION 'elfctl_report: unknown grouping %', p_by USING ERRCODE = '22023';
     END IF;

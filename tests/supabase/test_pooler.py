@@ -13,11 +13,11 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from tests import pgbouncer
-from tests.conftest import run_elfctl, unavailable
 
 from elfctl.adapters.postgres import PostgresStore, transaction_pooled
 from elfctl.errors import LockTimeout
+from tests import pgbouncer
+from tests.conftest import run_elfctl, unavailable
 
 POOLED = {"ELFCTL_STORE_POOLER": "transaction"}
 

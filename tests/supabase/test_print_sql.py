@@ -10,6 +10,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from tests.conftest import run_elfctl
 from tests.supabase.schema_dump import dump
 
@@ -127,3 +128,24 @@ def test_migrate_tells_postgrest_to_reload(project, pg_url):
 def _notified(conn, wait_s: float = 10) -> list[str]:
     """The payload of the first pgrst notification within `wait_s`, if any."""
     return [n.payload for n in conn.notifies(timeout=wait_s, stop_after=1) if n.channel == "pgrst"]
+
+
+def test_a_migration_quoting_the_scripts_own_tags_still_applies(project, pg_url, tmp_path):
+    """Each statement travels inside a dollar quote: text that contains the script's own tags (or
+    $$ bodies, quotes, semicolons) picks longer tags instead of ending the quote early."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_tricky.sql").write_text(
+        "CREATE TABLE tricky (a text DEFAULT 'x $elfctl_stmt$ y $elfctl_migration$ z; ''q''');\n"
+        "CREATE FUNCTION tricky_fn() RETURNS text LANGUAGE sql AS $$ SELECT 'a;b $elfctl_stmtx$' $$;\n"
+        "INSERT INTO tricky DEFAULT VALUES;\n")
+    env = {"ELFCTL_STORE_URL": pg_url, "ELFCTL_STORE_MIGRATIONS_DIR": str(folder)}
+    res = run_elfctl("db", "migrate", "--print-sql", cwd=project, env=env)
+    assert res.returncode == 0, res.stderr
+    applied = _psql(pg_url, res.stdout)
+    assert applied.returncode == 0, applied.stderr
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT a FROM tricky").fetchone()[0] == "x $elfctl_stmt$ y $elfctl_migration$ z; 'q'"
+        assert conn.execute("SELECT tricky_fn()").fetchone()[0] == "a;b $elfctl_stmtx$"
+    status = json.loads(run_elfctl("db", "status", "--json", cwd=project, env=env).stdout)
+    assert status["pending"] == 0 and status["migrations"][0]["state"] == "applied"

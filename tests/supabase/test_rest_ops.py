@@ -11,6 +11,7 @@ import secrets
 import subprocess
 
 import pytest
+
 from tests import usage_gen as g
 from tests.conftest import run_elfctl
 from tests.postgrest_server import PostgrestServer
@@ -107,7 +108,9 @@ def test_the_reports_over_rest_are_the_reports(ledger_both_ways, at_100):
     from elfctl.services.cost import optimize, predict, report, views
 
     direct, rest = ledger_both_ways
+    at_100.requests.clear()
     assert views.dashboard(rest, now=NOW) == views.dashboard(direct, now=NOW)
+    assert [r["path"] for r in at_100.requests] == ["/rest/v1/rpc/elfctl_dashboard"]  # a refresh is one request
     assert views.dashboard(rest, team="ops", now=NOW) == views.dashboard(direct, team="ops", now=NOW)
     for by in ("team", "model", "day", "revision", "agent"):
         assert report.report(rest, by=by, since="2026-03-01") == report.report(direct, by=by, since="2026-03-01")
@@ -119,3 +122,24 @@ def test_the_reports_over_rest_are_the_reports(ledger_both_ways, at_100):
     assert "/rest/v1/api_usage" not in paths and "/rest/v1/daily_cost_summary" not in paths
     assert {"/rest/v1/rpc/elfctl_dashboard", "/rest/v1/rpc/elfctl_report", "/rest/v1/rpc/elfctl_predict",
             "/rest/v1/rpc/elfctl_optimize"} <= paths
+
+
+def test_cost_check_and_the_budgets_health_over_rest(project, ledger_both_ways, at_100):
+    from elfctl.domain.budget import Budget
+    from elfctl.services.cost import budget_health, budgets
+
+    direct, rest = ledger_both_ways
+    budgets.set_budget(direct, Budget("ops", daily_nanousd=10_000))
+    budgets.reserve(direct, budgets.get(direct, "ops"), 9_000, ttl_s=60)  # past the soft limit
+    env = _rest_env(at_100)
+    over_rest = run_elfctl("cost", "check", "--team", "ops", "--json", cwd=project, env=env)
+    assert over_rest.returncode == 0, over_rest.stdout + over_rest.stderr
+    got = json.loads(over_rest.stdout)
+    assert got["status"] == "soft" and got["windows"][0]["reserved_nanousd"] == 9_000
+    direct_out = run_elfctl("cost", "check", "--team", "ops", "--json", cwd=project,
+                            env={"ELFCTL_STORE_URL": direct.display_url})
+    assert json.loads(direct_out.stdout) == got
+    probe = budget_health.budget_probe(lambda: rest, project / "teams")()
+    assert probe == budget_health.budget_probe(lambda: direct, project / "teams")()
+    assert probe.status == "warn" and "ops:" in probe.output
+    assert not any(r["path"].startswith("/rest/v1/api_usage") for r in at_100.requests)

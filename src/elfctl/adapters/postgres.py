@@ -28,7 +28,6 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%|\?")
 # it again is safe when that transaction was the statement alone (outside `transaction()`).
 _CONFLICT = ("40001", "40P01")
 RETRIES = 3
-_MISSING_FN = re.compile(r"function public\.elfctl_\w+\(.*\) does not exist")
 _IDENT = re.compile(r"[a-z_][a-z0-9_]*")  # a function or argument name put into SQL as it is
 # The server answered the connection and refused these: the URL's user, password or database is wrong.
 _REFUSED = re.compile(r"password authentication failed|role .* does not exist|database .* does not exist|"
@@ -115,9 +114,7 @@ class PostgresStore(SqlRows):
         diag = getattr(exc, "diag", None)
         said = scrub((diag and diag.message_primary) or str(exc).strip())
         where = f"PostgreSQL at {self.display_url}"
-        # A missing table or column, or one of elfctl's database functions (a store migrated only
-        # part of the way); any other missing function or operator is a bug in our SQL.
-        if state in ("42P01", "42703") or (state == "42883" and _MISSING_FN.match(said)):
+        if state in ("42P01", "42703") or (state == "42883" and "elfctl_" in said):  # 42883: no such function
             return StoreNotMigrated(f"the store {self.display_url} is not migrated (run `elfctl db migrate`): "
                                     f"{said}", hint="`elfctl db status` shows the pending migrations")
         if state in _CONFLICT:

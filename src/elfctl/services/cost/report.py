@@ -142,8 +142,11 @@ def check(
             f"team {team} has no budget",
             hint=f"set one: elfctl cost budget set {team} --daily USD, or pass --max-usd N",
         )
-    with store.transaction() as tx:
-        budgets.expire_in(tx, now, team)
+    if runs_functions(store):  # one call is one transaction (and the only way over REST)
+        budgets.expire_in(store, now, team)
+    else:
+        with store.transaction() as tx:
+            budgets.expire_in(tx, now, team)
     states = budgets.states(store, b, now)
     windows = [
         {
