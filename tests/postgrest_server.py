@@ -468,6 +468,7 @@ def _handler(server: PostgrestServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the client's httpx pool expects
         server_version, sys_version = "postgrest/12.2.12", ""  # the Server header PostgREST sends
+        disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK wait
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
