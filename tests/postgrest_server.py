@@ -6,6 +6,7 @@ sends for the calls elfctl makes. No PostgREST binary can be installed here; thi
     rest.requests                    # [{"method", "path", "query", "prefer", ...}] as the client sent them
     rest.behave(status=503)          # every request answers 503 (a PostgREST body) until behave()
     rest.behave(stall=5)             # hold each request 5 s before answering
+    rest.behave(drop=True)           # close each connection without an answer
     rest.stop()
 
 What it does, as PostgREST does it:
@@ -124,7 +125,7 @@ class PostgrestServer:
         self.keys = {service_key: "service_role", anon_key: "anon"}
         self.requests: list[dict] = []
         self.status: int | None = None
-        self.stall = 0.0
+        self.stall, self.drop = 0.0, False
         self.reloads = 0  # schema cache loads, for tests of the NOTIFY semantics
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._pool_size = pool_size
@@ -143,8 +144,10 @@ class PostgrestServer:
         assert self._httpd is not None, "start() the server first"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def behave(self, status: int | None = None, stall: float = 0.0) -> PostgrestServer:
-        self.status, self.stall = status, stall
+    def behave(self, status: int | None = None, stall: float = 0.0, drop: bool = False) -> PostgrestServer:
+        """Answer every request with `status` (a PostgREST 5xx body), hold it `stall` s, or `drop` the
+        connection without an answer (a proxy or server killed mid-request); behave() heals."""
+        self.status, self.stall, self.drop = status, stall, drop
         return self
 
     def start(self) -> PostgrestServer:
@@ -465,9 +468,13 @@ def _handler(server: PostgrestServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the client's httpx pool expects
         server_version, sys_version = "postgrest/12.2.12", ""  # the Server header PostgREST sends
+        disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK wait
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if server.drop:
+                self.close_connection = True
+                return
             try:
                 try:
                     status, headers, out = server.handle(self.command, self.path, self.headers, body)
