@@ -75,3 +75,36 @@ def supabase_database(url: str, cwd: str | None = None, migrated: bool = True) -
     if migrated:
         migrate(url, cwd=cwd)
     return url
+
+
+def clone(admin_dsn: str, template: str) -> str:
+    """A fresh database copied from `template` (CREATE DATABASE ... TEMPLATE: roles' grants, default
+    privileges and the migrated schema come along) in about 0.1 s instead of a migrate run. Returns its URL."""
+    import uuid
+
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+def make_template(admin_dsn: str, cwd: str | None = None) -> str:
+    """A Supabase-shaped, migrated database to clone() from (made once per test session). Returns its name."""
+    import uuid
+
+    import psycopg
+
+    name = "tmpl_supa_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    supabase_database(admin_dsn.rsplit("/", 1)[0] + "/" + name, cwd=cwd)
+    return name
+
+
+def drop(admin_dsn: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -11,7 +11,7 @@ import subprocess
 from tests.conftest import REPO
 
 PLATFORM = {"docker.io", "docker-registry", "busybox-static", "mmdebstrap"}
-TESTS_ONLY = {"chromium", "tmux", "gnome-keyring", "libsecret-tools", "dbus", "dbus-bin", "dbus-daemon", "dbus-x11"}
+TESTS_ONLY = {"chromium", "tmux", "pgbouncer", "gnome-keyring", "libsecret-tools", "dbus", "dbus-bin", "dbus-daemon", "dbus-x11"}
 
 
 def _would_install(tmp_path, *args: str) -> tuple[int, set[str], str]:

@@ -14,12 +14,21 @@ from elfctl.errors import InputError
 from elfctl.ports import Store
 from elfctl.redact import redact_url
 
-STORE_SCHEMES = ("sqlite", "postgresql", "postgres")
+STORE_SCHEMES = ("sqlite", "postgresql", "postgres", "supabase+https")
 
 
 def open_store(cfg: Config, url: str | None = None) -> Store:
-    url = url or cfg.store_url
+    """The store `url` names, else the one the configuration chooses (Config.store_choice)."""
+    if url is None:
+        choice = cfg.store_choice()
+        if choice.key == "supabase.db_url":  # a Supabase project's database
+            return _postgres_store(cfg, choice.url, _named(cfg, "supabase.db_url", "SUPABASE_DB_URL"))
+        if choice.key == "supabase.url":
+            return _rest_store(cfg, choice.url, _named(cfg, "supabase.url", "SUPABASE_URL"))
+        url = choice.url
     scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme in ("supabase+https", "supabase+http"):
+        return _rest_store(cfg, url[len("supabase+"):], f"store.url (from {cfg.source('store.url')})")
     if scheme == "sqlite":
         from elfctl.adapters.sqlite import SqliteStore
 
@@ -32,14 +41,37 @@ def open_store(cfg: Config, url: str | None = None) -> Store:
             path = cfg.root / path
         return SqliteStore(path, busy_timeout_ms=cfg.get("store.busy_timeout_ms"))
     if scheme in ("postgresql", "postgres"):
-        from elfctl.adapters.postgres import PostgresStore
-
-        return PostgresStore(url, setting=f"store.url (from {cfg.source('store.url')})")
+        return _postgres_store(cfg, url, f"store.url (from {cfg.source('store.url')})")
     where = cfg.source("store.url")
     raise InputError(
         f"store.url {redact_url(url)!r} (from {where}): unknown store scheme '{scheme or url}'",
-        hint="use sqlite:///path/to/elf.db or postgresql://user:password@host:port/db",
+        hint="use sqlite:///path/to/elf.db, postgresql://user:password@host:port/db or "
+             "supabase+https://<project-ref>.supabase.co",
     )
+
+
+def _postgres_store(cfg: Config, url: str, setting: str) -> Store:
+    from elfctl.adapters.postgres import POOLERS, PostgresStore
+
+    pooler = cfg.get("store.pooler")
+    if pooler not in POOLERS:
+        raise InputError(f"store.pooler {pooler!r} (from {cfg.source('store.pooler')}) is not a pooler mode",
+                         hint=f"use one of {', '.join(POOLERS)}")
+    return PostgresStore(url, setting=setting, pooler=pooler)
+
+
+def _rest_store(cfg: Config, url: str, url_setting: str) -> Store:
+    from elfctl.adapters.supabase_rest import RestStore
+
+    return RestStore(url, cfg.get("supabase.key"), timeout_s=cfg.get("supabase.timeout_s"), url_setting=url_setting,
+                     key_setting=_named(cfg, "supabase.key", "SUPABASE_KEY"))
+
+
+def _named(cfg: Config, key: str, var: str) -> str:
+    """How errors name a setting: its environment variable when it came from there (SUPABASE_KEY), else
+    the key and its source."""
+    source = cfg.source(key)
+    return var if source == f"env {var}" else f"{key} (from {source})"
 
 
 def migrations_dir(cfg: Config) -> Path:

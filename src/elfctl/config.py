@@ -35,12 +35,20 @@ class Key:
 # "section.key" -> Key. Later features add their keys here: one place, one list.
 SCHEMA: dict[str, Key] = {
     "project.name": Key(str, "", "Name of this platform, shown in reports."),
-    "store.url": Key(str, "", "Store URL: sqlite:///path (default .elf/elf.db) or postgresql://..."),
+    "store.url": Key(str, "", "Store URL: sqlite:///path (default .elf/elf.db), postgresql://..., or "
+                      "supabase+https://<ref>.supabase.co (the REST API, with supabase.key)"),
     "store.busy_timeout_ms": Key(int, 10000, "How long a SQLite writer waits for the lock.", lo=0, hi=3600000),
     "store.lock_timeout_s": Key(float, 60.0, "How long `db migrate` waits for another migrate to finish.", lo=0, hi=86400),
+    "store.pooler": Key(str, "auto", "PostgreSQL behind a transaction pooler (no session state): auto (port 6543), "
+                                     "transaction or none."),
     "store.migrations_dir": Key(str, "", "Folder of migration files (default: the ones shipped with elfctl)."),
-    "supabase.url": Key(str, "", "Supabase project URL (REST store, with supabase.key)."),
-    "supabase.key": Key(str, "", "Supabase service key.", secret=True),
+    "supabase.url": Key(str, "", "Supabase project URL, https://<ref>.supabase.co: with supabase.key, the store is "
+                        "the project's REST API (also SUPABASE_URL)."),
+    "supabase.key": Key(str, "", "Supabase service_role key for the REST API (also SUPABASE_KEY).", secret=True),
+    "supabase.db_url": Key(str, "", "The Supabase project's database connection string (also SUPABASE_DB_URL): "
+                           "when set, the store uses it instead of the REST API, and migrate, deploy and creds "
+                           "need it.", secret=True),
+    "supabase.timeout_s": Key(float, 10.0, "Timeout of one request to the Supabase REST API.", lo=0.1, hi=600),
     "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),
     "teams.dir": Key(str, "teams", "Folder holding teams/<name>/team.yaml, relative to the project root."),
     "health.timeout_s": Key(float, 5.0, "Per-check timeout for `elfctl health`.", lo=0.1, hi=3600),
@@ -170,7 +178,7 @@ SCHEMA["resources.interval_s"] = Key(float, 5.0, "Seconds between measurements o
                                      lo=0.1, hi=86400)
 
 # Environment variables that map to keys although they do not follow ELFCTL_<SECTION>_<KEY>.
-ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key",
+ENV_ALIASES = {"SUPABASE_URL": "supabase.url", "SUPABASE_KEY": "supabase.key", "SUPABASE_DB_URL": "supabase.db_url",
                "SLACK_WEBHOOK_URL": "notify.slack_webhook_url",
                "OTEL_EXPORTER_OTLP_ENDPOINT": "telemetry.endpoint", "OTEL_SERVICE_NAME": "telemetry.service_name"}
 
@@ -187,6 +195,19 @@ def find_root(start: Path | None = None) -> tuple[Path, Path | None]:
         if candidate.is_file():
             return folder, candidate
     return start, None
+
+
+@dataclass(frozen=True)
+class StoreChoice:
+    kind: str  # "sqlite" | "postgres" | "rest"
+    url: str  # may hold a password: redact_url() it before showing
+    why: str
+    note: str | None = None
+    key: str = "store.url"  # the setting the URL came from
+
+
+def _kind(url: str) -> str:
+    return "sqlite" if url.lower().startswith("sqlite") else "postgres"
 
 
 @dataclass
@@ -209,6 +230,36 @@ class Config:
     @property
     def store_url(self) -> str:
         return self.get("store.url") or f"sqlite:///{self.elf_dir / 'elf.db'}"
+
+    def store_choice(self) -> StoreChoice:
+        """Which store to open, and why. `store.url` names it explicitly and wins, unless it is a Supabase
+        REST URL (supabase+https://); a Supabase project is reached through supabase.db_url when set (a
+        database connection serves everything the REST API does, and the SQL that migrate, deploy and
+        creds need), else through its REST API (supabase.url + supabase.key); else the embedded SQLite."""
+        explicit = self.get("store.url")
+        rest_url = explicit[len("supabase+"):] if explicit.lower().startswith("supabase+") else ""
+        if explicit and not rest_url:
+            ignored = [k for k in ("supabase.url", "supabase.key", "supabase.db_url") if self.get(k)]
+            note = (f"{' and '.join(ignored)} {'is' if len(ignored) == 1 else 'are'} set but not used: store.url "
+                    "names the store explicitly and wins" if ignored else None)
+            return StoreChoice(_kind(explicit), explicit, f"store.url from {self.source('store.url')}", note)
+        db_url = self.get("supabase.db_url")
+        if db_url:
+            return StoreChoice("postgres", db_url, f"supabase.db_url from {self.source('supabase.db_url')}: "
+                               "the Supabase project's database connection (used instead of its REST API)",
+                               key="supabase.db_url")
+        url_from = f"store.url from {self.source('store.url')}" if rest_url else \
+            f"supabase.url from {self.source('supabase.url')}"
+        rest_url = rest_url or self.get("supabase.url")
+        if rest_url:
+            return StoreChoice("rest", rest_url, f"Supabase REST API: {url_from}, supabase.key from "
+                               f"{self.source('supabase.key')}; migrate, deploy and creds need SUPABASE_DB_URL",
+                               None if self.get("supabase.key") else "supabase.key (SUPABASE_KEY) is not set: the "
+                               "REST API cannot be used without the project's service_role key",
+                               key="supabase.url" if url_from.startswith("supabase.url") else "store.url")
+        return StoreChoice("sqlite", self.store_url, "default: no store.url is set",
+                           "supabase.key is set without supabase.url (SUPABASE_URL): not used"
+                           if self.get("supabase.key") else None)
 
     def shown(self, key: str) -> str:
         """The value as it may be printed: secrets masked, URL passwords removed."""

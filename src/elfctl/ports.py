@@ -34,7 +34,8 @@ class Store(Tx, Protocol):
         ...
 
     def exclusive(self, name: str, timeout_s: float) -> AbstractContextManager[None]:
-        """A cross-process lock held for the block (Postgres: session advisory lock). On SQLite the
+        """A cross-process lock held for the block (Postgres: session advisory lock; behind a transaction
+        pooler a transaction-scoped one on a connection of its own). On SQLite the
         write lock of `transaction()` already serialises writers, so this may be a no-op."""
         ...
 

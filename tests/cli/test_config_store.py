@@ -1,20 +1,69 @@
-"""`config show` says which store elfctl opens and why, and does not let Supabase's REST settings look
-in use while nothing reads them."""
+"""`config show` says which store elfctl opens and why: store.url, a Supabase project's database
+connection (SUPABASE_DB_URL), its REST API (SUPABASE_URL + SUPABASE_KEY), or the embedded SQLite
+file; and that is the store the commands then open. Secrets never show."""
 
 import json
 
+import pytest
 from tests.conftest import run_elfctl
 
+SECRETS = ("hunter2", "sb-secret-key-1", "dbpass9")
 
-def test_config_show_names_the_store_in_use_and_why(project):
-    proc = run_elfctl("config", "show", "--json", cwd=project)
-    store = json.loads(proc.stdout)["store"]
+
+def store_of(project, env: dict) -> dict:
+    proc = run_elfctl("config", "show", "--json", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(s in proc.stdout + proc.stderr for s in SECRETS)
+    return json.loads(proc.stdout)["store"]
+
+
+def test_default_is_the_embedded_sqlite_file(project):
+    store = store_of(project, {})
     assert store["url"].endswith("/.elf/elf.db") and store["dialect"] == "sqlite"
     assert store["why"] == "default: no store.url is set" and store["note"] is None
+
+
+def test_supabase_url_and_key_select_the_rest_api(project):
+    store = store_of(project, {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_KEY": "sb-secret-key-1"})
+    assert store == {"url": "https://abc.supabase.co", "dialect": "rest", "note": None,
+                     "why": "Supabase REST API: supabase.url from env SUPABASE_URL, supabase.key from env SUPABASE_KEY; "
+                            "migrate, deploy and creds need SUPABASE_DB_URL"}
+
+
+def test_a_supabase_store_url_selects_the_rest_api_too(project):
+    store = store_of(project, {"ELFCTL_STORE_URL": "supabase+https://abc.supabase.co",
+                               "SUPABASE_KEY": "sb-secret-key-1"})
+    assert store["dialect"] == "rest" and store["url"] == "https://abc.supabase.co"
+    assert store["why"].startswith("Supabase REST API: store.url from env ELFCTL_STORE_URL")
+
+
+def test_the_database_connection_wins_over_the_rest_api(project):
+    store = store_of(project, {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_KEY": "sb-secret-key-1",
+                               "SUPABASE_DB_URL": "postgresql://postgres:dbpass9@db.abc.supabase.co:5432/postgres"})
+    assert store["dialect"] == "postgres" and store["url"] == "postgresql://postgres:****@db.abc.supabase.co:5432/postgres"
+    assert store["why"].startswith("supabase.db_url from env SUPABASE_DB_URL")
+
+
+def test_store_url_wins_over_supabase_settings_and_says_so(project):
     proc = run_elfctl("config", "show", cwd=project,
                       env={"ELFCTL_STORE_URL": "postgresql://u:hunter2@db.example:5432/x",
                            "SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_KEY": "sb-secret-key-1"})
     assert proc.returncode == 0
     assert "store in use: postgresql://u:****@db.example:5432/x (store.url from env ELFCTL_STORE_URL)" in proc.stderr
-    assert "the REST store is not built yet" in proc.stderr
-    assert "hunter2" not in proc.stdout + proc.stderr and "sb-secret-key-1" not in proc.stdout + proc.stderr
+    assert ("warning: supabase.url and supabase.key are set but not used: store.url names the store explicitly "
+            "and wins") in proc.stderr
+    assert not any(s in proc.stdout + proc.stderr for s in SECRETS)
+
+
+@pytest.mark.parametrize("env, note", [
+    ({"SUPABASE_KEY": "sb-secret-key-1"}, "supabase.key is set without supabase.url (SUPABASE_URL): not used"),
+    ({"SUPABASE_URL": "https://abc.supabase.co"},
+     "supabase.key (SUPABASE_KEY) is not set: the REST API cannot be used without the project's service_role key"),
+])
+def test_half_a_supabase_configuration_is_named(project, env, note):
+    assert store_of(project, env)["note"] == note
+
+
+def test_a_supabase_key_without_a_url_is_not_read_as_a_store(project):
+    proc = run_elfctl("config", "show", cwd=project, env={"SUPABASE_KEY": "sb-secret-key-1"})
+    assert "store in use: sqlite:///" in proc.stderr and "sb-secret-key-1" not in proc.stdout + proc.stderr

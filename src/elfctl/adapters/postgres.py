@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from elfctl.adapters.rows_sql import SqlRows
 from elfctl.errors import (
     Conflict,
     ElfError,
@@ -44,20 +45,45 @@ def _to_pyformat(sql: str) -> str:
     return _PLACEHOLDER.sub(sub, sql)
 
 
-class PostgresStore:
+POOLERS = ("auto", "transaction", "none")
+POOLER_PORT = 6543  # Supabase's transaction pooler (Supavisor); its session pooler listens on 5432
+
+
+def transaction_pooled(url: str, pooler: str = "auto") -> bool:
+    """Whether `url` reaches the server through a pooler in transaction mode, where consecutive
+    transactions may run on different server connections: `store.pooler = transaction`, or
+    `auto` and the URL's port is 6543."""
+    if pooler != "auto":
+        return pooler == "transaction"
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        port = conninfo_to_dict(url).get("port")
+    except Exception:  # noqa: BLE001 - a malformed URL is reported by connect(), naming the setting
+        return False
+    return str(port) == str(POOLER_PORT)
+
+
+class PostgresStore(SqlRows):
     dialect = "postgres"
 
-    def __init__(self, url: str, connect_timeout_s: int = 5, setting: str = "store.url"):
-        """`setting` names where the URL came from in errors, e.g. "store.url (from ELFCTL_STORE_URL)"."""
+    def __init__(self, url: str, connect_timeout_s: int = 5, setting: str = "store.url", pooler: str = "auto"):
+        """`setting` names where the URL came from in errors, e.g. "store.url (from ELFCTL_STORE_URL)".
+        `pooler`: see transaction_pooled()."""
         import psycopg
         from psycopg.rows import dict_row
 
         self._psycopg = psycopg
         self.display_url = redact_url(url)
+        self.transaction_pooled = transaction_pooled(url, pooler)
+        # Behind a transaction pooler nothing may rely on the server session: psycopg's server-side
+        # prepared statements would be prepared on one server connection and run on another
+        # ("prepared statement ... does not exist" / "already exists"), so never prepare.
+        options = {"prepare_threshold": None} if self.transaction_pooled else {}
+        self._connect = lambda: psycopg.connect(url, autocommit=True, row_factory=dict_row,
+                                                connect_timeout=connect_timeout_s, **options)
         try:
-            self._conn = psycopg.connect(
-                url, autocommit=True, row_factory=dict_row, connect_timeout=connect_timeout_s
-            )
+            self._conn = self._connect()
         except psycopg.Error as exc:
             raise self._connect_error(exc, url, setting) from None
         self._lock = threading.RLock()
@@ -185,25 +211,45 @@ class PostgresStore:
 
     @contextmanager
     def exclusive(self, name: str, timeout_s: float):
-        """Session-level advisory lock, polled with pg_try_advisory_lock until `timeout_s`."""
+        """Advisory lock held for the block, polled with pg_try_advisory_*lock until `timeout_s`.
+        Direct connection: a session lock on this connection. Behind a transaction pooler a session
+        lock would stay on whichever server connection ran it (and the unlock may run on another),
+        so it is a transaction-scoped lock held by an open transaction on a second connection of
+        its own: the pooler pins one server connection to it until COMMIT, and a killed process
+        ends that transaction, releasing the lock. This connection's own transactions stay separate."""
         key = zlib.crc32(f"elfctl:{name}".encode())
+        if not self.transaction_pooled:
+            self._poll_lock(name, timeout_s, lambda: self.query("SELECT pg_try_advisory_lock(?) AS ok", (key,)))
+            try:
+                yield
+            finally:
+                try:
+                    self.query("SELECT pg_advisory_unlock(?) AS ok", (key,))
+                except ElfError:
+                    pass
+            return
+        conn = self._run(self._connect)
+        try:
+            self._run(lambda: conn.execute("BEGIN"))
+            self._poll_lock(name, timeout_s, lambda: self._run(
+                lambda: conn.execute("SELECT pg_try_advisory_xact_lock(%s) AS ok", (key,)).fetchall()))
+            yield
+        finally:
+            try:
+                conn.execute("ROLLBACK")  # ends the transaction: releases the lock, changes nothing
+            except self._psycopg.Error:
+                pass
+            conn.close()
+
+    def _poll_lock(self, name: str, timeout_s: float, try_lock) -> None:
         deadline = time.monotonic() + timeout_s
-        while True:
-            if self.query("SELECT pg_try_advisory_lock(?) AS ok", (key,))[0]["ok"]:
-                break
+        while not try_lock()[0]["ok"]:
             if time.monotonic() >= deadline:
                 raise LockTimeout(
                     f"another process holds the '{name}' lock on {self.display_url} (waited {timeout_s:g}s)",
                     hint="wait for it to finish, or raise store.lock_timeout_s",
                 )
             time.sleep(0.1)
-        try:
-            yield
-        finally:
-            try:
-                self.query("SELECT pg_advisory_unlock(?) AS ok", (key,))
-            except ElfError:
-                pass
 
     def tables(self) -> list[str]:
         rows = self.query(

@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+from elfctl.adapters.rows_sql import SqlRows
 from elfctl.errors import InputError, StoreDamaged, StoreLocked, StoreNotMigrated
 
 # What SQLite says when the file is not a database any more: a bad header, a truncated file, a
@@ -63,7 +64,7 @@ def _translate(exc: Exception, path: Path, sql: str = "", started: float | None 
     return exc
 
 
-class SqliteStore:
+class SqliteStore(SqlRows):
     dialect = "sqlite"
 
     def __init__(self, path: Path, busy_timeout_ms: int = 10000):

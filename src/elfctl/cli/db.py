@@ -28,12 +28,18 @@ def migrate(
     ctx: typer.Context,
     to: Annotated[int | None, typer.Option("--to", help="Apply up to this version (inclusive).", callback=bounded(0, 9999))] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; change nothing.")] = False,
+    print_sql: Annotated[bool, typer.Option(
+        "--print-sql", help="Print the pending migrations as one SQL script (for Supabase's SQL editor); "
+                            "change nothing.")] = False,
     json_mode: JsonOpt = False,
 ) -> None:
     """Apply pending migrations, each in one transaction with its history row."""
     from elfctl.services.platform import migrate as svc
 
     app_ = get_app(ctx, json_mode)
+    if print_sql:
+        _print_sql(app_, to, dry_run)
+        return
     result = svc.migrate(app_.store, app_.migrations_dir, to=to, dry_run=dry_run,
                          lock_timeout_s=app_.config.get("store.lock_timeout_s"), progress=app_.output.info)
 
@@ -50,6 +56,23 @@ def migrate(
         return "\n".join(lines)
 
     app_.output.result(result, human)
+
+
+def _print_sql(app_, to: int | None, dry_run: bool) -> None:
+    import sys
+
+    from elfctl.errors import InputError
+    from elfctl.redact import scrub
+    from elfctl.services.platform import migration_script as svc
+
+    if dry_run:
+        raise InputError("--print-sql and --dry-run: choose one",
+                         hint="--print-sql already changes nothing; drop --dry-run")
+    script = svc.print_sql(app_.store, app_.migrations_dir, to=to)
+    app_.output.info(f"{script.store}: {len(script.migrations)} pending migration(s) as one {script.dialect} "
+                     "script" + (" (nothing to apply)" if not script.migrations else ""))
+    # The script goes to stdout as it is: rich would wrap its long lines.
+    app_.output.result(script, lambda r: sys.stdout.write(scrub(r.sql)) and None)
 
 
 @app.command("status")

@@ -40,7 +40,7 @@ def budget_probe(open_store: Callable[[], object], teams_dir):
         if "budgets" not in store.tables():
             return Check("budgets", "warn", output="no cost tables yet", hint="run `elfctl db migrate`")
         specs = spec_budgets(teams_dir)
-        teams = sorted({r["team"] for r in store.query("SELECT team FROM budgets")} | set(specs))
+        teams = sorted({r["team"] for r in store.select("budgets", columns="team")} | set(specs))
         checked, soft, hard = 0, [], []
         for team in teams:
             b = budgets.get(store, team, specs.get(team))

@@ -54,7 +54,7 @@ def from_spec(team: str, spec_budget) -> Budget | None:
 
 def get(store: Store, team: str, spec_budget=None) -> Budget | None:
     """The team's budget: a row set by `cost budget set` wins over team.yaml's llm.budget."""
-    rows = store.query("SELECT * FROM budgets WHERE team = ?", (team,))
+    rows = store.select("budgets", {"team": team})  # Rows: over Supabase's REST API too
     if rows:
         r = rows[0]
         return Budget(
@@ -137,11 +137,8 @@ def states(store: Store, b: Budget, now: dt.datetime | None = None) -> list[Wind
     out = []
     for kind in bmod.WINDOWS:
         start = bmod.window_start(kind, now, b.timezone)
-        row = store.query(
-            "SELECT spent_nanousd, reserved_nanousd FROM spend_counters WHERE team = ? AND "
-            "window_kind = ? AND window_start = ?",
-            (b.team, kind, start),
-        )
+        row = store.select("spend_counters", {"team": b.team, "window_kind": kind, "window_start": start},
+                           columns="spent_nanousd, reserved_nanousd")
         spent, reserved = (int(row[0]["spent_nanousd"]), int(row[0]["reserved_nanousd"])) if row else (0, 0)
         out.append(
             WindowState(kind, start, b.limit(kind), spent, reserved, bmod.resets_at(kind, now, b.timezone))
@@ -150,7 +147,7 @@ def states(store: Store, b: Budget, now: dt.datetime | None = None) -> list[Wind
 
 
 def list_budgets(store: Store) -> list[Budget]:
-    return [get(store, r["team"]) for r in store.query("SELECT team FROM budgets ORDER BY team")]
+    return [get(store, r["team"]) for r in store.select("budgets", columns="team", order="team")]
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from elfctl.ports import runs_functions
 from elfctl.services.cost.views import require_schema, usd
 
 WINDOW_DAYS = 30
@@ -49,14 +50,7 @@ def optimize(
     now = now or dt.datetime.now(dt.UTC)
     since_day = now.date() - dt.timedelta(days=WINDOW_DAYS)
     since_ts, until_ts = since_day.isoformat() + "T00:00:00", now.isoformat()
-    params = [since_day.isoformat(), now.date().isoformat()] + ([team] if team else [])
-    summary = store.query(
-        "SELECT team, model, SUM(calls) AS calls, SUM(errors) AS errors, SUM(fallbacks) AS fallbacks, "
-        "SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
-        + (" AND team = ?" if team else "")
-        + " GROUP BY team, model",
-        params,
-    )
+    summary, budget_rows = _read(store, since_day, now.date(), team)
     summary = [{k: (v if k in ("team", "model") else int(v or 0)) for k, v in r.items()} for r in summary]
     scale = 30 / WINDOW_DAYS
     items: list[Recommendation] = []
@@ -70,7 +64,7 @@ def optimize(
         rec = _repeats(store, team_name, since_ts, until_ts, scale)
         if rec:
             items.append(rec)
-    items += _budgets(store, summary, team, since_day, now.date())
+    items += _budgets(budget_rows, summary)
     items += _reliability(summary)
     items.sort(key=lambda r: (-r.monthly_savings_nanousd, r.kind, r.team or ""))
     return Recommendations(
@@ -81,6 +75,27 @@ def optimize(
         sum(r.monthly_savings_nanousd for r in items),
         items,
     )
+
+
+def _read(store, since: dt.date, until: dt.date, team: str | None) -> tuple[list[dict], list[dict]]:
+    """Calls, errors, fallbacks and cost per (team, model) from the rollup, and the budgets: one call
+    of elfctl_optimize where the store runs database functions (migration 0120), else SQL."""
+    if runs_functions(store):
+        got = store.call("elfctl_optimize", {"p_since": since.isoformat(), "p_until": until.isoformat(),
+                                             "p_team": team or None})
+        return got["summary"], got["budgets"]
+    summary = store.query(
+        "SELECT team, model, SUM(calls) AS calls, SUM(errors) AS errors, SUM(fallbacks) AS fallbacks, "
+        "SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
+        + (" AND team = ?" if team else "")
+        + " GROUP BY team, model",
+        [since.isoformat(), until.isoformat()] + ([team] if team else []),
+    )
+    budgets = store.query(
+        "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
+        [team] if team else [],
+    )
+    return summary, budgets
 
 
 def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scale) -> Recommendation | None:
@@ -100,13 +115,7 @@ def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scal
     for cand in cheaper:
         max_in = cand.max_input_tokens or 10**12
         max_out = min(cand.max_output_tokens or 10**12, SHORT_ANSWER)
-        row = store.query(
-            "SELECT COUNT(*) AS n, SUM(cost_nanousd) AS cost, SUM(prompt_tokens) AS pt, "
-            "SUM(completion_tokens) AS ct, SUM(cached_tokens) AS cached FROM api_usage "
-            "WHERE team = ? AND ts >= ? AND ts <= ? AND model = ? AND outcome = 'ok' "
-            "AND prompt_tokens <= ? AND completion_tokens <= ?",
-            [team, since_ts, until_ts, model, max_in, max_out],
-        )[0]
+        row = _fit(store, team, since_ts, until_ts, model, max_in, max_out)
         n = int(row["n"] or 0)
         if not n:
             continue
@@ -141,13 +150,32 @@ def _cheaper_model(store, catalog, in_use, team, model, since_ts, until_ts, scal
     )
 
 
+def _fit(store, team, since_ts, until_ts, model, max_in, max_out) -> dict:
+    """One team's successful calls to `model` that fit the limits: count, cost and tokens
+    (elfctl_usage_fit where the store runs database functions)."""
+    if runs_functions(store):
+        return store.call("elfctl_usage_fit", {"p_team": team, "p_since_ts": since_ts, "p_until_ts": until_ts,
+                                               "p_model": model, "p_max_in": max_in, "p_max_out": max_out})
+    return store.query(
+        "SELECT COUNT(*) AS n, SUM(cost_nanousd) AS cost, SUM(prompt_tokens) AS pt, "
+        "SUM(completion_tokens) AS ct, SUM(cached_tokens) AS cached FROM api_usage "
+        "WHERE team = ? AND ts >= ? AND ts <= ? AND model = ? AND outcome = 'ok' "
+        "AND prompt_tokens <= ? AND completion_tokens <= ?",
+        [team, since_ts, until_ts, model, max_in, max_out],
+    )[0]
+
+
 def _repeats(store, team, since_ts, until_ts, scale) -> Recommendation | None:
-    rows = store.query(
-        "SELECT prompt_hash, COUNT(*) AS n, SUM(cost_nanousd) AS cost FROM api_usage "
-        "WHERE team = ? AND ts >= ? AND ts <= ? AND prompt_hash IS NOT NULL AND outcome = 'ok' "
-        "GROUP BY prompt_hash HAVING COUNT(*) > 1",
-        [team, since_ts, until_ts],
-    )
+    if runs_functions(store):
+        rows = store.call("elfctl_repeated_prompts", {"p_team": team, "p_since_ts": since_ts,
+                                                      "p_until_ts": until_ts})
+    else:
+        rows = store.query(
+            "SELECT prompt_hash, COUNT(*) AS n, SUM(cost_nanousd) AS cost FROM api_usage "
+            "WHERE team = ? AND ts >= ? AND ts <= ? AND prompt_hash IS NOT NULL AND outcome = 'ok' "
+            "GROUP BY prompt_hash HAVING COUNT(*) > 1",
+            [team, since_ts, until_ts],
+        )
     if not rows:
         return None
     repeats = sum(int(r["n"]) - 1 for r in rows)
@@ -170,14 +198,8 @@ def _repeats(store, team, since_ts, until_ts, scale) -> Recommendation | None:
     )
 
 
-def _budgets(store, summary, team, since_day, today) -> list[Recommendation]:
-    budgets = {
-        b["team"]: b
-        for b in store.query(
-            "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
-            [team] if team else [],
-        )
-    }
+def _budgets(budget_rows, summary) -> list[Recommendation]:
+    budgets = {b["team"]: b for b in budget_rows}
     spend: dict[str, int] = {}
     for r in summary:
         spend[r["team"]] = spend.get(r["team"], 0) + r["cost"]

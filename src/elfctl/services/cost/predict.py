@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from elfctl.domain import forecast as fm
 from elfctl.errors import InputError
+from elfctl.ports import runs_functions
 from elfctl.services.cost.views import require_schema
 
 HISTORY_DAYS = 182  # half a year of daily totals is plenty for weekly models and bounds the read
@@ -84,20 +85,8 @@ def predict(
     now = now or dt.datetime.now(dt.UTC)
     today = now.date()
     n_h = horizon_days(horizon, today)
-    lo = today - dt.timedelta(days=HISTORY_DAYS)
-    sql = (
-        "SELECT day, team, SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
-        + (" AND team = ?" if team else "")
-        + " GROUP BY day, team"
-    )
-    rows = store.query(sql, [lo.isoformat(), today.isoformat()] + ([team] if team else []))
-    budgets = {
-        b["team"]: b
-        for b in store.query(
-            "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
-            [team] if team else [],
-        )
-    }
+    rows, budget_rows = _read(store, today - dt.timedelta(days=HISTORY_DAYS), today, team)
+    budgets = {b["team"]: b for b in budget_rows}
     per_team: dict[str, dict[str, int]] = {}
     for r in rows:
         per_team.setdefault(r["team"], {})[r["day"]] = int(r["cost"])
@@ -113,6 +102,25 @@ def predict(
     ]
     end = today + dt.timedelta(days=n_h - 1)
     return Prediction(now.isoformat(timespec="seconds"), horizon, today.isoformat(), end.isoformat(), out)
+
+
+def _read(store, lo: dt.date, hi: dt.date, team: str | None) -> tuple[list[dict], list[dict]]:
+    """Spend per (day, team) from the rollup, and the budgets: one call of elfctl_predict where the
+    store runs database functions (migration 0120), else the same two reads as SQL."""
+    if runs_functions(store):
+        got = store.call("elfctl_predict", {"p_lo": lo.isoformat(), "p_hi": hi.isoformat(), "p_team": team or None})
+        return got["by_day_team"], got["budgets"]
+    sql = (
+        "SELECT day, team, SUM(cost_nanousd) AS cost FROM daily_cost_summary WHERE day >= ? AND day <= ?"
+        + (" AND team = ?" if team else "")
+        + " GROUP BY day, team"
+    )
+    rows = store.query(sql, [lo.isoformat(), hi.isoformat()] + ([team] if team else []))
+    budgets = store.query(
+        "SELECT team, daily_nanousd, monthly_nanousd FROM budgets" + (" WHERE team = ?" if team else ""),
+        [team] if team else [],
+    )
+    return rows, budgets
 
 
 def _team(

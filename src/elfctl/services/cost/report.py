@@ -10,7 +10,7 @@ from elfctl.domain import budget as bmod
 from elfctl.domain.budget import BudgetExceeded, fmt_usd
 from elfctl.domain.usage import COUNTERS, SUM_COUNTERS, UsageCounts
 from elfctl.errors import InputError
-from elfctl.ports import Store
+from elfctl.ports import Store, runs_functions
 from elfctl.services.cost import budgets
 
 BY = ("team", "model", "day", "revision", "agent", "request")
@@ -84,13 +84,17 @@ def report(
 
         rep.rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM api_usage{clause} ORDER BY ts, id", params)
         return rep
-    if by in _RAW_BY:
+    if runs_functions(store):  # the same grouped read, in the database (elfctl_report, migration 0120)
+        grouped = store.call("elfctl_report", {"p_by": by, "p_team": team or None, "p_since": since or None,
+                                               "p_until": until or None})
+    elif by in _RAW_BY:
         col = _RAW_BY[by]
-        sql = (f"SELECT team, {col} AS key, {_RAW_SUMS} FROM api_usage{clause} GROUP BY team, {col} "
-               f"ORDER BY team, {col} IS NULL, {col}")
+        grouped = store.query(f"SELECT team, {col} AS key, {_RAW_SUMS} FROM api_usage{clause} GROUP BY team, "
+                              f"{col} ORDER BY team, {col} IS NULL, {col}", params)
     else:
-        sql = f"SELECT {by} AS key, {SUM_COUNTERS} FROM daily_cost_summary{clause} GROUP BY {by} ORDER BY {by}"
-    for r in store.query(sql, params):
+        grouped = store.query(f"SELECT {by} AS key, {SUM_COUNTERS} FROM daily_cost_summary{clause} GROUP BY {by} "
+                              f"ORDER BY {by}", params)
+    for r in grouped:
         row = ReportRow.of(r, key=_raw_key(by, r["team"], r["key"]) if by in _RAW_BY else str(r["key"]))
         rep.rows.append(row)
         rep.total.add(row)
@@ -138,8 +142,11 @@ def check(
             f"team {team} has no budget",
             hint=f"set one: elfctl cost budget set {team} --daily USD, or pass --max-usd N",
         )
-    with store.transaction() as tx:
-        budgets.expire_in(tx, now, team)
+    if runs_functions(store):  # one call is one transaction (and the only way over REST)
+        budgets.expire_in(store, now, team)
+    else:
+        with store.transaction() as tx:
+            budgets.expire_in(tx, now, team)
     states = budgets.states(store, b, now)
     windows = [
         {

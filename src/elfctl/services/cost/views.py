@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from elfctl.domain.usage import SUM_COUNTERS, UsageCounts
 from elfctl.errors import InputError, StoreNotMigrated
+from elfctl.ports import runs_functions
 
 HISTORY_DAYS = 28  # same-weekday history used to project the rest of today
 
@@ -140,7 +141,13 @@ def dashboard(
 
 def _read(store, team: str | None, window: tuple[dt.date, dt.date], period_: tuple[dt.date, dt.date]):
     """Two grouped reads of the rollup, per (day, team) over `window` and per model over the
-    period, then the budgets and the breakers that are not closed."""
+    period, then the budgets and the breakers that are not closed. Where the store runs database
+    functions it is one call of elfctl_dashboard (migration 0120): the same reads, in the database."""
+    if runs_functions(store):
+        got = store.call("elfctl_dashboard", {"p_lo": window[0].isoformat(), "p_hi": window[1].isoformat(),
+                                              "p_start": period_[0].isoformat(), "p_end": period_[1].isoformat(),
+                                              "p_team": team or None})
+        return _counts(got["by_day_team"]), got["by_model"], got["budgets"], got["breakers"]
     where, params = "day >= ? AND day <= ?", [window[0].isoformat(), window[1].isoformat()]
     pwhere, pparams = "day >= ? AND day <= ?", [period_[0].isoformat(), period_[1].isoformat()]
     if team:
@@ -161,11 +168,12 @@ def _read(store, team: str | None, window: tuple[dt.date, dt.date], period_: tup
     breakers = store.query(
         "SELECT name, state, opened_at FROM breaker_state WHERE state <> 'closed' ORDER BY name"
     )
-    rows = [
-        {k: (int(v) if k not in ("day", "team") and v is not None else v) for k, v in r.items()}
-        for r in by_day_team
-    ]
-    return rows, by_model, budget_rows, breakers
+    return _counts(by_day_team), by_model, budget_rows, breakers
+
+
+def _counts(by_day_team: list[dict]) -> list[dict]:
+    return [{k: (int(v) if k not in ("day", "team") and v is not None else v) for k, v in r.items()}
+            for r in by_day_team]
 
 
 def _daily(rows: list[dict], start: dt.date, end: dt.date) -> list[DayView]:
@@ -183,7 +191,11 @@ def _daily(rows: list[dict], start: dt.date, end: dt.date) -> list[DayView]:
 
 
 def require_schema(store) -> None:
-    """A store nobody migrated yet gets a clear error instead of 'no such table'."""
+    """A store nobody migrated yet gets a clear error instead of 'no such table'. Where the store
+    runs database functions the report's one call is the check (a missing elfctl function is
+    store_not_migrated too), which spares a REST store a download of its schema on every refresh."""
+    if runs_functions(store):
+        return
     missing = {"daily_cost_summary", "budgets", "breaker_state"} - set(store.tables())
     if missing:
         raise StoreNotMigrated(

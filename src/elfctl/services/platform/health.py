@@ -70,7 +70,8 @@ def run_checks(probes: dict[str, Probe], timeout_s: float) -> HealthReport:
 
 
 def store_probe(open_store: Callable[[], object], migrations_dir) -> Probe:
-    """Connect, compare the schema version with the newest migration, write and read back."""
+    """Connect, compare the schema version with the newest migration, write and read back (over
+    Supabase's REST API, which has no SQL: the version read and the API's own description)."""
 
     def probe() -> Check:
         from elfctl.services.platform import migrate
@@ -87,6 +88,9 @@ def store_probe(open_store: Callable[[], object], migrations_dir) -> Probe:
             return Check("store", "fail", st.current_version, "schema_version",
                          output=f"applied migrations changed: {', '.join(drifted)}",
                          hint="run `elfctl db verify`")
+        if store.dialect == "rest":  # no SQL over REST: the status read above was the round trip
+            return Check("store", "pass", st.current_version, "schema_version",
+                         output=f"{store.server_version()} at {store.display_url}")
         marker = f"health-{time.time_ns()}"
         with store.transaction() as tx:
             tx.execute(

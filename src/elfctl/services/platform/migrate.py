@@ -27,7 +27,7 @@ from elfctl.domain.migrations import (
     split_statements,
 )
 from elfctl.errors import ElfError, InputError, MigrationError, OperationFailed, StoreNotMigrated
-from elfctl.ports import Store, Tx
+from elfctl.ports import Store
 
 HISTORY_DDL = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     repaired_at TEXT
 )
 """
+
+
+RELOAD_SCHEMA = "NOTIFY pgrst, 'reload schema'"
 
 
 @dataclass
@@ -99,8 +102,15 @@ def _now() -> str:
     return iso(now())
 
 
-def _history(store: Tx) -> dict[int, dict]:
-    return {r["version"]: r for r in store.query("SELECT * FROM schema_migrations ORDER BY version")}
+def _history(store: Store) -> dict[int, dict]:
+    """The applied migrations. Read with `select`, so it works over Supabase's REST API too: `db status`
+    and `db migrate --print-sql` need only SUPABASE_URL and SUPABASE_KEY."""
+    return {r["version"]: r for r in store.select("schema_migrations", order="version")}
+
+
+def sql_dialect(store: Store) -> str:
+    """The migrations' dialect for a store: a Supabase project reached over REST is PostgreSQL."""
+    return "sqlite" if store.dialect == "sqlite" else "postgres"
 
 
 def _has_history(store: Store) -> bool:
@@ -116,7 +126,7 @@ def _drift_error(m: Migration) -> MigrationError:
 
 
 def status(store: Store, folder: Path) -> StatusResult:
-    migrations = discover(folder, store.dialect)
+    migrations = discover(folder, sql_dialect(store))
     applied = _history(store) if _has_history(store) else {}
     rows: list[MigrationRow] = []
     by_version = {m.version: m for m in migrations}
@@ -142,7 +152,7 @@ def status(store: Store, folder: Path) -> StatusResult:
 def verify(store: Store, folder: Path) -> StatusResult:
     """Raise on the first drifted or missing applied file; else return the status."""
     result = status(store, folder)
-    by_version = {m.version: m for m in discover(folder, store.dialect)}
+    by_version = {m.version: m for m in discover(folder, sql_dialect(store))}
     for row in result.migrations:
         if row.state == "drifted":
             raise _drift_error(by_version[row.version])
@@ -163,7 +173,7 @@ def migrate(
     lock_timeout_s: float = 60.0,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> MigrateResult:
-    migrations = discover(folder, store.dialect)
+    migrations = discover(folder, sql_dialect(store))
     if to is not None and to not in {m.version for m in migrations} and to != 0:
         raise InputError(
             f"--to {to}: no migration with that version in {folder}",
@@ -187,6 +197,11 @@ def migrate(
             row = _apply_one(store, m, progress)
             (result.applied if row.state == "applied" else result.skipped).append(row)
         result.current_version = max(_history(store), default=0)
+        if store.dialect == "postgres":
+            # Supabase's PostgREST caches the schema: a function added now stays 404 (PGRST202) until
+            # it reloads. Sent on every run (an earlier run may have died before sending it); on plain
+            # Postgres nobody listens and it costs nothing.
+            store.execute(RELOAD_SCHEMA, None)
     return result
 
 
@@ -261,7 +276,7 @@ class RepairResult:
 def repair(store: Store, folder: Path, file: str) -> RepairResult:
     """Accept the current content of ONE applied file by re-recording its checksum."""
     name = Path(file).name
-    migrations = {m.file: m for m in discover(folder, store.dialect)}
+    migrations = {m.file: m for m in discover(folder, sql_dialect(store))}
     m = migrations.get(name)
     if m is None:
         raise InputError(f"{file}: no such migration file in {folder}", hint="see `elfctl db status`")

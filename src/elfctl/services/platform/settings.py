@@ -6,18 +6,13 @@ from elfctl.config import SCHEMA, Config
 
 
 def store_in_use(cfg: Config) -> dict:
-    """Which store elfctl opens, and why: `store.url` where set, else the embedded SQLite file. The
-    Supabase REST settings are read by nothing yet: say so rather than let them look in use."""
+    """Which store elfctl opens, and why (Config.store_choice: store.url, else a Supabase project's
+    database connection, else its REST API, else the embedded SQLite file)."""
     from elfctl.redact import redact_url
 
-    url = cfg.store_url
-    why = f"store.url from {cfg.source('store.url')}" if cfg.get("store.url") else "default: no store.url is set"
-    note = None
-    if cfg.get("supabase.url") or cfg.get("supabase.key"):
-        note = ("supabase.url/supabase.key are set, but the REST store is not built yet: elfctl uses the store above. "
-                "For a Supabase project set store.url (or ELFCTL_STORE_URL) to its Postgres connection string")
-    return {"url": redact_url(url), "dialect": "sqlite" if url.startswith("sqlite") else "postgres", "why": why,
-            "note": note}
+    choice = cfg.store_choice()
+    url = choice.url if choice.kind != "rest" else choice.url.rstrip("/")
+    return {"url": redact_url(url), "dialect": choice.kind, "why": choice.why, "note": choice.note}
 
 
 def effective(cfg: Config) -> dict:

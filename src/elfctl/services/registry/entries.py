@@ -12,13 +12,14 @@ from elfctl.domain import registry as rules
 from elfctl.domain.clock import iso, now
 from elfctl.domain.registry import Entry
 from elfctl.errors import ElfError, InputError, StoreNotMigrated
-from elfctl.ports import Tx, runs_functions
+from elfctl.ports import Rows, Tx, runs_functions
 from elfctl.services.actions import trail
 
 _COLS = ("name", "kind", "url", "endpoints", "owner", "lifecycle", "capabilities", "depends_on", "metadata",
          "ttl_s", "deregister_after_s", "check_status", "note", "heartbeat_at", "registered_at", "source")
 _JSON = {"endpoints": dict, "capabilities": tuple, "depends_on": tuple, "metadata": dict}
-_SELECT = f"SELECT {', '.join(_COLS)}, last_status FROM registry_entries"
+_READ = ", ".join((*_COLS, "last_status"))
+_SELECT = f"SELECT {_READ} FROM registry_entries"
 
 
 class NotRegistered(ElfError):
@@ -68,6 +69,14 @@ def _params(e: Entry) -> list:
     for c, kind in _JSON.items():
         values[c] = json.dumps(list(values[c]) if kind is tuple else values[c], sort_keys=True)
     return [values[c] for c in _COLS]
+
+
+def _select(store: Rows, relation: str, where: dict, columns: str = _READ, order: str | None = None) -> list[dict]:
+    try:
+        return store.select(relation, where, columns=columns, order=order)
+    except StoreNotMigrated:
+        raise StoreNotMigrated("the store has no registry yet (migration 0090)",
+                               hint="run `elfctl db migrate` (or `elfctl infra up`)") from None
 
 
 def _query(store: Tx, sql: str, params=()) -> list[dict]:
@@ -136,7 +145,7 @@ def get(store, name: str, at: dt.datetime | None = None) -> Entry | None:
     """The entry, None when there is none or it is past deregister_after in critical."""
     rules.check_name(name)
     at = at or now()
-    rows = _query(store, _SELECT + " WHERE name = ?", (name,))
+    rows = _select(store, "registry_entries", {"name": name})
     if not rows:
         return None
     e = _row(rows[0], at)
@@ -149,23 +158,19 @@ def find(store, capability: str | None = None, kind: str | None = None, owner: s
     at = at or now()
     if status is not None and status not in rules.STATUSES:
         raise InputError(f"--status {status!r} is not a status", hint=f"use one of {', '.join(rules.STATUSES)}")
-    where, params = [], []
-    sql = f"SELECT {', '.join('e.' + c for c in _COLS)}, e.last_status FROM registry_entries e"
+    # Table reads only (Rows.select), so the same code runs over SQL and Supabase's REST API: the
+    # capability filter is a second read of its index table rather than a join.
+    where: dict = {}
     if capability is not None:
         rules.check_capabilities([capability])
-        sql += " JOIN registry_capabilities c ON c.name = e.name"
-        where.append("c.capability = ?")
-        params.append(capability)
+        where["name"] = [r["name"] for r in _select(store, "registry_capabilities", {"capability": capability},
+                                                    columns="name")]
     if kind is not None:
-        where.append("e.kind = ?")
-        params.append(rules.check_name(kind, "--kind"))
+        where["kind"] = rules.check_name(kind, "--kind")
     if owner is not None:
-        where.append("e.owner = ?")
-        params.append(owner)
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+        where["owner"] = owner
     out = []
-    for r in _query(store, sql + " ORDER BY e.name", params):
+    for r in _select(store, "registry_entries", where, order="name"):
         e = _row(r, at)
         if not rules.expired(e, at) and (status is None or e.status == status):
             out.append(e)

@@ -1,0 +1,3 @@
+-- 0120_report_functions: nothing on SQLite. On PostgreSQL (and Supabase) this version creates the
+-- database functions behind `cost report / dashboard / predict / optimize`, so the aggregation runs
+-- in the database over REST too; on SQLite the services run the same reads as SQL.
