@@ -129,3 +129,51 @@ def rest_llm_env(rest, supa_pg_url, project, monkeypatch, llm_server, db):
 
 def test_eight_processes_through_rest_stay_within_the_bound(rest_llm_env, llm_server):
     eight_processes_within_the_bound(*rest_llm_env, llm_server)
+
+
+def test_heartbeat_key_lookup_and_a_breakers_transitions_over_rpc(rest_store, db):
+    import pybreaker
+
+    from elfctl.domain.registry import Entry
+    from elfctl.resilience import breaker
+    from elfctl.services.gateway import keys
+    from elfctl.services.registry import entries
+
+    store = rest_store()
+    # registry: a heartbeat moves the entry; an unknown name is NotRegistered (nothing created)
+    entries.register(db, Entry(name="search", url="http://127.0.0.1:9/"))
+    beat = entries.heartbeat(store, "search", "warn", "slow")
+    assert (beat.status, beat.reason) == ("warning", "slow")
+    assert db.query("SELECT check_status, note, last_status FROM registry_entries WHERE name = 'search'") == [
+        {"check_status": "warning", "note": "slow", "last_status": "warning"}]
+    with pytest.raises(entries.NotRegistered):
+        entries.heartbeat(store, "nobody", "pass")
+    # gateway keys: the key minted through SQL is found through rpc; a revoked or made-up one is not
+    raw = keys.mint(db, "alpha", revision=3)
+    auth = keys.Authenticator(store, ttl_s=0)
+    assert (auth.lookup(raw).team, auth.lookup(raw).revision) == ("alpha", 3)
+    assert db.query("SELECT last_used_at FROM gateway_keys")[0]["last_used_at"] is not None  # touched
+    assert auth.lookup(raw[:-1] + ("0" if raw[-1] != "0" else "1")) is None
+    keys.revoke(db, keys.split(raw))
+    assert auth.lookup(raw) is None
+    # a shared breaker: two failures open it for every process; after the reset time one probe closes it
+    cb = breaker.make(store, "llm:test-model", fail_max=2, reset_timeout_s=60)
+
+    def boom():
+        raise RuntimeError("provider down")
+
+    for _ in range(2):
+        with pytest.raises(RuntimeError):
+            breaker.guarded(cb, boom)
+    with pytest.raises(breaker.CircuitOpen):
+        breaker.guarded(cb, lambda: "never called")
+    assert db.query("SELECT state, fail_counter FROM breaker_state WHERE name = 'llm:test-model'") == [
+        {"state": pybreaker.STATE_OPEN, "fail_counter": 2}]
+    db.execute("UPDATE breaker_state SET opened_at = '2000-01-01T00:00:00.000+00:00' WHERE name = 'llm:test-model'")
+    other = breaker.make(rest_store(), "llm:test-model", fail_max=2, reset_timeout_s=60)
+    assert other._state_storage.take_probe(60, 30) is True  # one process wins the probe slot ...
+    assert cb._state_storage.take_probe(60, 30) is False  # ... the other does not
+    db.execute("UPDATE breaker_state SET probe_until = '2000-01-01T00:00:00.000+00:00' WHERE name = 'llm:test-model'")
+    assert breaker.guarded(cb, lambda: "ok") == "ok"
+    assert db.query("SELECT state, fail_counter FROM breaker_state WHERE name = 'llm:test-model'") == [
+        {"state": pybreaker.STATE_CLOSED, "fail_counter": 0}]
