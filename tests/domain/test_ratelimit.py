@@ -14,7 +14,8 @@ AT = dt.datetime(2026, 11, 27, 21, 0, tzinfo=dt.UTC)
 
 @pytest.mark.parametrize("text, seconds", [
     ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("1s", 1.0), ("7.66s", 7.66), ("60", 60.0),
-    ("0", 0.0), ("", None), (None, None), ("soon", None), ("-5", None), ("1e999", None), ("9" * 40 + "h", None), ("nan", None), ("5x", None), ("1s2", None),
+    ("0", 0.0), ("", None), (None, None), ("soon", None), ("-5", None), ("1e999", None),
+    ("9" * 40 + "h", None), ("nan", None), ("5x", None), ("1s2", None),
     ("Fri, 27 Nov 2026 21:00:00 GMT", None),
 ])
 def test_durations(text, seconds):

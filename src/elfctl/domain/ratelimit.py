@@ -80,7 +80,7 @@ class Limit:
             parts.append(f"{left:,} of {limit:,} {what}" if limit else f"{left:,} {what}")
             if reset is not None:
                 secs = (reset - at).total_seconds()
-                resets.append(f"{what} reset {'in %.0fs' % secs if secs > 0 else '%.0fs ago' % -secs}")
+                resets.append(f"{what} reset in {secs:.0f}s" if secs > 0 else f"{what} reset {-secs:.0f}s ago")
         text = ", ".join(parts) + " left" if parts else "no remaining count stated"
         return text + (f" ({'; '.join(resets)})" if resets else "")
 
