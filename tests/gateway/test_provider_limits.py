@@ -49,7 +49,7 @@ def test_a_nearly_spent_model_hands_over_to_the_next_and_back(gw_env, start_gate
     project, store = gw_env
     first, second = start_gateway(), start_gateway()  # two gateways on one store
     key = mint("alpha")
-    llm_server.ratelimit("gpt-4o-mini", remaining_requests=2, limit_requests=100, reset_requests="4s")
+    llm_server.ratelimit("gpt-4o-mini", remaining_requests=2, limit_requests=100, reset_requests="10s")
     assert _served(first, key) == "gpt-4o-mini"  # its answer says 2 of 100 requests are left
     assert _served(first, key) == "openai/gpt-4o"
     assert _served(second, key) == "openai/gpt-4o"  # the other gateway read it from the store
@@ -62,8 +62,8 @@ def test_a_nearly_spent_model_hands_over_to_the_next_and_back(gw_env, start_gate
     assert acted == [("api_quota", "degrade_service", "gpt-4o-mini -> openai/gpt-4o", "ok", "gateway")] * 2, acted
     assert "gpt-4o-mini rate limit 98% used: 2 of 100 requests left" in trail.recent(store, team="alpha")[0].trigger
 
-    llm_server.ratelimit("gpt-4o-mini", remaining_requests=90, limit_requests=100, reset_requests="4s")
-    deadline = time.monotonic() + 20  # the requests window refills 4 s after the last answer that stated it
+    llm_server.ratelimit("gpt-4o-mini", remaining_requests=90, limit_requests=100, reset_requests="10s")
+    deadline = time.monotonic() + 40  # the requests window refills 10 s after the last answer that stated it
     while _served(first, key) != "gpt-4o-mini":
         assert time.monotonic() < deadline, "gpt-4o-mini never served again after its window's reset"
         time.sleep(0.2)
@@ -83,6 +83,9 @@ def test_hostile_headers_and_an_old_store_never_fail_a_call(gw_env, gateway, min
 
     store.execute("DROP TABLE provider_limits")  # a store migrated before 0105
     llm_server.ratelimit("gpt-4o-mini", remaining_requests=1, limit_requests=100, reset_requests="30s")
-    for _ in range(3):
+    deadline = time.monotonic() + 2.5  # past the 1 s between tries: said once, not once a try
+    while time.monotonic() < deadline:
         assert _served(gateway, mint("alpha")) in ("gpt-4o-mini", "openai/gpt-4o")
-    assert "provider rate limit of openai/gpt-4o-mini not recorded" in gateway.log.read_text()
+    log = gateway.log.read_text()
+    assert log.count("provider rate limit of openai/gpt-4o-mini not recorded") == 1, log[-2000:]
+    assert log.count("provider rate limits not read") == 1, log[-2000:]

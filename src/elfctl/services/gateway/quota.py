@@ -39,6 +39,13 @@ _limits: dict[tuple[str, str], ratelimit.Limit] = {}
 _limits_read = [float("-inf")]
 _written: dict[tuple[str, str], tuple[float, bool]] = {}  # key -> (written at, was critical)
 _rerouted: dict[tuple[str, str], str] = {}  # (team, model) -> the model serving instead, while limited
+_warned: set[str] = set()  # store problems already logged (once per process, not once a second)
+
+
+def _warn_once(what: str, exc: ElfError) -> None:
+    if what not in _warned:
+        _warned.add(what)
+        log.warning("%s: %s", what, exc.message)
 
 
 def critical_use(config, store, policy) -> float | None:
@@ -123,7 +130,7 @@ def observe(config, store, response: Any) -> None:
     try:
         ratelimits.save(store, lim)
     except ElfError as exc:  # an old store (no 0105) or a store hiccup: the answer is served all the same
-        log.warning("provider rate limit of %s/%s not recorded: %s", *k, exc.message)
+        _warn_once(f"provider rate limit of {k[0]}/{k[1]} not recorded", exc)
 
 
 def _refresh(store) -> None:
@@ -136,7 +143,7 @@ def _refresh(store) -> None:
     try:
         stored = ratelimits.latest(store)
     except ElfError as exc:
-        log.warning("provider rate limits not read: %s", exc.message)
+        _warn_once("provider rate limits not read", exc)
         return
     with _lock:
         for k, lim in stored.items():
