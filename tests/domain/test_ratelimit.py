@@ -51,3 +51,9 @@ def test_hostile_values_are_dropped_one_by_one():
     assert (lim.remaining_requests, lim.limit_requests, lim.reset_requests_at) == (5, None, None)
     assert lim.used_percent(AT) is None  # no limit stated: no share of it
     assert lim.describe(AT) == "5 requests left"
+
+
+def test_a_limit_with_no_reset_moment_goes_stale():
+    lim = parse("openai", "gpt-4o", {"x-ratelimit-remaining-requests": "1", "x-ratelimit-limit-requests": "100"}, AT)
+    assert lim.used_percent(AT + dt.timedelta(seconds=119)) == 99.0
+    assert lim.used_percent(AT + dt.timedelta(seconds=121)) is None  # unknown, not critical forever

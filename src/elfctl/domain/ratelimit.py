@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 PREFIX = "x-ratelimit-"
+STALE_S = 120.0  # a limit stated with no reset moment is not trusted for longer than this
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
@@ -59,7 +60,11 @@ class Limit:
 
     def used_percent(self, at: dt.datetime) -> float | None:
         """The fuller of the two windows, as a percent of its limit; a window whose reset moment has
-        passed counts as refilled (0%); None when no window states both its limit and what is left."""
+        passed counts as refilled (0%); None when no window states both its limit and what is left,
+        or when no reset moment was stated and the statement is older than STALE_S."""
+        if self.reset_requests_at is None and self.reset_tokens_at is None \
+                and (at - self.observed_at).total_seconds() > STALE_S:
+            return None
         shares = []
         for limit, left, reset in ((self.limit_requests, self.remaining_requests, self.reset_requests_at),
                                    (self.limit_tokens, self.remaining_tokens, self.reset_tokens_at)):

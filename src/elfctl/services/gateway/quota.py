@@ -30,7 +30,6 @@ from elfctl.services.cost import budgets
 log = logging.getLogger("elfctl.gateway")
 
 TTL_S = 1.0  # budget use and the stored rate limits are read again after this long
-STALE_S = 120.0  # a limit stated with no reset moment is not trusted for longer than this
 _seen: dict[str, tuple[float, float | None]] = {}  # team -> (read at, critical use % or None)
 _lock = threading.Lock()
 
@@ -96,11 +95,7 @@ def _is_critical(lim: ratelimit.Limit | None, critical: float) -> float | None:
     """The used percent when critical now, else None."""
     if lim is None:
         return None
-    at = utcnow()
-    if lim.reset_requests_at is None and lim.reset_tokens_at is None \
-            and (at - lim.observed_at).total_seconds() > STALE_S:
-        return None
-    used = lim.used_percent(at)
+    used = lim.used_percent(utcnow())
     return used if used is not None and used >= critical else None
 
 

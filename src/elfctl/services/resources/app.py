@@ -108,9 +108,7 @@ def measures(app) -> dict:
 
 def _mcp(app, limits, timeout_s: float):
     from elfctl.errors import ElfError, StoreNotMigrated
-    from elfctl.services.mcp import check as checks
     from elfctl.services.mcp import servers
-    from elfctl.services.mcp.app import resolver
     from elfctl.services.resources.mcp import mcp_servers
     from elfctl.services.resources.status import Reading
 
@@ -120,6 +118,11 @@ def _mcp(app, limits, timeout_s: float):
         names = []  # no registry table yet: nothing registered
     except ElfError as exc:  # the store's own reading says what is wrong with it
         return [Reading("mcp_server", "-", "unknown", detail=f"the registered servers cannot be read: {exc.message}")]
+    if not names:
+        return mcp_servers(limits, names, None, timeout_s)
+    from elfctl.services.mcp import check as checks  # the MCP check (and its resolver) only for servers to check
+    from elfctl.services.mcp.app import resolver
+
     return mcp_servers(limits, names, lambda n, t: checks.check(app.store, resolver(app, command="elfctl resources"),
                                                                 n, t, actor="resources"), timeout_s * 0.9)
 
