@@ -1,5 +1,5 @@
-"""`elfctl resources --json` with every type measured that this project has, beside `elfctl --help`
-in the same run. Target: < 1 s for the whole command.
+"""`elfctl resources --json` with every type measured that this project has, beside `elfctl --version`
+(the interpreter's and the CLI's start-up) in the same run. Target: < 1 s for the whole command.
 
 The project: the real Docker engine and the test registry, one team deployed with 2 replicas (their
 containers sampled twice for cpu), a team budget, an LLM provider endpoint (a loopback listener as
@@ -55,13 +55,15 @@ def run(env) -> list[Row]:
                 spec.write_text(spec.read_text().replace("replicas: 1", "replicas: 2"))
                 _elf(project, cfg_env, "deploy", team)
                 command = [PY, "-m", "elfctl", "resources", "--json"]
-                helptime = time_command([PY, "-m", "elfctl", "--help"], repeat=7, cwd=project, env=cfg_env)
+                helptime = time_command([PY, "-m", "elfctl", "--version"], repeat=7, cwd=project, env=cfg_env)
                 out = _elf(project, cfg_env, "resources", "--json", ok=(0, 1)).stdout  # 1: a busy host's cpu
                 n, slowest_ms, slowest = _types(out)
                 total = time_command(command, repeat=7, cwd=project, env=cfg_env, check=False)
                 rows.append(Row("resources", f"elfctl resources --json, SQLite store ({n} types measured)", total,
-                                "ms", "elfctl --help", helptime, "<1000 ms", ok=total < 1000,
+                                "ms", "elfctl --version", helptime, "<1000 ms", ok=total < 1000,
                                 extra={"slowest_type": slowest, "slowest_type_ms": slowest_ms}))
+                rows.append(Row("resources", "its own share (less elfctl --version's start-up)", total - helptime,
+                                "ms", target="<1000 ms", ok=total - helptime < 1000))
                 rows.append(Row("resources", f"slowest type alone ({slowest})", slowest_ms, "ms", target="<1000 ms",
                                 ok=slowest_ms < 1000))
                 if pg_dsn:
@@ -70,7 +72,7 @@ def run(env) -> list[Row]:
                     _elf(project, pg_env, "db", "migrate")
                     pgtime = time_command(command, repeat=7, cwd=project, env=pg_env, check=False)
                     rows.append(Row("resources", "elfctl resources --json, Postgres store", pgtime, "ms",
-                                    "elfctl --help", helptime, "<1000 ms", ok=pgtime < 1000))
+                                    "elfctl --version", helptime, "<1000 ms", ok=pgtime < 1000))
         finally:
             provider.close()
             if pg:

@@ -16,6 +16,8 @@ Tests call it through real litellm with `api_base=server.url` and a model such a
     server.stream_drop("gpt-4o", after=2)                       # streamed: 2 content chunks, then cut
     server.streams                                              # what each streamed answer sent
     server.auth                                                 # Authorization header of each request
+    server.ratelimit("gpt-4o", remaining_requests=3, limit_requests=100, reset_requests="20s")
+                                                                # x-ratelimit-* headers on its answers
     server.reset(); server.stop()
 
 `stream: true` answers server-sent events in OpenAI's chunk format (role chunk, a chunk per word of
@@ -58,6 +60,7 @@ class LLMServer:
         self._rules: dict[str, list[dict[str, Any]]] = {}  # model -> queue of one-shot behaviours
         self._default: dict[str, dict[str, Any]] = {}  # model -> lasting behaviour
         self._breaks: dict[str, dict[str, Any]] = {}  # model -> lasting stream break, over its answers
+        self._ratelimits: dict[str, dict[str, str]] = {}  # model -> x-ratelimit-* headers sent with its answers
         self._calls: dict[str, int] = defaultdict(int)
         self.requests: list[dict[str, Any]] = []
         self.auth: list[str] = []  # the Authorization header of each request (key checks)
@@ -111,6 +114,18 @@ class LLMServer:
     def stall(self, model: str, seconds: float, times: int | None = None) -> LLMServer:
         return self._set(model, {"status": 200, "stall": seconds}, times)
 
+    def ratelimit(self, model: str, remaining_requests: int | None = None, limit_requests: int | None = None,
+                  remaining_tokens: int | None = None, limit_tokens: int | None = None,
+                  reset_requests: str | None = None, reset_tokens: str | None = None) -> LLMServer:
+        """Send OpenAI's x-ratelimit-* headers (those given) with every answer for `model` ("*": all
+        models not set), as they are now: call again to change them."""
+        given = {"limit-requests": limit_requests, "remaining-requests": remaining_requests,
+                 "limit-tokens": limit_tokens, "remaining-tokens": remaining_tokens,
+                 "reset-requests": reset_requests, "reset-tokens": reset_tokens}
+        with self._lock:
+            self._ratelimits[model] = {f"x-ratelimit-{k}": str(v) for k, v in given.items() if v is not None}
+        return self
+
     def calls(self, model: str | None = None) -> int:
         with self._lock:
             return sum(self._calls.values()) if model is None else self._calls[model]
@@ -120,6 +135,7 @@ class LLMServer:
             self._rules.clear()
             self._default.clear()
             self._breaks.clear()
+            self._ratelimits.clear()
             self._calls.clear()
             self.requests.clear()
             self.auth.clear()
@@ -173,6 +189,8 @@ class LLMServer:
                     server.peers.add(self.client_address)
                 model = body.get("model", "")
                 rule = server._next(model)
+                with server._lock:
+                    self.limit_headers = dict(server._ratelimits.get(model) or server._ratelimits.get("*") or {})
                 if rule.get("stall"):
                     time.sleep(rule["stall"])
                 status = rule.get("status", 200)
@@ -241,6 +259,8 @@ class LLMServer:
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream; charset=utf-8")
                     self.send_header("Transfer-Encoding", "chunked")
+                    for k, v in self.limit_headers.items():
+                        self.send_header(k, v)
                     self.end_headers()
                     self._event(chunk({"role": "assistant", "content": "", "refusal": None}))
                     for i, word in enumerate(words):
@@ -280,7 +300,7 @@ class LLMServer:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
-                    for k, v in headers.items():
+                    for k, v in {**self.limit_headers, **headers}.items():
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(data)

@@ -261,9 +261,11 @@ def vault(cfg: Config, store: Store, teams_dir: Path | None, command: str, promp
 def price_book(cfg: Config):
     """litellm's price map plus the project's overrides (llm.prices_file), read once per change."""
     from elfctl.adapters import price_files
-    from elfctl.services.llm.app import prices_path
 
-    return price_files.load(prices_path(cfg))
+    # services/llm/app.prices_path, read here: importing that module imports the whole call path
+    # (backoff, asyncio: ~0.1 s), which `elfctl resources` and `health` only need the prices of.
+    path = Path(cfg.get("llm.prices_file"))
+    return price_files.load(path if path.is_absolute() else cfg.root / path)
 
 
 def provider_keys(cfg: Config, store: Store):

@@ -345,7 +345,8 @@ class DockerTarget:
     def scale(self, team: str, replicas: int) -> int:
         """Fewer replicas: the proxy stops sending to the last ones, which then retire as replaced
         replicas do. More: clones of a serving replica (its image, env, labels, limits, mounts),
-        added to the proxy once they accept connections on the team's port within SCALE_READY_S."""
+        added to the proxy once they accept connections on the team's port within SCALE_READY_S.
+        The same count: replicas the proxy does not serve (left by a scale killed half-way) retire."""
         if replicas < 1:
             raise InputError(f"replicas {replicas}: a team runs at least 1 replica", hint="use 1 or more")
         endpoints, image, rev = self.proxy.live(team, with_ports=True)
@@ -366,6 +367,8 @@ class DockerTarget:
                 self._remove(added)
                 raise
             self.proxy.write_targets(team, names + added, port, rev, image)
+        else:  # the count that serves: what a scale killed half-way left running unserved is removed
+            self._clear_leftovers(team, set(names))
         return len(names)
 
     def _clone(self, team: str, source: str, count: int) -> list[str]:

@@ -24,7 +24,7 @@ import json
 import os
 import threading
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.adapters.litellm_client import Answer, LLMError, usage_of
@@ -43,6 +43,7 @@ class Forwarded:
     body: bytes
     data: dict
     headers: dict[str, str]
+    limits: dict[str, str] = field(default_factory=dict)  # the provider's x-ratelimit-* headers, lower-cased
 
 
 class ProviderRejected(LLMError):
@@ -177,7 +178,8 @@ class Client:
         if not isinstance(data, dict):
             raise LLMError(f"{model}: server ({status}): the answer is not a JSON object", None, status=502,
                            transient=True, kind="server")
-        fwd = Forwarded(status, raw, data, {"content-type": headers.get("content-type", "application/json")})
+        fwd = Forwarded(status, raw, data, {"content-type": headers.get("content-type", "application/json")},
+                        {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")})
         return Answer(fwd, model, self.provider_of(model), *usage_of(data))
 
     def _pool(self) -> _Pool:

@@ -2,7 +2,9 @@
 (never below 1) when a resource it uses is critical, and brings them back once it has recovered.
 
 The count to come back to is kept in the store (`scaled_teams`, migration 0085): the first scale
-down remembers what ran, later ones keep that, restore returns to it and forgets it. A deploy in
+down remembers what ran, later ones keep that, restore returns to it and forgets it. Each scale down
+writes its intent there before touching the target and its outcome to the trail after; one killed in
+between is completed by the next scale down or restore. A deploy in
 between runs the team.yaml's count again; restore then finds nothing to raise and just forgets.
 Each change is one row of the actions trail (services/actions/trail.py); a no-op is none.
 """
@@ -32,37 +34,73 @@ def _desired(target, team: str) -> int:
 
 
 def _remembered(store, team: str) -> dict | None:
-    rows = store.query("SELECT original_replicas, replicas, resource FROM scaled_teams WHERE team = ?", (team,))
+    rows = store.query("SELECT original_replicas, replicas, resource, scaled_at FROM scaled_teams WHERE team = ?",
+                       (team,))
     return rows[0] if rows else None
 
 
+def _interrupted(store, team: str, kept: dict) -> bool:
+    """Whether the last scale down of `team` wrote its intent and then ended (kill -9, power loss)
+    before recording its outcome: no scale_down row of the team in the trail since the intent."""
+    return not store.query("SELECT 1 FROM platform_actions WHERE team = ? AND strategy = 'scale_down' AND ts >= ?",
+                           (team, kept["scaled_at"]))
+
+
+def _finish(store, target, team: str, kept: dict, current: int, actor: str) -> Scaled:
+    """Complete a scale down that was interrupted: lower the team to the count its intent names if it
+    still runs more, else (the target had scaled) record what the lost process did not. A scale to the
+    count that runs lets the Docker target remove a replica the killed process took out of the proxy
+    but did not get to stop."""
+    want = int(kept["replicas"])
+    action = trail.Action(kept["resource"], f"{kept['resource']} critical (a scale down interrupted before it "
+                          "was recorded, completed)", "scale_down", "", actor, team, f"{target.name}:{team}")
+    try:
+        before = target.scale(team, want if current > want else current)
+    except ElfError as exc:
+        trail.record(store, replace(action, result=f"failed: {exc.message}"))
+        raise
+    after = min(current, want)
+    result = f"ok: {max(before, want + 1)} -> {after} replicas"
+    with store.transaction() as tx:
+        tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (after, team))
+        trail.record(tx, replace(action, result=result))
+    return Scaled(team, max(before, want + 1), after, True, result)
+
+
 def down(store, target, team: str, resource: str = "manual", trigger: str = "", actor: str = ACTOR) -> Scaled:
-    """One replica fewer, never below 1."""
+    """One replica fewer, never below 1. A run that was killed half-way is completed instead."""
     current = _desired(target, team)
+    kept = _remembered(store, team)
+    if kept is not None and _interrupted(store, team, kept):
+        return _finish(store, target, team, kept, current, actor)
     if current <= 1:
         return Scaled(team, current, current, False, f"not scaled: {team} runs {current} replica(s), the minimum")
     action = trail.Action(resource, trigger or f"{resource} critical", "scale_down", "", actor, team,
                           f"{target.name}:{team}")
-    # The count to come back to is written before the target is touched: a process killed between
-    # the two leaves a record whose restore finds nothing to raise, never a team left scaled down
-    # with nothing remembered.
+    # The intent (the count to come back to, the count to go to, when) is written before the target is
+    # touched, its outcome (the trail row) after: a process killed in between leaves an intent with no
+    # outcome, which the next scale down or restore completes (_finish), never a team left scaled down
+    # with nothing remembered or nothing in the trail.
     with store.transaction() as tx:
         fresh = _remembered(tx, team) is None
         if fresh:
             tx.execute("INSERT INTO scaled_teams (team, target, original_replicas, replicas, resource, scaled_at) "
-                       "VALUES (?, ?, ?, ?, ?, ?)", (team, target.name, current, current, resource, iso(now())))
+                       "VALUES (?, ?, ?, ?, ?, ?)", (team, target.name, current, current - 1, resource, iso(now())))
+        else:
+            tx.execute("UPDATE scaled_teams SET replicas = ?, scaled_at = ? WHERE team = ?",
+                       (current - 1, iso(now()), team))
     try:
         before = target.scale(team, current - 1)
     except ElfError as exc:
         with store.transaction() as tx:
             if fresh:
                 tx.execute("DELETE FROM scaled_teams WHERE team = ?", (team,))
+            else:
+                tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (current, team))
             trail.record(tx, replace(action, result=f"failed: {exc.message}"))
         raise
     result = f"ok: {before} -> {current - 1} replicas"
-    with store.transaction() as tx:
-        tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (current - 1, team))
-        trail.record(tx, replace(action, result=result))
+    trail.record(store, replace(action, result=result))
     return Scaled(team, before, current - 1, True, result)
 
 
@@ -71,6 +109,8 @@ def up(store, target, team: str, trigger: str = "", actor: str = ACTOR) -> Scale
     kept = _remembered(store, team)
     if kept is None:
         return None
+    if _interrupted(store, team, kept):  # its scale down first, so the trail has both
+        _finish(store, target, team, kept, _desired(target, team), actor)
     want = int(kept["original_replicas"])
     action = trail.Action(kept["resource"], trigger or f"{kept['resource']} recovered", "restore", "", actor, team,
                           f"{target.name}:{team}")

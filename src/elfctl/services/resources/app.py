@@ -4,6 +4,7 @@ adapters, and the policies applied through the deploy target and the store."""
 from __future__ import annotations
 
 import os
+import threading
 
 from elfctl.services.resources import policy
 from elfctl.services.resources.monitor import Snapshot, measure
@@ -33,6 +34,20 @@ def _providers(app) -> list:
     return plan(app.teams_dir, lambda: app.prices).providers
 
 
+def _once(fn):
+    """fn's result, computed by the first thread that asks (api_quota and network both need the
+    teams' providers: reading every team.yaml and the price map once per measurement)."""
+    lock, got = threading.Lock(), []
+
+    def get():
+        with lock:
+            if not got:
+                got.append(fn())
+            return got[0]
+
+    return get
+
+
 def _gateway_runs(app) -> bool:
     """Whether `infra up` started the gateway container here (not started: the `gateway` health
     component says "not configured"; the network type does not call it down)."""
@@ -47,7 +62,7 @@ def _gateway_runs(app) -> bool:
         return False
 
 
-def _endpoints(app) -> dict[str, str]:
+def _endpoints(app, providers=None) -> dict[str, str]:
     cfg = app.config
     out = {}
     if cfg.get("deploy.target") == "kubernetes":  # the registry the cluster pulls from
@@ -57,7 +72,7 @@ def _endpoints(app) -> dict[str, str]:
         out["registry"] = app.registry.address
     if _gateway_runs(app):  # the gateway `infra up` started serves the teams
         out["gateway"] = f"{cfg.get('gateway.host') or '127.0.0.1'}:{cfg.get('gateway.port')}"
-    for p in _providers(app):
+    for p in (providers or (lambda: _providers(app)))():
         base = os.environ.get(f"{p.name.upper()}_API_BASE") or os.environ.get(f"{p.name.upper()}_BASE_URL")
         if base:
             out[f"provider:{p.name}"] = base
@@ -72,16 +87,18 @@ def measures(app) -> dict:
     lim = policy.limits(cfg)
     timeout = cfg.get("resources.timeout_s")
     sampler = _containers(app)
+    providers = _once(lambda: _providers(app))
     on_docker = cfg.get("deploy.target") == "docker"
     on_k8s = cfg.get("deploy.target") == "kubernetes"
 
     return {
-        "api_quota": lambda: quota.api_quota(lim["api_quota"], lambda: app.store, app.teams_dir, [p.name for p in _providers(app)]),
+        "api_quota": lambda: quota.api_quota(lim["api_quota"], lambda: app.store, app.teams_dir,
+                                             [p.name for p in providers()]),
         "memory": lambda: host.memory(lim["memory"], lambda: sampler),
         "cpu": lambda: host.cpu(lim["cpu"], lambda: sampler),
         "database": lambda: store.database(lim["database"], lambda: app.store, cfg.get("store.busy_timeout_ms")),
         "mcp_server": lambda: _mcp(app, lim["mcp_server"], timeout),
-        "network": lambda: network.network(lim["network"], _endpoints(app), timeout),
+        "network": lambda: network.network(lim["network"], _endpoints(app, providers), timeout),
         "docker": (lambda: engine.docker(lim["docker"], app.docker, sampler)) if on_docker
         else "deploy.target is kubernetes: no Docker engine in use",
         "k8s_pod": (lambda: pods.k8s_pods(lim["k8s_pod"], app.target)) if on_k8s
@@ -91,9 +108,7 @@ def measures(app) -> dict:
 
 def _mcp(app, limits, timeout_s: float):
     from elfctl.errors import ElfError, StoreNotMigrated
-    from elfctl.services.mcp import check as checks
     from elfctl.services.mcp import servers
-    from elfctl.services.mcp.app import resolver
     from elfctl.services.resources.mcp import mcp_servers
     from elfctl.services.resources.status import Reading
 
@@ -103,6 +118,11 @@ def _mcp(app, limits, timeout_s: float):
         names = []  # no registry table yet: nothing registered
     except ElfError as exc:  # the store's own reading says what is wrong with it
         return [Reading("mcp_server", "-", "unknown", detail=f"the registered servers cannot be read: {exc.message}")]
+    if not names:
+        return mcp_servers(limits, names, None, timeout_s)
+    from elfctl.services.mcp import check as checks  # the MCP check (and its resolver) only for servers to check
+    from elfctl.services.mcp.app import resolver
+
     return mcp_servers(limits, names, lambda n, t: checks.check(app.store, resolver(app, command="elfctl resources"),
                                                                 n, t, actor="resources"), timeout_s * 0.9)
 

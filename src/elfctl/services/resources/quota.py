@@ -1,7 +1,9 @@
 """api_quota: each team's LLM budget used (the fullest of its windows), and each provider's
 remaining rate limit. The budgets are issue 4's (services/cost/budgets.py); this only reads them.
-Provider rate limits would come from their last response headers; nothing records those yet, so
-each provider the teams name reads "unknown"."""
+Provider rate limits are what each model's last answer through the gateway stated in its
+`x-ratelimit-*` headers (table provider_limits, kept by services/gateway/quota.py): the fuller of the
+requests and tokens windows, a window whose reset moment has passed counting as refilled. A provider
+the teams name that no gateway call has answered yet reads "unknown"."""
 
 from __future__ import annotations
 
@@ -32,7 +34,22 @@ def api_quota(limits: tuple[float, float], open_store, teams_dir, providers: lis
             w = max(windows, key=lambda s: s.ratio())
             out.append(reading("api_quota", f"team:{team}", w.ratio() * 100, limits,
                                f"${nano_to_usd(w.used):.2f} of ${nano_to_usd(w.limit):.2f} {w.window}", team=team))
+    stated = _provider_limits(store, tables, limits)
+    out += stated
     for name in providers:
-        out.append(Reading("api_quota", f"provider:{name}", "unknown",
-                           detail="remaining rate limit not recorded (no provider response headers kept)"))
+        if not any(r.subject.startswith(f"provider:{name}/") for r in stated):
+            out.append(Reading("api_quota", f"provider:{name}", "unknown",
+                               detail="no rate limit stated yet (kept from the x-ratelimit-* headers of "
+                                      "calls through the gateway)"))
     return out or [Reading("api_quota", "-", "not_configured", detail="no team has a budget, no team names a model")]
+
+
+def _provider_limits(store, tables, limits: tuple[float, float]) -> list[Reading]:
+    from elfctl.domain.clock import now
+    from elfctl.services.resources import ratelimits
+
+    if "provider_limits" not in tables:
+        return []
+    at = now()
+    return [reading("api_quota", f"provider:{p}/{m}", lim.used_percent(at), limits, lim.describe(at))
+            for (p, m), lim in sorted(ratelimits.latest(store).items())]

@@ -122,8 +122,9 @@ def resolve(req: Request, model: str) -> tuple[Policy, str]:
     for m in policy.chain:
         if model == m or model == m.split("/", 1)[-1]:
             chain = policy.chain
-            if m == chain[0] and quota.critical_use(req.gateway.config, req.gateway.store, policy) is not None:
-                chain, m = chain[1:], chain[1]  # api_quota critical: the next cheaper model serves
+            served = quota.serving(req.gateway.config, req.gateway.store, policy, m)
+            if served != m:  # api_quota critical (budget, or the provider's rate limit): a later model serves
+                chain, m = chain[chain.index(served):], served
             return Policy(policy.team, chain, policy.budget, _agent(req), req.key.revision), m
     if not _known(req, model):
         raise ApiError(404, f"The model `{model}` does not exist or you do not have access to it.",
@@ -146,6 +147,12 @@ def _answer(response: Any) -> tuple[int, dict[str, str], bytes]:
     return 200, headers, response.model_dump_json().encode()  # translated by litellm
 
 
+def _observed(req: Request, response: Any) -> Any:
+    """The answer, its provider's rate-limit headers kept (gateway/quota.py)."""
+    quota.observe(req.gateway.config, req.gateway.store, response)
+    return response
+
+
 def _stream(req: Request, policy: Policy, kwargs: dict):
     """`stream: true`: server-sent events (gateway/sse.py), on the same call path."""
     from elfctl.services.gateway import sse
@@ -163,7 +170,7 @@ def chat_completions(req: Request):
     if kwargs.pop("stream", None):
         return _stream(req, policy, kwargs)
     kwargs.pop("stream_options", None)
-    return _answer(req.gateway.caller.call(policy, kwargs))
+    return _answer(_observed(req, req.gateway.caller.call(policy, kwargs)))
 
 
 @route("POST", "/v1/embeddings")
@@ -172,8 +179,8 @@ def embeddings(req: Request):
     _check_args(data, EMBED_ARGS)
     _check_input(data)
     policy, model = resolve(req, data["model"])
-    return _answer(req.gateway.caller.call(policy, {**data, "model": model, "request_id": new_id(),
-                                                    "endpoint": "embeddings"}))
+    return _answer(_observed(req, req.gateway.caller.call(policy, {**data, "model": model, "request_id": new_id(),
+                                                                   "endpoint": "embeddings"})))
 
 
 def _model(m: str) -> dict:
