@@ -309,7 +309,7 @@ def _gateway_settings(app):
     cfg = app.config
     target = cfg.get("deploy.target")
     env, secret, volumes, notes = gateway_svc.store_access(cfg.store_url, cfg.root, cfg.elf_dir, target)
-    values = {k: cfg.get(k) for k in SCHEMA if k.startswith(("llm.", "gateway.")) and k != "gateway.host"}
+    values = {k: cfg.get(k) for k in SCHEMA if k.startswith(("llm.", "gateway.", "discovery.")) and k != "gateway.host"}
     keys = ProviderKeys(app.store, app.vault)
     providers = [p.name for p in _provider_plan(app).providers]
     provider_env, keyless = gateway_svc.provider_env(providers, keys, dict(os.environ))
