@@ -167,6 +167,7 @@ def infra_status(app):
 
 
 def infra_down(app, purge: bool = False):
+    from elfctl.services.deploy import registry_hooks
     from elfctl.services.deploy.gateway_env import docker_name
     from elfctl.services.platform import docker as docker_platform
     from elfctl.services.platform import gateway as gateway_svc
@@ -182,6 +183,7 @@ def infra_down(app, purge: bool = False):
     result = docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
                                   _registry_settings(app), cfg.get("deploy.network"), purge)
     result.stopped[:0] = stopped
+    registry_hooks.forget_stopped(app, result.stopped)
     if purge:
         result.removed += gateway_svc.remove_images(app.docker, f"{prefix}/gateway")
     return result
