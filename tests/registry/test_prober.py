@@ -18,6 +18,7 @@ from elfctl.domain.registry import Entry
 from elfctl.services.actions import trail
 from elfctl.services.registry import entries as reg
 from elfctl.services.registry.prober import Prober
+from tests.deploy.conftest import docker_env, engine, registry_address  # noqa: F401 (fixtures)
 
 
 class Team:
@@ -252,3 +253,40 @@ def test_the_gateway_probes_nothing_with_gateway_probes_off(store_url, reg_store
     gateways(store_url)
     time.sleep(2)
     assert t.hits == 0 and reg.get(reg_store, "seo").status == "critical"
+
+
+def test_a_docker_deployed_team_is_kept_alive_by_the_gateway_and_goes_critical_when_killed(  # noqa: F811
+        project, docker_env, gateways, monkeypatch):  # noqa: F811
+    """A real team on the real engine with a 3 s TTL: only the gateway probes it (through its
+    published port: its network name does not resolve on this machine). Idle, it stays passing past
+    the TTL; `docker kill` of its replica makes it critical within a few periods."""
+    import subprocess
+
+    from elfctl import config
+    from elfctl.bootstrap import open_store
+    from tests.conftest import run_elfctl
+    from tests.deploy.conftest import make_team
+
+    tag = docker_env["ELFCTL_DEPLOY_PREFIX"][4:]
+    name = f"t{tag}-probed"
+    env = {**docker_env, "ELFCTL_DISCOVERY_TEAM_TTL_S": "3"}
+    make_team(project, env, name)
+    assert run_elfctl("deploy", name, cwd=project, env=env, timeout=300).returncode == 0
+    store = open_store(config.load(cwd=project))
+    try:
+        monkeypatch.setenv("ELFCTL_DISCOVERY_PROBE_PERIOD_S", "0.5")
+        gateways(store.display_url)
+        time.sleep(7)  # more than twice the TTL, and nothing but the gateway probes
+        e = reg.get(store, name)
+        assert e.status == "passing" and e.note.startswith("probe: GET http://127.0.0.1:"), e
+        subprocess.run(["docker", "kill", f"{docker_env['ELFCTL_DEPLOY_PREFIX']}-{name}-r1-0"], check=True,
+                       capture_output=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and reg.get(store, name).status != "critical":
+            time.sleep(0.2)
+        e = reg.get(store, name)
+        assert e.status == "critical" and e.note.startswith("probe: GET http://127.0.0.1:"), e
+        rows = [(r.actor, r.trigger) for r in trail.recent(store, team=name) if r.resource == "registry"]
+        assert ("gateway probe", "status passing -> critical") in rows
+    finally:
+        store.close()
