@@ -198,6 +198,35 @@ def test_a_hung_endpoint_times_out_and_holds_no_other_team_up(reg_store, teams, 
     assert reg.get(reg_store, "hung").status == "critical"
 
 
+class Endless(Silent):
+    """Answers 200 at once, then a body that never ends."""
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            threading.Thread(target=self._pour, args=(conn,), daemon=True).start()
+
+    def _pour(self, conn) -> None:
+        try:
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+            while not self.closed.is_set():
+                conn.sendall(b"x" * 65536)
+        except OSError:
+            return
+
+
+def test_an_endless_answer_is_read_to_its_limit_only(reg_store, teams):
+    endless = teams(Endless)
+    deployed(reg_store, "flood", endless.port, timeout_s=5.0, network=False)
+    (done,) = prober(reg_store).round()
+    # its status line said 200 and the body was cut at 64 KiB: read to the end, it would have timed out (fail)
+    assert done[:2] == ("flood", "pass")
+
+
 def test_an_entry_reachable_from_nowhere_here_is_left_to_its_ttl(reg_store, caplog):
     """A cluster's team seen from a gateway outside it: its name does not resolve, so the prober
     vouches for nothing (no heartbeat either way) and says so once."""
