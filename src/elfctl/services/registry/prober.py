@@ -76,6 +76,8 @@ class Prober:
                         log.warning("registry prober: team %s not probed: %s", entry.name, exc)
                     return
             self._warned.discard(entry.name)
+            if self._stop.is_set():  # the gateway is closing its store
+                return
             try:
                 await asyncio.to_thread(reg.heartbeat, self.store, entry.name, outcome, note, actor=self.actor)
             except reg.NotRegistered:
