@@ -4,6 +4,9 @@ a real gateway process (beside its GET /health, the gateway's floor), and one he
 SQLite and on Postgres (beside a `SELECT 1` on the same store).
 
 Targets (issue 17): list < 100 ms; discovery p50 < 5 ms; heartbeat p50 < 5 ms on both stores.
+Each figure and its baseline are sampled alternately, and the gateway is measured once it is idle
+(it imports litellm in the background after it starts: measured during that import, discovery read
+5.23 ms against 1.57 ms for /health sampled after it).
 """
 
 from __future__ import annotations
@@ -52,6 +55,21 @@ def _p50(fn, n: int = 300, warmup: int = 30) -> float:
     return statistics.median(samples)
 
 
+def _p50_pair(fn, floor, n: int = 300, warmup: int = 30, timed: bool = True) -> tuple[float, float]:
+    """p50 of fn and of its floor, sampled alternately: whatever else the machine does meanwhile
+    weighs on both alike. timed=False: each call returns its own time in ms."""
+    for _ in range(warmup):
+        fn()
+        floor()
+    a, b = [], []
+    for _ in range(n):
+        for f, out in ((fn, a), (floor, b)):
+            t0 = time.perf_counter()
+            took = f()
+            out.append((time.perf_counter() - t0) * 1000 if timed else took)
+    return statistics.median(a), statistics.median(b)
+
+
 def _heartbeat_rows(store, label: str) -> list[Row]:
     from elfctl.services.registry import entries as reg
 
@@ -59,6 +77,33 @@ def _heartbeat_rows(store, label: str) -> list[Row]:
     floor = _p50(lambda: store.query("SELECT 1 AS x"))
     return [Row("registry", f"heartbeat write p50 ({label})", beat, "ms", "SELECT 1 on the same store", floor,
                 "< 5 ms", beat < 5.0)]
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds a process has used, all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _cpu_per_call(pid: int, fn, n: int = 1000) -> float:
+    """The gateway's CPU ms per call of fn: steady however loaded the machine is (wall time is not)."""
+    before = _cpu_s(pid)
+    for _ in range(n):
+        fn()
+    return (_cpu_s(pid) - before) * 1000 / n
+
+
+def _settled(pid: int, limit_s: float = 90.0) -> None:
+    """Wait until the gateway process is idle (under 5% of a core over half a second): after it
+    starts it imports litellm in the background (seconds, more under load), which would otherwise
+    weigh on the first samples."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        before = _cpu_s(pid)
+        time.sleep(0.5)
+        if _cpu_s(pid) - before < 0.025:
+            return
+    _log(f"gateway still busy after {limit_s:g}s; measuring anyway")
 
 
 def _gateway_rows(project: Path, store_url: str, store) -> list[Row]:
@@ -69,6 +114,7 @@ def _gateway_rows(project: Path, store_url: str, store) -> list[Row]:
     key = keys.mint(store, "bench-team")
     gateway = GatewayProcess(project, store_url, "http://127.0.0.1:9/v1").start()  # no LLM call is made
     try:
+        _settled(gateway.proc.pid)
         conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=5)
         auth = {"Authorization": f"Bearer {key}"}
 
@@ -78,13 +124,22 @@ def _gateway_rows(project: Path, store_url: str, store) -> list[Row]:
             resp.read()
             assert resp.status == 200, resp.status
 
-        found = _p50(lambda: get("/v1/registry?capability=cap-8&status=passing", auth))
-        floor = _p50(lambda: get("/health", {}))
+        def discover() -> None:
+            get("/v1/registry?capability=cap-8&status=passing", auth)
+
+        def health() -> None:
+            get("/health", {})
+
+        found, floor = _p50_pair(discover, health)
+        cpu_found, cpu_floor = _cpu_per_call(gateway.proc.pid, discover), _cpu_per_call(gateway.proc.pid, health)
         conn.close()
     finally:
         gateway.stop()
-    return [Row("registry", f"gateway discovery p50 ({ENTRIES:,} entries, {ENTRIES // TAGS} found)", found, "ms",
-                "GET /health on the same gateway", floor, "< 5 ms", found < 5.0)]
+    what = f"({ENTRIES:,} entries, {ENTRIES // TAGS} found)"
+    return [Row("registry", f"gateway discovery p50 {what}", found, "ms", "GET /health on the same gateway", floor,
+                "< 5 ms", found < 5.0),
+            Row("registry", f"gateway discovery CPU per call {what}", cpu_found, "ms",
+                "GET /health on the same gateway", cpu_floor)]
 
 
 def run(env: dict) -> list[Row]:
@@ -103,11 +158,16 @@ def run(env: dict) -> list[Row]:
         store = SqliteStore(db)
         _log(f"registering {ENTRIES:,} entries on SQLite")
         _fill(store)
-        listed = time_command([PY, "-m", "elfctl", "registry", "list", "--capability", "cap-8", "--json"],
-                              cwd=project, env=cli_env)
-        floor = time_command([PY, "-m", "elfctl", "--version"], cwd=project, env=cli_env)
+        listed, floor = _p50_pair(
+            lambda: time_command([PY, "-m", "elfctl", "registry", "list", "--capability", "cap-8", "--json"],
+                                 repeat=1, warmup=0, cwd=project, env=cli_env),
+            lambda: time_command([PY, "-m", "elfctl", "--version"], repeat=1, warmup=0, cwd=project, env=cli_env),
+            n=15, warmup=1, timed=False)
+        # The issue's goal counts from the CLI's start: the interpreter and the CLI framework (what
+        # --version pays) are in it. `over_version_ms` is what the registry command itself adds.
         rows.append(Row("registry", f"registry list --capability X ({ENTRIES:,} entries)", listed, "ms",
-                        "elfctl --version", floor, "< 100 ms", listed < 100.0))
+                        "elfctl --version", floor, "< 100 ms", listed < 100.0,
+                        extra={"over_version_ms": round(listed - floor, 1)}))
         rows += _gateway_rows(project, cli_env["ELFCTL_STORE_URL"], store)
         rows += _heartbeat_rows(store, "SQLite")
         store.close()

@@ -71,6 +71,10 @@ SCHEMA: dict[str, Key] = {
                                     "again when its last heartbeat is older than this.", lo=0.1, hi=86400),
     "discovery.team_ttl_s": Key(float, 60.0, "Service registry: TTL of deployed teams' entries (critical when "
                                 "no probe vouched for them this long).", lo=1, hi=86400),
+    "discovery.gateway_probes": Key(bool, True, "Service registry: the gateway probes deployed teams' health paths "
+                                    "every probe period in the background (their heartbeats on an idle platform)."),
+    "discovery.probe_concurrency": Key(int, 8, "Service registry: most team probes the gateway runs at once.",
+                                       lo=1, hi=256),
     "deploy.prefix": Key(str, "elfctl", "Prefix of the containers, proxies and labels elfctl creates."),
     "deploy.network": Key(str, "elfctl", "Docker network the teams and their proxies share."),
     "deploy.base_image": Key(str, "elfctl/base:busybox", "Local base image of teams (from busybox-static)."),

@@ -104,9 +104,20 @@ def register_team(app, spec, result) -> str | None:
     return None
 
 
-def forget_team(app, name: str) -> None:
-    """`team rm`: the team's entry goes with it (a trail row), so dependents read `not registered`
-    rather than a critical team that will never come back. Only the entry deploy wrote."""
+def forget_team(app, name: str, actor: str = "team rm", why: str = "team removed") -> None:
+    """`team rm`, `infra down`: the team's entry goes with it (a trail row), so dependents read `not
+    registered` rather than a critical team that will never come back. Only the entry deploy wrote."""
     e = reg.get(app.store, name) if "registry_entries" in app.store.tables() else None
     if e is not None and e.kind == "team" and e.source == "deploy":
-        reg.deregister(app.store, name, actor="team rm", why="team removed")
+        reg.deregister(app.store, name, actor=actor, why=why)
+
+
+def forget_stopped(app, stopped: list[str]) -> None:
+    """After `infra down` stopped teams (its "team NAME" lines), on Docker or a cluster: their entries
+    go. A store that refuses leaves them to their TTL, with a warning: the teams are stopped anyway."""
+    for line in stopped:
+        if line.startswith("team "):
+            try:
+                forget_team(app, line[len("team "):], actor="infra down", why="team stopped")
+            except ElfError as exc:
+                app.output.warn(f"registry: entry of {line} not removed: {exc.message}")

@@ -29,18 +29,24 @@ class Gateway:
         self._on_close = on_close
         self._policies: dict[str, tuple[float, Any]] = {}
         self._lock = threading.Lock()
+        self.prober = None
 
     def start(self) -> None:
         """Before the first request: record what killed processes left in the spool, and start
         importing litellm in the background (4 s here, far more under load) so the first budgeted
         or streamed call does not pay for it."""
         self.caller.spool.replay(self.store)
+        from elfctl.services.registry import prober
+
+        self.prober = prober.start(self.config, self.store)  # keeps deployed teams' registry entries alive
         warm = getattr(self.caller.client, "warm", None)
         if warm is not None:
             threading.Thread(target=warm, name="gateway-warm", daemon=True).start()
 
     def close(self) -> None:
         """After the last request: what the writer holds is recorded before the store closes."""
+        if self.prober is not None:
+            self.prober.stop()
         try:
             self.caller.recorder.close()
         finally:

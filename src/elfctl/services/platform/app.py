@@ -167,6 +167,7 @@ def infra_status(app):
 
 
 def infra_down(app, purge: bool = False):
+    from elfctl.services.deploy import registry_hooks
     from elfctl.services.deploy.gateway_env import docker_name
     from elfctl.services.platform import docker as docker_platform
     from elfctl.services.platform import gateway as gateway_svc
@@ -182,6 +183,7 @@ def infra_down(app, purge: bool = False):
     result = docker_platform.down(app.docker, app.registry, lambda: app.target, lambda: app.store,
                                   _registry_settings(app), cfg.get("deploy.network"), purge)
     result.stopped[:0] = stopped
+    registry_hooks.forget_stopped(app, result.stopped)
     if purge:
         result.removed += gateway_svc.remove_images(app.docker, f"{prefix}/gateway")
     return result
@@ -309,7 +311,7 @@ def _gateway_settings(app):
     cfg = app.config
     target = cfg.get("deploy.target")
     env, secret, volumes, notes = gateway_svc.store_access(cfg.store_url, cfg.root, cfg.elf_dir, target)
-    values = {k: cfg.get(k) for k in SCHEMA if k.startswith(("llm.", "gateway.")) and k != "gateway.host"}
+    values = {k: cfg.get(k) for k in SCHEMA if k.startswith(("llm.", "gateway.", "discovery.")) and k != "gateway.host"}
     keys = ProviderKeys(app.store, app.vault)
     providers = [p.name for p in _provider_plan(app).providers]
     provider_env, keyless = gateway_svc.provider_env(providers, keys, dict(os.environ))

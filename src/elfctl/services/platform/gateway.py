@@ -168,7 +168,7 @@ def remove_images(engine, repo: str) -> list[str]:
 
 
 def plain_env(values: dict[str, object], port: int) -> dict[str, str]:
-    """The effective llm.* and gateway.* settings, so the gateway in the container runs with the
+    """The effective llm.*, gateway.* and discovery.* settings, so the gateway in the container runs with the
     settings this `infra up` ran with, wherever they came from (file, profile, ELFCTL_* env)."""
     env = {f"ELFCTL_{k.replace('.', '_').upper()}": _text(v) for k, v in sorted(values.items())}
     env.update({"ELFCTL_GATEWAY_HOST": "0.0.0.0", "ELFCTL_GATEWAY_PORT": str(port), "HOME": "/tmp"})

@@ -13,7 +13,6 @@ from elfctl.domain.clock import iso, now
 from elfctl.domain.registry import Entry
 from elfctl.errors import ElfError, InputError, StoreNotMigrated
 from elfctl.ports import Rows, Tx, runs_functions
-from elfctl.services.actions import trail
 
 _COLS = ("name", "kind", "url", "endpoints", "owner", "lifecycle", "capabilities", "depends_on", "metadata",
          "ttl_s", "deregister_after_s", "check_status", "note", "heartbeat_at", "registered_at", "source")
@@ -136,6 +135,8 @@ def deregister(store, name: str, actor: str | None = None, why: str = "deregiste
         tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (name,))
         gone = tx.execute("DELETE FROM registry_entries WHERE name = ?", (name,)) > 0
         if gone and actor:
+            from elfctl.services.actions import trail
+
             trail.record(tx, trail.Action("registry", why, "deregister", "ok", actor,
                                           team=name if rows[0]["kind"] == "team" else None, target=name))
     return gone
@@ -265,6 +266,9 @@ def public(e: Entry) -> dict:
 
 
 def _trail(tx, actor: str, e: Entry, trigger: str, result: str, strategy: str = "update_registry") -> None:
+    # imported here: the trail brings the notify outbox (hmac, random, ...), which reads never need
+    from elfctl.services.actions import trail
+
     trail.record(tx, trail.Action("registry", trigger, strategy, result or "ok", actor,
                                   team=e.name if e.kind == "team" else None, target=e.name))
 
