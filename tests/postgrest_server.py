@@ -115,6 +115,12 @@ class SchemaCache:
                 "retset": retset, "void": void, "composite": composite})
 
 
+class _Server(ThreadingHTTPServer):
+    # The listen backlog: socketserver's 5 resets clients beyond the fifth connecting at once (50
+    # concurrent rpc reservations); a real PostgREST listens with the system's (4096).
+    request_queue_size = 128
+
+
 class PostgrestServer:
     def __init__(self, dsn: str, service_key: str, anon_key: str, schemas: tuple[str, ...] = ("public",),
                  pool_size: int = 8):
@@ -155,7 +161,7 @@ class PostgrestServer:
         self._listener.execute("LISTEN pgrst")
         self._listener.execute(f"LISTEN {self._channel}")
         threading.Thread(target=self._listen, daemon=True).start()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self

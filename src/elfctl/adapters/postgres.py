@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from elfctl.adapters.rows_sql import SqlRows
+from elfctl.adapters.rows_sql import name as _name
 from elfctl.errors import (
     Conflict,
     ElfError,
@@ -28,7 +29,6 @@ _PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|%|\?")
 # it again is safe when that transaction was the statement alone (outside `transaction()`).
 _CONFLICT = ("40001", "40P01")
 RETRIES = 3
-_IDENT = re.compile(r"[a-z_][a-z0-9_]*")  # a function or argument name put into SQL as it is
 # The server answered the connection and refused these: the URL's user, password or database is wrong.
 _REFUSED = re.compile(r"password authentication failed|role .* does not exist|database .* does not exist|"
                       r"no pg_hba\.conf entry")
@@ -176,9 +176,9 @@ class PostgresStore(SqlRows):
         0110), the same ones Supabase's REST store runs with `rpc`. psycopg decodes jsonb itself.
         Runs inside `transaction()` when called there; outside it, a deadlock is retried like any
         single statement (the function is all or nothing)."""
-        for name in (fn, *args):
-            if not _IDENT.fullmatch(name):
-                raise ValueError(f"not a database function or argument name: {name!r}")
+        fn = _name(fn, "function")  # names go into the SQL as they are: [a-z_][a-z0-9_]* only
+        for arg in args:
+            _name(arg, "argument")
         from psycopg.types.json import Jsonb
 
         # JSON objects, and lists of them, go as jsonb (as PostgREST passes an rpc's JSON body);

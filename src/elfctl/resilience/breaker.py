@@ -80,7 +80,7 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
             )
 
     def _get(self, col: str) -> Any:
-        rows = self._store.query(f"SELECT {col} FROM breaker_state WHERE name = ?", (self._key,))
+        rows = self._store.select("breaker_state", {"name": self._key}, columns=col)  # REST too
         return rows[0][col] if rows else None
 
     def _set(self, op: str, value: str | None = None) -> None:
@@ -95,9 +95,8 @@ class StoreBreakerStorage(pybreaker.CircuitBreakerStorage):
                             (*(() if value is None else (value,)), iso(now()), self._key))
 
     def snapshot(self) -> dict:
-        rows = self._store.query(
-            "SELECT state, fail_counter, opened_at, probe_until, held FROM breaker_state WHERE name = ?", (self._key,)
-        )
+        rows = self._store.select("breaker_state", {"name": self._key},
+                                  columns="state, fail_counter, opened_at, probe_until, held")
         return rows[0] if rows else {"state": pybreaker.STATE_CLOSED, "fail_counter": 0, "opened_at": None,
                                      "held": None}
 
