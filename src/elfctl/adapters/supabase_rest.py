@@ -198,27 +198,22 @@ class RestStore:
         return f"Supabase REST ({server})" if server else "Supabase REST"
 
     def _raw_get(self, path: str):
-        import httpx
+        """A GET outside the client's builders (PostgREST's root), its errors translated as the rest."""
+        from postgrest.exceptions import APIError, generate_default_error_message
 
-        headers = dict(self._rest.headers)
-        try:
-            resp = self._http.get(self.url + path, headers=headers)
-        except httpx.TimeoutException:
-            raise Unreachable(f"Supabase REST API at {self.url} did not answer within {self._timeout_s:g}s",
-                              hint="check the project's status, or raise supabase.timeout_s") from None
-        except httpx.TransportError as exc:
-            raise Unreachable(f"Supabase REST API at {self.url} is unreachable ({scrub(str(exc))})",
-                              hint="check SUPABASE_URL and the network") from None
-        if resp.status_code >= 400:
-            from postgrest.exceptions import APIError
+        class _Get:  # the builder shape _run takes: one request, an APIError when refused
+            @staticmethod
+            def execute():
+                resp = self._http.get(self.url + path, headers=dict(self._rest.headers))
+                if resp.status_code >= 400:
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        body = None
+                    raise APIError(body if isinstance(body, dict) else generate_default_error_message(resp))
+                return resp
 
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {"message": resp.reason_phrase, "code": str(resp.status_code)}
-            self._seen.status = resp.status_code
-            raise self._translate("a read of the schema", APIError(body if isinstance(body, dict) else {}))
-        return resp
+        return self._run("a read of the schema", lambda: _Get)
 
     def close(self) -> None:
         self._http.close()
