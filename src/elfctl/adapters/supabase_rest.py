@@ -159,7 +159,12 @@ class RestStore:
                 q = q.limit(int(limit))
             return q
 
-        return list(self._run(f"a read of {relation}", build).data)
+        rows = self._run(f"a read of {relation}", build).data
+        if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+            # a 200 that is not PostgREST's JSON array: a proxy or captive portal answered, not the API
+            raise Unreachable(f"Supabase REST API at {self.url} answered a read of {relation} with something "
+                              "that is not PostgREST's JSON", hint="check SUPABASE_URL: is it the project's API URL?")
+        return rows
 
     def upsert(self, relation: str, rows: Sequence[dict[str, Any]], *, on_conflict: str,
                ignore_duplicates: bool = False) -> None:
