@@ -110,8 +110,12 @@ def test_a_page_that_is_not_postgrests_json_is_not_taken_for_rows(rest, store):
     rest.behave(html=True)
     with pytest.raises(Unreachable) as exc:
         store.select("registry_entries")
+    assert "HTML page, not PostgREST" in exc.value.message and exc.value.exit_code == 3
+    with pytest.raises(Unreachable):  # a write the page swallowed is not taken as done
+        store.upsert("registry_capabilities", [{"capability": "c", "name": "n"}], on_conflict="capability,name")
+    with pytest.raises(Unreachable):
+        store.call("elfctl_key_lookup", {"p_prefix": "x"})
     rest.behave()
-    assert "not PostgREST's JSON" in exc.value.message and exc.value.exit_code == 3
 
 
 def test_a_hung_api_is_bounded_by_supabase_timeout_s(rest, project):

@@ -86,15 +86,20 @@ class RestStore:
 
     def _saw(self, response) -> None:
         self._seen.status = response.status_code
+        self._seen.html = "html" in response.headers.get("content-type", "")
 
     # -- errors ------------------------------------------------------------------------------
     def _run(self, what: str, build):
         import httpx
         from postgrest.exceptions import APIError
 
-        self._seen.status = None
+        self._seen.status, self._seen.html = None, False
         try:
-            return build().execute()
+            done = build().execute()
+            if self._seen.html:  # PostgREST answers JSON or nothing: a page is a proxy's or a portal's
+                raise Unreachable(f"Supabase REST API at {self.url} answered {what} with an HTML page, not "
+                                  "PostgREST", hint="check SUPABASE_URL: is it the project's API URL?")
+            return done
         except APIError as exc:
             raise self._translate(what, exc) from None
         except httpx.TimeoutException:
