@@ -131,7 +131,7 @@ class PostgrestServer:
         self.keys = {service_key: "service_role", anon_key: "anon"}
         self.requests: list[dict] = []
         self.status: int | None = None
-        self.stall, self.drop = 0.0, False
+        self.stall, self.drop, self.html = 0.0, False, False
         self.reloads = 0  # schema cache loads, for tests of the NOTIFY semantics
         self._pool: queue.LifoQueue = queue.LifoQueue()
         self._pool_size = pool_size
@@ -150,10 +150,12 @@ class PostgrestServer:
         assert self._httpd is not None, "start() the server first"
         return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def behave(self, status: int | None = None, stall: float = 0.0, drop: bool = False) -> PostgrestServer:
-        """Answer every request with `status` (a PostgREST 5xx body), hold it `stall` s, or `drop` the
-        connection without an answer (a proxy or server killed mid-request); behave() heals."""
-        self.status, self.stall, self.drop = status, stall, drop
+    def behave(self, status: int | None = None, stall: float = 0.0, drop: bool = False,
+               html: bool = False) -> PostgrestServer:
+        """Answer every request with `status` (a PostgREST 5xx body), hold it `stall` s, `drop` the
+        connection without an answer (a proxy or server killed mid-request), or answer 200 with an
+        `html` page (a captive portal, a misrouted proxy); behave() heals."""
+        self.status, self.stall, self.drop, self.html = status, stall, drop, html
         return self
 
     def start(self) -> PostgrestServer:
@@ -480,6 +482,14 @@ def _handler(server: PostgrestServer):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if server.drop:
                 self.close_connection = True
+                return
+            if server.html:
+                page = b"<html><body>Sign in to the network</body></html>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
                 return
             try:
                 try:

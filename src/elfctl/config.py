@@ -233,7 +233,11 @@ class Config:
 
     @property
     def store_url(self) -> str:
-        return self.get("store.url") or f"sqlite:///{self.elf_dir / 'elf.db'}"
+        """The URL of the store elfctl opens, in store.url's own syntax: a child process (the gateway,
+        `notify send`) given it as ELFCTL_STORE_URL opens the same store (a REST store's key comes
+        from supabase.key, which such a child inherits)."""
+        choice = self.store_choice()
+        return "supabase+" + choice.url if choice.kind == "rest" else choice.url
 
     def store_choice(self) -> StoreChoice:
         """Which store to open, and why. `store.url` names it explicitly and wins, unless it is a Supabase
@@ -261,7 +265,7 @@ class Config:
                                None if self.get("supabase.key") else "supabase.key (SUPABASE_KEY) is not set: the "
                                "REST API cannot be used without the project's service_role key",
                                key="supabase.url" if url_from.startswith("supabase.url") else "store.url")
-        return StoreChoice("sqlite", self.store_url, "default: no store.url is set",
+        return StoreChoice("sqlite", f"sqlite:///{self.elf_dir / 'elf.db'}", "default: no store.url is set",
                            "supabase.key is set without supabase.url (SUPABASE_URL): not used"
                            if self.get("supabase.key") else None)
 
@@ -274,7 +278,9 @@ class Config:
 
     def source(self, key: str) -> str:
         if key == "store.url" and "store.url" not in self.sources:
-            return "default (.elf/elf.db under the project root)"
+            choice = self.store_choice()
+            return "default (.elf/elf.db under the project root)" if choice.kind == "sqlite" else \
+                f"not set: {choice.key} from {self.source(choice.key)}"
         return self.sources.get(key, "default")
 
 

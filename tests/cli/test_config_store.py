@@ -67,3 +67,22 @@ def test_half_a_supabase_configuration_is_named(project, env, note):
 def test_a_supabase_key_without_a_url_is_not_read_as_a_store(project):
     proc = run_elfctl("config", "show", cwd=project, env={"SUPABASE_KEY": "sb-secret-key-1"})
     assert "store in use: sqlite:///" in proc.stderr and "sb-secret-key-1" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("env", [
+    {},
+    {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_KEY": "sb-secret-key-1"},
+    {"SUPABASE_URL": "https://abc.supabase.co", "SUPABASE_KEY": "sb-secret-key-1",
+     "SUPABASE_DB_URL": "postgresql://postgres:dbpass9@db.abc.supabase.co:5432/postgres"},
+    {"ELFCTL_STORE_URL": "supabase+https://abc.supabase.co", "SUPABASE_KEY": "sb-secret-key-1"},
+])
+def test_store_url_hands_the_same_store_to_a_child_process(project, env):
+    """The gateway and `notify send` get cfg.store_url as ELFCTL_STORE_URL: they must open the store
+    this process opens (a child given the SQLite default while the parent used Supabase would read and
+    write another store without a word)."""
+    from elfctl import config
+
+    parent = config.load(cwd=project, environ=env).store_choice()
+    url = config.load(cwd=project, environ=env).store_url
+    child = config.load(cwd=project, environ={**env, "ELFCTL_STORE_URL": url}).store_choice()
+    assert (child.kind, child.url) == (parent.kind, parent.url)

@@ -106,6 +106,18 @@ def test_a_dropped_connection_or_a_dead_server_is_unreachable_exit_3(rest, store
     assert "Traceback" not in proc.stderr
 
 
+def test_a_page_that_is_not_postgrests_json_is_not_taken_for_rows(rest, store):
+    rest.behave(html=True)
+    with pytest.raises(Unreachable) as exc:
+        store.select("registry_entries")
+    assert "HTML page, not PostgREST" in exc.value.message and exc.value.exit_code == 3
+    with pytest.raises(Unreachable):  # a write the page swallowed is not taken as done
+        store.upsert("registry_capabilities", [{"capability": "c", "name": "n"}], on_conflict="capability,name")
+    with pytest.raises(Unreachable):
+        store.call("elfctl_key_lookup", {"p_prefix": "x"})
+    rest.behave()
+
+
 def test_a_hung_api_is_bounded_by_supabase_timeout_s(rest, project):
     rest.behave(stall=30)
     started = time.monotonic()

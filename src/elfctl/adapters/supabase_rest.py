@@ -86,15 +86,20 @@ class RestStore:
 
     def _saw(self, response) -> None:
         self._seen.status = response.status_code
+        self._seen.html = "html" in response.headers.get("content-type", "")
 
     # -- errors ------------------------------------------------------------------------------
     def _run(self, what: str, build):
         import httpx
         from postgrest.exceptions import APIError
 
-        self._seen.status = None
+        self._seen.status, self._seen.html = None, False
         try:
-            return build().execute()
+            done = build().execute()
+            if self._seen.html:  # PostgREST answers JSON or nothing: a page is a proxy's or a portal's
+                raise Unreachable(f"Supabase REST API at {self.url} answered {what} with an HTML page, not "
+                                  "PostgREST", hint="check SUPABASE_URL: is it the project's API URL?")
+            return done
         except APIError as exc:
             raise self._translate(what, exc) from None
         except httpx.TimeoutException:
@@ -159,7 +164,12 @@ class RestStore:
                 q = q.limit(int(limit))
             return q
 
-        return list(self._run(f"a read of {relation}", build).data)
+        rows = self._run(f"a read of {relation}", build).data
+        if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+            # a 200 that is not PostgREST's JSON array: a proxy or captive portal answered, not the API
+            raise Unreachable(f"Supabase REST API at {self.url} answered a read of {relation} with something "
+                              "that is not PostgREST's JSON", hint="check SUPABASE_URL: is it the project's API URL?")
+        return rows
 
     def upsert(self, relation: str, rows: Sequence[dict[str, Any]], *, on_conflict: str,
                ignore_duplicates: bool = False) -> None:
@@ -198,27 +208,22 @@ class RestStore:
         return f"Supabase REST ({server})" if server else "Supabase REST"
 
     def _raw_get(self, path: str):
-        import httpx
+        """A GET outside the client's builders (PostgREST's root), its errors translated as the rest."""
+        from postgrest.exceptions import APIError, generate_default_error_message
 
-        headers = dict(self._rest.headers)
-        try:
-            resp = self._http.get(self.url + path, headers=headers)
-        except httpx.TimeoutException:
-            raise Unreachable(f"Supabase REST API at {self.url} did not answer within {self._timeout_s:g}s",
-                              hint="check the project's status, or raise supabase.timeout_s") from None
-        except httpx.TransportError as exc:
-            raise Unreachable(f"Supabase REST API at {self.url} is unreachable ({scrub(str(exc))})",
-                              hint="check SUPABASE_URL and the network") from None
-        if resp.status_code >= 400:
-            from postgrest.exceptions import APIError
+        class _Get:  # the builder shape _run takes: one request, an APIError when refused
+            @staticmethod
+            def execute():
+                resp = self._http.get(self.url + path, headers=dict(self._rest.headers))
+                if resp.status_code >= 400:
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        body = None
+                    raise APIError(body if isinstance(body, dict) else generate_default_error_message(resp))
+                return resp
 
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {"message": resp.reason_phrase, "code": str(resp.status_code)}
-            self._seen.status = resp.status_code
-            raise self._translate("a read of the schema", APIError(body if isinstance(body, dict) else {}))
-        return resp
+        return self._run("a read of the schema", lambda: _Get)
 
     def close(self) -> None:
         self._http.close()
