@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from elfctl.domain.usage import UsageRow
 from elfctl.services.cost import budgets, ledger
 from tests.llm.conftest import FAST
 from tests.llm.test_concurrency import eight_processes_within_the_bound
+from tests.supabase.test_store_functions import fifty_reservations_at_once
 
 
 @pytest.fixture
@@ -69,34 +69,7 @@ def test_reserve_record_settle_and_expire_over_rpc(rest_store, db):
 
 
 def test_fifty_concurrent_rpc_reservations_never_overspend(rest_store, db):
-    b = Budget("alpha", daily_nanousd=100, monthly_nanousd=1000)
-    stores = [rest_store() for _ in range(50)]
-    start = threading.Barrier(50)
-    got: list[object] = [None] * 50
-
-    def one(i: int) -> None:
-        start.wait()
-        try:
-            got[i] = budgets.reserve(stores[i], b, 7, 60)
-        except budgets.Refused as r:
-            got[i] = r
-        except Exception as exc:  # noqa: BLE001 - reported by the assert below
-            got[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    ok = [g for g in got if isinstance(g, budgets.Reservation)]
-    refused = [g for g in got if isinstance(g, budgets.Refused)]
-    assert len(ok) == 14 and len(refused) == 36, [g for g in got if not isinstance(g, (budgets.Reservation,
-                                                                                      budgets.Refused))]
-    assert {r.state.window for r in refused} == {"day"}
-    counters = {r["window_kind"]: r["reserved_nanousd"] for r in db.query(
-        "SELECT window_kind, reserved_nanousd FROM spend_counters WHERE team = 'alpha'")}
-    assert counters == {"day": 98, "month": 98}
-    assert db.query("SELECT count(*) AS n FROM budget_reservations")[0]["n"] == 14
+    fifty_reservations_at_once([rest_store() for _ in range(50)], db)  # 50 clients, 50 rpc calls at once
 
 
 def test_the_anon_key_cannot_call_the_functions_over_rest(rest, db):
