@@ -148,7 +148,7 @@ def test_streams_read_to_their_end_reuse_one_connection(provider):
     async def streams() -> list[list[dict]]:
         out = []
         for _ in range(5):
-            out.append([c async for c in client.astream("gpt-4o-mini", {**KW, "stream": True})])
+            out.append([json.loads(c) async for c in client.astream("gpt-4o-mini", {**KW, "stream": True})])
         return out
 
     got = asyncio.run(streams())

@@ -215,8 +215,9 @@ class Client:
 
         return litellm_client.count_text_tokens(model, text)
 
-    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
-        """The provider's server-sent events, each `data:` chunk parsed, until `data: [DONE]`. A non-2xx
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The provider's server-sent events, each `data:` chunk's JSON as the provider sent it (bytes,
+        unparsed: the gateway forwards them as they are), until `data: [DONE]`. A non-2xx
         answer raises as `acomplete` would; an `{"error": ...}` event, a cut connection or a timeout
         raise LLMError. The request is prepared here, at once (imports, the pooled client), so a
         caller timing the first chunk times the provider. `timeout` bounds connecting and sending
@@ -244,7 +245,7 @@ class Client:
                         if data == "[DONE]":
                             await _drain(lines)
                             return
-                        yield _chunk(model, data)
+                        yield _checked(model, data.encode())
         except httpx.HTTPError as exc:
             raise _transport_error(model, exc, timeout.connect) from None
 
@@ -363,7 +364,8 @@ class Routed:
     def count_text_tokens(self, model: str, text: str) -> int:
         return self.http.count_text_tokens(model, text)
 
-    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[bytes | dict]:
+        """OpenAI-protocol streams as the provider's bytes, others as litellm's chunks (dicts)."""
         if speaks_openai(model):
             return self.http.astream(model, kwargs)
         return self.other.astream(model, self._other_kwargs(model, kwargs))
@@ -383,8 +385,12 @@ async def _drain(lines: AsyncIterator[str], within_s: float = 1.0) -> None:
         pass
 
 
-def _chunk(model: str, data: str) -> dict:
-    """One event's chunk; an error event, or a chunk that is not a JSON object, raises LLMError."""
+def _checked(model: str, data: bytes) -> bytes:
+    """One event's chunk as it came; an error event, or a chunk that is not a JSON object, raises
+    LLMError. Only a chunk that may be one of those is parsed: `"error"` with its quotes bare occurs in
+    a chunk's JSON only as a key or a whole value, never inside a string (where quotes are escaped)."""
+    if data[:1] == b"{" and data[-1:] == b"}" and b'"error"' not in data:
+        return data
     try:
         chunk = json.loads(data)
     except ValueError:
@@ -397,4 +403,4 @@ def _chunk(model: str, data: str) -> dict:
         detail = err.get("message") if isinstance(err, dict) else err
         raise LLMError(f"{model}: server: an error in the stream: {str(detail)[:300]}", None, transient=True,
                        kind="server")
-    return chunk
+    return data
