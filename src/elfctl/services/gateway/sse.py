@@ -29,8 +29,8 @@ from typing import Any
 
 from elfctl.errors import ElfError
 from elfctl.services.gateway import errors
-from elfctl.services.llm.call import Caller, Policy
 from elfctl.services.llm import stream as llm_stream
+from elfctl.services.llm.call import Caller, Policy
 
 HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 DONE = b"data: [DONE]\n\n"
