@@ -33,6 +33,7 @@ class Provider:
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
         self.connections = 0
         self.requests = 0
+        self.hung_up = False
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -68,6 +69,15 @@ class Provider:
                     payload = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
                     payload += b"data: [DONE]\n\n"
                     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    if self.framing == "endless":  # one line that does not end, in 1 MiB chunks (64 at most)
+                        conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n")
+                        piece = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
+                        try:
+                            for _ in range(64):
+                                conn.sendall(piece)
+                        except OSError:  # the client hung up
+                            self.hung_up = True
+                        return
                     if self.framing == "junk":
                         conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
                         return
@@ -205,6 +215,20 @@ def test_stream_connection_closed_by_the_provider_while_idle_is_not_reused(provi
     got = _streams(openai_http.Client(p.url), 4, fin_arrives)
     assert [len(s) for s in got] == [2] * 4
     assert p.requests == 4 and p.connections == 4
+
+
+def test_an_endless_stream_line_is_cut_at_16_mib_and_the_connection_closed(provider):
+    from elfctl.adapters import openai_http
+    from elfctl.adapters.litellm_client import LLMError
+
+    p = provider(framing="endless")
+    with pytest.raises(LLMError) as bad:
+        _streams(openai_http.Client(p.url), 1)
+    assert bad.value.kind == "connection" and "over 16 MiB" in str(bad.value)
+    deadline = time.monotonic() + 10
+    while not p.hung_up and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert p.hung_up
 
 
 def test_a_stream_answer_that_is_not_http_is_a_transient_connection_error(provider):

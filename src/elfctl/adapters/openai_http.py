@@ -35,6 +35,7 @@ from elfctl.adapters.litellm_client import Answer, LLMError, usage_of
 _CONTROL = frozenset({"timeout", "max_retries", "metadata", "api_key", "endpoint"})
 _ENDPOINTS = ("chat/completions", "embeddings")
 DEFAULT_BASE = "https://api.openai.com/v1"
+MAX_LINE = 16 << 20  # one server-sent event line of a stream (a chunk's JSON): far above any real one
 
 
 @dataclass
@@ -443,10 +444,13 @@ class _AsyncResponse:
         return b"".join([p async for p in self._pieces()])
 
     async def lines(self) -> AsyncIterator[bytes]:
-        """The body's lines, without their line ends."""
+        """The body's lines, without their line ends. A line longer than MAX_LINE is a broken answer
+        (ValueError): a provider sending one endless line would otherwise grow it without bound."""
         rest = b""
         async for piece in self._pieces():
             *done, rest = (rest + piece).split(b"\n")
+            if len(rest) > MAX_LINE:
+                raise ValueError(f"a line of its answer is over {MAX_LINE >> 20} MiB")
             for line in done:
                 yield line[:-1] if line.endswith(b"\r") else line
         if rest:
