@@ -76,8 +76,9 @@ def _text_of(chunk: dict) -> list[str]:
 
 
 class Stream:
-    """An opened streamed call: `async for chunk in stream` gives the upstream's chunks (dicts), the
-    first one already read. Iterating to the end, an error, or `aclose()` settles the call (once)."""
+    """An opened streamed call: `async for chunk in stream` gives the upstream's chunks (bytes or
+    dicts, see above), the first one already read. Iterating to the end, an error, or `aclose()`
+    settles the call (once)."""
 
     def __init__(self, caller: Caller, walk, model: str, kwargs: dict, first: dict, upstream):
         self.caller, self.walk, self.model, self.kwargs = caller, walk, model, kwargs
