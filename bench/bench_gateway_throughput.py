@@ -1,7 +1,9 @@
 """The gateway's throughput against LiteLLM's own proxy, side by side in one run: the same provider
-stub (tests/llm_server.py), the same client (the official `openai` SDK, async, concurrency 32), the
-same worker count (1 and 2). LiteLLM's proxy runs from config only (no database, so it keeps no spend
-log); elfctl's gateway records every call in its ledger, which is checked after each run.
+stub (tests/llm_server.py, in a process of its own so that it shares no GIL with the load generator),
+the same client (the official `openai` SDK, async, concurrency 32), the same worker count (1 and 2).
+LiteLLM's proxy runs from config only (no database, so it keeps no spend log); elfctl's gateway records
+every call in its ledger, which is checked after each run. Each gateway is measured once its
+background import of litellm is over (bench_gateway.wait_warm), as LiteLLM's proxy is once it serves.
 
 Also the ledger's freshness: the delay from a 200 to its row being readable in the store (what
 `cost report` reads), p99 over sequential calls.
@@ -45,6 +47,27 @@ def litellm_venv() -> Path:
     return venv
 
 
+class StubProcess:
+    """tests/llm_server.py as `python -m tests.llm_server` (every model answered with 10 prompt and 5
+    completion tokens): the provider both proxies call."""
+
+    def __init__(self):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.llm_server"], cwd=REPO, env=env,
+                                     stdout=subprocess.PIPE, start_new_session=True)
+        self.url = self.proc.stdout.readline().decode().strip()
+        if not self.url.startswith("http://"):
+            self.stop()
+            raise RuntimeError(f"the provider stub did not start (it printed {self.url!r})")
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+
+
 class LiteLLMProxy:
     def __init__(self, venv: Path, provider_url: str, workers: int, folder: Path):
         from tests.realservices import free_port
@@ -67,7 +90,10 @@ class LiteLLMProxy:
         env.pop("DATABASE_URL", None)
         self.proc = subprocess.Popen(
             [str(venv / "bin" / "litellm"), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(self.port),
-             "--num_workers", str(workers)],
+             "--num_workers", str(workers),
+             # uvicorn kills a worker that does not answer its supervisor's ping within 5 s: on a loaded
+             # machine, LiteLLM's workers importing litellm then never start (restarted again and again).
+             "--timeout_worker_healthcheck", "120"],
             env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("wb"), start_new_session=True)
 
     def wait(self, timeout_s: float = 180) -> LiteLLMProxy:
@@ -131,6 +157,7 @@ async def _load(base_url: str, key: str, n: int) -> tuple[float, list[float], in
 def _rows_for(workers: int, n: int, server, folder: Path, store, venv: Path) -> list[Row]:
     from tests.gateway.conftest import GatewayProcess
 
+    from bench.bench_gateway import wait_warm
     from elfctl.services.gateway import keys
 
     proxy = LiteLLMProxy(venv, server.url, workers, folder)
@@ -142,11 +169,13 @@ def _rows_for(workers: int, n: int, server, folder: Path, store, venv: Path) -> 
     before = store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"]
     gateway = GatewayProcess(folder, f"sqlite:///{folder / '.elf' / 'elf.db'}", server.url, workers=workers).start()
     try:
+        waited = wait_warm(gateway.base_url, keys.mint(store, "budgeted"),
+                           {"model": "gpt-4o-mini", "messages": MSG, "max_tokens": 5}, workers)
         g_rps, g_lat, g_ok = asyncio.run(_load(gateway.base_url, keys.mint(store, "free"), n))
     finally:
         gateway.stop()  # its writers commit what they hold before the processes end
     recorded = store.query("SELECT COUNT(*) AS n FROM api_usage")[0]["n"] - before
-    warm = min(200, n)
+    warm = min(200, n) + waited  # the SDK's warm-up and the calls waiting for litellm's import
     print(f"  throughput, {workers} worker(s): litellm {l_rps:.0f}/s p99 {_pct(l_lat, .99):.1f} ms ({l_ok} ok); "
           f"elfctl {g_rps:.0f}/s p99 {_pct(g_lat, .99):.1f} ms ({g_ok} ok, {recorded} rows); "
           f"load {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
@@ -196,14 +225,11 @@ def freshness(server, folder: Path, store, calls: int = 200) -> Row:
 
 
 def run(env: dict) -> list[Row]:
-    from tests.llm_server import LLMServer
-
     from bench.bench_gateway import _project
 
     n = int(os.environ.get("ELFCTL_BENCH_THROUGHPUT_N", "1500"))
     venv = litellm_venv()
-    server = LLMServer().start()
-    server.answer("*", prompt=10, completion=5)
+    server = StubProcess()
     rows: list[Row] = []
     try:
         with tempfile.TemporaryDirectory(prefix="elfctl-bench-tp-") as tmp:

@@ -24,7 +24,7 @@ Tests call it through real litellm with `api_base=server.url` and a model such a
 the content, a finish chunk, with `stream_options.include_usage` a usage chunk, then `data: [DONE]`),
 chunked so the connection is reused. `streams` records, per streamed answer, the content chunks and
 text written before the client went away or the stream ended (`finished`), and whether the client
-closed the connection early (`gone`).
+closed the connection early (`gone`), and the JSON of each event as sent (`sent`, bytes).
 
 Pytest fixture: `llm_server` (tests/conftest.py), one per test, reset between uses.
 """
@@ -252,7 +252,8 @@ class LLMServer:
                     return {**base, "choices": [choice], **extra}
 
                 words = re.findall(r"\s*\S+", rule.get("content", "ok")) or [""]
-                record = {"model": model, "chunks": 0, "text": "", "finished": False, "gone": False}
+                record = {"model": model, "chunks": 0, "text": "", "finished": False, "gone": False, "sent": []}
+                self.record = record
                 with server._lock:
                     server.streams.append(record)
                 try:
@@ -288,7 +289,9 @@ class LLMServer:
                     self.close_connection = True
 
             def _event(self, obj: dict) -> None:
-                self._write(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+                data = json.dumps(obj, separators=(",", ":")).encode()
+                self.record["sent"].append(data)  # this handler's stream (one at a time per connection)
+                self._write(b"data: " + data + b"\n\n")
 
             def _write(self, data: bytes) -> None:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

@@ -1,7 +1,8 @@
 """The gateway's HTTP client to OpenAI-protocol providers (adapters/openai_http.py) on the wire: calls
-reuse keep-alive connections (sync calls through the http.client pool, streams through httpx once read
-to their end), a connection the provider closed while idle is not used again, and a provider that
-hangs or refuses the connection is a transient `timeout` / `connection` error. The provider here is a
+reuse keep-alive connections (sync calls through the http.client pool, streams through the asyncio
+pool once read to their end, whatever the body's framing), a connection the provider closed while idle
+is not used again, and a provider that hangs, refuses the connection or answers something that is not
+HTTP is a transient `timeout` / `connection` error. The provider here is a
 raw socket server that counts the connections it accepts."""
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ class Provider:
     """Answers each request on a connection; `close_after_answer`: closes the connection after each
     answer without saying so (as a provider's idle timeout does); `hang`: reads and never answers."""
 
-    def __init__(self, close_after_answer: bool = False, hang: bool = False):
-        self.close_after_answer, self.hang = close_after_answer, hang
+    def __init__(self, close_after_answer: bool = False, hang: bool = False, framing: str = "chunked"):
+        """`framing` of a streamed answer's body: chunked, length (content-length), close (until the
+        connection closes), or junk (not HTTP at all)."""
+        self.close_after_answer, self.hang, self.framing = close_after_answer, hang, framing
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
         self.connections = 0
         self.requests = 0
+        self.hung_up = False
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -64,9 +68,28 @@ class Provider:
                                "usage": ANSWER["usage"]}]
                     payload = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
                     payload += b"data: [DONE]\n\n"
-                    chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
-                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                                 b"transfer-encoding: chunked\r\n\r\n" + chunks)
+                    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    if self.framing == "endless":  # one line that does not end, in 1 MiB chunks (64 at most)
+                        conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n")
+                        piece = b"%x\r\n%s\r\n" % (1 << 20, b"x" * (1 << 20))
+                        try:
+                            for _ in range(64):
+                                conn.sendall(piece)
+                        except OSError:  # the client hung up
+                            self.hung_up = True
+                        return
+                    if self.framing == "junk":
+                        conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+                        return
+                    if self.framing == "close":
+                        conn.sendall(head + b"\r\n" + payload)
+                        return
+                    if self.framing == "length":
+                        conn.sendall(head + b"content-length: %d\r\n\r\n" % len(payload) + payload)
+                    else:  # each event in its own chunk, as providers flush them
+                        parts = [b"data: " + p for p in payload.split(b"data: ")[1:]]
+                        chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+                        conn.sendall(head + b"transfer-encoding: chunked\r\n\r\n" + chunks)
                 else:
                     out = json.dumps(ANSWER).encode()
                     conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
@@ -148,9 +171,71 @@ def test_streams_read_to_their_end_reuse_one_connection(provider):
     async def streams() -> list[list[dict]]:
         out = []
         for _ in range(5):
-            out.append([c async for c in client.astream("gpt-4o-mini", {**KW, "stream": True})])
+            out.append([json.loads(c) async for c in client.astream("gpt-4o-mini", {**KW, "stream": True})])
         return out
 
     got = asyncio.run(streams())
     assert [[c["choices"][0]["delta"]["content"] for c in s if c["choices"]] for s in got] == [["hi"]] * 5
     assert p.requests == 5 and p.connections == 1
+
+
+def _streams(client, n: int = 3, between=None) -> list[list[dict]]:
+    async def run() -> list[list[dict]]:
+        out = []
+        for _ in range(n):
+            out.append([json.loads(c) async for c in client.astream("gpt-4o-mini", {**KW, "stream": True})])
+            if between:
+                await between()
+        return out
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize(("framing", "connections"), [("length", 1), ("close", 3)])
+def test_streams_sized_or_closed_by_the_provider_read_the_same(provider, framing, connections):
+    """A body with a content-length is read to its end and its connection reused; one that lasts until
+    the provider closes it is read to the close, and the next stream opens a new connection."""
+    from elfctl.adapters import openai_http
+
+    p = provider(framing=framing)
+    got = _streams(openai_http.Client(p.url))
+    assert [[c["choices"][0]["delta"]["content"] for c in s if c["choices"]] for s in got] == [["hi"]] * 3
+    assert [s[-1]["usage"]["completion_tokens"] for s in got] == [2] * 3
+    assert p.requests == 3 and p.connections == connections
+
+
+def test_stream_connection_closed_by_the_provider_while_idle_is_not_reused(provider):
+    from elfctl.adapters import openai_http
+
+    p = provider(close_after_answer=True)
+
+    async def fin_arrives():  # the provider's FIN reaches the idle connection (what the pool must notice)
+        await asyncio.sleep(0.2)
+
+    got = _streams(openai_http.Client(p.url), 4, fin_arrives)
+    assert [len(s) for s in got] == [2] * 4
+    assert p.requests == 4 and p.connections == 4
+
+
+def test_an_endless_stream_line_is_cut_at_16_mib_and_the_connection_closed(provider):
+    from elfctl.adapters import openai_http
+    from elfctl.adapters.litellm_client import LLMError
+
+    p = provider(framing="endless")
+    with pytest.raises(LLMError) as bad:
+        _streams(openai_http.Client(p.url), 1)
+    assert bad.value.kind == "connection" and "over 16 MiB" in str(bad.value)
+    deadline = time.monotonic() + 10
+    while not p.hung_up and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert p.hung_up
+
+
+def test_a_stream_answer_that_is_not_http_is_a_transient_connection_error(provider):
+    from elfctl.adapters import openai_http
+    from elfctl.adapters.litellm_client import LLMError
+
+    p = provider(framing="junk")
+    with pytest.raises(LLMError) as bad:
+        _streams(openai_http.Client(p.url), 1)
+    assert bad.value.kind == "connection" and bad.value.transient and "SSH-2.0" in str(bad.value)

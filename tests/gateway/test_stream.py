@@ -95,6 +95,28 @@ def test_the_wire_format_ends_with_done(gw_env, gateway, mint, llm_server):
     assert all(e.startswith("data: {") for e in events[:-2]) and len(events) == 2 + 4  # role, a, b, stop
 
 
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_chunks_are_the_providers_bytes_forwarded(gw_env, gateway, mint, llm_server, include_usage):
+    """Each event is the provider's JSON byte for byte (its key order, its `\\u00e9` escapes), not a
+    re-encoding; a client that did not ask for usage gets them without the `"usage":null` field and
+    without the usage chunk, and no event of its stream says "usage" at all."""
+    llm_server.answer("gpt-4o-mini", prompt=12, completion=3, content="café crème brûlée")
+    body = {"model": "gpt-4o-mini", "messages": MSG, "stream": True}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    r = httpx.post(gateway.base_url + "/chat/completions", json=body, timeout=30,
+                   headers={"authorization": f"Bearer {mint('alpha')}"})
+    assert r.status_code == 200
+    got = [e.removeprefix("data: ").encode() for e in r.text.split("\n\n")[:-2]]
+    sent = llm_server.streams[-1]["sent"]
+    assert b'"usage":null' in sent[0] and b"\\u00e9" in sent[1]  # what the stub sends, usage asked
+    if include_usage:
+        assert got == sent
+    else:
+        assert got == [e.replace(b',"usage":null', b"") for e in sent[:-1]]
+        assert "usage" not in r.text
+
+
 def test_async_stream_with_include_usage_gets_the_usage_chunk(gw_env, gateway, mint, llm_server):
     _project, store = gw_env
     llm_server.answer("gpt-4o-mini", prompt=40, completion=3, content="x y z")

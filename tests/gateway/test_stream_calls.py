@@ -6,6 +6,7 @@ or, cut short, with the counted tokens of what arrived; the reservation settled 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -68,9 +69,10 @@ def _tokens(text: str) -> int:
 
 
 async def _drain(stream, upto=None) -> list[dict]:
+    """The stream's chunks, parsed: the provider's bytes come through unparsed (usage chunk aside)."""
     got = []
     async for chunk in stream:
-        got.append(chunk)
+        got.append(json.loads(chunk) if isinstance(chunk, bytes) else chunk)
         if upto is not None and len(got) >= upto:
             break
     return got

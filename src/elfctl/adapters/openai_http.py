@@ -12,7 +12,9 @@ body (`ProviderRejected.body`) so the gateway can pass it through.
 
 Sync calls (the gateway's worker threads) go through the standard library's http.client over a pool
 of keep-alive connections: ~0.15 ms of CPU a request against httpx's ~0.5 ms, which was the largest
-single cost of a gateway call. Async calls and streams use httpx.AsyncClient.
+single cost of a gateway call. Streams go over asyncio's own streams, pooled per event loop
+(`_AsyncPool`): httpx was most of a streamed call's CPU in the gateway's profile. Other async calls
+use httpx.AsyncClient.
 
 kwargs the Caller adds for itself (timeout, max_retries, metadata) are not sent; `api_key` becomes
 the Authorization header. `endpoint` picks the path: "chat/completions" (default) or "embeddings".
@@ -33,6 +35,7 @@ from elfctl.adapters.litellm_client import Answer, LLMError, usage_of
 _CONTROL = frozenset({"timeout", "max_retries", "metadata", "api_key", "endpoint"})
 _ENDPOINTS = ("chat/completions", "embeddings")
 DEFAULT_BASE = "https://api.openai.com/v1"
+MAX_LINE = 16 << 20  # one server-sent event line of a stream (a chunk's JSON): far above any real one
 
 
 @dataclass
@@ -111,6 +114,7 @@ class Client:
         self.max_connections = max_connections
         self._sync = None
         self._async: dict[int, Any] = {}
+        self._apools: dict[int, _AsyncPool] = {}  # streams' connections, per event loop
         self._lock = threading.Lock()
 
     # -- what the Caller uses ---------------------------------------------------------------------
@@ -217,38 +221,51 @@ class Client:
 
         return litellm_client.count_text_tokens(model, text)
 
-    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
-        """The provider's server-sent events, each `data:` chunk parsed, until `data: [DONE]`. A non-2xx
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The provider's server-sent events, each `data:` chunk's JSON as the provider sent it (bytes,
+        unparsed: the gateway forwards them as they are), until `data: [DONE]`. A non-2xx
         answer raises as `acomplete` would; an `{"error": ...}` event, a cut connection or a timeout
         raise LLMError. The request is prepared here, at once (imports, the pooled client), so a
         caller timing the first chunk times the provider. `timeout` bounds connecting and sending
         only: a stream may rightly last long, so its reads are timed by the caller
         (services/llm/stream.py: the first chunk within the attempt's timeout, then each gap). Closing
         the iterator closes the connection, so the provider stops generating."""
-        import httpx
-
         url, body, headers, timeout = self._request(model, kwargs)
         headers["accept"] = "text/event-stream"
-        return self._events(model, self._aclient(), url, body, headers, httpx.Timeout(timeout, read=None))
+        return self._events(model, self._apool(), url, body, headers, timeout)
 
     @staticmethod
-    async def _events(model: str, client: Any, url: str, body: bytes, headers: dict, timeout: Any):
-        import httpx
-
+    async def _events(model: str, pool: _AsyncPool, url: str, body: bytes, headers: dict, timeout: float):
+        r = None
         try:
-            async with client.stream("POST", url, content=body, headers=headers, timeout=timeout) as r:
-                if r.status_code >= 300:
-                    raise _error_of(model, r.status_code, await r.aread(), r.headers)
-                lines = r.aiter_lines()
-                async for line in lines:
-                    if line.startswith("data:"):  # else a comment (keep-alive), an event name, a blank line
-                        data = line[5:].strip()
-                        if data == "[DONE]":
-                            await _drain(lines)
-                            return
-                        yield _chunk(model, data)
-        except httpx.HTTPError as exc:
-            raise _transport_error(model, exc, timeout.connect) from None
+            r = await pool.send(url, body, headers, timeout)
+            if r.status >= 300:
+                raise _error_of(model, r.status, await r.read(), r.headers)
+            lines = r.lines()
+            async for line in lines:
+                if line.startswith(b"data:"):  # else a comment (keep-alive), an event name, a blank line
+                    data = line[5:].strip()
+                    if data == b"[DONE]":
+                        await _drain(lines)
+                        return
+                    yield _checked(model, data)
+        except (EOFError, ValueError) as exc:  # cut inside a chunk (IncompleteReadError), a broken framing
+            what = "closed the connection mid-answer" if isinstance(exc, EOFError) else f"broke HTTP ({exc})"
+            raise _transport_error(model, ConnectionError(f"the provider {what}"), timeout) from None
+        except OSError as exc:  # TimeoutError (connecting, sending) included
+            raise _transport_error(model, exc, timeout) from None
+        finally:
+            if r is not None:
+                r.release()
+
+    def _apool(self) -> _AsyncPool:
+        import asyncio
+
+        loop = id(asyncio.get_running_loop())
+        pool = self._apools.get(loop)
+        if pool is None:
+            pool = self._apools[loop] = _AsyncPool(self.base_url, self.max_connections)
+        return pool
 
 
 class _Pool:
@@ -318,6 +335,136 @@ class _Pool:
             self._idle.pop().close()
 
 
+class _AsyncPool:
+    """Keep-alive asyncio connections to one origin, for the streams of one event loop: HTTP/1.1 with
+    only what a provider's answer needs (a status line, headers, a chunked, sized or until-close
+    body). `timeout` bounds connecting and sending; reading the answer is timed by the caller (a
+    stream may rightly last long). A connection goes back to the pool only once its answer was read
+    to its end; any other ending closes it, so the provider sees the client gone and stops."""
+
+    def __init__(self, base_url: str, size: int):
+        from urllib.parse import urlsplit
+
+        u = urlsplit(base_url)
+        self.https = u.scheme == "https"
+        self.host, self.port = u.hostname or "", u.port or (443 if self.https else 80)
+        self.origin = f"{u.scheme}://{u.netloc}"
+        self.host_header = u.netloc.rpartition("@")[2]
+        self.size = size
+        self._idle: list[tuple[Any, Any]] = []
+        self._ssl = None
+
+    async def _connect(self, timeout: float):
+        import asyncio
+
+        while self._idle:
+            reader, writer = self._idle.pop()
+            if reader.at_eof() or writer.is_closing():  # the server closed it while it was idle
+                writer.close()
+                continue
+            return reader, writer
+        if self.https and self._ssl is None:
+            import ssl
+
+            self._ssl = ssl.create_default_context()
+        async with asyncio.timeout(timeout):
+            return await asyncio.open_connection(self.host, self.port, ssl=self._ssl if self.https else None)
+
+    async def send(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> _AsyncResponse:
+        """POST `body`; the answer once its status line and headers are read. Raises OSError."""
+        import asyncio
+
+        reader, writer = await self._connect(timeout)
+        try:
+            path = url[len(self.origin):] if url.startswith(self.origin) else url
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            writer.write(f"POST {path} HTTP/1.1\r\nhost: {self.host_header}\r\ncontent-length: {len(body)}\r\n"
+                         f"{head}\r\n".encode("latin-1") + body)
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+            line = await reader.readline()
+            parts = line.split(None, 2)
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
+                raise ConnectionError(f"not an HTTP answer: {line[:80]!r}" if line else "closed before answering")
+            got: dict[str, str] = {}
+            while (line := await reader.readline()) not in (b"\r\n", b"\n"):
+                if not line:
+                    raise ConnectionError("closed in the middle of the answer's headers")
+                name, _, value = line.decode("latin-1").partition(":")
+                got[name.strip().lower()] = value.strip()
+        except BaseException:
+            writer.close()
+            raise
+        keep = parts[0] != b"HTTP/1.0" and "close" not in got.get("connection", "").lower()
+        return _AsyncResponse(self, reader, writer, int(parts[1]), got, keep)
+
+    def give(self, reader, writer) -> None:
+        if len(self._idle) < self.size:
+            self._idle.append((reader, writer))
+        else:
+            writer.close()
+
+
+class _AsyncResponse:
+    """An answer being read from one pooled connection."""
+
+    def __init__(self, pool: _AsyncPool, reader, writer, status: int, headers: dict[str, str], keep: bool):
+        self.pool, self.reader, self.writer = pool, reader, writer
+        self.status, self.headers, self.keep = status, headers, keep
+        self.complete = False  # the body was read to its end: the connection may serve another request
+
+    async def _pieces(self) -> AsyncIterator[bytes]:
+        r = self.reader
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            while True:
+                line = await r.readline()
+                if not line.endswith(b"\n"):
+                    raise ConnectionError("the provider closed the connection mid-answer")
+                size = int(line.split(b";", 1)[0], 16)  # a bad size line: ValueError, a broken answer
+                if size == 0:
+                    while (line := await r.readline()) not in (b"\r\n", b"\n", b""):  # trailers
+                        pass
+                    self.complete = True
+                    return
+                yield (await r.readexactly(size + 2))[:-2]
+        elif self.headers.get("content-length", "").isdigit():
+            left = int(self.headers["content-length"])
+            while left:
+                data = await r.read(min(left, 1 << 16))
+                if not data:
+                    raise ConnectionError("the provider closed the connection mid-answer")
+                left -= len(data)
+                yield data
+            self.complete = True
+        else:  # the body lasts until the server closes the connection
+            self.keep = False
+            while data := await r.read(1 << 16):
+                yield data
+            self.complete = True
+
+    async def read(self) -> bytes:
+        return b"".join([p async for p in self._pieces()])
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """The body's lines, without their line ends. A line longer than MAX_LINE is a broken answer
+        (ValueError): a provider sending one endless line would otherwise grow it without bound."""
+        rest = b""
+        async for piece in self._pieces():
+            *done, rest = (rest + piece).split(b"\n")
+            if len(rest) > MAX_LINE:
+                raise ValueError(f"a line of its answer is over {MAX_LINE >> 20} MiB")
+            for line in done:
+                yield line[:-1] if line.endswith(b"\r") else line
+        if rest:
+            yield rest
+
+    def release(self) -> None:
+        if self.complete and self.keep:
+            self.pool.give(self.reader, self.writer)
+        else:
+            self.writer.close()
+
+
 def speaks_openai(model: str) -> bool:
     """Whether the model's provider takes OpenAI's wire format as is (OpenAI, or a compatible
     server at OPENAI_BASE_URL): a bare model name or `openai/...`."""
@@ -365,7 +512,8 @@ class Routed:
     def count_text_tokens(self, model: str, text: str) -> int:
         return self.http.count_text_tokens(model, text)
 
-    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[dict]:
+    def astream(self, model: str, kwargs: dict[str, Any]) -> AsyncIterator[bytes | dict]:
+        """OpenAI-protocol streams as the provider's bytes, others as litellm's chunks (dicts)."""
         if speaks_openai(model):
             return self.http.astream(model, kwargs)
         return self.other.astream(model, self._other_kwargs(model, kwargs))
@@ -385,8 +533,12 @@ async def _drain(lines: AsyncIterator[str], within_s: float = 1.0) -> None:
         pass
 
 
-def _chunk(model: str, data: str) -> dict:
-    """One event's chunk; an error event, or a chunk that is not a JSON object, raises LLMError."""
+def _checked(model: str, data: bytes) -> bytes:
+    """One event's chunk as it came; an error event, or a chunk that is not a JSON object, raises
+    LLMError. Only a chunk that may be one of those is parsed: `"error"` with its quotes bare occurs in
+    a chunk's JSON only as a key or a whole value, never inside a string (where quotes are escaped)."""
+    if data[:1] == b"{" and data[-1:] == b"}" and b'"error"' not in data:
+        return data
     try:
         chunk = json.loads(data)
     except ValueError:
@@ -399,4 +551,4 @@ def _chunk(model: str, data: str) -> dict:
         detail = err.get("message") if isinstance(err, dict) else err
         raise LLMError(f"{model}: server: an error in the stream: {str(detail)[:300]}", None, transient=True,
                        kind="server")
-    return chunk
+    return data

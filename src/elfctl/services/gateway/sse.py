@@ -11,9 +11,14 @@
         server (asgi.Server._stream): the upstream is closed (it stops generating) and the call is
         settled with what was generated.
 
-The upstream is always asked for its usage chunk (stream.open_stream); the client gets it only when
+The upstream is always asked for its usage chunk (stream.start); the client gets it only when
 its own `stream_options.include_usage` asked for it, else it is stripped, with the `usage: null`
 field the other chunks then carry.
+
+An OpenAI-protocol provider's chunks are forwarded as the bytes it sent (stream.py passes them on
+unparsed); only the usage chunk is parsed, and re-encoded when it must change. The call's store work
+(the reservation) runs in respond, on the handler's worker thread, so the stream itself needs no
+thread hand-off before its first byte.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from typing import Any
 
 from elfctl.errors import ElfError
 from elfctl.services.gateway import errors
+from elfctl.services.llm import stream as llm_stream
 from elfctl.services.llm.call import Caller, Policy
-from elfctl.services.llm.stream import open_stream
 
 HEADERS = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
 DONE = b"data: [DONE]\n\n"
@@ -45,13 +50,33 @@ def respond(gateway: Any, policy: Policy, kwargs: dict) -> tuple[int, dict[str, 
                               f"{json.dumps(options)[:100]}", code="invalid_type", param="stream_options")
     wants_usage = bool((options or {}).get("include_usage"))
     headers = {**HEADERS, "x-request-id": str(kwargs.get("request_id") or "")}
-    return 200, headers, events(gateway.caller, policy, kwargs, wants_usage)
+    started = llm_stream.start(gateway.caller, policy, kwargs)  # an exhausted budget raises here: a 429
+    return 200, headers, events(gateway.caller, policy, kwargs, wants_usage, started)
 
 
-async def events(caller: Caller, policy: Policy, kwargs: dict, wants_usage: bool) -> AsyncIterator[bytes]:
-    stream = await open_stream(caller, policy, kwargs)  # raises from the first anext: no byte sent yet
+def _without_null_usage(raw: bytes) -> bytes | None:
+    """The chunk without its `"usage":null` field, or None if it is not spelled as OpenAI spells it."""
+    for field in (b',"usage":null', b'"usage":null,'):
+        if field in raw:
+            return raw.replace(field, b"", 1)
+    return None
+
+
+async def events(caller: Caller, policy: Policy, kwargs: dict, wants_usage: bool,
+                 started=None) -> AsyncIterator[bytes]:
+    # raises from the first anext: no byte sent yet
+    stream = await llm_stream.open_stream(caller, policy, kwargs, started)
     try:
         async for chunk in stream:
+            if isinstance(chunk, bytes):  # the provider's own, with no usage object (stream.py)
+                if wants_usage or b'"usage"' not in chunk:
+                    yield b"data: " + chunk + b"\n\n"
+                    continue
+                stripped = _without_null_usage(chunk)
+                if stripped is not None:
+                    yield b"data: " + stripped + b"\n\n"
+                    continue
+                chunk = json.loads(chunk)
             if not wants_usage and "usage" in chunk:
                 if not chunk.get("choices"):
                     continue  # the usage chunk the client did not ask for

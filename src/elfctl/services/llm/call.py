@@ -328,17 +328,17 @@ class Caller:
             finished, value = await asyncio.to_thread(_step, walk, outcome)
         return value
 
+    def _prelude(self, policy: Policy, kwargs: dict, call=None):
+        """An async call's start, where blocking on the store is allowed (a worker thread): its walk,
+        each model's kwargs and attempt (see _attempt_fn for `call`), and the walk's first step."""
+        walk, keyed = self._start(policy, kwargs)
+        attempts = {m: self._attempt_fn(m, True, call) for m in keyed}  # a new breaker writes its row
+        return walk, keyed, attempts, _step(walk, None)
+
     async def _aopen(self, policy: Policy, kwargs: dict, call=None):
-        """An async call's start, on one worker thread: its walk, each model's kwargs and attempt (see
-        _attempt_fn for `call`), and the walk's first step."""
         import asyncio
 
-        def prelude():
-            walk, keyed = self._start(policy, kwargs)
-            attempts = {m: self._attempt_fn(m, True, call) for m in keyed}  # a new breaker writes its row
-            return walk, keyed, attempts, _step(walk, None)
-
-        return await asyncio.to_thread(prelude)
+        return await asyncio.to_thread(self._prelude, policy, kwargs, call)
 
     def _finish(
         self, policy: Policy, request_id: str, requested: str, answer, res, reasons, t0, messages=None

@@ -11,11 +11,17 @@ through the same walk (`Caller._drive` -> `_finish`: usage row, reservation sett
     usage) with the tokens of what arrived: the prompt and the generated text counted as the
     reservation counts (litellm's counter), so nothing is charged that was not generated.
 The upstream is closed as soon as the stream ends for any reason, so it stops generating.
+
+Chunks are dicts (litellm's) or, from an OpenAI-protocol provider, the JSON bytes it sent: those are
+passed on unparsed (the gateway forwards them as they are), except a chunk carrying a usage object,
+which is parsed and passed on as a dict. A chunk's text is read from its bytes only if the call is
+settled without the upstream's usage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -50,40 +56,62 @@ async def _open(client: Any, model: str, kwargs: dict) -> tuple[dict, AsyncItera
     return first, upstream
 
 
+_USAGE, _NULL_USAGE = b'"usage"', b'"usage":null'
+
+
+def _text_of(chunk: dict) -> list[str]:
+    """The generated text of a chunk: content, refusal, reasoning, tool-call names and arguments."""
+    text = []
+    for choice in chunk.get("choices") or ():
+        delta = choice.get("delta") or {}
+        for part in (delta.get("content"), delta.get("refusal"), delta.get("reasoning_content")):
+            if isinstance(part, str):
+                text.append(part)
+        for call in delta.get("tool_calls") or ():
+            fn = (call or {}).get("function") or {}
+            for part in (fn.get("name"), fn.get("arguments")):
+                if isinstance(part, str):
+                    text.append(part)
+    return text
+
+
 class Stream:
-    """An opened streamed call: `async for chunk in stream` gives the upstream's chunks (dicts), the
-    first one already read. Iterating to the end, an error, or `aclose()` settles the call (once)."""
+    """An opened streamed call: `async for chunk in stream` gives the upstream's chunks (bytes or
+    dicts, see above), the first one already read. Iterating to the end, an error, or `aclose()`
+    settles the call (once)."""
 
     def __init__(self, caller: Caller, walk, model: str, kwargs: dict, first: dict, upstream):
         self.caller, self.walk, self.model, self.kwargs = caller, walk, model, kwargs
         self.first, self.upstream = first, upstream
-        self.text: list[str] = []  # generated text as it arrived (content, tool-call arguments)
+        self.text: list[str] = []  # generated text of the parsed chunks (content, tool-call arguments)
+        self.raw: list[bytes] = []  # the unparsed chunks, read only if no usage arrives
         self.usage: dict | None = None  # the upstream's own usage, when its usage chunk arrived
         self.settled = False
         asked = kwargs.get("timeout")
         # A stream quiet for longer than a whole non-streamed attempt may take is cut there.
         self.idle_s = caller.settings.timeout_s if not isinstance(asked, int | float) else float(asked)
 
-    def _note(self, chunk: dict) -> None:
+    def _note(self, chunk: bytes | dict) -> bytes | dict:
+        """Note what the ledger needs of a chunk; the chunk as passed on (a usage-bearing one parsed).
+        `"usage"` with bare quotes is a key (inside a string its quotes are escaped): no such key, or
+        only `"usage":null` (what OpenAI puts on every chunk once include_usage is asked), means no
+        usage here."""
+        if isinstance(chunk, bytes):
+            n = chunk.count(_USAGE)
+            if n == 0 or (n == 1 and _NULL_USAGE in chunk):
+                self.raw.append(chunk)
+                return chunk
+            chunk = json.loads(chunk)  # the usage chunk (checked to be a JSON object by the adapter)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            for part in (delta.get("content"), delta.get("refusal"), delta.get("reasoning_content")):
-                if isinstance(part, str):
-                    self.text.append(part)
-            for call in delta.get("tool_calls") or ():
-                fn = (call or {}).get("function") or {}
-                for part in (fn.get("name"), fn.get("arguments")):
-                    if isinstance(part, str):
-                        self.text.append(part)
+        self.text += _text_of(chunk)
+        return chunk
 
-    async def __aiter__(self) -> AsyncIterator[dict]:
+    async def __aiter__(self) -> AsyncIterator[bytes | dict]:
         chunk, self.first = self.first, None
         try:
             while True:
-                self._note(chunk)
-                yield chunk
+                yield self._note(chunk)
                 try:
                     # Only the wait on the upstream is timed, not the consumer's (a slow client).
                     async with asyncio.timeout(self.idle_s):
@@ -104,7 +132,11 @@ class Stream:
         try:
             await self.upstream.aclose()
         finally:
-            await asyncio.shield(asyncio.to_thread(self._settle))
+            if self.usage is not None and self.caller.settings.record == "background":
+                # No store work left (the spool and the writer's queue: Caller._finish): no thread hop.
+                self._settle()
+            else:  # counting tokens (the tokenizer), or recording synchronously
+                await asyncio.shield(asyncio.to_thread(self._settle))
 
     def _settle(self) -> None:
         answer = self._answer()
@@ -118,17 +150,27 @@ class Stream:
             return Answer({}, self.model, provider, *usage_of({"usage": self.usage}))
         # No usage from the upstream: what it sent, counted the way the reservation was.
         prompt = client.count_prompt_tokens(self.model, self.kwargs)
-        completion = client.count_text_tokens(self.model, "".join(self.text))
+        text = [t for raw in self.raw for t in _text_of(json.loads(raw))] + self.text
+        completion = client.count_text_tokens(self.model, "".join(text))
         return Answer({}, self.model, provider, prompt, completion, 0, 0, 0)
 
 
-async def open_stream(caller: Caller, policy: Policy, kwargs: dict) -> Stream:
-    """Walk the team's chain until a model's stream gives its first chunk; raise (LLMError,
-    BudgetExceeded, InputError) when none does, before anything was sent. The upstream is always
-    asked for its usage chunk; whoever passes the chunks on strips it if their client did not ask."""
+def start(caller: Caller, policy: Policy, kwargs: dict):
+    """A streamed call's start: its store work (keys, the reservation, breakers), so it blocks. For a
+    caller already on a worker thread (the gateway's handlers): open_stream(..., started=start(...))
+    then needs no thread hand-off before the provider is called. The upstream is always asked for its
+    usage chunk; whoever passes the chunks on strips it if their client did not ask."""
     options = {**(kwargs.get("stream_options") or {}), "include_usage": True}
-    kwargs = {**kwargs, "stream": True, "stream_options": options}
-    walk, keyed, attempts, (finished, model) = await caller._aopen(policy, kwargs, call=_open)
+    return caller._prelude(policy, {**kwargs, "stream": True, "stream_options": options}, call=_open)
+
+
+async def open_stream(caller: Caller, policy: Policy, kwargs: dict, started=None) -> Stream:
+    """Walk the team's chain until a model's stream gives its first chunk; raise (LLMError,
+    BudgetExceeded, InputError) when none does, before anything was sent. `started`: what start()
+    returned for these arguments, else it runs here on a worker thread."""
+    if started is None:
+        started = await asyncio.to_thread(start, caller, policy, kwargs)
+    walk, keyed, attempts, (finished, model) = started
     try:
         while not finished:
             try:
