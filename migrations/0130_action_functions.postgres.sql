@@ -1,5 +1,5 @@
 -- 0130_action_functions: the actions trail (services/actions/trail.py) and the alert outbox
--- (services/notify/outbox.py emit) as database functions, so automatic actions and alerts are
+-- (services/notify/outbox.py emit) and the trail's read as database functions, so automatic actions and alerts are
 -- written over Supabase's REST API as well (one `rpc` each: REST has no transaction to put the two
 -- inserts in). PostgresStore calls the same functions inside the caller's transaction. SQLite keeps
 -- the SQL in the services (0130_action_functions.sqlite.sql is empty). Security as in 0110.
@@ -57,6 +57,18 @@ BEGIN
                               'new', v_done -> 'new');
 END $$;
 
+-- trail.recent (`elfctl audit actions`): the newest actions first, optionally since a time, of one
+-- team, of one resource. A function because REST's filters elfctl uses are equality only.
+CREATE OR REPLACE FUNCTION public.elfctl_recent_actions(p_since text, p_team text, p_resource text,
+                                                       p_limit integer) RETURNS jsonb
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = '' AS $$
+    SELECT COALESCE(jsonb_agg(to_jsonb(a) ORDER BY a.ts DESC, a.id DESC), '[]'::jsonb)
+      FROM (SELECT * FROM public.platform_actions
+             WHERE (p_since IS NULL OR ts >= p_since) AND (p_team IS NULL OR team = p_team)
+               AND (p_resource IS NULL OR resource = p_resource)
+             ORDER BY ts DESC, id DESC LIMIT p_limit) AS a
+$$;
+
 -- Execute: nobody but service_role (and the owner), as 0110 does for its functions.
 DO $$
 DECLARE
@@ -67,7 +79,8 @@ BEGIN
      WHERE rolname IN ('anon', 'authenticated');
     FOR f IN
         SELECT p.oid::regprocedure AS sig FROM pg_proc p
-         WHERE p.pronamespace = 'public'::regnamespace AND p.proname IN ('elfctl_record_action', 'elfctl_breaker_hold')
+         WHERE p.pronamespace = 'public'::regnamespace AND p.proname IN ('elfctl_record_action', 'elfctl_breaker_hold',
+                                                                       'elfctl_recent_actions')
     LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.sig);
         IF v_roles IS NOT NULL THEN

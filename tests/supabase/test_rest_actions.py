@@ -160,6 +160,13 @@ def test_breakers_open_and_close_with_only_the_rest_api(rest, db, project):
     severities = {r["dedupe_key"]: r["severity"] for r in db.query("SELECT dedupe_key, severity FROM notify_events")}
     assert severities == {f"action:{rows[0]['id']}": "critical", f"action:{rows[1]['id']}": "critical"}
 
+    # the trail read back over REST: `audit actions` filters by time and team in the database
+    audit = run_elfctl("audit", "actions", "--since", "1h", "--json", cwd=project, env=env)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert [a["id"] for a in json.loads(audit.stdout)] == [rows[1]["id"], rows[0]["id"]]  # newest first
+    none = run_elfctl("audit", "actions", "--team", "nobody", "--json", cwd=project, env=env)
+    assert none.returncode == 0 and json.loads(none.stdout) == []
+
     # an unknown circuit: exit 2, one line naming it, nothing written
     before = db.query("SELECT count(*) AS n FROM platform_actions")[0]["n"]
     missing = run_elfctl("breakers", "close", "nosuch", cwd=project, env=env)

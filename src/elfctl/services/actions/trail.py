@@ -69,6 +69,10 @@ def alert(a: Action) -> Event:
 def recent(tx: Tx, since: dt.datetime | None = None, team: str | None = None, limit: int = 200,
            resource: str | None = None) -> list[Action]:
     """The newest actions first, optionally since a time, for one team, of one resource."""
+    if runs_functions(tx):  # Postgres and Supabase: elfctl_recent_actions (0130), REST filters are equality only
+        rows = tx.call("elfctl_recent_actions", {"p_since": iso(since) if since is not None else None,
+                                                 "p_team": team, "p_resource": resource, "p_limit": int(limit)})
+        return [Action(**{c: r[c] for c in _COLUMNS}) for r in rows]
     where, params = [], []
     if since is not None:
         where.append("ts >= ?")
