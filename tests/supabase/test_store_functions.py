@@ -21,7 +21,8 @@ from elfctl.services.cost import budgets, ledger
 
 FUNCTIONS = ("elfctl_reserve", "elfctl_settle", "elfctl_expire", "elfctl_unreserve", "elfctl_record_usage",
              "elfctl_breaker_ensure", "elfctl_breaker_update", "elfctl_breaker_take_probe", "elfctl_heartbeat",
-             "elfctl_key_lookup", "elfctl_key_touch")
+             "elfctl_key_lookup", "elfctl_key_touch", "elfctl_record_action", "elfctl_breaker_hold",
+             "elfctl_recent_actions")  # + 0130
 RESERVE_ARGS = ("p_id => 'r1', p_team => 'alpha', p_amount => 10, p_day => '2026-01-01', p_month => '2026-01-01', "
                 "p_day_limit => 100, p_month_limit => NULL, p_force => false, p_now => '2026-01-01T00:00:00.000+00:00', "
                 "p_expires_at => '2026-01-01T00:01:00.000+00:00'")

@@ -11,7 +11,7 @@ import threading
 from elfctl.domain.clock import iso, now
 from elfctl.domain.notify import Event
 from elfctl.ids import new_id
-from elfctl.ports import Tx
+from elfctl.ports import Tx, runs_functions
 from elfctl.redact import scrub
 
 log = logging.getLogger("elfctl.notify")
@@ -45,17 +45,32 @@ def emit(tx: Tx, event: Event) -> bool:
     with _seen_lock:
         if event.dedupe_key in _seen:
             return False
-    got = tx.query(
-        "INSERT INTO notify_events (id, dedupe_key, ts, kind, severity, team, title, details) "
-        "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-        (event.id or new_id(), event.dedupe_key, event.ts or iso(now()), event.kind, event.severity,
-         event.team, scrub(event.title), json.dumps(_clean(event.details), default=str)),
-    )
+    row = stored(event)
+    if runs_functions(tx):
+        # Postgres and Supabase: database function elfctl_record_action (0130) with no action, the
+        # one write of an event over REST (no SQL there); on Postgres it joins the caller's transaction
+        new = bool(tx.call("elfctl_record_action", {"p_action": None, "p_event": row})["new"])
+    else:
+        new = bool(tx.query(f"INSERT INTO notify_events ({', '.join(row)}) VALUES ({', '.join('?' * len(row))}) "
+                            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id", list(row.values())))
+    noted(event, new)
+    return new
+
+
+def stored(event: Event) -> dict:
+    """The event as its notify_events row: id and time filled in, text scrubbed, details as JSON."""
+    return {"id": event.id or new_id(), "dedupe_key": event.dedupe_key, "ts": event.ts or iso(now()),
+            "kind": event.kind, "severity": event.severity, "team": event.team, "title": scrub(event.title),
+            "details": json.dumps(_clean(event.details), default=str)}
+
+
+def noted(event: Event, new: bool) -> None:
+    """An event written (by emit, or by the actions trail with its action): this process will not write
+    its key again, and queued one for the sender when it was new."""
     global _emitted
     with _seen_lock:
         _seen.add(event.dedupe_key)
-        _emitted = _emitted or bool(got)
-    return bool(got)
+        _emitted = _emitted or new
 
 
 def emit_quietly(store, event: Event) -> None:

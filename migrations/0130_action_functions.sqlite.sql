@@ -1,0 +1,3 @@
+-- 0130_action_functions: nothing on SQLite. On PostgreSQL (and Supabase) this version creates the
+-- database functions that write the actions trail and the alert outbox (a row and its event in one
+-- call, so they work over the REST API too); SQLite keeps their SQL in the services.
