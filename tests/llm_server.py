@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import re
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -42,16 +41,7 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-
-class _Server(ThreadingHTTPServer):
-    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (a gateway
-    # opening one per concurrent stream), which then wait out TCP's 1 s retransmission.
-    request_queue_size = 128
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError):  # a client that hung up: nothing to report
-            return
-        super().handle_error(request, client_address)
+from tests import loopback
 
 
 class LLMServer:
@@ -310,16 +300,12 @@ class LLMServer:
                 except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                     pass
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(Handler)
         return self
 
     def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        loopback.stop(self._httpd)
+        self._httpd = None
 
 
 if __name__ == "__main__":  # `python -m tests.llm_server`: a server for manual tries

@@ -43,6 +43,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests import loopback
+
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 OPS = {"eq": "=", "neq": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 OBJECT = "application/vnd.pgrst.object+json"
@@ -115,12 +117,6 @@ class SchemaCache:
                 "retset": retset, "void": void, "composite": composite})
 
 
-class _Server(ThreadingHTTPServer):
-    # The listen backlog: socketserver's 5 resets clients beyond the fifth connecting at once (50
-    # concurrent rpc reservations); a real PostgREST listens with the system's (4096).
-    request_queue_size = 128
-
-
 class PostgrestServer:
     def __init__(self, dsn: str, service_key: str, anon_key: str, schemas: tuple[str, ...] = ("public",),
                  pool_size: int = 8):
@@ -163,15 +159,11 @@ class PostgrestServer:
         self._listener.execute("LISTEN pgrst")
         self._listener.execute(f"LISTEN {self._channel}")
         threading.Thread(target=self._listen, daemon=True).start()
-        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        self._httpd = loopback.serve(_handler(self))
         return self
 
     def stop(self) -> None:
-        if self._httpd:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        loopback.stop(self._httpd)
         if self._listener is not None:
             self._listener.close()  # ends the listen thread's loop
         while not self._pool.empty():

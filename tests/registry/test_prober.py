@@ -84,9 +84,9 @@ class Silent:
                 return
             self.held.append(conn)
             if self.trickle:
-                threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
-    def _drip(self, conn) -> None:
+    def _answer(self, conn) -> None:
         for byte in b"HTTP/1.0 200 OK\r\nX-Slow: " + b"x" * 10_000:
             if self.closed.wait(0.1):
                 return
@@ -201,16 +201,10 @@ def test_a_hung_endpoint_times_out_and_holds_no_other_team_up(reg_store, teams, 
 class Endless(Silent):
     """Answers 200 at once, then a body that never ends."""
 
-    def _accept(self) -> None:
-        while not self.closed.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.held.append(conn)
-            threading.Thread(target=self._pour, args=(conn,), daemon=True).start()
+    def __init__(self):
+        super().__init__(trickle=True)  # every connection is answered: by _answer below
 
-    def _pour(self, conn) -> None:
+    def _answer(self, conn) -> None:
         try:
             conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n")
             while not self.closed.is_set():
