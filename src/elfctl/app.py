@@ -48,8 +48,7 @@ class App:
 
     @property
     def teams_dir(self) -> Path:
-        path = Path(self.config.get("teams.dir"))
-        return path if path.is_absolute() else self.config.root / path
+        return self.config.path("teams.dir")
 
     @cached_property
     def docker(self):

@@ -77,8 +77,7 @@ def _named(cfg: Config, key: str, var: str) -> str:
 def migrations_dir(cfg: Config) -> Path:
     configured = cfg.get("store.migrations_dir")
     if configured:
-        path = Path(configured)
-        return path if path.is_absolute() else cfg.root / path
+        return cfg.path("store.migrations_dir")
     here = Path(__file__).resolve().parent
     shipped = here / "migrations"  # inside an installed wheel
     return shipped if shipped.is_dir() else here.parents[1] / "migrations"  # source checkout
@@ -149,8 +148,7 @@ def default_secrets_backend(cfg: Config) -> str:
 
 
 def credential_file(cfg: Config) -> Path:
-    path = Path(cfg.get("creds.file"))
-    return path if path.is_absolute() else cfg.root / path
+    return cfg.path("creds.file")
 
 
 def start_credential_key(cfg: Config) -> None:
@@ -262,10 +260,7 @@ def price_book(cfg: Config):
     """litellm's price map plus the project's overrides (llm.prices_file), read once per change."""
     from elfctl.adapters import price_files
 
-    # services/llm/app.prices_path, read here: importing that module imports the whole call path
-    # (backoff, asyncio: ~0.1 s), which `elfctl resources` and `health` only need the prices of.
-    path = Path(cfg.get("llm.prices_file"))
-    return price_files.load(path if path.is_absolute() else cfg.root / path)
+    return price_files.load(cfg.path("llm.prices_file"))
 
 
 def provider_keys(cfg: Config, store: Store):

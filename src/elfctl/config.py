@@ -227,6 +227,11 @@ class Config:
             raise KeyError(key)
         return self.values.get(key, SCHEMA[key].default)
 
+    def path(self, key: str) -> Path:
+        """A path setting: as given when absolute, else relative to the project's root."""
+        p = Path(self.get(key))
+        return p if p.is_absolute() else self.root / p
+
     @property
     def elf_dir(self) -> Path:
         return self.root / ".elf"

@@ -44,8 +44,7 @@ def _record_mode(value: str) -> str:
 
 
 def prices_path(cfg) -> Path:
-    p = Path(cfg.get("llm.prices_file"))
-    return p if p.is_absolute() else cfg.root / p
+    return cfg.path("llm.prices_file")
 
 
 def spool(cfg) -> Spool:
@@ -53,8 +52,7 @@ def spool(cfg) -> Spool:
 
 
 def teams_dir(cfg) -> Path:
-    p = Path(cfg.get("teams.dir"))
-    return p if p.is_absolute() else cfg.root / p
+    return cfg.path("teams.dir")
 
 
 def team_policy(cfg, store: Store, team: str) -> Policy:
