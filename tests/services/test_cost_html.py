@@ -81,7 +81,8 @@ def test_report_renders_in_chromium_and_matches_json(populated, tmp_path, elfctl
     assert dom.tags.get("svg", 0) >= 3 and dom.tags.get("rect", 0) > 30  # the charts are there
     figs = dom.figs
     want = expected_from_the_generator(plan, dt.date.fromisoformat(data["dashboard"]["today"]))
-    assert len(want) > 20
+    # today's keys are absent just after midnight (no rows yet today): count the ones every run has
+    assert sum(k.endswith(".month_nanousd") for k in want) >= 4 and sum(k.startswith("model.") for k in want) >= 6
     assert {name: int(figs[name][0]) for name in want} == want
 
     env = {"ELFCTL_STORE_URL": url}
