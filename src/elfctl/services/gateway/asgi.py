@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +25,11 @@ _THREADS = 64
 
 
 class _ScrubbingFormatter(logging.Formatter):
+    # times in UTC as ISO-8601 (2026-12-31T23:59:59.123Z), like every other time elfctl shows; the
+    # default is the host's local time with no zone, which cannot be lined up with ledger rows
+    converter = staticmethod(time.gmtime)
+    default_time_format, default_msec_format = "%Y-%m-%dT%H:%M:%S", "%s.%03dZ"
+
     def format(self, record: logging.LogRecord) -> str:
         from elfctl.redact import scrub
 
