@@ -277,8 +277,10 @@ def llm_caller(cfg: Config, store: Store, warn=None):
     from elfctl.services.llm import app as llm_app
     from elfctl.services.llm.call import Caller
 
-    return Caller(store, price_book(cfg), litellm_client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
-                  key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
+    from elfctl.services.gateway.quota import Watched
+
+    return Caller(store, price_book(cfg), Watched(litellm_client, cfg, store), llm_app.spool(cfg), llm_app.settings(cfg),
+                  warn=warn, key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
 
 
 def webhook_poster():
@@ -299,7 +301,9 @@ def gateway_caller(cfg: Config, store: Store, warn=None):
     from elfctl.services.llm.call import Caller
 
     base = os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
-    client = openai_http.Routed(openai_http.Client(base), litellm_client)
+    from elfctl.services.gateway.quota import Watched
+
+    client = Watched(openai_http.Routed(openai_http.Client(base), litellm_client), cfg, store)  # rate limits kept
     return Caller(store, price_book(cfg), client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
                   key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
 

@@ -40,6 +40,25 @@ def duration_s(text: str | None) -> float | None:
     return total if total < 1e9 else None  # past any real window (and past what a timedelta holds)
 
 
+NAMES = frozenset(PREFIX + n for n in ("limit-requests", "remaining-requests", "reset-requests", "limit-tokens",
+                                       "remaining-tokens", "reset-tokens"))
+_LITELLM = "llm_provider-"  # litellm passes a provider's own headers on under this prefix
+
+
+def headers_of(headers) -> dict[str, str]:
+    """The six x-ratelimit-* headers among an answer's (a mapping, or (name, value) pairs), names
+    lower-cased, litellm's `llm_provider-` prefix dropped, values cut to 64 characters."""
+    items = headers.items() if hasattr(headers, "items") else headers
+    out: dict[str, str] = {}
+    for name, value in items or ():
+        name = str(name).lower()
+        if name.startswith(_LITELLM):
+            name = name[len(_LITELLM):]
+        if name in NAMES:
+            out[name] = str(value)[:64]
+    return out
+
+
 EPOCH_FROM = 1e9  # a plain number this large is a Unix time (2001-09-09 on), not a window's length
 
 
