@@ -37,7 +37,7 @@ _lock = threading.Lock()
 # Provider rate limits: what this process saw (or read from the store, at most once per TTL_S)
 _limits: dict[tuple[str, str], ratelimit.Limit] = {}
 _limits_read = [float("-inf")]
-_written: dict[tuple[str, str], tuple[float, bool]] = {}  # key -> (written at, was critical)
+_written: dict[tuple[int, tuple[str, str]], tuple[float, bool]] = {}  # (store, key) -> (written at, was critical)
 _rerouted: dict[tuple[str, str], str] = {}  # (team, model) -> the model serving instead, while limited
 _warned: set[str] = set()  # store problems already logged (once per process, not once a second)
 
@@ -115,10 +115,10 @@ def note(config, store, model: str, headers: dict[str, str]) -> None:
     t = time.monotonic()
     with _lock:
         _limits[k] = lim
-        last = _written.get(k)
+        last = _written.get((id(store), k))
         if last is not None and t - last[0] < TTL_S and last[1] == crit:
             return
-        _written[k] = (t, crit)
+        _written[(id(store), k)] = (t, crit)
     asyncio = sys.modules.get("asyncio")  # no loop runs where asyncio was never imported
     try:
         loop = asyncio.get_running_loop() if asyncio else None
