@@ -69,6 +69,8 @@ def team(project, docker_env, team_name, engine):  # noqa: F811
     proc = run_elfctl("deploy", team_name, cwd=project, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     yield team_name, env
+    # The engine and the prefix are the session's: a team left running would read critical in the next test.
+    run_elfctl("team", "rm", team_name, "--yes", cwd=project, env=env)
     run_elfctl("infra", "down", cwd=project, env=env)
 
 
