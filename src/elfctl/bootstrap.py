@@ -274,10 +274,9 @@ def provider_keys(cfg: Config, store: Store):
 def llm_caller(cfg: Config, store: Store, warn=None):
     """The LLM call path (elfctl.llm, `llm test`): prices, litellm, the spool, breakers, keys."""
     from elfctl.adapters import litellm_client
+    from elfctl.services.gateway.quota import Watched
     from elfctl.services.llm import app as llm_app
     from elfctl.services.llm.call import Caller
-
-    from elfctl.services.gateway.quota import Watched
 
     return Caller(store, price_book(cfg), Watched(litellm_client, cfg, store), llm_app.spool(cfg), llm_app.settings(cfg),
                   warn=warn, key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
@@ -297,12 +296,11 @@ def gateway_caller(cfg: Config, store: Store, warn=None):
     import os
 
     from elfctl.adapters import litellm_client, openai_http
+    from elfctl.services.gateway.quota import Watched
     from elfctl.services.llm import app as llm_app
     from elfctl.services.llm.call import Caller
 
     base = os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
-    from elfctl.services.gateway.quota import Watched
-
     client = Watched(openai_http.Routed(openai_http.Client(base), litellm_client), cfg, store)  # rate limits kept
     return Caller(store, price_book(cfg), client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
                   key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))

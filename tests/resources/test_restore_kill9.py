@@ -14,16 +14,11 @@ exactly one restore row in the trail, and no replica is left running unserved.""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-
 import pytest
 
 from tests.contract.test_deploy_target import _wait_for
 from tests.deploy.conftest import docker_env, engine, make_team, registry_address, team_name  # noqa: F401
-from tests.resources.test_scale_kill9 import HOT, _apply, _containers, _health, _scale_rows, team  # noqa: F401
+from tests.resources.test_scale_kill9 import HOT, _apply, _containers, _health, _kill_at, _scale_rows, team  # noqa: F401
 
 DRIVER = """
 import sys, time
@@ -62,18 +57,6 @@ print(scale.restore(app, team, "memory recovered (test)").result, flush=True)
 """
 
 
-def _kill_at(project, env, team, stage) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, team, stage], cwd=project, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline().strip()
-        assert line == f"at {stage}", (line, proc.stderr.read() if proc.poll() is not None else "")
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    assert proc.returncode == -signal.SIGKILL
-
-
 @pytest.mark.parametrize("stage, serving_after_kill", [
     ("intent-recorded", 1), ("cloned", 1), ("proxy-switched", 2), ("target-scaled", 2)])
 def test_restore_killed_at_each_stage_is_completed_by_the_next_run(project, team, engine, stage,  # noqa: F811
@@ -84,7 +67,7 @@ def test_restore_killed_at_each_stage_is_completed_by_the_next_run(project, team
         [("scale_down", name, "ok: 2 -> 1 replicas")], [(s["target"], s["trigger"]) for s in steps]
     assert _wait_for(lambda: len(_containers(engine, env, name)) == 1, timeout=60), _containers(engine, env, name)
 
-    _kill_at(project, env, name, stage)
+    _kill_at(project, env, name, stage, DRIVER)
     count, output = _health(project, env, name)
     assert count == serving_after_kill and output.startswith(f"{count}/{count} ready"), output
     assert _scale_rows(project) == [("scale_down", "ok: 2 -> 1 replicas")]  # killed before its outcome

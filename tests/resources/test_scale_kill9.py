@@ -100,8 +100,8 @@ def _apply(project, env) -> list[dict]:
     return [s for s in doc["policy"] if s["strategy"] in ("scale_down", "restore")]
 
 
-def _kill_at(project, env, team, stage) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, team, stage], cwd=project, env={**os.environ, **env},
+def _kill_at(project, env, team, stage, driver: str = DRIVER) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", driver, team, stage], cwd=project, env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()

@@ -4,15 +4,17 @@
   of a window's limit) is served by the next cheaper model of its chain instead of its first one,
   while `degrade_service` is among `[fallback.api_quota] strategies`;
 - a provider's rate limit: each answer's `x-ratelimit-*` headers are kept (`note`, through the
-  `Watched` client: answers, 429s and stream heads alike; table provider_limits, migration 0105); a model whose requests or tokens window is critically used, and
-  not yet refilled, is passed over for the next model of the chain that is not: `switch_provider` when
-  that model is another provider's, `degrade_service` when it is the same provider's, each only while
-  named in `[fallback.api_quota] strategies`. When every later model is limited too, the asked model is
+  `Watched` client: answers, 429s and stream heads alike; table provider_limits, migration 0105); a
+  model whose requests or tokens window is critically used, and not yet refilled, is passed over for
+  the next model of the chain that is not: `switch_provider` when that model is another provider's,
+  `degrade_service` when it is the same provider's, each only while named in
+  `[fallback.api_quota] strategies`. When every later model is limited too, the asked model is
   called (its 429 is the Caller's to handle).
 
 Entering and leaving either state is one row each in the actions trail (per gateway process, per team).
 A provider's 429 is the Caller's: it waits out `Retry-After` within the model's time budget, falls
-back, and the gateway answers 429 with `Retry-After` when every model is limited."""
+back, and the gateway answers 429 with `Retry-After` when every model is limited; the limit the 429
+states is kept all the same, so the next calls pass the model over until its reset."""
 
 from __future__ import annotations
 
