@@ -63,6 +63,8 @@ HOT = {"ELFCTL_RESOURCES_MEMORY_WARNING": "0.0001", "ELFCTL_RESOURCES_MEMORY_CRI
 @pytest.fixture
 def team(project, docker_env, team_name, engine):  # noqa: F811
     env = {**docker_env, "ELFCTL_RESOURCES_TIMEOUT_S": "20", "ELFCTL_DEPLOY_STOP_GRACE_S": "1",
+           "ELFCTL_DOCKER_TIMEOUT_S": "60",  # about kills, not timeouts: a loaded engine may take 10 s to start one
+
            "ELFCTL_RESOURCES_CPU_WARNING": "1000", "ELFCTL_RESOURCES_CPU_CRITICAL": "1000",  # host cpu: not ours
            "ELFCTL_RESOURCES_DOCKER_WARNING": "1000", "ELFCTL_RESOURCES_DOCKER_CRITICAL": "1000"}  # nor its disk
     make_team(project, env, team_name, replicas=2)
