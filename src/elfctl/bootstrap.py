@@ -274,11 +274,12 @@ def provider_keys(cfg: Config, store: Store):
 def llm_caller(cfg: Config, store: Store, warn=None):
     """The LLM call path (elfctl.llm, `llm test`): prices, litellm, the spool, breakers, keys."""
     from elfctl.adapters import litellm_client
+    from elfctl.services.gateway.quota import Watched
     from elfctl.services.llm import app as llm_app
     from elfctl.services.llm.call import Caller
 
-    return Caller(store, price_book(cfg), litellm_client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
-                  key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
+    return Caller(store, price_book(cfg), Watched(litellm_client, cfg, store), llm_app.spool(cfg), llm_app.settings(cfg),
+                  warn=warn, key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
 
 
 def webhook_poster():
@@ -295,11 +296,12 @@ def gateway_caller(cfg: Config, store: Store, warn=None):
     import os
 
     from elfctl.adapters import litellm_client, openai_http
+    from elfctl.services.gateway.quota import Watched
     from elfctl.services.llm import app as llm_app
     from elfctl.services.llm.call import Caller
 
     base = os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_BASE")
-    client = openai_http.Routed(openai_http.Client(base), litellm_client)
+    client = Watched(openai_http.Routed(openai_http.Client(base), litellm_client), cfg, store)  # rate limits kept
     return Caller(store, price_book(cfg), client, llm_app.spool(cfg), llm_app.settings(cfg), warn=warn,
                   key_for=provider_keys(cfg, store), trace=telemetry(cfg, store))
 

@@ -63,12 +63,16 @@ HOT = {"ELFCTL_RESOURCES_MEMORY_WARNING": "0.0001", "ELFCTL_RESOURCES_MEMORY_CRI
 @pytest.fixture
 def team(project, docker_env, team_name, engine):  # noqa: F811
     env = {**docker_env, "ELFCTL_RESOURCES_TIMEOUT_S": "20", "ELFCTL_DEPLOY_STOP_GRACE_S": "1",
+           "ELFCTL_DOCKER_TIMEOUT_S": "60",  # about kills, not timeouts: a loaded engine may take 10 s to start one
+
            "ELFCTL_RESOURCES_CPU_WARNING": "1000", "ELFCTL_RESOURCES_CPU_CRITICAL": "1000",  # host cpu: not ours
            "ELFCTL_RESOURCES_DOCKER_WARNING": "1000", "ELFCTL_RESOURCES_DOCKER_CRITICAL": "1000"}  # nor its disk
     make_team(project, env, team_name, replicas=2)
     proc = run_elfctl("deploy", team_name, cwd=project, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     yield team_name, env
+    # The engine and the prefix are the session's: a team left running would read critical in the next test.
+    run_elfctl("team", "rm", team_name, "--yes", cwd=project, env=env)
     run_elfctl("infra", "down", cwd=project, env=env)
 
 
@@ -98,8 +102,8 @@ def _apply(project, env) -> list[dict]:
     return [s for s in doc["policy"] if s["strategy"] in ("scale_down", "restore")]
 
 
-def _kill_at(project, env, team, stage) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, team, stage], cwd=project, env={**os.environ, **env},
+def _kill_at(project, env, team, stage, driver: str = DRIVER) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", driver, team, stage], cwd=project, env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline().strip()

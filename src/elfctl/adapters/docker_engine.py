@@ -137,8 +137,42 @@ class DockerEngine:
 
     def info(self) -> dict[str, Any]:
         """`docker info`: DockerRootDir, NCPU, MemTotal, CgroupVersion ..."""
+        local = self._socket()
+        if local:
+            return self._get(local, "info", "/info")
         with self._errors("info"):
             return self.api.info()
+
+    # Reads on a local engine go over its unix socket without docker-py (adapters/docker_reads.py):
+    # `resources` and `health` make them on every run, and docker-py's import alone is ~0.2 s.
+    def _socket(self) -> str | None:
+        if self._api is not None:  # docker-py is loaded already (a deploy): nothing to save
+            return None
+        from elfctl.adapters.docker_reads import socket_path
+
+        return socket_path(self.base_url)
+
+    def _get(self, path: str, what: str, url: str, missing_ok: bool = False) -> Any:
+        from elfctl.adapters import docker_reads
+
+        try:
+            status, body = docker_reads.get(path, url, self.timeout_s)
+        except TimeoutError:
+            raise Unreachable(
+                f"Docker engine at {_host_label(self.base_url)}: {what} got no answer in time (TimeoutError)",
+                hint="the engine is overloaded or hung; check `docker info`, raise docker.timeout_s") from None
+        except OSError as exc:
+            missing = "" if shutil.which("dockerd") or shutil.which("docker") else " (Docker is not installed)"
+            raise Unreachable(f"Docker engine not reachable at {_host_label(self.base_url)}{missing}: "
+                              f"{_explain(exc)}", hint=INSTALL_HINT) from None
+        if status < 300:
+            return body
+        message = _explain(Exception((body or {}).get("message") if isinstance(body, dict) else body))
+        if status == 404:
+            if missing_ok:
+                return None
+            raise NotFoundError(f"docker {what}: {message}", hint="check the name")
+        raise OperationFailed(f"docker {what}: {status} {message}", hint="see the message from the engine")
 
     def disk_usage(self) -> dict[str, Any]:
         """`docker system df`: LayersSize, Images, Volumes (with UsageData), Containers."""
@@ -295,11 +329,22 @@ class DockerEngine:
     # --- containers -------------------------------------------------------------------------------
 
     def containers(self, labels: dict[str, str], all_: bool = True) -> list[dict[str, Any]]:
+        local = self._socket()
+        if local:
+            from elfctl.adapters.docker_reads import containers_url
+
+            return self._get(local, "list containers", containers_url(labels, all_))
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         with self._errors("list containers"):
             return self.api.containers(all=all_, filters=filters)
 
     def inspect(self, name: str) -> dict[str, Any] | None:
+        local = self._socket()
+        if local:
+            from elfctl.adapters.docker_reads import inspect_url
+
+            url = inspect_url(name)
+            return self._get(local, f"inspect {name}", url, missing_ok=True) if url else None
         try:
             with self._errors(f"inspect {name}"):
                 return self.api.inspect_container(name)

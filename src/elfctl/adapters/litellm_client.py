@@ -36,6 +36,7 @@ class LLMError(OperationFailed):
         self.transient = transient
         self.retry_after = retry_after
         self.kind = kind  # timeout | rate_limit | server | connection | bad_request | auth | error
+        self.limits: dict[str, str] = {}  # the provider's x-ratelimit-* headers on its error answer (a 429's)
 
 
 @lru_cache(maxsize=1)
@@ -130,7 +131,7 @@ def translate(exc: BaseException, model: str) -> LLMError:
         "bad_request": "the request itself is wrong: check the model name and arguments",
         "rate_limit": "the provider is rate limiting: lower the call rate or raise the quota",
     }.get(kind, "the provider may be down; the fallback chain and breaker handle repeated failures")
-    return LLMError(
+    err = LLMError(
         f"{model}: {kind} ({status or name}): {msg}",
         hint,
         status=status,
@@ -138,6 +139,11 @@ def translate(exc: BaseException, model: str) -> LLMError:
         retry_after=retry_after,
         kind=kind,
     )
+    if headers is not None:
+        from elfctl.domain.ratelimit import headers_of
+
+        err.limits = headers_of(headers)
+    return err
 
 
 def complete(model: str, kwargs: dict[str, Any]) -> Answer:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elfctl.adapters.litellm_client import Answer, LLMError, usage_of
+from elfctl.domain.ratelimit import headers_of
 
 # The Caller's own kwargs, never part of the provider's request.
 _CONTROL = frozenset({"timeout", "max_retries", "metadata", "api_key", "endpoint"})
@@ -109,6 +110,10 @@ class Client:
     """One provider base URL; one pooled HTTP client per process for sync calls, one per event loop
     for async ones."""
 
+    # Called with (model, its x-ratelimit-* headers) when a stream's head arrives, on the event loop
+    # (an Answer carries them in Forwarded.limits, an error in LLMError.limits). Set by whoever keeps them.
+    on_limits: Any = None
+
     def __init__(self, base_url: str | None = None, max_connections: int = 256):
         self.base_url = (base_url or DEFAULT_BASE).rstrip("/")
         self.max_connections = max_connections
@@ -173,7 +178,9 @@ class Client:
 
     def _answer(self, model: str, status: int, raw: bytes, headers) -> Answer:
         if status >= 300:
-            raise _error_of(model, status, raw, headers)
+            err = _error_of(model, status, raw, headers)
+            err.limits = headers_of(headers)  # a 429 states the limit it hit
+            raise err
         try:
             data = json.loads(raw)
         except ValueError:
@@ -183,8 +190,17 @@ class Client:
             raise LLMError(f"{model}: server ({status}): the answer is not a JSON object", None, status=502,
                            transient=True, kind="server")
         fwd = Forwarded(status, raw, data, {"content-type": headers.get("content-type", "application/json")},
-                        {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")})
+                        headers_of(headers))
         return Answer(fwd, model, self.provider_of(model), *usage_of(data))
+
+    def _seen(self, model: str, headers) -> None:
+        """A stream head's rate-limit headers to on_limits, never failing the stream."""
+        limits, hook = headers_of(headers), self.on_limits
+        if hook is not None and limits:
+            try:
+                hook(model, limits)
+            except Exception:  # noqa: BLE001 (keeping them is a side matter: the answer is served)
+                pass
 
     def _pool(self) -> _Pool:
         pool = self._sync
@@ -232,15 +248,20 @@ class Client:
         the iterator closes the connection, so the provider stops generating."""
         url, body, headers, timeout = self._request(model, kwargs)
         headers["accept"] = "text/event-stream"
-        return self._events(model, self._apool(), url, body, headers, timeout)
+        return self._events(model, self._apool(), url, body, headers, timeout, self._seen)
 
     @staticmethod
-    async def _events(model: str, pool: _AsyncPool, url: str, body: bytes, headers: dict, timeout: float):
+    async def _events(model: str, pool: _AsyncPool, url: str, body: bytes, headers: dict, timeout: float,
+                      seen=None):
         r = None
         try:
             r = await pool.send(url, body, headers, timeout)
+            if seen is not None:  # the head: the rate limit is known before the first chunk
+                seen(model, r.headers)
             if r.status >= 300:
-                raise _error_of(model, r.status, await r.read(), r.headers)
+                err = _error_of(model, r.status, await r.read(), r.headers)
+                err.limits = headers_of(r.headers)
+                raise err
             lines = r.lines()
             async for line in lines:
                 if line.startswith(b"data:"):  # else a comment (keep-alive), an event name, a blank line

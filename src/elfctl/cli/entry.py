@@ -12,6 +12,13 @@ READS_VALUES = ("run", "get")
 
 
 def main() -> None:
+    import atexit
+    import gc
+
+    # At exit the interpreter's collections walk every object the command loaded (0.1-0.4 s after a
+    # Postgres-backed `elfctl resources` under load) to free memory the OS takes back anyway. Frozen
+    # objects are skipped; exit handlers (logging, exporters' flush, closing the store) still run.
+    atexit.register(gc.freeze)
     if _reads_credential_values(sys.argv[1:]):
         try:
             from elfctl import bootstrap, config

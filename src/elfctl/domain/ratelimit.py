@@ -5,8 +5,10 @@ by most OpenAI-compatible servers). No I/O.
     x-ratelimit-limit-tokens: 30000000     x-ratelimit-remaining-tokens: 29999990
     x-ratelimit-reset-requests: 6ms        x-ratelimit-reset-tokens: 1m2.5s
 
-The reset headers are durations until the window refills (Go-style `1h2m3.5s`, `20ms`, or plain
-seconds); they are kept as the moment they point at, so a reading taken later knows the window refilled.
+The reset headers say when the window refills: a duration (Go-style `1h2m3.5s`, `20ms`, or plain
+seconds, as OpenAI sends), or a moment (an HTTP-date, an RFC 3339 time, or Unix epoch seconds, as
+some compatible servers send). Either is kept as the moment it points at, so a reading taken later
+knows the window refilled.
 """
 
 from __future__ import annotations
@@ -36,6 +38,60 @@ def duration_s(text: str | None) -> float | None:
         return None
     total = sum(float(n) * _UNIT_S[u] for n, u in parts)
     return total if total < 1e9 else None  # past any real window (and past what a timedelta holds)
+
+
+NAMES = frozenset(PREFIX + n for n in ("limit-requests", "remaining-requests", "reset-requests", "limit-tokens",
+                                       "remaining-tokens", "reset-tokens"))
+_LITELLM = "llm_provider-"  # litellm passes a provider's own headers on under this prefix
+
+
+def headers_of(headers) -> dict[str, str]:
+    """The six x-ratelimit-* headers among an answer's (a mapping, or (name, value) pairs), names
+    lower-cased, litellm's `llm_provider-` prefix dropped, values cut to 64 characters."""
+    items = headers.items() if hasattr(headers, "items") else headers
+    out: dict[str, str] = {}
+    for name, value in items or ():
+        name = str(name).lower()
+        if name.startswith(_LITELLM):
+            name = name[len(_LITELLM):]
+        if name in NAMES:
+            out[name] = str(value)[:64]
+    return out
+
+
+EPOCH_FROM = 1e9  # a plain number this large is a Unix time (2001-09-09 on), not a window's length
+
+
+def reset_at(text: str | None, at: dt.datetime) -> dt.datetime | None:
+    """The moment a reset header points at, read at `at`: a duration from `at`, or a date as stated
+    (HTTP-date, RFC 3339, epoch seconds); None for junk, a date without a time zone, or one more than
+    EPOCH_FROM seconds away."""
+    s = duration_s(text)
+    if s is not None:
+        return at + dt.timedelta(seconds=s)
+    if not text or len(text) > 64:
+        return None
+    text = text.strip()
+    try:
+        when = dt.datetime.fromtimestamp(float(text), dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        when = _date(text)
+    if when is None or when.tzinfo is None or abs((when - at).total_seconds()) >= EPOCH_FROM:
+        return None
+    return when
+
+
+def _date(text: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text)  # RFC 3339 (`2026-11-28T00:16:00Z`, `+01:00`)
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(text)  # HTTP-date (`Sat, 28 Nov 2026 00:16:00 GMT`)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
 
 
 def _count(text: str | None) -> int | None:
@@ -97,9 +153,5 @@ def parse(provider: str, model: str, headers: dict[str, str], at: dt.datetime) -
     if rr is None and rt is None:
         return None
 
-    def reset(name: str) -> dt.datetime | None:
-        s = duration_s(get(PREFIX + name))
-        return at + dt.timedelta(seconds=s) if s is not None else None
-
     return Limit(provider, model, at, _count(get(PREFIX + "limit-requests")), rr, _count(get(PREFIX + "limit-tokens")),
-                 rt, reset("reset-requests"), reset("reset-tokens"))
+                 rt, reset_at(get(PREFIX + "reset-requests"), at), reset_at(get(PREFIX + "reset-tokens"), at))

@@ -6,7 +6,9 @@ down remembers what ran, later ones keep that, restore returns to it and forgets
 writes its intent there before touching the target and its outcome to the trail after; one killed in
 between is completed by the next scale down or restore. A deploy in
 between runs the team.yaml's count again; restore then finds nothing to raise and just forgets.
-Each change is one row of the actions trail (services/actions/trail.py); a no-op is none.
+Each change is one row of the actions trail (services/actions/trail.py); a no-op is none. Both hold
+the team's deploy lease while they act, so two monitors (or a monitor and a deploy) never change a team
+at once: the second sees the first's change and does not repeat it.
 """
 
 from __future__ import annotations
@@ -105,24 +107,38 @@ def down(store, target, team: str, resource: str = "manual", trigger: str = "", 
 
 
 def up(store, target, team: str, trigger: str = "", actor: str = ACTOR) -> Scaled | None:
-    """Back to the remembered count; None when the platform did not scale the team down."""
+    """Back to the remembered count; None when the platform did not scale the team down. Its intent
+    (`replicas` set to the count to come back to) is written before the target is touched: a restore
+    killed half-way is completed by the next one, which first retires what the killed one started but
+    never served."""
     kept = _remembered(store, team)
     if kept is None:
         return None
     if _interrupted(store, team, kept):  # its scale down first, so the trail has both
         _finish(store, target, team, kept, _desired(target, team), actor)
     want = int(kept["original_replicas"])
+    resumed = int(kept["replicas"]) == want  # the intent of a restore that recorded no outcome
     action = trail.Action(kept["resource"], trigger or f"{kept['resource']} recovered", "restore", "", actor, team,
                           f"{target.name}:{team}")
     try:
         current = _desired(target, team)
-        before = target.scale(team, want) if 0 < current < want else current
+        if resumed and current > 0:  # the count that serves: the Docker target retires unserved replicas
+            target.scale(team, current)
+        if 0 < current < want:
+            with store.transaction() as tx:
+                tx.execute("UPDATE scaled_teams SET replicas = ? WHERE team = ?", (want, team))
+            before = target.scale(team, want)
+        else:
+            before = current
     except ElfError as exc:
         trail.record(store, replace(action, result=f"failed: {exc.message}"))
         raise
-    changed = before != want and current > 0
-    result = f"ok: {before} -> {want} replicas" if changed else \
-        f"nothing to raise: {team} runs {current} replica(s) (deployed since, or gone)"
+    if resumed and current == want:  # the killed restore had scaled the target: record what it did
+        changed, result = True, f"ok: {want} replicas (a restore interrupted before it was recorded, completed)"
+    else:
+        changed = before != want and current > 0
+        result = f"ok: {before} -> {want} replicas" if changed else \
+            f"nothing to raise: {team} runs {current} replica(s) (deployed since, or gone)"
     with store.transaction() as tx:
         tx.execute("DELETE FROM scaled_teams WHERE team = ?", (team,))
         trail.record(tx, replace(action, result=result))
@@ -135,9 +151,29 @@ def scaled(store) -> list[dict]:
                        "ORDER BY team")
 
 
-def scale_down(app, team: str, resource: str = "manual", trigger: str = "", actor: str = ACTOR) -> Scaled:
-    return down(app.store, app.target, team, resource, trigger, actor)
+def _lease(app, team: str, actor: str):
+    """The team's deploy lease (services/deploy/lock.py): a scale and a deploy, or two monitors
+    applying at once, change a team one at a time; a killed holder's lease is taken over."""
+    from elfctl.services.deploy.lock import lease
+
+    ttl = app.config.get("deploy.lock_ttl_s")
+    return lease(app.store, team, actor, ttl_s=ttl, wait_s=max(ttl, app.config.get("deploy.lock_wait_s")))
+
+
+def scale_down(app, team: str, resource: str = "manual", trigger: str = "", actor: str = ACTOR,
+               since: str | None = None) -> Scaled:
+    """`since`: when the caller measured the resource (ISO time). A scale down recorded after that
+    (another monitor acted on the same reading while this one waited for the lease) is not repeated."""
+    with _lease(app, team, actor):
+        kept = _remembered(app.store, team)
+        if since and kept is not None and kept["scaled_at"] > since and not _interrupted(app.store, team, kept):
+            n = int(kept["replicas"])
+            return Scaled(team, n, n, False, f"done already: scaled down to {n} replica(s) at {kept['scaled_at']} "
+                                             "by another monitor")
+        return down(app.store, app.target, team, resource, trigger, actor)
 
 
 def restore(app, team: str, trigger: str = "", actor: str = ACTOR) -> Scaled | None:
-    return up(app.store, app.target, team, trigger, actor)
+    """None when there is nothing to restore (never scaled down, or another monitor restored it)."""
+    with _lease(app, team, actor):
+        return up(app.store, app.target, team, trigger, actor)

@@ -3,20 +3,23 @@
 - a team's budget: a team whose budget use is critical (`[resources.api_quota] critical`, default 95%
   of a window's limit) is served by the next cheaper model of its chain instead of its first one,
   while `degrade_service` is among `[fallback.api_quota] strategies`;
-- a provider's rate limit: each answer's `x-ratelimit-*` headers are kept (`observe`, table
-  provider_limits, migration 0105); a model whose requests or tokens window is critically used, and
-  not yet refilled, is passed over for the next model of the chain that is not: `switch_provider` when
-  that model is another provider's, `degrade_service` when it is the same provider's, each only while
-  named in `[fallback.api_quota] strategies`. When every later model is limited too, the asked model is
+- a provider's rate limit: each answer's `x-ratelimit-*` headers are kept (`note`, through the
+  `Watched` client: answers, 429s and stream heads alike; table provider_limits, migration 0105); a
+  model whose requests or tokens window is critically used, and not yet refilled, is passed over for
+  the next model of the chain that is not: `switch_provider` when that model is another provider's,
+  `degrade_service` when it is the same provider's, each only while named in
+  `[fallback.api_quota] strategies`. When every later model is limited too, the asked model is
   called (its 429 is the Caller's to handle).
 
 Entering and leaving either state is one row each in the actions trail (per gateway process, per team).
 A provider's 429 is the Caller's: it waits out `Retry-After` within the model's time budget, falls
-back, and the gateway answers 429 with `Retry-After` when every model is limited."""
+back, and the gateway answers 429 with `Retry-After` when every model is limited; the limit the 429
+states is kept all the same, so the next calls pass the model over until its reset."""
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any
@@ -36,7 +39,7 @@ _lock = threading.Lock()
 # Provider rate limits: what this process saw (or read from the store, at most once per TTL_S)
 _limits: dict[tuple[str, str], ratelimit.Limit] = {}
 _limits_read = [float("-inf")]
-_written: dict[tuple[str, str], tuple[float, bool]] = {}  # key -> (written at, was critical)
+_written: dict[tuple[int, tuple[str, str]], tuple[float, bool]] = {}  # (store, key) -> (written at, was critical)
 _rerouted: dict[tuple[str, str], str] = {}  # (team, model) -> the model serving instead, while limited
 _warned: set[str] = set()  # store problems already logged (once per process, not once a second)
 
@@ -87,8 +90,8 @@ def _headers(response: Any) -> dict[str, str]:
     limits = getattr(response, "limits", None)  # the fast path's Forwarded
     if isinstance(limits, dict):
         return limits
-    extra = (getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {}
-    return {k.lower(): str(v) for k, v in extra.items() if k.lower().startswith(ratelimit.PREFIX)}
+    # litellm's answer: the provider's headers as `llm_provider-x-ratelimit-*` (resets included)
+    return ratelimit.headers_of((getattr(response, "_hidden_params", None) or {}).get("additional_headers") or {})
 
 
 def _is_critical(lim: ratelimit.Limit | None, critical: float) -> float | None:
@@ -99,14 +102,12 @@ def _is_critical(lim: ratelimit.Limit | None, critical: float) -> float | None:
     return used if used is not None and used >= critical else None
 
 
-def observe(config, store, response: Any) -> None:
-    """Keep the rate limit the answer's headers state for the model that answered. The store row is
+def note(config, store, model: str, headers: dict[str, str]) -> None:
+    """Keep the rate limit `headers` (x-ratelimit-*, lower-case) state for `model`. The store row is
     written at most once per TTL_S per model, and at once when the model becomes critical or stops
-    being so, so other gateways and `elfctl resources` see it. Never fails the call."""
-    model = ((getattr(response, "elfctl", None) or {}).get("model")
-             or ((getattr(response, "_hidden_params", None) or {}).get("elfctl") or {}).get("model"))
-    headers = _headers(response)
-    if not model or not headers:
+    being so, so other gateways and `elfctl resources` see it; on an event loop the write runs on a
+    worker thread. Never fails the call."""
+    if not headers:
         return
     k = key(model)
     lim = ratelimit.parse(*k, headers, utcnow())
@@ -116,16 +117,70 @@ def observe(config, store, response: Any) -> None:
     t = time.monotonic()
     with _lock:
         _limits[k] = lim
-        last = _written.get(k)
+        last = _written.get((id(store), k))
         if last is not None and t - last[0] < TTL_S and last[1] == crit:
             return
-        _written[k] = (t, crit)
+        _written[(id(store), k)] = (t, crit)
+    asyncio = sys.modules.get("asyncio")  # no loop runs where asyncio was never imported
+    try:
+        loop = asyncio.get_running_loop() if asyncio else None
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        loop.run_in_executor(None, _save, store, lim)
+    else:
+        _save(store, lim)
+
+
+def _save(store, lim: ratelimit.Limit) -> None:
     from elfctl.services.resources import ratelimits
 
     try:
         ratelimits.save(store, lim)
     except ElfError as exc:  # an old store (no 0105) or a store hiccup: the answer is served all the same
-        _warn_once(f"provider rate limit of {k[0]}/{k[1]} not recorded", exc)
+        _warn_once(f"provider rate limit of {lim.provider}/{lim.model} not recorded", exc)
+
+
+class Watched:
+    """An LLM client (adapters: litellm_client, openai_http's Routed) whose answers' rate limits are
+    kept (`note`): each Answer's, each error's (a 429 states the limit it hit, `LLMError.limits`), and
+    each stream's head (the OpenAI-protocol client's `on_limits`). Everything else is the client's."""
+
+    def __init__(self, client, config, store):
+        self._client = client
+        self._note = lambda model, headers: note(config, store, model, headers)
+        http = getattr(client, "http", client)  # Routed forwards OpenAI-protocol streams through .http
+        if hasattr(http, "on_limits"):
+            http.on_limits = self._note
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def _error(self, model: str, exc: BaseException) -> None:
+        limits = getattr(exc, "limits", None)
+        if limits:
+            try:
+                self._note(model, limits)
+            except Exception:  # noqa: BLE001 (the call's own error is what the caller must see)
+                log.debug("rate limit of %s not kept", model, exc_info=True)
+
+    def complete(self, model: str, kwargs: dict):
+        try:
+            answer = self._client.complete(model, kwargs)
+        except ElfError as exc:
+            self._error(model, exc)
+            raise
+        self._note(model, _headers(answer.response))
+        return answer
+
+    async def acomplete(self, model: str, kwargs: dict):
+        try:
+            answer = await self._client.acomplete(model, kwargs)
+        except ElfError as exc:
+            self._error(model, exc)
+            raise
+        self._note(model, _headers(answer.response))
+        return answer
 
 
 def _refresh(store) -> None:

@@ -148,7 +148,7 @@ def snapshot(app, apply: bool = False) -> Snapshot:
         from elfctl.services.deploy import scale
 
         policy.apply(snap.steps, lambda: app.store,
-                     lambda team, resource, trigger: scale.scale_down(app, team, resource, trigger),
+                     lambda team, resource, trigger: scale.scale_down(app, team, resource, trigger, since=snap.time),
                      lambda team, trigger: scale.restore(app, team, trigger))
         snap.applied = True
     return snap

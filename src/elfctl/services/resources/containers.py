@@ -73,10 +73,13 @@ class Containers:
         found = self.engine.containers({"elfctl.prefix": self.prefix, "elfctl.role": "app"}, all_=False)
         first: dict[str, dict | None] = {}
         second: dict[str, dict | None] = {}
+        hosts: dict[str, dict] = {}
 
         def twice(name: str, cid: str) -> None:
             first[name] = self.engine.stats(name, cid)
-            time.sleep(CPU_GAP_S)
+            t0 = time.monotonic()
+            hosts[name] = (self.engine.inspect(name) or {}).get("HostConfig") or {}  # inside the gap, not after it
+            time.sleep(max(0.0, CPU_GAP_S - (time.monotonic() - t0)))
             second[name] = self.engine.stats(name, cid)
 
         names = [c["Names"][0].lstrip("/") for c in found]
@@ -90,7 +93,7 @@ class Containers:
             a, b = first.get(name), second.get(name)
             if not b:
                 continue  # gone meanwhile, or no answer: the next round sees it
-            host = (self.engine.inspect(name) or {}).get("HostConfig") or {}
+            host = hosts.get(name) or {}
             used, limit = _memory(b)
             mem_limit = host.get("Memory") or 0
             nano = host.get("NanoCpus") or 0

@@ -147,12 +147,6 @@ def _answer(response: Any) -> tuple[int, dict[str, str], bytes]:
     return 200, headers, response.model_dump_json().encode()  # translated by litellm
 
 
-def _observed(req: Request, response: Any) -> Any:
-    """The answer, its provider's rate-limit headers kept (gateway/quota.py)."""
-    quota.observe(req.gateway.config, req.gateway.store, response)
-    return response
-
-
 def _stream(req: Request, policy: Policy, kwargs: dict):
     """`stream: true`: server-sent events (gateway/sse.py), on the same call path."""
     from elfctl.services.gateway import sse
@@ -170,7 +164,7 @@ def chat_completions(req: Request):
     if kwargs.pop("stream", None):
         return _stream(req, policy, kwargs)
     kwargs.pop("stream_options", None)
-    return _answer(_observed(req, req.gateway.caller.call(policy, kwargs)))
+    return _answer(req.gateway.caller.call(policy, kwargs))
 
 
 @route("POST", "/v1/embeddings")
@@ -179,8 +173,8 @@ def embeddings(req: Request):
     _check_args(data, EMBED_ARGS)
     _check_input(data)
     policy, model = resolve(req, data["model"])
-    return _answer(_observed(req, req.gateway.caller.call(policy, {**data, "model": model, "request_id": new_id(),
-                                                                   "endpoint": "embeddings"})))
+    return _answer(req.gateway.caller.call(policy, {**data, "model": model, "request_id": new_id(),
+                                                    "endpoint": "embeddings"}))
 
 
 def _model(m: str) -> dict:
