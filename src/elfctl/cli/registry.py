@@ -1,5 +1,5 @@
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Typer would eval every option's annotation string
+# (a compile each, ~3 ms of `registry list`); evaluated at definition they cost nothing more.
 from pathlib import Path
 from typing import Annotated
 
