@@ -228,10 +228,17 @@ def _heartbeat_call(store, name: str, check: str, note: str, actor: str | None, 
     return e
 
 
-def sweep(store, actor: str, at: dt.datetime | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
+def sweep(store, actor: str, at: dt.datetime | None = None,
+          limit: int | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
     """Delete the entries past deregister_after in critical, and note every entry whose computed status
     differs from the one last seen: each is a row in the actions trail. Returns (removed names,
-    [(name, old, new)]). Idempotent: a second sweep at the same moment changes nothing."""
+    [(name, old, new)]). Idempotent: a second sweep at the same moment changes nothing. At most
+    `limit` changes per call (the rest wait for the next sweep): a mass expiry never holds the write
+    lock for long.
+
+    Each change is conditional on the row as read (its heartbeat and last seen status): of two sweepers
+    at once (two gateways, or a gateway and `registry sweep`) the second finds it already made and
+    writes no second trail row; a heartbeat that arrived meanwhile wins over a stale verdict."""
     at = at or now()
     removed, changed = [], []
     with _tx(store) as tx:
@@ -239,15 +246,22 @@ def sweep(store, actor: str, at: dt.datetime | None = None) -> tuple[list[str], 
         # status its last heartbeat gave it (and last_status already says so).
         for r in _query(tx, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
                                       "OR check_status <> last_status"):
+            if limit is not None and len(removed) + len(changed) >= limit:
+                break
             e = _row(r, at)
+            same = (e.name, r["heartbeat_at"], r["check_status"], r["last_status"])
             if rules.expired(e, at):
+                if not tx.execute("DELETE FROM registry_entries WHERE name = ? AND heartbeat_at = ? "
+                                  "AND check_status = ? AND last_status = ?", same):
+                    continue
                 tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (e.name,))
-                tx.execute("DELETE FROM registry_entries WHERE name = ?", (e.name,))
                 _trail(tx, actor, e, f"critical for {e.deregister_after_s:g}s (deregister_after)", "deregistered",
                        strategy="deregister")
                 removed.append(e.name)
             elif e.status != r["last_status"]:
-                tx.execute("UPDATE registry_entries SET last_status = ? WHERE name = ?", (e.status, e.name))
+                if not tx.execute("UPDATE registry_entries SET last_status = ? WHERE name = ? AND heartbeat_at = ? "
+                                  "AND check_status = ? AND last_status = ?", (e.status, *same)):
+                    continue
                 _trail(tx, actor, e, f"status {r['last_status']} -> {e.status}", e.reason)
                 changed.append((e.name, r["last_status"], e.status))
     return removed, changed
