@@ -184,3 +184,23 @@ def test_two_gateways_never_probe_one_team_twice_in_a_period(pg_url, open_store,
     gaps = [round(b - a, 2) for a, b in zip(team.times, team.times[1:])]
     assert len(team.times) >= 3, team.times
     assert min(gaps) >= 0.9, gaps  # one period (less a scheduling margin) between any two probes
+
+
+def test_a_sweep_with_nothing_to_change_takes_no_write_lock(project, open_store):
+    """SQLite: the gateway sweeps every period; one that finds nothing to change never waits for the
+    write lock (here held by another connection throughout), so it cannot hold up writers either."""
+    from elfctl import config
+    from elfctl.bootstrap import migrations_dir
+    from elfctl.services.platform import migrate
+
+    store_url = f"sqlite:///{project / '.elf' / 'elf.db'}"
+    reg_store = open_store(store_url)
+    migrate.migrate(reg_store, migrations_dir(config.load(cwd=project)))
+    reg.register(reg_store, Entry("fresh", kind="service", url="http://127.0.0.1:9/", ttl_s=3600))
+    writer = open_store(store_url)
+    done: dict = {}
+    with writer.transaction():  # BEGIN IMMEDIATE: the write lock, held until the block ends
+        t = threading.Thread(target=lambda: done.update(result=reg.sweep(reg_store, "s")))
+        t.start()
+        t.join(8)  # well inside the 10 s busy timeout a writer would wait
+        assert not t.is_alive() and done["result"] == ([], [])

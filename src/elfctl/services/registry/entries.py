@@ -240,15 +240,23 @@ def sweep(store, actor: str, at: dt.datetime | None = None,
     at once (two gateways, or a gateway and `registry sweep`) the second finds it already made and
     writes no second trail row; a heartbeat that arrived meanwhile wins over a stale verdict."""
     at = at or now()
-    removed, changed = [], []
-    with _tx(store) as tx:
-        # Only these can change by themselves: an entry without TTL or deregister_after keeps the
-        # status its last heartbeat gave it (and last_status already says so).
-        for r in _query(tx, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
-                                      "OR check_status <> last_status"):
-            if limit is not None and len(removed) + len(changed) >= limit:
+    # Read outside any write transaction (SQLite's write lock is held only when there is a change to
+    # make): the updates below are conditional, so what changed since the read is left alone.
+    # Only these can change by themselves: an entry without TTL or deregister_after keeps the status
+    # its last heartbeat gave it (and last_status already says so).
+    todo = []
+    for r in _query(store, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
+                                     "OR check_status <> last_status"):
+        e = _row(r, at)
+        if rules.expired(e, at) or e.status != r["last_status"]:
+            todo.append((r, e))
+            if limit is not None and len(todo) >= limit:
                 break
-            e = _row(r, at)
+    removed, changed = [], []
+    if not todo:
+        return removed, changed
+    with _tx(store) as tx:
+        for r, e in todo:
             same = (e.name, r["heartbeat_at"], r["check_status"], r["last_status"])
             if rules.expired(e, at):
                 if not tx.execute("DELETE FROM registry_entries WHERE name = ? AND heartbeat_at = ? "
@@ -258,7 +266,7 @@ def sweep(store, actor: str, at: dt.datetime | None = None,
                 _trail(tx, actor, e, f"critical for {e.deregister_after_s:g}s (deregister_after)", "deregistered",
                        strategy="deregister")
                 removed.append(e.name)
-            elif e.status != r["last_status"]:
+            else:
                 if not tx.execute("UPDATE registry_entries SET last_status = ? WHERE name = ? AND heartbeat_at = ? "
                                   "AND check_status = ? AND last_status = ?", (e.status, *same)):
                     continue
