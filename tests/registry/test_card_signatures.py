@@ -86,6 +86,39 @@ def test_a_bad_signature_is_refused_and_nothing_registered(reg_store, project, c
     assert names(project) == []
 
 
+def _forged(card: dict, alg: str, secret: bytes) -> dict:
+    """A signature an attacker can make without the private key: alg none, or HMAC keyed with the
+    public JWK itself (algorithm confusion)."""
+    import base64
+    import hashlib
+    import hmac
+
+    from a2a.types import AgentCard
+    from a2a.utils.signing import _canonicalize_agent_card
+    from google.protobuf.json_format import ParseDict
+
+    def b64(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    payload = _canonicalize_agent_card(ParseDict(card, AgentCard())).encode()
+    protected = b64(json.dumps({"alg": alg, "kid": "k1", "typ": "JOSE"}).encode())
+    signed = f"{protected}.{b64(payload)}".encode()
+    signature = "" if alg == "none" else b64(hmac.new(secret, signed, hashlib.sha256).digest())
+    return {**card, "signatures": [{"protected": protected, "signature": signature}]}
+
+
+def test_forged_signatures_are_refused(reg_store, project, card_server, keys):
+    _server, base = card_server
+    _private, good, _wrong, public = keys
+    _Cards.routes = {"/n/.well-known/agent-card.json": json.dumps(_forged(CARD, "none", b"")).encode(),
+                     "/h/.well-known/agent-card.json": json.dumps(
+                         _forged(CARD, "HS256", json.dumps(public).encode())).encode()}
+    for path in ("n", "h"):
+        proc = cli("registry", "import-card", f"{base}/{path}", "--jwks", str(good), project=project)
+        assert proc.returncode == 2 and "does not verify" in proc.stderr, (path, proc.stderr)
+    assert names(project) == []
+
+
 def test_without_jwks_a_signed_card_is_registered_as_not_verified(reg_store, project, card_server, keys):
     _server, base = card_server
     private, _good, _wrong, _public = keys

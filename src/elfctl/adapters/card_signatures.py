@@ -25,10 +25,13 @@ def load_jwks(source: str, timeout_s: float) -> dict:
         _url, doc = agent_cards.fetch(source, ("",), timeout_s=timeout_s, what="JWKS")
     else:
         try:
-            raw = Path(source).read_bytes()[: MAX_BYTES + 1]
+            with Path(source).open("rb") as fh:
+                raw = fh.read(MAX_BYTES + 1)
         except OSError as exc:
             raise InputError(f"--jwks {source}: cannot read ({exc.strerror})",
                              hint="give a JWKS file ({\"keys\": [...]}) or its http(s) URL") from None
+        if len(raw) > MAX_BYTES:
+            raise InputError(f"--jwks {source}: larger than 1 MiB", hint="is this a JWKS?")
         try:
             doc = json.loads(raw)
         except ValueError as exc:
