@@ -43,7 +43,7 @@ def keys(project):
     return private, good, wrong, public
 
 
-def test_a_signed_card_is_verified_with_the_providers_jwks(reg_store, project, card_server, keys):
+def test_a_signed_card_is_verified_with_the_providers_jwks(reg_store, project, card_server, keys):  # noqa: F811
     server, base = card_server
     private, good, _wrong, public = keys
     signed = _signed(CARD, private, "k1")
@@ -63,7 +63,7 @@ def test_a_signed_card_is_verified_with_the_providers_jwks(reg_store, project, c
     assert again.returncode == 0 and "verified: signature with key k1" in again.stdout, again.stderr
 
 
-def test_a_bad_signature_is_refused_and_nothing_registered(reg_store, project, card_server, keys):
+def test_a_bad_signature_is_refused_and_nothing_registered(reg_store, project, card_server, keys):  # noqa: F811
     _server, base = card_server
     private, good, wrong, _public = keys
     signed = _signed(CARD, private, "k1")
@@ -107,7 +107,7 @@ def _forged(card: dict, alg: str, secret: bytes) -> dict:
     return {**card, "signatures": [{"protected": protected, "signature": signature}]}
 
 
-def test_forged_signatures_are_refused(reg_store, project, card_server, keys):
+def test_forged_signatures_are_refused(reg_store, project, card_server, keys):  # noqa: F811
     _server, base = card_server
     _private, good, _wrong, public = keys
     _Cards.routes = {"/n/.well-known/agent-card.json": json.dumps(_forged(CARD, "none", b"")).encode(),
@@ -119,7 +119,7 @@ def test_forged_signatures_are_refused(reg_store, project, card_server, keys):
     assert names(project) == []
 
 
-def test_without_jwks_a_signed_card_is_registered_as_not_verified(reg_store, project, card_server, keys):
+def test_without_jwks_a_signed_card_is_registered_as_not_verified(reg_store, project, card_server, keys):  # noqa: F811
     _server, base = card_server
     private, _good, _wrong, _public = keys
     _Cards.routes = {"/a/.well-known/agent-card.json": json.dumps(_signed(CARD, private, "k1")).encode(),

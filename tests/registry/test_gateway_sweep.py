@@ -5,12 +5,8 @@ each transition once and (Postgres: the prober's advisory lock) never probe one 
 
 from __future__ import annotations
 
-import http.server
-import json
 import threading
 import time
-
-import pytest
 
 from elfctl.adapters import http_health
 from elfctl.domain.registry import Entry
@@ -109,7 +105,7 @@ def test_a_sweep_writes_at_most_its_limit(reg_store):
 
 
 def test_a_period_held_by_another_gateway_probes_and_sweeps_nothing(pg_url, open_store, project, monkeypatch,
-                                                                   teams):
+                                                                   teams):  # noqa: F811
     """Postgres: while another process holds the prober lock, this gateway's period is skipped (no
     probe, no sweep); once it is free, the same call probes and sweeps."""
     from elfctl import config
@@ -131,37 +127,8 @@ def test_a_period_held_by_another_gateway_probes_and_sweeps_nothing(pg_url, open
     assert [n for n, _o, _note in probed] == ["seo"] and t.hits == 1 and removed == ["idle"]
 
 
-class Stamped:
-    """A team's health endpoint that answers after `delay_s` and notes when each probe arrived."""
-
-    def __init__(self, delay_s: float):
-        self.times: list[float] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                outer.times.append(time.monotonic())
-                time.sleep(delay_s)
-                body = json.dumps({"status": "pass"}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def test_two_gateways_never_probe_one_team_twice_in_a_period(pg_url, open_store, project, gateways, monkeypatch):
+def test_two_gateways_never_probe_one_team_twice_in_a_period(pg_url, open_store, project, gateways, monkeypatch,
+                                                             teams):  # noqa: F811
     """Postgres, two real gateways, a team whose probe takes 0.8 s of a 1 s period: without taking
     turns, the second gateway would read the team as due while the first still waits for its answer."""
     from elfctl import config
@@ -172,16 +139,13 @@ def test_two_gateways_never_probe_one_team_twice_in_a_period(pg_url, open_store,
     monkeypatch.setenv("ELFCTL_DISCOVERY_PROBE_PERIOD_S", "1.0")
     store = open_store(pg_url)
     migrate.migrate(store, migrations_dir(config.load(cwd=project)))
-    team = Stamped(0.8)
-    try:
-        deployed(store, "seo", team.port, ttl_s=60, network=False)
-        store.execute("UPDATE registry_entries SET heartbeat_at = ? WHERE name = 'seo'", ("2020-01-01T00:00:00+00:00",))
-        gateways(pg_url)
-        gateways(pg_url)
-        time.sleep(10)
-    finally:
-        team.stop()
-    gaps = [round(b - a, 2) for a, b in zip(team.times, team.times[1:])]
+    team = teams(Team, "slow", delay_s=0.8)
+    deployed(store, "seo", team.port, ttl_s=60, network=False)
+    store.execute("UPDATE registry_entries SET heartbeat_at = ? WHERE name = 'seo'", ("2020-01-01T00:00:00+00:00",))
+    gateways(pg_url)
+    gateways(pg_url)
+    time.sleep(10)
+    gaps = [round(b - a, 2) for a, b in zip(team.times, team.times[1:], strict=False)]
     assert len(team.times) >= 3, team.times
     assert min(gaps) >= 0.9, gaps  # one period (less a scheduling margin) between any two probes
 
