@@ -168,3 +168,32 @@ def test_a_sweep_with_nothing_to_change_takes_no_write_lock(project, open_store)
         t.start()
         t.join(8)  # well inside the 10 s busy timeout a writer would wait
         assert not t.is_alive() and done["result"] == ([], [])
+
+
+def test_a_gateway_killed_holding_the_turn_does_not_stop_the_others(pg_url, open_store, project, gateways,
+                                                                     monkeypatch, teams):  # noqa: F811
+    """Postgres: `kill -9` of a gateway while it holds the prober lock (its probe of a team that never
+    answers in time is under way) releases the lock with its connection: the other gateway goes on
+    sweeping, and an entry that expires afterwards gets each transition once."""
+    from elfctl import config
+    from elfctl.bootstrap import migrations_dir
+    from elfctl.services.platform import migrate
+
+    monkeypatch.setenv("ELFCTL_STORE_URL", pg_url)
+    monkeypatch.setenv("ELFCTL_DISCOVERY_PROBE_PERIOD_S", "0.3")
+    store = open_store(pg_url)
+    migrate.migrate(store, migrations_dir(config.load(cwd=project)))
+    hung = teams(Team, "slow", delay_s=5.0)
+    deployed(store, "hung", hung.port, network=False)  # its probe gives up after 2 s: the lock is held that long
+    store.execute("UPDATE registry_entries SET heartbeat_at = ? WHERE name = 'hung'", ("2020-01-01T00:00:00+00:00",))
+    doomed = gateways(pg_url)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and hung.hits == 0:
+        time.sleep(0.02)
+    assert hung.hits == 1
+    gateways(pg_url)
+    doomed.kill9()  # within the 2 s the probe holds the lock
+    _idle(store)
+    _wait_gone(store, "idle")
+    assert _gone(store, "idle")
+    assert _registry_rows(store, "idle") in (WARNED, UNWARNED)
