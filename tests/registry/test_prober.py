@@ -23,16 +23,18 @@ from tests.deploy.conftest import docker_env, engine, registry_address  # noqa: 
 
 class Team:
     """A team's health endpoint on 127.0.0.1: `mode` is ok | warn | down (HTTP 503) | slow (answers after
-    `delay_s`); counts requests and the most served at once."""
+    `delay_s`); counts requests (and notes when each came) and the most served at once."""
 
     def __init__(self, mode: str = "ok", delay_s: float = 0.0):
         self.mode, self.delay_s, self.hits, self.now, self.most = mode, delay_s, 0, 0, 0
+        self.times: list[float] = []  # when each request arrived (time.monotonic)
         self.lock = threading.Lock()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 with outer.lock:
+                    outer.times.append(time.monotonic())
                     outer.hits += 1
                     outer.now += 1
                     outer.most = max(outer.most, outer.now)

@@ -23,8 +23,9 @@ def candidates(url: str, paths: tuple[str, ...]) -> list[str]:
     return [urlunsplit((parts.scheme, parts.netloc, base + p, "", "")) for p in paths]
 
 
-def fetch(url: str, paths: tuple[str, ...], timeout_s: float = 5.0) -> tuple[str, object]:
-    """(the URL that answered, its JSON) of the first candidate that answers 200."""
+def fetch(url: str, paths: tuple[str, ...], timeout_s: float = 5.0, what: str = "agent card") -> tuple[str, object]:
+    """(the URL that answered, its JSON) of the first candidate that answers 200. `what` names the
+    document in errors (the card, or the JWKS its signatures are checked with)."""
     tried = []
     for where in candidates(url, paths):
         req = urllib.request.Request(where, headers={"Accept": "application/json"})
@@ -38,10 +39,16 @@ def fetch(url: str, paths: tuple[str, ...], timeout_s: float = 5.0) -> tuple[str
             reason = getattr(exc, "reason", exc)
             raise Unreachable(f"{where}: no answer ({reason})", hint="check the URL and that the agent runs") from None
         if len(body) > MAX_BYTES:
-            raise InputError(f"{where}: the card is larger than 1 MiB", hint="is this an agent card?")
+            raise InputError(f"{where}: the {what} is larger than 1 MiB", hint=f"is this {_a(what)}?")
         try:
             return where, json.loads(body)
         except ValueError as exc:
-            raise InputError(f"{where}: not JSON ({exc})", hint="the URL must serve an A2A agent card") from None
+            raise InputError(f"{where}: not JSON ({exc})", hint=f"the URL must serve {_a(what)}") from None
+    if what != "agent card":
+        raise InputError(f"no {what} at {url}: " + "; ".join(tried), hint="check the URL")
     raise InputError(f"no agent card at {url}: " + "; ".join(tried),
                      hint="give the agent's base URL (it serves /.well-known/agent-card.json) or the card's own URL")
+
+
+def _a(what: str) -> str:
+    return "an A2A agent card" if what == "agent card" else f"a {what}"

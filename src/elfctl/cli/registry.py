@@ -1,5 +1,5 @@
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Typer would eval every option's annotation string
+# (a compile each, ~3 ms of `registry list`); evaluated at definition they cost nothing more.
 from pathlib import Path
 from typing import Annotated
 
@@ -150,9 +150,11 @@ def _shown(s) -> str:
               f"depends on: {', '.join(e.depends_on) or '-'}" + (f" (missing: {', '.join(s.missing)})" if s.missing else ""),
               f"needed by: {', '.join(s.dependents) or '-'}",
               f"ttl: {e.ttl_s or '-'}  deregister after: {e.deregister_after_s or '-'}  last heartbeat: {e.heartbeat_at}"]
-    meta = {k: v for k, v in e.metadata.items() if k != "card"}
+    meta = {k: v for k, v in e.metadata.items() if k not in ("card", "signature")}
     if meta:
         lines.append("metadata: " + json.dumps(meta, sort_keys=True))
+    if s.card_signature:
+        lines.append(f"card signature: {s.card_signature['note']}")
     if s.card:
         lines.append("agent card:\n" + json.dumps(s.card, indent=2))
     return "\n".join(lines)
@@ -194,6 +196,8 @@ def import_card(
     name: Annotated[str | None, typer.Option("--name", help="Registry name (default: from the card's name).")] = None,
     capability: Annotated[list[str] | None, typer.Option("--capability", "-c", help="An extra tag (repeat).")] = None,
     ttl: Annotated[str | None, typer.Option("--ttl", help="Critical without a heartbeat this long.")] = None,
+    jwks: Annotated[str | None, typer.Option(
+        "--jwks", help="Verify the card's signatures with this JWKS (file or URL); refuse it if they fail.")] = None,
     json_mode: JsonOpt = False,
 ) -> None:
     """Register an outside agent from its A2A card (/.well-known/agent-card.json, then agent.json)."""
@@ -202,9 +206,10 @@ def import_card(
 
     app_ = get_app(ctx, json_mode)
     e = svc.import_card(app_, url, name and rules.check_name(name, "--name"), tuple(capability or ()),
-                        rules.parse_seconds(ttl, "--ttl"))
-    app_.output.result(_rows([e])[0] | {"card_url": e.metadata["card_url"]},
-                       lambda r: f"registered agent {r['name']} at {r['url']} (card {r['card_url']})")
+                        rules.parse_seconds(ttl, "--ttl"), jwks)
+    app_.output.result(_rows([e])[0] | {"card_url": e.metadata["card_url"], "card_signature": e.metadata["signature"]},
+                       lambda r: f"registered agent {r['name']} at {r['url']} (card {r['card_url']}; "
+                                 f"{r['card_signature']['note']})")
 
 
 def sweep(ctx: typer.Context, json_mode: JsonOpt = False) -> None:

@@ -107,6 +107,7 @@ def register_all(app, found: list[Entry]) -> list[Entry]:
 class Shown:
     entry: Entry
     card: dict[str, Any] | None = None
+    card_signature: dict[str, Any] | None = None  # outside agents: {"verified": bool, "note": ...}
     dependents: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # depends_on naming nothing registered
 
@@ -119,7 +120,9 @@ def show(app, name: str) -> Shown:
         raise reg.NotRegistered(f"registry: no entry {name!r}", hint="see `elfctl registry list`")
     everything = reg.graph(app.store)
     card = e.metadata.get("card") if e.kind == "agent" else agent_card.team_card(e) if e.kind == "team" else None
-    return Shown(e, card, sorted(n for n, o in everything.items() if name in o.depends_on),
+    signature = e.metadata.get("signature") or ({"verified": False, "note": "imported before signatures were "
+                                                 "checked"} if e.kind == "agent" and card else None)
+    return Shown(e, card, signature, sorted(n for n, o in everything.items() if name in o.depends_on),
                  [d for d in e.depends_on if d not in everything])
 
 
@@ -160,22 +163,41 @@ def dot(g: Graph) -> str:
     return "\n".join(lines + ["}"])
 
 
-def import_card(app, url: str, name: str | None, capabilities: tuple[str, ...], ttl_s: float | None) -> Entry:
+def import_card(app, url: str, name: str | None, capabilities: tuple[str, ...], ttl_s: float | None,
+                jwks: str | None = None) -> Entry:
     """Register an outside agent from its A2A card: `URL/.well-known/agent-card.json`, then the older
-    `agent.json` (or URL itself when it names a .json file)."""
+    `agent.json` (or URL itself when it names a .json file). With `jwks` (a file or URL), the card's
+    signatures are checked against its keys: a card that is unsigned, or whose signatures do not
+    verify, is refused (nothing registered). What was checked is kept with the entry for `show`."""
     from elfctl.adapters import agent_cards
 
     rules.check_url(url, "URL")
-    found_at, doc = agent_cards.fetch(url, agent_card.CARD_PATHS, timeout_s=app.config.get("registry.timeout_s"))
+    timeout_s = app.config.get("registry.timeout_s")
+    found_at, doc = agent_cards.fetch(url, agent_card.CARD_PATHS, timeout_s=timeout_s)
     card = agent_card.check_card(doc, found_at)
+    signature = _check_signatures(card, found_at, jwks, timeout_s)
     entry_name = name or _dns_name(card["name"])
     skills = [s for sk in card["skills"] for s in sk.get("tags", []) if isinstance(s, str)]
     caps = rules.check_capabilities([*capabilities, *(t.lower() for t in skills if rules.CAPABILITY.match(t.lower()))])
     entry = Entry(entry_name, kind="agent", url=agent_card.card_url(card), capabilities=caps,
                   owner=(card.get("provider") or {}).get("organization"), ttl_s=ttl_s, source="import-card",
                   metadata={"card": card, "card_url": found_at, "description": card["description"],
-                            "version": card["version"]})
+                            "version": card["version"], "signature": signature})
     return reg.register(app.store, entry)
+
+
+def _check_signatures(card: dict, found_at: str, jwks: str | None, timeout_s: float) -> dict[str, Any]:
+    """{"verified": bool, "note": ...}: what `registry show` says of the card's signatures."""
+    signed = bool(card.get("signatures"))
+    if jwks is None:
+        return {"verified": False, "note": "signed, not verified (no --jwks at import)" if signed else "unsigned"}
+    if not signed:
+        raise InputError(f"{found_at}: the agent card has no signatures, and --jwks asks for them to be verified",
+                         hint="import it without --jwks to register it unverified, or ask its provider for a signed card")
+    from elfctl.adapters import card_signatures
+
+    kid = card_signatures.verify(card, card_signatures.load_jwks(jwks, timeout_s), jwks)
+    return {"verified": True, "note": f"verified: signature with key {kid} of {jwks}"}
 
 
 def _dns_name(text: str) -> str:

@@ -228,26 +228,48 @@ def _heartbeat_call(store, name: str, check: str, note: str, actor: str | None, 
     return e
 
 
-def sweep(store, actor: str, at: dt.datetime | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
+def sweep(store, actor: str, at: dt.datetime | None = None,
+          limit: int | None = None) -> tuple[list[str], list[tuple[str, str, str]]]:
     """Delete the entries past deregister_after in critical, and note every entry whose computed status
     differs from the one last seen: each is a row in the actions trail. Returns (removed names,
-    [(name, old, new)]). Idempotent: a second sweep at the same moment changes nothing."""
+    [(name, old, new)]). Idempotent: a second sweep at the same moment changes nothing. At most
+    `limit` changes per call (the rest wait for the next sweep): a mass expiry never holds the write
+    lock for long.
+
+    Each change is conditional on the row as read (its heartbeat and last seen status): of two sweepers
+    at once (two gateways, or a gateway and `registry sweep`) the second finds it already made and
+    writes no second trail row; a heartbeat that arrived meanwhile wins over a stale verdict."""
     at = at or now()
+    # Read outside any write transaction (SQLite's write lock is held only when there is a change to
+    # make): the updates below are conditional, so what changed since the read is left alone.
+    # Only these can change by themselves: an entry without TTL or deregister_after keeps the status
+    # its last heartbeat gave it (and last_status already says so).
+    todo = []
+    for r in _query(store, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
+                                     "OR check_status <> last_status"):
+        e = _row(r, at)
+        if rules.expired(e, at) or e.status != r["last_status"]:
+            todo.append((r, e))
+            if limit is not None and len(todo) >= limit:
+                break
     removed, changed = [], []
+    if not todo:
+        return removed, changed
     with _tx(store) as tx:
-        # Only these can change by themselves: an entry without TTL or deregister_after keeps the
-        # status its last heartbeat gave it (and last_status already says so).
-        for r in _query(tx, _SELECT + " WHERE ttl_s IS NOT NULL OR deregister_after_s IS NOT NULL "
-                                      "OR check_status <> last_status"):
-            e = _row(r, at)
+        for r, e in todo:
+            same = (e.name, r["heartbeat_at"], r["check_status"], r["last_status"])
             if rules.expired(e, at):
+                if not tx.execute("DELETE FROM registry_entries WHERE name = ? AND heartbeat_at = ? "
+                                  "AND check_status = ? AND last_status = ?", same):
+                    continue
                 tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (e.name,))
-                tx.execute("DELETE FROM registry_entries WHERE name = ?", (e.name,))
                 _trail(tx, actor, e, f"critical for {e.deregister_after_s:g}s (deregister_after)", "deregistered",
                        strategy="deregister")
                 removed.append(e.name)
-            elif e.status != r["last_status"]:
-                tx.execute("UPDATE registry_entries SET last_status = ? WHERE name = ?", (e.status, e.name))
+            else:
+                if not tx.execute("UPDATE registry_entries SET last_status = ? WHERE name = ? AND heartbeat_at = ? "
+                                  "AND check_status = ? AND last_status = ?", (e.status, *same)):
+                    continue
                 _trail(tx, actor, e, f"status {r['last_status']} -> {e.status}", e.reason)
                 changed.append((e.name, r["last_status"], e.status))
     return removed, changed

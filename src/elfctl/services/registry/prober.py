@@ -8,7 +8,15 @@ Bounded: one thread with its own event loop, at most `discovery.probe_concurrenc
 each within the team's health timeout overall (a hung or trickling endpoint costs that, and the other
 teams' heartbeats are written as their own answers come, not at the end of the round). No storm after
 a restart: the first round waits a random part of a period (N gateways, or N workers, started together
-spread out), and teams probed before the restart are not due again until their period has passed."""
+spread out), and teams probed before the restart are not due again until their period has passed.
+
+It also sweeps, once per period after its probes: an entry whose TTL ran out goes critical, and one
+critical past its deregister_after is removed, on an idle platform too, each change one trail row
+(actor `gateway sweep`). Several gateways on one store take turns: a period's probes and sweep run
+under the store's `registry-prober` lock (a Postgres advisory lock, tried once, never waited for), so
+the gateway that holds it probes a team while the others skip that period, and the team is not due
+again for any of them until its period has passed. The sweep's changes are conditional updates, so a
+transition is written once however many sweep at the same moment."""
 
 from __future__ import annotations
 
@@ -16,15 +24,19 @@ import asyncio
 import logging
 import random
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 
-from elfctl.errors import ElfError
+from elfctl.errors import ElfError, LockTimeout
 from elfctl.services.registry import entries as reg
 from elfctl.services.registry import probes
 
 log = logging.getLogger("elfctl.gateway.prober")
 
 ACTOR = "gateway probe"
+SWEEP_ACTOR = "gateway sweep"
+SWEEP_LIMIT = 500  # changes one sweep writes in one transaction; more wait for the next period
+TURN_LOCK = "registry-prober"
 ENDPOINTS = ("network", "host")  # tried in this order: the platform network, then the host's published port
 MAX_TIMEOUT_S = 30.0  # a team.yaml timeout beyond this would hold a probe slot for long
 
@@ -48,6 +60,7 @@ class Prober:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
+        self._said_no_sweep = False
 
     # --- one round ------------------------------------------------------------------------------
 
@@ -107,6 +120,55 @@ class Prober:
             return outcome, f"probe: GET {url}: {why}"
         raise Unreachable("; ".join(tried) or "it has no endpoint")
 
+    # --- one period: probes, then the sweep, by one gateway at a time ------------------------------
+
+    def turn(self) -> tuple[list[tuple[str, str, str]], tuple[list[str], list[tuple[str, str, str]]]]:
+        """This period's round and sweep, when no other gateway is doing them: ([], ([], []))
+        otherwise. Returns (probed, (removed, changed))."""
+        with self._turn() as mine:
+            if not mine:
+                return [], ([], [])
+            return self.round(), self.sweep()
+
+    @contextmanager
+    def _turn(self) -> Iterator[bool]:
+        """True while this process holds the store's prober lock (Postgres: an advisory lock, released
+        when the period's work is done or the process dies). SQLite has no such lock: its sweeps are
+        serialised by its write lock, and two processes may probe one team in the same period."""
+        exclusive = getattr(self.store, "exclusive", None)
+        if exclusive is None:
+            yield True
+            return
+        held = exclusive(TURN_LOCK, 0)
+        try:
+            held.__enter__()
+        except LockTimeout:  # another gateway is probing and sweeping this period
+            yield False
+            return
+        except ElfError as exc:
+            log.warning("registry prober: cannot take the prober lock: %s", exc.message)
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            held.__exit__(None, None, None)
+
+    def sweep(self) -> tuple[list[str], list[tuple[str, str, str]]]:
+        """Expired TTLs made critical and entries past deregister_after removed, each a trail row.
+        A store without SQL (Supabase's REST API) is not swept here (said once)."""
+        if getattr(self.store, "transaction", None) is None:
+            if not self._said_no_sweep:
+                self._said_no_sweep = True
+                log.warning("registry prober: this store cannot be swept from the gateway (no SQL access); "
+                            "TTL expiries reach the trail when `elfctl registry sweep` runs")
+            return [], []
+        try:
+            return reg.sweep(self.store, SWEEP_ACTOR, limit=SWEEP_LIMIT)
+        except ElfError as exc:
+            log.warning("registry prober: sweep not done: %s", exc.message)
+            return [], []
+
     # --- the thread ------------------------------------------------------------------------------
 
     def start(self) -> Prober:
@@ -119,7 +181,7 @@ class Prober:
             return
         while True:
             try:
-                self.round()
+                self.turn()
             except Exception:  # noqa: BLE001 - a bug must not end the prober for the process's life
                 log.exception("registry prober: round failed")
             if self._stop.wait(self.period_s):
