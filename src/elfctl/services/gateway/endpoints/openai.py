@@ -147,10 +147,26 @@ def _answer(response: Any) -> tuple[int, dict[str, str], bytes]:
     return 200, headers, response.model_dump_json().encode()  # translated by litellm
 
 
-def _observed(req: Request, response: Any) -> Any:
-    """The answer, its provider's rate-limit headers kept (gateway/quota.py)."""
-    quota.observe(req.gateway.config, req.gateway.store, response)
-    return response
+def _complete(req: Request, policy: Policy, kwargs: dict):
+    """The call's store work here, on the handler's worker thread; the provider's exchange, on the event
+    loop (gateway/unary.py): what the server awaits for the answer."""
+    from elfctl.services.gateway import unary
+
+    started = unary.start(req.gateway.caller, policy, kwargs)  # an exhausted budget raises here: a 429
+    return _answered(req, started)
+
+
+async def _answered(req: Request, started) -> tuple[int, dict[str, str], bytes]:
+    import asyncio
+
+    from elfctl.services.gateway import unary
+
+    response = await unary.finish(req.gateway.caller, started)
+    # The provider's rate-limit headers are kept (gateway/quota.py), which may write the store: on a
+    # thread. A forwarded answer without them (`limits` empty) has nothing to keep.
+    if getattr(response, "limits", True):
+        await asyncio.to_thread(quota.observe, req.gateway.config, req.gateway.store, response)
+    return _answer(response)
 
 
 def _stream(req: Request, policy: Policy, kwargs: dict):
@@ -170,7 +186,7 @@ def chat_completions(req: Request):
     if kwargs.pop("stream", None):
         return _stream(req, policy, kwargs)
     kwargs.pop("stream_options", None)
-    return _answer(_observed(req, req.gateway.caller.call(policy, kwargs)))
+    return _complete(req, policy, kwargs)
 
 
 @route("POST", "/v1/embeddings")
@@ -179,8 +195,7 @@ def embeddings(req: Request):
     _check_args(data, EMBED_ARGS)
     _check_input(data)
     policy, model = resolve(req, data["model"])
-    return _answer(_observed(req, req.gateway.caller.call(policy, {**data, "model": model, "request_id": new_id(),
-                                                                   "endpoint": "embeddings"})))
+    return _complete(req, policy, {**data, "model": model, "request_id": new_id(), "endpoint": "embeddings"})
 
 
 def _model(m: str) -> dict:
