@@ -162,6 +162,61 @@ def test_hung_provider_is_a_timeout_and_refused_connection_a_connection_error(pr
     assert refused.value.kind == "connection" and refused.value.transient
 
 
+def test_async_calls_reuse_one_connection_of_the_loops_pool(provider):
+    """Non-streamed async calls (the gateway's chat completions and embeddings) share the streams'
+    asyncio pool: one connection for 20 sequential calls, the provider's bytes as the answer's body."""
+    from elfctl.adapters import openai_http
+
+    p = provider()
+    client = openai_http.Client(p.url)
+
+    async def calls():
+        return [await client.acomplete("gpt-4o-mini", KW) for _ in range(20)]
+
+    answers = asyncio.run(calls())
+    assert [a.completion for a in answers] == [2] * 20 and answers[0].response.body == json.dumps(ANSWER).encode()
+    assert p.requests == 20 and p.connections == 1
+
+
+def test_async_call_to_a_hung_provider_is_a_timeout_and_its_connection_is_not_reused(provider):
+    from elfctl.adapters import openai_http
+    from elfctl.adapters.litellm_client import LLMError
+
+    p = provider(hang=True)
+    client = openai_http.Client(p.url)
+
+    async def call():
+        t0 = time.monotonic()
+        with pytest.raises(LLMError) as hung:
+            await client.acomplete("gpt-4o-mini", {**KW, "timeout": 0.5})
+        return hung.value, time.monotonic() - t0, list(client._apools.values())  # noqa: SLF001
+
+    err, took, pools = asyncio.run(call())
+    assert err.kind == "timeout" and err.transient and "timeout after 0.5s" in str(err)
+    assert took < 5 and pools and not pools[0]._idle  # noqa: SLF001 - a half-read connection is never reused
+
+
+def test_async_call_cut_mid_answer_is_a_transient_connection_error(provider):
+    """A provider that closes the connection inside the answer's body (content-length not met)."""
+    from elfctl.adapters import openai_http
+    from elfctl.adapters.litellm_client import LLMError
+
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"id\":")
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = openai_http.Client(f"http://127.0.0.1:{srv.getsockname()[1]}/v1")
+    with pytest.raises(LLMError) as cut:
+        asyncio.run(client.acomplete("gpt-4o-mini", KW))
+    srv.close()
+    assert cut.value.kind == "connection" and cut.value.transient and "mid-answer" in str(cut.value)
+
+
 def test_streams_read_to_their_end_reuse_one_connection(provider):
     from elfctl.adapters import openai_http
 

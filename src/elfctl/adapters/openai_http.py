@@ -12,9 +12,8 @@ body (`ProviderRejected.body`) so the gateway can pass it through.
 
 Sync calls (the gateway's worker threads) go through the standard library's http.client over a pool
 of keep-alive connections: ~0.15 ms of CPU a request against httpx's ~0.5 ms, which was the largest
-single cost of a gateway call. Streams go over asyncio's own streams, pooled per event loop
-(`_AsyncPool`): httpx was most of a streamed call's CPU in the gateway's profile. Other async calls
-use httpx.AsyncClient.
+single cost of a gateway call. Async calls and streams go over asyncio's own streams, pooled per event loop
+(`_AsyncPool`): httpx was most of a streamed call's CPU in the gateway's profile.
 
 kwargs the Caller adds for itself (timeout, max_retries, metadata) are not sent; `api_key` becomes
 the Authorization header. `endpoint` picks the path: "chat/completions" (default) or "embeddings".
@@ -68,13 +67,9 @@ def _retry_after(headers) -> float | None:
 
 
 def _transport_error(model: str, exc: Exception, timeout: float) -> LLMError:
-    """An httpx or http.client/socket error before any answer: a timeout, or a connection that failed
+    """A socket, asyncio or http.client error before any answer: a timeout, or a connection that failed
     or broke."""
-    timed_out = isinstance(exc, TimeoutError)  # socket.timeout is TimeoutError
-    if not timed_out and not isinstance(exc, OSError):
-        import httpx  # imported already: an httpx error is what was raised
-
-        timed_out = isinstance(exc, httpx.TimeoutException)
+    timed_out = isinstance(exc, TimeoutError)  # socket.timeout and asyncio's timeout are TimeoutError
     if timed_out:
         return LLMError(f"{model}: timeout after {timeout:g}s ({type(exc).__name__})", None,
                         transient=True, kind="timeout")
@@ -118,8 +113,7 @@ class Client:
         self.base_url = (base_url or DEFAULT_BASE).rstrip("/")
         self.max_connections = max_connections
         self._sync = None
-        self._async: dict[int, Any] = {}
-        self._apools: dict[int, _AsyncPool] = {}  # streams' connections, per event loop
+        self._apools: dict[int, _AsyncPool] = {}  # async calls' and streams' connections, per event loop
         self._lock = threading.Lock()
 
     # -- what the Caller uses ---------------------------------------------------------------------
@@ -153,14 +147,25 @@ class Client:
         return self._answer(model, status, raw, got)
 
     async def acomplete(self, model: str, kwargs: dict[str, Any]) -> Answer:
-        import httpx
+        """As `complete`, on the event loop's connection pool (the streams' one): `timeout` bounds the
+        whole exchange, connecting to the last byte of the answer."""
+        import asyncio
 
         url, body, headers, timeout = self._request(model, kwargs)
+        r = None
         try:
-            r = await self._aclient().post(url, content=body, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(timeout):
+                r = await self._apool().send(url, body, headers, timeout)
+                raw = await r.read()
+        except (EOFError, ValueError) as exc:  # cut inside the body (IncompleteReadError), a broken framing
+            what = "closed the connection mid-answer" if isinstance(exc, EOFError) else f"broke HTTP ({exc})"
+            raise _transport_error(model, ConnectionError(f"the provider {what}"), timeout) from None
+        except OSError as exc:  # TimeoutError included
             raise _transport_error(model, exc, timeout) from None
-        return self._answer(model, r.status_code, r.content, r.headers)
+        finally:
+            if r is not None:
+                r.release()
+        return self._answer(model, r.status, raw, r.headers)
 
     # -- the wire -------------------------------------------------------------------------------------
     def _request(self, model: str, kwargs: dict[str, Any]) -> tuple[str, bytes, dict[str, str], float]:
@@ -210,19 +215,6 @@ class Client:
                     self._sync = _Pool(self.base_url, self.max_connections)
                 pool = self._sync
         return pool
-
-    def _aclient(self):
-        import asyncio
-
-        import httpx
-
-        loop = id(asyncio.get_running_loop())
-        client = self._async.get(loop)
-        if client is None:
-            limits = httpx.Limits(max_connections=self.max_connections,
-                                  max_keepalive_connections=self.max_connections)
-            client = self._async[loop] = httpx.AsyncClient(limits=limits, trust_env=False)
-        return client
 
     def close(self) -> None:
         if self._sync is not None:

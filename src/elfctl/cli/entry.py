@@ -14,7 +14,6 @@ READS_VALUES = ("run", "get")
 
 def main() -> None:
     import atexit
-    import gc
 
     # At exit the interpreter's collections walk every object the command loaded (0.1-0.4 s after a
     # Postgres-backed `elfctl resources` under load) to free memory the OS takes back anyway. Frozen

@@ -107,7 +107,9 @@ def _chart(d, usd):
 def dashboard(
     ctx: typer.Context,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until Ctrl-C.")] = False,
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.", callback=bounded(0.1, 86400))] = 2.0,
+    interval: Annotated[float, typer.Option(
+        "--interval", help="Seconds between full refreshes (a new call is drawn within a quarter second).",
+        callback=bounded(0.1, 86400))] = 2.0,
     team: Annotated[str | None, typer.Option("--team", "-t", help="Only this team.")] = None,
     days: Annotated[
         int, typer.Option("--days", "-d", help="Days in the chart and by-model figures.", callback=bounded(1, 366))
@@ -116,7 +118,8 @@ def dashboard(
 ) -> None:
     """Spend against budgets, by model, error and fallback rates, last N days, open breakers.
 
-    Reads the daily rollup only. `--watch` needs a terminal; otherwise one snapshot is printed."""
+    Reads the daily rollup only. `--watch` needs a terminal; otherwise one snapshot is printed.
+    With --watch, today's totals are checked every 0.25 s and the view redrawn when they move."""
     from elfctl.services.cost.views import dashboard as build
 
     app_ = get_app(ctx, json_mode)
@@ -124,19 +127,14 @@ def dashboard(
     if not watch or app_.output.json or not app_.output.out.is_terminal:
         app_.output.result(build(store, team=team, days=days), render)
         return
-    import time
-
     from rich.live import Live
 
+    from elfctl.services.cost import watch as loop
+
     try:
-        with Live(
-            render(build(store, team=team, days=days)),
-            console=app_.output.out,
-            auto_refresh=False,
-            screen=False,
-        ) as live:
-            while True:
-                time.sleep(interval)
-                live.update(render(build(store, team=team, days=days)), refresh=True)
+        with Live(console=app_.output.out, auto_refresh=False, screen=False) as live:
+            loop.watch(lambda: render(build(store, team=team, days=days)),
+                       lambda view: live.update(view, refresh=True),
+                       lambda: loop.marker(store, team), interval)
     except KeyboardInterrupt:
         raise typer.Exit(0) from None

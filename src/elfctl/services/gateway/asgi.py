@@ -114,10 +114,12 @@ class Server:
             if is_async is None:  # inspect costs ~10 us: once per handler
                 is_async = self._is_async[route.handler] = inspect.iscoroutinefunction(route.handler)
             if is_async:
-                status, out_headers, out = await route.handler(req)
+                answer = await route.handler(req)
             else:
-                status, out_headers, out = await asyncio.get_running_loop().run_in_executor(
-                    self.pool, route.handler, req)
+                answer = await asyncio.get_running_loop().run_in_executor(self.pool, route.handler, req)
+            if not isinstance(answer, tuple):  # a sync handler's rest, to run on the loop (routes.py)
+                answer = await answer
+            status, out_headers, out = answer
             first = await anext(out, b"") if hasattr(out, "__anext__") else None  # a stream fails here, unsent
         except ApiError as exc:
             await self._error(send, exc)

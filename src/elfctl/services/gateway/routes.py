@@ -22,6 +22,9 @@ Handler contract:
     return one too: it is iterated on the event loop. When the client goes away mid-stream, the
     iteration is cancelled where it waits and the iterator closed (`aclose()`), so an async
     generator's `finally` runs: the place to record what was generated.
+  - A plain handler may instead return an awaitable that gives that triple: its blocking work done on
+    the thread, the rest (e.g. a provider's answer over an asyncio connection) is awaited on the event
+    loop; what it raises is answered as what the handler raises.
   - To refuse, raise `errors.ApiError(status, message, ...)`: the client gets the OpenAI-shaped
     `{"error": {"message", "type", "code", "param"}}` with that status. An ElfError from a service is
     mapped the same way (errors.from_elf); any other exception is a 500 with no detail (logged).

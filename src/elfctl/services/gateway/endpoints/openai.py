@@ -147,6 +147,22 @@ def _answer(response: Any) -> tuple[int, dict[str, str], bytes]:
     return 200, headers, response.model_dump_json().encode()  # translated by litellm
 
 
+def _complete(req: Request, policy: Policy, kwargs: dict):
+    """The call's store work here, on the handler's worker thread; the provider's exchange, on the event
+    loop (gateway/unary.py): what the server awaits for the answer."""
+    from elfctl.services.gateway import unary
+
+    started = unary.start(req.gateway.caller, policy, kwargs)  # an exhausted budget raises here: a 429
+    return _answered(req, started)
+
+
+async def _answered(req: Request, started) -> tuple[int, dict[str, str], bytes]:
+    from elfctl.services.gateway import unary
+
+    # the provider's rate-limit headers are kept by the client itself (gateway/quota.py Watched)
+    return _answer(await unary.finish(req.gateway.caller, started))
+
+
 def _stream(req: Request, policy: Policy, kwargs: dict):
     """`stream: true`: server-sent events (gateway/sse.py), on the same call path."""
     from elfctl.services.gateway import sse
@@ -164,7 +180,7 @@ def chat_completions(req: Request):
     if kwargs.pop("stream", None):
         return _stream(req, policy, kwargs)
     kwargs.pop("stream_options", None)
-    return _answer(req.gateway.caller.call(policy, kwargs))
+    return _complete(req, policy, kwargs)
 
 
 @route("POST", "/v1/embeddings")
@@ -173,8 +189,7 @@ def embeddings(req: Request):
     _check_args(data, EMBED_ARGS)
     _check_input(data)
     policy, model = resolve(req, data["model"])
-    return _answer(req.gateway.caller.call(policy, {**data, "model": model, "request_id": new_id(),
-                                                    "endpoint": "embeddings"}))
+    return _complete(req, policy, {**data, "model": model, "request_id": new_id(), "endpoint": "embeddings"})
 
 
 def _model(m: str) -> dict:
