@@ -18,7 +18,6 @@ from typing import Any
 from elfctl.errors import ElfError
 from elfctl.redact import scrub
 
-
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
