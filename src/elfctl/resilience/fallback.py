@@ -391,7 +391,7 @@ class Fallback:
 
     def _healthy(self, resource: str) -> bool:
         """The resource may take the queued calls: its circuit (if it has one) is not open."""
-        rows = self.store().query("SELECT state FROM breaker_state WHERE name = ?", (resource,))
+        rows = self.store().select("breaker_state", {"name": resource}, columns="state")  # over REST too
         return not rows or rows[0]["state"] == "closed"
 
     def _record(self, steps: list[Step], first: BaseException) -> None:

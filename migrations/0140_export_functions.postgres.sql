@@ -1,0 +1,131 @@
+-- 0140_export_functions: the ledger's row export (`cost report --by request`) as a paged database
+-- function, and the queue_request strategy's queue (services/resilience/queue.py: enqueue, claim,
+-- finish or drop) as functions, so both run over Supabase's REST API (`rpc`) as well. PostgresStore
+-- calls the same functions; SQLite keeps the SQL in the services (0140_export_functions.sqlite.sql
+-- is empty). Security as in 0110.
+
+-- The export walks the ledger in its order (ts, id) a page at a time, each page starting after the
+-- last row of the one before (keyset): no OFFSET, so a page costs the same at row 1,000,000 as at
+-- row 0, and rows with equal timestamps are neither repeated nor skipped at a page boundary.
+CREATE INDEX IF NOT EXISTS api_usage_ts_id ON public.api_usage (ts, id);
+
+-- One page of `cost report --by request` (report.report): api_usage rows (every column, id included:
+-- the next page's cursor) with day in [p_since, p_until] of team p_team (NULL: no filter), after
+-- (p_after_ts, p_after_id) (NULL: from the start), at most p_limit (clamped to 1..1000) in (ts, id)
+-- order. Returns {"rows": [...], "more": whether rows follow}: a jsonb value, not a set, so
+-- PostgREST's max-rows never cuts a page short, and `more` (one row read past the page) ends the
+-- walk, never a short page.
+CREATE OR REPLACE FUNCTION public.elfctl_usage_rows(p_team text DEFAULT NULL, p_since text DEFAULT NULL,
+                                                   p_until text DEFAULT NULL, p_after_ts text DEFAULT NULL,
+                                                   p_after_id bigint DEFAULT NULL, p_limit integer DEFAULT 1000)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    v_limit integer := LEAST(GREATEST(COALESCE(p_limit, 1000), 1), 1000);
+    v_rows jsonb;
+    v_n integer;
+BEGIN
+    SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.ts, u.id), '[]'::jsonb), COUNT(*) INTO v_rows, v_n FROM (
+        SELECT * FROM public.api_usage u
+         WHERE (p_team IS NULL OR u.team = p_team) AND (p_since IS NULL OR u.day >= p_since)
+           AND (p_until IS NULL OR u.day <= p_until)
+           AND (p_after_ts IS NULL OR (u.ts, u.id) > (p_after_ts, COALESCE(p_after_id, 0)))
+         ORDER BY u.ts, u.id
+         LIMIT v_limit + 1) u;
+    IF v_n > v_limit THEN
+        v_rows := v_rows - v_limit;  -- the row read past the page only says that more follow
+    END IF;
+    RETURN jsonb_build_object('rows', v_rows, 'more', v_n > v_limit);
+END $$;
+
+-- queue.enqueue: the bound checked and counted, the call's row and its trail row (p_action, p_event
+-- as elfctl_record_action takes them) written, in one call. Returns false, writing nothing, when
+-- p_row's resource holds p_limit rows already (concurrent enqueuers never pass it: the counter's
+-- conditional UPDATE serialises them).
+CREATE OR REPLACE FUNCTION public.elfctl_queue_put(p_row jsonb, p_limit integer, p_action jsonb, p_event jsonb)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    v_resource text := p_row ->> 'resource';
+BEGIN
+    INSERT INTO public.resilience_queue_bounds (resource, queued) VALUES (v_resource, 0)
+        ON CONFLICT (resource) DO NOTHING;
+    UPDATE public.resilience_queue_bounds SET queued = queued + 1 WHERE resource = v_resource AND queued < p_limit;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    INSERT INTO public.resilience_queue (id, resource, team, target, payload, enqueued_at, expires_at)
+    SELECT q.id, q.resource, q.team, q.target, q.payload, q.enqueued_at, q.expires_at
+      FROM jsonb_populate_record(NULL::public.resilience_queue, p_row) AS q;
+    PERFORM public.elfctl_record_action(p_action, p_event);
+    RETURN true;
+END $$;
+
+-- queue._claim: take one row for a run (attempts counted, claimed until p_until) unless another
+-- drainer holds it, it failed p_max times, or it is gone. Returns the row to run, or NULL. One
+-- UPDATE: two drainers never both claim it.
+CREATE OR REPLACE FUNCTION public.elfctl_queue_claim(p_id text, p_now text, p_until text, p_max integer)
+RETURNS jsonb
+LANGUAGE sql SECURITY DEFINER SET search_path = '' AS $$
+    UPDATE public.resilience_queue SET claimed_until = p_until, attempts = attempts + 1
+     WHERE id = p_id AND attempts < p_max AND (claimed_until IS NULL OR claimed_until <= p_now)
+    RETURNING jsonb_build_object('id', id, 'resource', resource, 'team', team, 'target', target,
+                                 'payload', payload, 'expires_at', expires_at)
+$$;
+
+-- queue.drain's end of a run and queue.drop, for a list of rows in one transaction: each item
+-- {"id", "error", "action", "event"}: without error the row is removed (its resource's counter
+-- follows), with one it is released with that error. The item's trail row is written when its row
+-- was there, or always with p_always (a drain ran the call even if the row was dropped meanwhile).
+-- Returns the ids whose row was there.
+CREATE OR REPLACE FUNCTION public.elfctl_queue_done(p_items jsonb, p_always boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    it record;
+    v_resource text;
+    v_found text[] := '{}';
+BEGIN
+    FOR it IN SELECT * FROM jsonb_to_recordset(p_items) AS i(id text, error text, action jsonb, event jsonb) LOOP
+        v_resource := NULL;
+        IF it.error IS NULL THEN
+            DELETE FROM public.resilience_queue WHERE id = it.id RETURNING resource INTO v_resource;
+            IF v_resource IS NOT NULL THEN
+                UPDATE public.resilience_queue_bounds SET queued = queued - 1 WHERE resource = v_resource;
+            END IF;
+        ELSE
+            UPDATE public.resilience_queue SET claimed_until = NULL, last_error = it.error WHERE id = it.id
+            RETURNING resource INTO v_resource;
+        END IF;
+        IF v_resource IS NOT NULL THEN
+            v_found := v_found || it.id;
+        END IF;
+        IF v_resource IS NOT NULL OR p_always THEN
+            PERFORM public.elfctl_record_action(it.action, it.event);
+        END IF;
+    END LOOP;
+    RETURN to_jsonb(v_found);
+END $$;
+
+-- Execute: nobody but service_role (and the owner), as 0110 does for its functions.
+DO $$
+DECLARE
+    f record;
+    v_roles text;
+BEGIN
+    SELECT string_agg(quote_ident(rolname), ', ') INTO v_roles FROM pg_roles
+     WHERE rolname IN ('anon', 'authenticated');
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig FROM pg_proc p
+         WHERE p.pronamespace = 'public'::regnamespace AND p.proname IN ('elfctl_usage_rows', 'elfctl_queue_put',
+                                                                       'elfctl_queue_claim', 'elfctl_queue_done')
+    LOOP
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.sig);
+        IF v_roles IS NOT NULL THEN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', f.sig, v_roles);
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO service_role', f.sig);
+        END IF;
+    END LOOP;
+END $$;
