@@ -1,8 +1,9 @@
 -- 0140_export_functions: the ledger's row export (`cost report --by request`) as a paged database
--- function, and the queue_request strategy's queue (services/resilience/queue.py: enqueue, claim,
--- finish or drop) as functions, so both run over Supabase's REST API (`rpc`) as well. PostgresStore
--- calls the same functions; SQLite keeps the SQL in the services (0140_export_functions.sqlite.sql
--- is empty). Security as in 0110.
+-- function, the queue_request strategy's queue (services/resilience/queue.py: enqueue, claim,
+-- finish or drop), `cost budget set` and the registry's sweep as functions, so they run over
+-- Supabase's REST API (`rpc`).
+-- PostgresStore calls the same functions; SQLite keeps the SQL in the services
+-- (0140_export_functions.sqlite.sql is empty). Security as in 0110.
 
 -- The export walks the ledger in its order (ts, id) a page at a time, each page starting after the
 -- last row of the one before (keyset): no OFFSET, so a page costs the same at row 1,000,000 as at
@@ -107,6 +108,65 @@ BEGIN
     RETURN to_jsonb(v_found);
 END $$;
 
+-- budgets.set_budget (`elfctl cost budget set`): the team's budget row, and its current counters rebuilt
+-- from the ledger (the time zone decides the windows), in one call. p_windows: [{kind, start, lo,
+-- hi}] per window as budgets.window_bounds computes them: the counter's key and [lo, hi) of ts.
+CREATE OR REPLACE FUNCTION public.elfctl_budget_set(p_budget jsonb, p_windows jsonb) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+DECLARE
+    b public.budgets;
+    w record;
+BEGIN
+    b := jsonb_populate_record(NULL::public.budgets, p_budget);
+    INSERT INTO public.budgets (team, daily_nanousd, monthly_nanousd, soft_ratio, soft_action, hard_action, timezone,
+                                updated_at)
+    VALUES (b.team, b.daily_nanousd, b.monthly_nanousd, b.soft_ratio, b.soft_action, b.hard_action, b.timezone,
+            b.updated_at)
+    ON CONFLICT (team) DO UPDATE SET daily_nanousd = excluded.daily_nanousd,
+        monthly_nanousd = excluded.monthly_nanousd, soft_ratio = excluded.soft_ratio,
+        soft_action = excluded.soft_action, hard_action = excluded.hard_action, timezone = excluded.timezone,
+        updated_at = excluded.updated_at;
+    FOR w IN SELECT * FROM jsonb_to_recordset(p_windows) AS x(kind text, start text, lo text, hi text)
+              ORDER BY x.kind COLLATE "C" LOOP  -- counters in key order, as every writer locks them
+        INSERT INTO public.spend_counters (team, window_kind, window_start, spent_nanousd, reserved_nanousd)
+        VALUES (b.team, w.kind, w.start,
+                (SELECT COALESCE(SUM(u.cost_nanousd), 0) FROM public.api_usage u
+                  WHERE u.team = b.team AND u.ts >= w.lo AND u.ts < w.hi),
+                (SELECT COALESCE(SUM(r.amount_nanousd), 0) FROM public.budget_reservations r
+                  WHERE r.team = b.team AND CASE w.kind WHEN 'day' THEN r.day_start ELSE r.month_start END = w.start))
+        ON CONFLICT (team, window_kind, window_start) DO UPDATE SET spent_nanousd = excluded.spent_nanousd,
+            reserved_nanousd = excluded.reserved_nanousd;
+    END LOOP;
+END $$;
+
+-- registry.sweep (services/registry/entries.py; `elfctl health`, `registry graph`): one entry's change
+-- the sweep decided from what it read, with its trail row (p_action, p_event as elfctl_record_action
+-- takes them): p_status NULL deregisters it (the entry and its capabilities), else last_status :=
+-- p_status. Applied only while the entry is as read (last_status, heartbeat_at): a heartbeat or
+-- another sweep in between wins, and nothing is written. Returns whether it was applied.
+CREATE OR REPLACE FUNCTION public.elfctl_registry_sweep(p_name text, p_seen_status text, p_seen_heartbeat text,
+                                                       p_status text, p_action jsonb, p_event jsonb)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+    IF p_status IS NULL THEN
+        DELETE FROM public.registry_entries
+         WHERE name = p_name AND last_status = p_seen_status AND heartbeat_at = p_seen_heartbeat;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+        DELETE FROM public.registry_capabilities WHERE name = p_name;
+    ELSE
+        UPDATE public.registry_entries SET last_status = p_status
+         WHERE name = p_name AND last_status = p_seen_status AND heartbeat_at = p_seen_heartbeat;
+        IF NOT FOUND THEN
+            RETURN false;
+        END IF;
+    END IF;
+    PERFORM public.elfctl_record_action(p_action, p_event);
+    RETURN true;
+END $$;
+
 -- Execute: nobody but service_role (and the owner), as 0110 does for its functions.
 DO $$
 DECLARE
@@ -118,7 +178,8 @@ BEGIN
     FOR f IN
         SELECT p.oid::regprocedure AS sig FROM pg_proc p
          WHERE p.pronamespace = 'public'::regnamespace AND p.proname IN ('elfctl_usage_rows', 'elfctl_queue_put',
-                                                                       'elfctl_queue_claim', 'elfctl_queue_done')
+                                                                       'elfctl_queue_claim', 'elfctl_queue_done',
+                                                                       'elfctl_budget_set', 'elfctl_registry_sweep')
     LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.sig);
         IF v_roles IS NOT NULL THEN
