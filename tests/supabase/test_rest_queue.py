@@ -249,3 +249,27 @@ def test_a_spooled_call_is_replayed_over_rest_once(rest, db, team_project, llm_s
     rows = db.query("SELECT request_id, team FROM api_usage")
     assert rows == [{"request_id": "spooled-over-rest", "team": "alpha"}]
     assert db.query("SELECT COUNT(*) AS n FROM budget_reservations")[0]["n"] == 0
+
+
+def test_fallback_steps_are_audited_over_rest(rest_store, db, project):
+    """@fallback's own steps (a retry here) reach the actions trail over REST too (no transaction there:
+    one elfctl_record_action call each); before, they were dropped with a warning."""
+    from elfctl import config, resilience
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("relay down")
+        return "sent"
+
+    resilience.reset()
+    resilience.use_store(rest_store, config.load(cwd=project))
+    try:
+        out = resilience.fallback("mail", ["retry"], policy="quick")(flaky)()
+    finally:
+        resilience.reset()
+    assert out.served_by == "retry" and out.value == "sent"
+    assert db.query("SELECT resource, strategy, result FROM platform_actions") == [
+        {"resource": "mail", "strategy": "retry", "result": "ok"}]
