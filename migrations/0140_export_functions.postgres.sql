@@ -13,30 +13,30 @@ CREATE INDEX IF NOT EXISTS api_usage_ts_id ON public.api_usage (ts, id);
 -- One page of `cost report --by request` (report.report): api_usage rows (every column, id included:
 -- the next page's cursor) with day in [p_since, p_until] of team p_team (NULL: no filter), after
 -- (p_after_ts, p_after_id) (NULL: from the start), at most p_limit (clamped to 1..1000) in (ts, id)
--- order. Returns {"rows": [...], "more": whether rows follow}: a jsonb value, not a set, so
--- PostgREST's max-rows never cuts a page short, and `more` (one row read past the page) ends the
--- walk, never a short page.
+-- order. Returns {"rows": [...], "more": whether rows follow}: one value, not a set, so PostgREST's
+-- max-rows never cuts a page short, and `more` (one row read past the page) ends the walk, never a
+-- short page. json, not jsonb: building a page as jsonb costs about 3 times as much.
 CREATE OR REPLACE FUNCTION public.elfctl_usage_rows(p_team text DEFAULT NULL, p_since text DEFAULT NULL,
                                                    p_until text DEFAULT NULL, p_after_ts text DEFAULT NULL,
                                                    p_after_id bigint DEFAULT NULL, p_limit integer DEFAULT 1000)
-RETURNS jsonb
+RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = '' AS $$
 DECLARE
     v_limit integer := LEAST(GREATEST(COALESCE(p_limit, 1000), 1), 1000);
-    v_rows jsonb;
+    v_rows json;
     v_n integer;
 BEGIN
-    SELECT COALESCE(jsonb_agg(to_jsonb(u) ORDER BY u.ts, u.id), '[]'::jsonb), COUNT(*) INTO v_rows, v_n FROM (
-        SELECT * FROM public.api_usage u
-         WHERE (p_team IS NULL OR u.team = p_team) AND (p_since IS NULL OR u.day >= p_since)
-           AND (p_until IS NULL OR u.day <= p_until)
-           AND (p_after_ts IS NULL OR (u.ts, u.id) > (p_after_ts, COALESCE(p_after_id, 0)))
-         ORDER BY u.ts, u.id
-         LIMIT v_limit + 1) u;
-    IF v_n > v_limit THEN
-        v_rows := v_rows - v_limit;  -- the row read past the page only says that more follow
-    END IF;
-    RETURN jsonb_build_object('rows', v_rows, 'more', v_n > v_limit);
+    SELECT COALESCE(json_agg(u ORDER BY u.ts, u.id) FILTER (WHERE u.page_row <= v_limit), '[]'::json), COUNT(*)
+      INTO v_rows, v_n
+      FROM (SELECT a.*, row_number() OVER (ORDER BY a.ts, a.id) AS page_row FROM public.api_usage a
+             WHERE (p_team IS NULL OR a.team = p_team) AND (p_since IS NULL OR a.day >= p_since)
+               AND (p_until IS NULL OR a.day <= p_until)
+               -- always this one comparison ('' sorts before every timestamp), never an OR: the plan
+               -- walks api_usage_ts_id from the cursor, generic plan or not
+               AND (a.ts, a.id) > (COALESCE(p_after_ts, ''), COALESCE(p_after_id, -1))
+             ORDER BY a.ts, a.id
+             LIMIT v_limit + 1) u;  -- the row past the page only says that more follow
+    RETURN json_build_object('rows', v_rows, 'more', v_n > v_limit);
 END $$;
 
 -- queue.enqueue: the bound checked and counted, the call's row and its trail row (p_action, p_event
