@@ -23,7 +23,8 @@ READS = [
     ("cost", "report", "--by", "agent", "--team", "alpha"), ("cost", "report", "--by", "revision"),
     ("cost", "report", "--by", "request", "--team", "beta"), ("cost", "dashboard"), ("cost", "dashboard", "--team", "alpha"),
     ("cost", "predict"), ("cost", "optimize"), ("cost", "check", "--team", "alpha"), ("cost", "budget", "list"),
-    ("cost", "budget", "show", "alpha"), ("registry", "list"), ("registry", "show", "svc-a"), ("breakers", "list"),
+    ("cost", "budget", "show", "alpha"), ("registry", "list"), ("registry", "show", "svc-a"), ("registry", "graph"),
+    ("breakers", "list"),
     ("audit", "actions"), ("queue", "list"), ("health", "--component", "store"),
     ("db", "status"),
 ]
@@ -127,3 +128,24 @@ def test_html_report_and_whole_health_over_rest(walk, project):
         k: [c["status"] for c in v] for k, v in direct.items()}
     assert checks["store"][0]["status"] == "pass" and checks["resource:database"][0]["status"] == "pass"
     assert checks["service-registry"][0]["status"] == "pass"
+
+
+def test_registry_sweep_over_rest(walk, project):
+    """The sweep (`registry sweep`, `registry graph`, health's service-registry component) over REST:
+    an entry silent past its TTL turns critical, then one past deregister_after is removed, each a
+    trail row; a second sweep changes nothing."""
+    from elfctl.domain.registry import Entry
+    from elfctl.services.registry import entries
+
+    db, envs = walk
+    long_ago = now() - dt.timedelta(hours=1)
+    entries.register(db, Entry("stale", url="http://s:1", ttl_s=60), at=long_ago)
+    entries.register(db, Entry("gone", url="http://g:1", ttl_s=60, deregister_after_s=600), at=long_ago)
+    swept = _json(project, envs["rest"], "registry", "sweep")
+    assert swept["removed"] == ["gone"] and swept["changed"] == [{"name": "stale", "was": "passing", "now": "critical"}]
+    assert [r["name"] for r in db.query("SELECT name FROM registry_entries ORDER BY name")] == ["stale", "svc-a"]
+    trail = db.query("SELECT target, strategy, result FROM platform_actions WHERE resource = 'registry' ORDER BY target")
+    assert [(r["target"], r["strategy"]) for r in trail] == [("gone", "deregister"), ("stale", "update_registry")]
+    again = _json(project, envs["rest"], "registry", "sweep")
+    assert again["removed"] == [] and again["changed"] == []
+    assert len(db.query("SELECT id FROM platform_actions WHERE resource = 'registry'")) == 2
