@@ -9,6 +9,11 @@ sends for the calls elfctl makes. No PostgREST binary can be installed here; thi
     rest.behave(drop=True)           # close each connection without an answer
     rest.stop()
 
+    PostgrestServer(dsn, ..., max_rows=1000)  # PostgREST's db-max-rows (Supabase's "Max rows", 1000 by
+                                              # default): a table read or a set-returning function
+                                              # answers at most that many rows; a scalar or jsonb result
+                                              # (one value) is not cut
+
 What it does, as PostgREST does it:
 - `/rest/v1/<relation>` GET: `select=col,col|*`, filters `col=[not.]eq|neq|gt|gte|lt|lte.v`, `in.(a,"b,c")`,
   `is.null|true|false`, `order=col.desc.nullslast,...`, `limit`, `offset`; `Prefer: count=exact`;
@@ -119,11 +124,11 @@ class SchemaCache:
 
 class PostgrestServer:
     def __init__(self, dsn: str, service_key: str, anon_key: str, schemas: tuple[str, ...] = ("public",),
-                 pool_size: int = 8):
+                 pool_size: int = 8, max_rows: int | None = None):
         import psycopg
 
         self._psycopg = psycopg
-        self.dsn, self.schemas = dsn, schemas
+        self.dsn, self.schemas, self.max_rows = dsn, schemas, max_rows
         self.keys = {service_key: "service_role", anon_key: "anon"}
         self.requests: list[dict] = []
         self.status: int | None = None
@@ -328,6 +333,8 @@ class PostgrestServer:
                 limit, offset = (int(value), offset) if key == "limit" else (limit, int(value))
             else:
                 where.append(self._filter(key, value, params))
+        if self.max_rows is not None:  # db-max-rows caps whatever limit the request asked for
+            limit = self.max_rows if limit is None else min(limit, self.max_rows)
         stmt = sql.SQL("SELECT {} FROM {}.{}").format(cols, sql.Identifier(schema), sql.Identifier(rel))
         if where:
             stmt += sql.SQL(" WHERE ") + sql.SQL(" AND ").join(where)
@@ -455,7 +462,9 @@ class PostgrestServer:
         record = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(t)) for n, t in used)
         source = sql.SQL("json_to_record(%s::json) AS r({})").format(record) if used else sql.SQL("(SELECT 1) r")
         if fn["retset"]:
-            stmt = sql.SQL("SELECT coalesce(json_agg(x), '[]')::text FROM {} CROSS JOIN LATERAL {} x").format(source, call)
+            capped = sql.SQL(" LIMIT {}").format(sql.Literal(self.max_rows)) if self.max_rows is not None else sql.SQL("")
+            stmt = sql.SQL("SELECT coalesce(json_agg(t.v), '[]')::text FROM (SELECT x AS v FROM {} CROSS JOIN LATERAL {} x{}) t"
+                           ).format(source, call, capped)
         else:
             stmt = sql.SQL("SELECT to_json({})::text FROM {}").format(call, source)
         out = conn.execute(stmt, (json.dumps(args),) if used else ()).fetchone()[0]

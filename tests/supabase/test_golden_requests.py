@@ -28,6 +28,9 @@ def calls(store) -> None:
     store.call("elfctl_key_lookup", {"p_prefix": "abc"})
     store.call("elfctl_settle", {"p_ids": ["r-1"]})
     store.call("elfctl_record_usage", {"p_rows": [{"request_id": "q"}][:0]})  # an empty jsonb list
+    store.call("elfctl_usage_rows", {"p_team": None, "p_since": "2026-03-01", "p_until": None,  # an export page
+                                     "p_after_ts": "2026-03-01T00:00:00.000+00:00", "p_after_id": 7, "p_limit": 1000})
+    store.call("elfctl_queue_claim", {"p_id": "q-1", "p_now": "t0", "p_until": "t1", "p_max": 5})
     store.tables()
 
 

@@ -391,17 +391,21 @@ class Fallback:
 
     def _healthy(self, resource: str) -> bool:
         """The resource may take the queued calls: its circuit (if it has one) is not open."""
-        rows = self.store().query("SELECT state FROM breaker_state WHERE name = ?", (resource,))
+        rows = self.store().select("breaker_state", {"name": resource}, columns="state")  # over REST too
         return not rows or rows[0]["state"] == "closed"
 
     def _record(self, steps: list[Step], first: BaseException) -> None:
         """The steps in the actions trail, in one transaction (but those whoever acted recorded:
         the queue, services/deploy/scale.py)."""
+        from contextlib import nullcontext
+
         from elfctl.services.actions import trail
 
         trigger = _short(first)
         try:
-            with self.store().transaction() as tx:
+            store = self.store()
+            # Supabase's REST API has no transaction: there each row is one call of elfctl_record_action
+            with nullcontext(store) if store.dialect == "rest" else store.transaction() as tx:
                 for s in steps:
                     if s.recorded:
                         continue

@@ -75,7 +75,7 @@ def budget_set(
 
 def budget_list(app) -> list[dict]:
     store = _ready(app)
-    return [budgets.show(store, r["team"]) for r in store.query("SELECT team FROM budgets ORDER BY team")]
+    return [budgets.show(store, r["team"]) for r in store.select("budgets", columns="team", order="team")]
 
 
 def budget_show(app, team: str) -> dict:

@@ -73,6 +73,14 @@ def get(store: Store, team: str, spec_budget=None) -> Budget | None:
 def set_budget(store: Store, b: Budget, now: dt.datetime | None = None) -> Budget:
     bmod.validate(b)
     now = now or now_utc()
+    row = {"team": b.team, "daily_nanousd": b.daily_nanousd, "monthly_nanousd": b.monthly_nanousd,
+           "soft_ratio": b.soft_ratio, "soft_action": b.soft_action, "hard_action": b.hard_action,
+           "timezone": b.timezone, "updated_at": iso(now)}
+    if runs_functions(store):  # elfctl_budget_set (0140): the row and its rebuilt counters in one call
+        windows = [dict(zip(("kind", "start", "lo", "hi"), (kind, *window_bounds(kind, now, b.timezone)), strict=True))
+                   for kind in bmod.WINDOWS]
+        store.call("elfctl_budget_set", {"p_budget": row, "p_windows": windows})
+        return b
     with store.transaction() as tx:
         tx.execute(
             "INSERT INTO budgets (team, daily_nanousd, monthly_nanousd, soft_ratio, soft_action, "

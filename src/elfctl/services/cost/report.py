@@ -82,7 +82,10 @@ def report(
     if by == "request":
         from elfctl.domain.usage import COLUMNS
 
-        rep.rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM api_usage{clause} ORDER BY ts, id", params)
+        if runs_functions(store):
+            rep.rows = list(usage_rows(store, team, since, until))
+        else:
+            rep.rows = store.query(f"SELECT {', '.join(COLUMNS)} FROM api_usage{clause} ORDER BY ts, id", params)
         return rep
     if runs_functions(store):  # the same grouped read, in the database (elfctl_report, migration 0120)
         grouped = store.call("elfctl_report", {"p_by": by, "p_team": team or None, "p_since": since or None,
@@ -104,6 +107,28 @@ def report(
             "add the model to the price overrides file, then `elfctl cost reprice --since DAY`"
         )
     return rep
+
+
+EXPORT_PAGE = 1000  # rows per call of elfctl_usage_rows: Supabase's default max-rows, the function's cap
+
+
+def usage_rows(store, team: str | None, since: str | None, until: str | None, page: int = EXPORT_PAGE):
+    """The export's rows in the ledger's order (ts, id), a page per call of elfctl_usage_rows (0140),
+    each starting after the last row of the one before: rows sharing a timestamp are neither repeated
+    nor dropped at a boundary. The function says whether more follow, so a page cut short by a
+    server's row cap can never end the export early."""
+    from elfctl.domain.usage import COLUMNS
+
+    after: tuple = (None, None)
+    while True:
+        got = store.call("elfctl_usage_rows", {"p_team": team or None, "p_since": since, "p_until": until,
+                                               "p_after_ts": after[0], "p_after_id": after[1], "p_limit": page})
+        rows = got["rows"]
+        for r in rows:
+            yield {c: r[c] for c in COLUMNS}  # the columns and order of the SQL export
+        if not got["more"] or not rows:
+            return
+        after = (rows[-1]["ts"], rows[-1]["id"])
 
 
 @dataclass

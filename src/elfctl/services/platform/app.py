@@ -116,6 +116,12 @@ def _credentials_probe(app) -> health_svc.Probe:
         from elfctl.services.credentials import checks as credential_checks
         from elfctl.services.credentials.app import vault_for
 
+        if app.store.dialect == "rest":  # credentials need SQL by design: not checked, not failing the platform
+            from elfctl.adapters.supabase_rest import DB_URL_HINT
+
+            return Check(credential_checks.COMPONENT, "warn", output="not checked: credentials need a database "
+                         "connection, and only the REST API (SUPABASE_URL/SUPABASE_KEY) is set", hint=DB_URL_HINT)
+
         return credential_checks.health_check(vault_for(app, command="elfctl health"))
 
     return probe

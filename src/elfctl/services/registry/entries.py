@@ -240,6 +240,8 @@ def sweep(store, actor: str, at: dt.datetime | None = None,
     at once (two gateways, or a gateway and `registry sweep`) the second finds it already made and
     writes no second trail row; a heartbeat that arrived meanwhile wins over a stale verdict."""
     at = at or now()
+    if runs_functions(store):
+        return _sweep_by_calls(store, actor, at, limit)
     # Read outside any write transaction (SQLite's write lock is held only when there is a change to
     # make): the updates below are conditional, so what changed since the read is left alone.
     # Only these can change by themselves: an entry without TTL or deregister_after keeps the status
@@ -275,6 +277,38 @@ def sweep(store, actor: str, at: dt.datetime | None = None,
     return removed, changed
 
 
+def _sweep_by_calls(store, actor: str, at: dt.datetime,
+                    limit: int | None) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """`sweep` on Postgres and Supabase: the entries read with a select (REST filters are equality only:
+    the sweep's condition is applied here), each change one call of elfctl_registry_sweep (0140),
+    which applies it with its trail row only if the entry is still as read (no heartbeat nor other
+    sweep in between)."""
+    from elfctl.services.actions import trail
+
+    removed, changed = [], []
+    for r in _select(store, "registry_entries", {}):
+        if limit is not None and len(removed) + len(changed) >= limit:
+            break
+        if r["ttl_s"] is None and r["deregister_after_s"] is None and r["check_status"] == r["last_status"]:
+            continue
+        e = _row(r, at)
+        if rules.expired(e, at):
+            status, action = None, _action(actor, e, f"critical for {e.deregister_after_s:g}s (deregister_after)",
+                                           "deregistered", strategy="deregister")
+        elif e.status != r["last_status"]:
+            status, action = e.status, _action(actor, e, f"status {r['last_status']} -> {e.status}", e.reason)
+        else:
+            continue
+        _, args = trail.prepared(action)
+        if store.call("elfctl_registry_sweep", {"p_name": e.name, "p_seen_status": r["last_status"],
+                                                "p_seen_heartbeat": r["heartbeat_at"], "p_status": status, **args}):
+            if status is None:
+                removed.append(e.name)
+            else:
+                changed.append((e.name, r["last_status"], e.status))
+    return removed, changed
+
+
 def graph(store, at: dt.datetime | None = None) -> dict[str, Entry]:
     return {e.name: e for e in find(store, at=at)}
 
@@ -287,12 +321,18 @@ def public(e: Entry) -> dict:
             "metadata": {k: v for k, v in e.metadata.items() if k != "card"}}
 
 
-def _trail(tx, actor: str, e: Entry, trigger: str, result: str, strategy: str = "update_registry") -> None:
+def _action(actor: str, e: Entry, trigger: str, result: str, strategy: str = "update_registry"):
     # imported here: the trail brings the notify outbox (hmac, random, ...), which reads never need
     from elfctl.services.actions import trail
 
-    trail.record(tx, trail.Action("registry", trigger, strategy, result or "ok", actor,
-                                  team=e.name if e.kind == "team" else None, target=e.name))
+    return trail.Action("registry", trigger, strategy, result or "ok", actor,
+                        team=e.name if e.kind == "team" else None, target=e.name)
+
+
+def _trail(tx, actor: str, e: Entry, trigger: str, result: str, strategy: str = "update_registry") -> None:
+    from elfctl.services.actions import trail
+
+    trail.record(tx, _action(actor, e, trigger, result, strategy))
 
 
 def _unknown(name: str) -> NotRegistered:

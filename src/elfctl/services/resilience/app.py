@@ -53,7 +53,7 @@ def queue_drain(app, resource: str | None = None, force: bool = False) -> list[q
     store = app.store
 
     def healthy(res: str) -> bool:
-        rows = store.query("SELECT state FROM breaker_state WHERE name = ?", (res,))
+        rows = store.select("breaker_state", {"name": res}, columns="state")  # over REST too
         return not rows or rows[0]["state"] == "closed"
 
     return queue.drain(store, actor(), resource, healthy=None if force else healthy)

@@ -5,6 +5,10 @@ after the resource answers again).
 A row names the function as `module:qualname` and holds its arguments as JSON; draining imports
 that module and calls the function once. So whoever can write to the store can name code that a
 drainer runs: the store is as trusted as the code. Targets are checked to be dotted identifiers.
+
+Every write is one atomic step: on Postgres and Supabase a database function (migration 0140:
+elfctl_queue_put, _claim, _done; over REST there is no transaction to hold SQL), on SQLite the SQL
+below in a transaction. Reads are `Rows.select`, the same on every store.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 from elfctl.domain.clock import iso, now
 from elfctl.errors import InputError, OperationFailed
 from elfctl.ids import new_id
-from elfctl.ports import Store
+from elfctl.ports import Store, runs_functions
 from elfctl.redact import scrub
 from elfctl.services.actions import trail
 
@@ -78,19 +82,27 @@ def enqueue(store: Store, resource: str, target: str, payload: str, limit: int, 
         raise InputError(f"queue target {target!r} is not module:qualname")
     t = now()
     entry_id = new_id()
+    full = QueueFull(f"queue of {resource} is full ({limit} requests)",
+                     hint="`elfctl queue drain` runs them once the resource is healthy; `elfctl queue drop` discards them")
+    expires = iso(t + dt.timedelta(seconds=ttl_s)) if ttl_s else None
+    action = trail.Action(resource=resource, trigger=trigger or "call failed", strategy="queue_request",
+                          result="queued", actor=actor, team=team, target=entry_id)
+    if runs_functions(store):
+        _, args = trail.prepared(action)
+        row = {"id": entry_id, "resource": resource, "team": team, "target": target, "payload": payload,
+               "enqueued_at": iso(t), "expires_at": expires}
+        if not store.call("elfctl_queue_put", {"p_row": row, "p_limit": int(limit), **args}):
+            raise full
+        return entry_id
     with store.transaction() as tx:
         tx.execute("INSERT INTO resilience_queue_bounds (resource, queued) VALUES (?, 0) "
                    "ON CONFLICT (resource) DO NOTHING", (resource,))
         if tx.execute("UPDATE resilience_queue_bounds SET queued = queued + 1 WHERE resource = ? AND queued < ?",
                       (resource, int(limit))) != 1:
-            raise QueueFull(f"queue of {resource} is full ({limit} requests)",
-                            hint="`elfctl queue drain` runs them once the resource is healthy; "
-                                 "`elfctl queue drop` discards them")
-        expires = iso(t + dt.timedelta(seconds=ttl_s)) if ttl_s else None
+            raise full
         tx.execute("INSERT INTO resilience_queue (id, resource, team, target, payload, enqueued_at, expires_at) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)", (entry_id, resource, team, target, payload, iso(t), expires))
-        trail.record(tx, trail.Action(resource=resource, trigger=trigger or "call failed", strategy="queue_request",
-                                      result="queued", actor=actor, team=team, target=entry_id))
+        trail.record(tx, action)
     return entry_id
 
 
@@ -102,19 +114,20 @@ def _state(row: dict, t: str) -> str:
     return "failed" if row["attempts"] >= MAX_ATTEMPTS else "queued"
 
 
-_COLS = "id, resource, team, target, enqueued_at, expires_at, attempts, last_error, claimed_until"
+_COLS = "id,resource,team,target,enqueued_at,expires_at,attempts,last_error,claimed_until"
+PAGE = 1000  # rows per read: Supabase's REST API returns at most max-rows (1,000 by default) anyway
+
+
+def _entries(rows: list[dict]) -> list[Entry]:
+    t = iso(now())
+    return [Entry(r["id"], r["resource"], r["team"], r["target"], r["enqueued_at"], r["expires_at"],
+                  int(r["attempts"]), r["last_error"], _state(r, t)) for r in rows]
 
 
 def listing(store: Store, resource: str | None = None, limit: int = 1000) -> list[Entry]:
-    t = iso(now())
-    sql = f"SELECT {_COLS} FROM resilience_queue"
-    params: list[Any] = []
-    if resource:
-        sql += " WHERE resource = ?"
-        params.append(resource)
-    rows = store.query(sql + " ORDER BY enqueued_at, id LIMIT ?", [*params, int(limit)])
-    return [Entry(r["id"], r["resource"], r["team"], r["target"], r["enqueued_at"], r["expires_at"],
-                  int(r["attempts"]), r["last_error"], _state(r, t)) for r in rows]
+    rows = store.select("resilience_queue", {"resource": resource} if resource else None, columns=_COLS,
+                        order="enqueued_at,id", limit=int(limit))
+    return _entries(rows)
 
 
 def _remove(tx, entry_id: str, resource: str) -> int:
@@ -124,22 +137,42 @@ def _remove(tx, entry_id: str, resource: str) -> int:
     return n
 
 
+def _done_item(entry_id: str, error: str | None, action: trail.Action) -> dict:
+    """One item of elfctl_queue_done: the row, its error (None: remove it) and its trail row."""
+    _, args = trail.prepared(action)
+    return {"id": entry_id, "error": error, "action": args["p_action"], "event": args["p_event"]}
+
+
 def drop(store: Store, actor: str, ids: list[str] | None = None, resource: str | None = None) -> list[Entry]:
-    """Discard queued calls: these ids, or every one of a resource, or all (ids and resource None)."""
-    wanted = [e for e in listing(store, resource, limit=10_000_000) if not ids or e.id in ids]
+    """Discard queued calls: these ids, or every one of a resource, or all (ids and resource None).
+    Read and removed a page at a time until none is left (a REST read returns at most max-rows)."""
+    where: dict[str, Any] = {}
+    if resource:
+        where["resource"] = resource
     if ids:
-        missing = sorted(set(ids) - {e.id for e in wanted})
+        where["id"] = sorted(set(ids))
+        missing = sorted(set(ids) - {r["id"] for r in store.select("resilience_queue", where, columns="id")})
         if missing:
             raise InputError(f"no queued request {missing[0]!r}", hint="`elfctl queue list` shows the ids",
                              code="not_found")
-    dropped = []
-    with store.transaction() as tx:
-        for e in wanted:
-            if _remove(tx, e.id, e.resource):
-                dropped.append(e)
-                trail.record(tx, trail.Action(resource=e.resource, trigger="dropped by hand", strategy="queue_request",
-                                              result="dropped", actor=actor, team=e.team, target=e.id))
-    return dropped
+    dropped: list[Entry] = []
+    while True:
+        page = _entries(store.select("resilience_queue", where or None, columns=_COLS, order="enqueued_at,id",
+                                     limit=PAGE))
+        if not page:
+            return dropped
+        actions = {e.id: trail.Action(resource=e.resource, trigger="dropped by hand", strategy="queue_request",
+                                      result="dropped", actor=actor, team=e.team, target=e.id) for e in page}
+        if runs_functions(store):
+            gone = set(store.call("elfctl_queue_done", {"p_items": [_done_item(i, None, a) for i, a in actions.items()]}))
+        else:
+            gone = set()
+            with store.transaction() as tx:
+                for e in page:
+                    if _remove(tx, e.id, e.resource):
+                        gone.add(e.id)
+                        trail.record(tx, actions[e.id])
+        dropped += [e for e in page if e.id in gone]
 
 
 def resolve(target: str) -> Callable:
@@ -156,6 +189,9 @@ def resolve(target: str) -> Callable:
 
 def _claim(store: Store, entry_id: str, claim_s: float) -> dict | None:
     t = now()
+    if runs_functions(store):  # one UPDATE ... RETURNING in the database
+        return store.call("elfctl_queue_claim", {"p_id": entry_id, "p_now": iso(t),
+                                                 "p_until": iso(t + dt.timedelta(seconds=claim_s)), "p_max": MAX_ATTEMPTS})
     n = store.execute("UPDATE resilience_queue SET claimed_until = ?, attempts = attempts + 1 WHERE id = ? AND "
                       "attempts < ? AND (claimed_until IS NULL OR claimed_until <= ?)",
                       (iso(t + dt.timedelta(seconds=claim_s)), entry_id, MAX_ATTEMPTS, iso(t)))
@@ -196,18 +232,23 @@ def drain(store: Store, actor: str, resource: str | None = None, healthy: Callab
                 result = "ok"
             except Exception as exc:  # noqa: BLE001 - the row keeps the error; the next one runs
                 result = f"failed: {type(exc).__name__}: {scrub(str(exc))[:300]}"
-        with store.transaction() as tx:
-            if result == "ok" or result == "expired":
-                _remove(tx, row["id"], row["resource"])
-            else:
-                tx.execute("UPDATE resilience_queue SET claimed_until = NULL, last_error = ? WHERE id = ?",
-                           (result, row["id"]))
-            trail.record(tx, trail.Action(resource=row["resource"], trigger="queue drain", strategy="queue_request",
-                                          result=result, actor=actor, team=row["team"], target=row["id"]))
+        action = trail.Action(resource=row["resource"], trigger="queue drain", strategy="queue_request",
+                              result=result, actor=actor, team=row["team"], target=row["id"])
+        error = None if result in ("ok", "expired") else result
+        if runs_functions(store):
+            store.call("elfctl_queue_done", {"p_items": [_done_item(row["id"], error, action)], "p_always": True})
+        else:
+            with store.transaction() as tx:
+                if error is None:
+                    _remove(tx, row["id"], row["resource"])
+                else:
+                    tx.execute("UPDATE resilience_queue SET claimed_until = NULL, last_error = ? WHERE id = ?",
+                               (error, row["id"]))
+                trail.record(tx, action)
         out.append(Drained(row["id"], row["resource"], row["target"], result))
     return out
 
 
 def pending(store: Store, resource: str) -> int:
-    rows = store.query("SELECT queued FROM resilience_queue_bounds WHERE resource = ?", (resource,))
+    rows = store.select("resilience_queue_bounds", {"resource": resource}, columns="queued")
     return int(rows[0]["queued"]) if rows else 0

@@ -1,0 +1,4 @@
+-- 0140_export_functions: nothing on SQLite. On PostgreSQL (and Supabase) this version creates the
+-- paged row export behind `cost report --by request` and the queue_request strategy's queue
+-- operations as database functions (so they run over the REST API too); SQLite keeps their SQL in
+-- the services.
