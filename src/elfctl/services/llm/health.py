@@ -16,15 +16,12 @@ def llm_probe(open_store: Callable[[], object], covered=frozenset()):
         store = open_store()
         if "breaker_state" not in store.tables():
             return Check("llm", "warn", output="no cost tables yet", hint="run `elfctl db migrate`")
-        rows = store.query(
-            "SELECT name, state, opened_at FROM breaker_state WHERE name LIKE 'llm:%' "
-            "AND state <> 'closed' ORDER BY name"
-        )
-        rows = [r for r in rows if r["name"][4:] not in covered]
+        # selects filtered here (REST filters are equality only): a few breakers, today's few rollup rows
+        rows = [r for r in store.select("breaker_state", columns="name, state, opened_at", order="name")
+                if r["name"].startswith("llm:") and r["state"] != "closed" and r["name"][4:] not in covered]
         today = dt.datetime.now(dt.UTC).date().isoformat()
-        unpriced = store.query(
-            "SELECT COALESCE(SUM(unpriced), 0) AS n FROM daily_cost_summary WHERE day = ?", (today,)
-        )[0]["n"]
+        unpriced = sum(int(r["unpriced"] or 0)
+                       for r in store.select("daily_cost_summary", {"day": today}, columns="unpriced"))
         problems = [f"circuit {r['name'][4:]} {r['state']} since {r['opened_at'] or '?'}" for r in rows]
         if unpriced:
             problems.append(f"{unpriced} call(s) today with no price (counted as $0)")
