@@ -74,12 +74,9 @@ def circuits(store, models: list[str], reset_s: float, now: dt.datetime | None =
     """Circuits of these models that are not closed: {model, state, opened_at, probe_in_s}."""
     if not models or "breaker_state" not in store.tables():
         return []
-    marks = ",".join("?" for _ in models)
-    rows = store.query(
-        f"SELECT name, state, opened_at FROM breaker_state WHERE name IN ({marks}) AND state <> 'closed' "
-        "ORDER BY name",
-        tuple(f"llm:{m}" for m in models),
-    )
+    # a select (REST serves it too; its filters are equality and IN only): the closed ones dropped here
+    rows = [r for r in store.select("breaker_state", {"name": [f"llm:{m}" for m in models]},
+                                    columns="name, state, opened_at", order="name") if r["state"] != "closed"]
     now = now or dt.datetime.now(dt.UTC)
     out = []
     for r in rows:
@@ -199,8 +196,7 @@ def stored_scopes(store, name: str) -> list[str]:
     """Scopes ('' = global) where the credential store holds `name`: metadata only, no value read."""
     if "credentials" not in store.tables():
         return []
-    return [r["scope"] for r in store.query(
-        "SELECT scope FROM credentials WHERE name = ? ORDER BY scope", (name,))]
+    return [r["scope"] for r in store.select("credentials", {"name": name}, columns="scope", order="scope")]
 
 
 def deep_call(model: str, key_var: str, timeout_s: float, stored_key: Callable[[str], str | None]) -> float:
