@@ -13,7 +13,6 @@ import httpx
 import openai
 import pytest
 
-from elfctl.adapters.postgres import PostgresStore
 from elfctl.domain.registry import Entry
 from elfctl.services.gateway import keys
 from elfctl.services.registry import entries as reg
@@ -22,15 +21,6 @@ from tests.registry.test_prober import Team, deployed
 
 MSG = [{"role": "user", "content": "hello"}]
 NEEDS_SQL = "needs a database connection"
-
-
-@pytest.fixture
-def db(supa_pg_url):
-    """The database behind the REST API, read and seeded directly (keys and registry entries are
-    the operator's side: `gateway key create` and deploy use the database connection)."""
-    store = PostgresStore(supa_pg_url)
-    yield store
-    store.close()
 
 
 @pytest.fixture
@@ -85,12 +75,10 @@ def _spend(rest_store, team: str, usd: float) -> None:
                                         priced=True)])
 
 
-def test_every_route_of_a_gateway_on_the_rest_store_runs_without_sql(rest_gateway, rest, db, llm_server, down_team):
-    from elfctl.adapters.supabase_rest import RestStore
-
-    rest_store = RestStore(rest.url, rest.service_key)
+def test_every_route_of_a_gateway_on_the_rest_store_runs_without_sql(rest_gateway, rest, rest_store, db, llm_server,
+                                                                     down_team):
+    # keys and registry entries are the operator's side (`gateway key create`, deploy): written through `db`
     _spend(rest_store, "nearly", 0.96)  # 96% of its day: api_quota serves its cheaper model
-    rest_store.close()
     reg.register(db, Entry("alpha", kind="team", url="http://elf-alpha:8080", capabilities=("seo",)))
     deployed(db, "critic", down_team.port)  # the prober finds it failing: a trail row and an alert
     alpha, nearly, emb = keys.mint(db, "alpha"), keys.mint(db, "nearly"), keys.mint(db, "emb")
@@ -102,7 +90,7 @@ def test_every_route_of_a_gateway_on_the_rest_store_runs_without_sql(rest_gatewa
     assert {k: v[0]["status"] for k, v in health.json()["checks"].items()} == {
         "store": "pass", "llm": "pass", "budgets": "warn"}  # nearly is past its soft limit
     client = openai.OpenAI(base_url=gw.base_url, api_key=alpha, max_retries=0, timeout=60)
-    done = client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
     stream = client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5, stream=True,
                                             stream_options={"include_usage": True})
     assert [c for c in stream if c.usage][0].usage.total_tokens == 15

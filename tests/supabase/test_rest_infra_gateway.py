@@ -121,3 +121,24 @@ def test_infra_up_with_only_the_rest_keys_runs_the_gateway_on_the_rest_store(
         db.close()
         relay.close()
         remove_gateway(engine, prefix)
+
+
+@pytest.mark.parametrize("case", ["loopback", "ca_outside"])
+def test_a_rest_store_the_container_cannot_use_is_refused_before_anything_starts(
+        case, rest, docker_env, engine, project, tmp_path_factory):  # noqa: F811
+    """A SUPABASE_URL on 127.0.0.1 (the container itself, inside it), or a supabase.ca_file outside the
+    project (the container sees only the project): exit 2, one line naming the setting, nothing started."""
+    write_team(project, "alpha", "gpt-4o-mini")
+    env = {**docker_env, "SUPABASE_URL": rest.url, "SUPABASE_KEY": rest.service_key, "ELFCTL_STORE_URL": "",
+           "SUPABASE_DB_URL": "", "ELFCTL_GATEWAY_PORT": str(realservices.free_port())}
+    if case == "ca_outside":
+        outside = tmp_path_factory.mktemp("elsewhere") / "ca.pem"
+        outside.write_text("")
+        # the URL is acceptable here (a non-loopback https address); the CA file is the problem
+        env.update({"SUPABASE_URL": "https://10.0.0.1:8443", "ELFCTL_SUPABASE_CA_FILE": str(outside)})
+    proc = run_elfctl("infra", "up", "--only", "gateway", cwd=project, env=env, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    expected = "SUPABASE_URL names 127.0.0.1" if case == "loopback" else "supabase.ca_file"
+    assert "step 'gateway'" in proc.stderr and expected in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and rest.service_key not in proc.stdout + proc.stderr
+    assert engine.inspect(f"{docker_env['ELFCTL_DEPLOY_PREFIX']}-gateway") is None

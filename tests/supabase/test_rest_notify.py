@@ -10,40 +10,16 @@ import threading
 
 import pytest
 
-from elfctl.adapters.postgres import PostgresStore
 from elfctl.domain import notify as rules
 from elfctl.domain.notify import Event
 from elfctl.services.notify import outbox, sender
 from tests.conftest import run_elfctl
-from tests.webhook_server import WebhookServer
-
-
-@pytest.fixture
-def hook():
-    server = WebhookServer().start()
-    yield server
-    server.stop()
+from tests.notify.test_notify import hook  # noqa: F401 - the loopback webhook receiver
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_memo():
     outbox._seen.clear()
-
-
-@pytest.fixture
-def rest_store(rest):
-    from elfctl.adapters.supabase_rest import RestStore
-
-    store = RestStore(rest.url, rest.service_key)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def db(supa_pg_url):
-    store = PostgresStore(supa_pg_url)
-    yield store
-    store.close()
 
 
 def _post():
@@ -52,7 +28,7 @@ def _post():
     return webhook_poster()
 
 
-def test_notify_send_over_rest_delivers_each_event_once(rest, rest_store, db, project, hook):
+def test_notify_send_over_rest_delivers_each_event_once(rest, rest_store, db, project, hook):  # noqa: F811
     with open(project / "elfctl.toml", "a") as f:
         f.write(f'\n[notify]\nwebhooks = ["{hook.url("/ops")}"]\n')
     outbox.emit(rest_store, Event("test.kind", "disk full on node-1", dedupe_key="rest-send-1", severity="critical"))
@@ -72,7 +48,7 @@ def test_notify_send_over_rest_delivers_each_event_once(rest, rest_store, db, pr
             "/rest/v1/rpc/elfctl_notify_settle"} <= paths
 
 
-def test_a_410_over_rest_disables_the_channel_with_its_failed_delivery(rest_store, db, hook):
+def test_a_410_over_rest_disables_the_channel_with_its_failed_delivery(rest_store, db, hook):  # noqa: F811
     chans = [rules.channel("webhook", hook.url("/gone"))]
     outbox.emit(rest_store, Event("test.kind", "one", dedupe_key="gone-1"))
     hook.behave(status=410)
@@ -85,7 +61,7 @@ def test_a_410_over_rest_disables_the_channel_with_its_failed_delivery(rest_stor
     assert len(hook.received) == 1  # the disabled channel is not called again
 
 
-def test_two_senders_over_rest_post_each_event_once(rest, rest_store, hook):
+def test_two_senders_over_rest_post_each_event_once(rest, rest_store, hook):  # noqa: F811
     """Two senders (two REST clients, as two processes would be) race over 20 events: the claim is one
     call into the database, so each event reaches the receiver once."""
     from elfctl.adapters.supabase_rest import RestStore

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from elfctl.domain.clock import iso, now
 from elfctl.domain.names import check_team_name
-from elfctl.ports import Rows, Store, Tx, runs_functions
+from elfctl.ports import Rows, Store, runs_functions
 
 PREFIX_LEN = 8
 _SECRET_LEN = 48

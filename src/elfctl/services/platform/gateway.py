@@ -124,8 +124,8 @@ def _spool_volume(elf_dir: Path, target: str) -> dict[str, str]:
 def _needs_postgres() -> InputError:
     return InputError("a gateway on Kubernetes needs a Postgres store: its replicas share one ledger, "
                       "and the store is SQLite (a file on this machine)",
-                      hint="set store.url (or ELFCTL_STORE_URL) to postgresql://..., or "
-                      "`elfctl infra up --skip gateway`")
+                      hint="set store.url (or ELFCTL_STORE_URL) to postgresql://..., or SUPABASE_URL and "
+                      "SUPABASE_KEY (a Supabase project), or `elfctl infra up --skip gateway`")
 
 
 # --- Docker -------------------------------------------------------------------------------------------
