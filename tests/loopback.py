@@ -22,8 +22,20 @@ class LoopbackServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def serve(handler: type[BaseHTTPRequestHandler]) -> LoopbackServer:
-    httpd = LoopbackServer(("127.0.0.1", 0), handler)
+class _TlsServer(LoopbackServer):
+    tls: Any = None
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        # the handshake happens on the handler's first read, in its own thread, not in the accept loop
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+
+def serve(handler: type[BaseHTTPRequestHandler], host: str = "127.0.0.1", tls: Any = None) -> LoopbackServer:
+    """`host`: another address of this machine (a Docker bridge's, for containers); `tls`: an
+    ssl.SSLContext to serve https with."""
+    httpd = LoopbackServer((host, 0), handler) if tls is None else _TlsServer((host, 0), handler)
+    httpd.tls = tls
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
 

@@ -149,7 +149,8 @@ class PostgrestServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "start() the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        host, port = self._httpd.server_address[:2]
+        return f"{'https' if self._httpd.tls else 'http'}://{host}:{port}"
 
     def behave(self, status: int | None = None, stall: float = 0.0, drop: bool = False,
                html: bool = False) -> PostgrestServer:
@@ -159,12 +160,13 @@ class PostgrestServer:
         self.status, self.stall, self.drop, self.html = status, stall, drop, html
         return self
 
-    def start(self) -> PostgrestServer:
+    def start(self, host: str = "127.0.0.1", tls: Any = None) -> PostgrestServer:
+        """`host`/`tls`: as tests/loopback.serve takes them (a Docker bridge's address, https)."""
         self._listener = self._psycopg.connect(self.dsn, autocommit=True)
         self._listener.execute("LISTEN pgrst")
         self._listener.execute(f"LISTEN {self._channel}")
         threading.Thread(target=self._listen, daemon=True).start()
-        self._httpd = loopback.serve(_handler(self))
+        self._httpd = loopback.serve(_handler(self), host, tls)
         return self
 
     def stop(self) -> None:

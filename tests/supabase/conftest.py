@@ -35,6 +35,26 @@ def rest(supa_pg_url):
     server.stop()
 
 
+@pytest.fixture
+def rest_store(rest):
+    """The REST store (RestStore) on the test server, as service_role."""
+    from elfctl.adapters.supabase_rest import RestStore
+
+    store = RestStore(rest.url, rest.service_key)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def db(supa_pg_url):
+    """The database behind the REST API, read (and seeded) directly."""
+    from elfctl.adapters.postgres import PostgresStore
+
+    store = PostgresStore(supa_pg_url)
+    yield store
+    store.close()
+
+
 def jwt_like(role: str) -> str:
     """A key shaped like Supabase's legacy API keys (a JWT whose payload names the role), random each time."""
     import base64

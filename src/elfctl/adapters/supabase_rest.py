@@ -54,7 +54,7 @@ class RestStore:
     dialect = "rest"
 
     def __init__(self, url: str, key: str, timeout_s: float = 10.0, url_setting: str = "SUPABASE_URL",
-                 key_setting: str = "SUPABASE_KEY"):
+                 key_setting: str = "SUPABASE_KEY", ca_file: str | None = None):
         import httpx
 
         from supabase import ClientOptions, create_client
@@ -72,7 +72,7 @@ class RestStore:
                              code="unauthorized")
         self._key_setting, self._timeout_s = key_setting, timeout_s
         self._seen = threading.local()  # the last response's status, for errors without a PostgREST body
-        self._http = httpx.Client(timeout=timeout_s, http2=True, follow_redirects=False,
+        self._http = httpx.Client(timeout=timeout_s, http2=True, follow_redirects=False, verify=_verify(ca_file),
                                   event_hooks={"response": [self._saw]})
         try:
             client = create_client(self.url, key, ClientOptions(
@@ -247,6 +247,24 @@ def key_role(key: str) -> str | None:
     except ValueError:
         return None
     return claims.get("role") if isinstance(claims, dict) else None
+
+
+def _verify(ca_file: str | None):
+    """httpx's `verify`: its default (certifi's authorities), plus those of `ca_file` when given."""
+    if not ca_file:
+        return True
+    import ssl
+
+    import certifi
+
+    ctx = ssl.create_default_context(cafile=certifi.where())
+    try:
+        ctx.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise InputError(f"supabase.ca_file {ca_file!r}: not a readable PEM file of certificates ({exc})",
+                         hint="give the PEM file of the CA that signed the REST API's certificate, or unset it") \
+            from None
+    return ctx
 
 
 def _text(value: Any) -> str:

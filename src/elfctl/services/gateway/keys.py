@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from elfctl.domain.clock import iso, now
 from elfctl.domain.names import check_team_name
-from elfctl.ports import Store, Tx, runs_functions
+from elfctl.ports import Rows, Store, runs_functions
 
 PREFIX_LEN = 8
 _SECRET_LEN = 48
@@ -103,12 +103,11 @@ def _key(row: dict) -> Key:
                last_used_at=row["last_used_at"], revoked_at=row["revoked_at"])
 
 
-def listing(store: Tx, team: str | None = None) -> list[Key]:
+def listing(store: Rows, team: str | None = None) -> list[Key]:
     """Every key (or one team's), oldest first. Never the key itself: it is not stored."""
-    sql, params = f"SELECT {_COLUMNS} FROM gateway_keys", []
-    if team is not None:
-        sql, params = sql + " WHERE team = ?", [team]
-    return [_key(r) for r in store.query(sql + " ORDER BY created_at, prefix", params)]
+    rows = store.select("gateway_keys", None if team is None else {"team": team}, columns=_COLUMNS,
+                        order="created_at,prefix")  # a select: the REST store serves it too
+    return [_key(r) for r in rows]
 
 
 def live(key: Key, at: dt.datetime | None = None) -> bool:

@@ -21,7 +21,8 @@ SLACK_CREDENTIAL = "SLACK_WEBHOOK_URL"
 
 def _slack_url(app) -> str:
     url = app.config.get("notify.slack_webhook_url")
-    if url or "credentials" not in app.store.tables():
+    # credentials need SQL (SUPABASE_DB_URL): over the REST API the URL comes from the setting alone
+    if url or app.store.dialect == "rest" or "credentials" not in app.store.tables():
         return url
     from elfctl.services.credentials import vault as credentials
 

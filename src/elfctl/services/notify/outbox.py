@@ -94,8 +94,14 @@ BACKLOG = dt.timedelta(days=1)
 def due(tx: Tx, channels: list[str], at: dt.datetime, limit: int = 100) -> list[tuple[Event, str, int]]:
     """(event, channel, attempts so far) to try now: recent events with no delivery row yet for a
     channel, and pending deliveries whose next attempt time has come. Disabled channels are skipped."""
-    off = set(disabled(tx))
     out: list[tuple[Event, str, int]] = []
+    if runs_functions(tx):  # Postgres and Supabase: elfctl_notify_due (0150), the join in the database
+        for ch in channels:
+            rows = tx.call("elfctl_notify_due", {"p_channel": ch, "p_since": iso(at - BACKLOG), "p_at": iso(at),
+                                                 "p_limit": limit})
+            out += [(_event(r), ch, int(r["tried"] or 0)) for r in rows]
+        return out
+    off = set(disabled(tx))
     for ch in channels:
         if ch in off:
             continue
@@ -114,6 +120,9 @@ def claim(tx: Tx, event_id: str, channel: str, attempts: int, at: dt.datetime, l
     """Take one delivery for this sender until `lease_s` from now: two senders never post the same
     event to the same channel at once, and a sender killed mid-post leaves it due again after the lease."""
     lease = iso(at + dt.timedelta(seconds=lease_s))
+    if runs_functions(tx):  # Postgres and Supabase: the same two steps in one call, elfctl_notify_claim (0150)
+        return bool(tx.call("elfctl_notify_claim", {"p_event_id": event_id, "p_channel": channel,
+                                                    "p_attempts": attempts, "p_lease": lease, "p_at": iso(at)}))
     if attempts == 0 and tx.query(
             "INSERT INTO notify_deliveries (event_id, channel, state, attempts, next_at, updated_at) "
             "VALUES (?,?,'sending',0,?,?) ON CONFLICT (event_id, channel) DO NOTHING RETURNING event_id",
@@ -126,8 +135,20 @@ def claim(tx: Tx, event_id: str, channel: str, attempts: int, at: dt.datetime, l
 
 
 def settle(tx: Tx, event_id: str, channel: str, state: str, attempts: int, next_at: dt.datetime | None,
-           error: str | None) -> None:
-    """Record one delivery attempt's outcome: sent, pending (with its next attempt) or failed."""
+           error: str | None, gone: str | None = None) -> None:
+    """Record one delivery attempt's outcome: sent, pending (with its next attempt) or failed. With
+    `gone` (why a receiver answered 410 Gone), the channel is disabled in the same transaction."""
+    if runs_functions(tx):  # Postgres and Supabase: elfctl_notify_settle (0150), both writes in one call
+        tx.call("elfctl_notify_settle", {
+            "p_event_id": event_id, "p_channel": channel, "p_state": state, "p_attempts": attempts,
+            "p_next_at": iso(next_at) if next_at else None, "p_error": scrub(error)[:500] if error else None,
+            "p_at": iso(now()), "p_disable": scrub(gone)[:300] if gone else None})
+        return
+    if gone is not None:
+        with tx.transaction() as inner:  # type: ignore[attr-defined] - a Store here (the sender's)
+            disable(inner, channel, gone)
+            settle(inner, event_id, channel, state, attempts, next_at, error)
+        return
     tx.execute(
         "INSERT INTO notify_deliveries (event_id, channel, state, attempts, next_at, last_error, updated_at) "
         "VALUES (?,?,?,?,?,?,?) ON CONFLICT (event_id, channel) DO UPDATE SET state = excluded.state, "

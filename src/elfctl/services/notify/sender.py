@@ -66,9 +66,7 @@ def deliver(store: Store, channels: list[Channel], post, project: str = "", time
             continue
         report.errors.append(f"{ch.label}: {got.error}")
         if got.status == 410:
-            with store.transaction() as tx:
-                outbox.disable(tx, ch_id, got.error or "410 Gone")
-                outbox.settle(tx, event.id, ch_id, "failed", attempts, None, got.error)
+            outbox.settle(store, event.id, ch_id, "failed", attempts, None, got.error, gone=got.error or "410 Gone")
             report.disabled.append(ch.label)
             report.failed += 1
             continue

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from elfctl.domain.health import Check, HealthReport
-from elfctl.errors import InputError
+from elfctl.errors import InputError, StoreNotMigrated
 from elfctl.services.deploy.app import kubernetes_probes
 from elfctl.services.platform import health as health_svc
 from elfctl.services.platform import infra as infra_svc
@@ -141,6 +141,14 @@ def health_report(app, components: list[str] | None = None, timeout_s: float | N
 
 def infra_steps(app) -> list[infra_svc.Step]:
     def migrate_step():
+        if app.store.dialect == "rest":  # no SQL over REST: the schema is checked, migrating needs SUPABASE_DB_URL
+            st = migrate_svc.status(app.store, app.migrations_dir)
+            if st.pending:
+                raise StoreNotMigrated(f"the Supabase project is at schema version {st.current_version}, "
+                                       f"{st.pending} migration(s) up to {st.latest_version} pending",
+                                       hint="run elfctl db migrate with SUPABASE_DB_URL set, or paste "
+                                            "`elfctl db migrate --print-sql` in the SQL editor")
+            return False, f"schema current at version {st.current_version} (Supabase REST API)"
         r = migrate_svc.migrate(app.store, app.migrations_dir,
                                 lock_timeout_s=app.config.get("store.lock_timeout_s"))
         if r.applied:
@@ -316,7 +324,9 @@ def _gateway_settings(app):
 
     cfg = app.config
     target = cfg.get("deploy.target")
-    env, secret, volumes, notes = gateway_svc.store_access(cfg.store_url, cfg.root, cfg.elf_dir, target)
+    env, secret, volumes, notes = gateway_svc.store_access(
+        cfg.store_url, cfg.root, cfg.elf_dir, target, rest_key=cfg.get("supabase.key"),
+        ca_file=cfg.path("supabase.ca_file") if cfg.get("supabase.ca_file") else None)
     values = {k: cfg.get(k) for k in SCHEMA if k.startswith(("llm.", "gateway.", "discovery.")) and k != "gateway.host"}
     keys = ProviderKeys(app.store, app.vault)
     providers = [p.name for p in _provider_plan(app).providers]

@@ -8,8 +8,9 @@ Both are left alone when the image and the settings are the same (a hash of both
 
 What the gateway gets, decided here once for both targets:
 - the store: SQLite is the project's .elf/ bind-mounted (read-write) with the project read-only
-  beside it (team.yaml, elfctl.toml, prices); a cluster gateway needs Postgres, and on Docker a
-  Postgres URL must name an address the container reaches (not 127.0.0.1, which is the container);
+  beside it (team.yaml, elfctl.toml, prices); a cluster gateway needs Postgres or Supabase, and on
+  Docker a Postgres or Supabase URL must name an address the container reaches (not 127.0.0.1, which
+  is the container); Supabase's REST API: SUPABASE_URL, and SUPABASE_KEY as a secret;
 - provider keys: read here from the environment, else the credential store (global keys), and
   handed to the gateway only (as env on Docker, a Secret on Kubernetes). The gateway is the
   platform's own process: no team container ever receives them.
@@ -55,10 +56,14 @@ class Gateway:
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def store_access(store_url: str, root: Path, elf_dir: Path, target: str) -> tuple[dict, dict, dict, list[str]]:
+def store_access(store_url: str, root: Path, elf_dir: Path, target: str, rest_key: str = "",
+                 ca_file: Path | None = None) -> tuple[dict, dict, dict, list[str]]:
     """(plain env, secret env, read-write volumes) through which the gateway reaches the store, and
-    notes. SQLite: the database's folder mounted; Postgres: its URL (a secret: it may hold a password)."""
+    notes. SQLite: the database's folder mounted; Postgres: its URL (a secret: it may hold a password);
+    Supabase's REST API: SUPABASE_URL, and SUPABASE_KEY as a secret (`rest_key`, supabase.key)."""
     scheme = store_url.split(":", 1)[0].lower()
+    if scheme in ("supabase+https", "supabase+http"):
+        return _rest_access(store_url[len("supabase+"):], root, elf_dir, target, rest_key, ca_file)
     if scheme == "sqlite":
         if target == "kubernetes":
             raise _needs_postgres()
@@ -80,16 +85,47 @@ def store_access(store_url: str, root: Path, elf_dir: Path, target: str) -> tupl
                 "container itself, so it cannot reach this store",
                 hint="give the database's address on the Docker network (e.g. the host's bridge address, "
                 "with Postgres listening there), or `elfctl infra up --skip gateway`")
-        return {}, {"ELFCTL_STORE_URL": store_url}, {}, ["store: Postgres (URL as a secret)"]
-    raise InputError(f"store.url scheme {scheme!r}: the gateway runs on SQLite or Postgres",
-                     hint="use the default SQLite store or a postgresql:// URL, or `--skip gateway`")
+        return {}, {"ELFCTL_STORE_URL": store_url}, _spool_volume(elf_dir, target), ["store: Postgres (URL as a secret)"]
+    raise InputError(f"store.url scheme {scheme!r}: the gateway runs on SQLite, Postgres or Supabase",
+                     hint="use the default SQLite store, a postgresql:// URL or supabase+https://, or `--skip gateway`")
+
+
+def _rest_access(url: str, root: Path, elf_dir: Path, target: str, key: str, ca_file: Path | None
+                 ) -> tuple[dict, dict, dict, list[str]]:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if target == "docker" and (host.startswith(LOOPBACK) or host == "localhost"):
+        raise InputError(
+            f"SUPABASE_URL names {host}: inside the gateway container that is the container itself, so it "
+            "cannot reach the REST API", hint="give the API's address the container reaches (the project's "
+            "https://<ref>.supabase.co, or this host's bridge address), or `elfctl infra up --skip gateway`")
+    env, notes = {"SUPABASE_URL": url}, [f"store: Supabase REST API at {url} (SUPABASE_KEY as a secret)"]
+    if ca_file is not None:  # read by the gateway from the project, which the container mounts at PROJECT
+        try:
+            inside = ca_file.resolve().relative_to(root.resolve())
+        except ValueError:
+            inside = None
+        if target != "docker" or inside is None:
+            raise InputError(f"supabase.ca_file {str(ca_file)!r}: the gateway " + (
+                "on Kubernetes has no copy of it" if target != "docker" else "container sees only the project folder"),
+                hint="keep the CA file inside the project (Docker), or use a certificate the system trusts")
+        env["ELFCTL_SUPABASE_CA_FILE"] = f"{PROJECT}/{inside.as_posix()}"
+    return env, {"SUPABASE_KEY": key}, _spool_volume(elf_dir, target), notes
+
+
+def _spool_volume(elf_dir: Path, target: str) -> dict[str, str]:
+    """The project's .elf/ read-write on Docker, where the call path keeps its spool (.elf/spool: a row
+    is written there before the store, and replayed at the next start if the process was killed): the
+    rest of the project is mounted read-only."""
+    return {str(elf_dir): f"{PROJECT}/.elf"} if target == "docker" else {}
 
 
 def _needs_postgres() -> InputError:
     return InputError("a gateway on Kubernetes needs a Postgres store: its replicas share one ledger, "
                       "and the store is SQLite (a file on this machine)",
-                      hint="set store.url (or ELFCTL_STORE_URL) to postgresql://..., or "
-                      "`elfctl infra up --skip gateway`")
+                      hint="set store.url (or ELFCTL_STORE_URL) to postgresql://..., or SUPABASE_URL and "
+                      "SUPABASE_KEY (a Supabase project), or `elfctl infra up --skip gateway`")
 
 
 # --- Docker -------------------------------------------------------------------------------------------

@@ -1,0 +1,4 @@
+-- 0150_gateway_functions: nothing on SQLite. On PostgreSQL (and Supabase) this version creates the
+-- database functions the gateway process still ran as SQL (provider rate limits, the alert sender's
+-- outbox reads and claims), so `elfctl gateway serve` runs on the REST API alone; SQLite keeps their
+-- SQL in the services.
