@@ -9,30 +9,12 @@ import json
 
 import pytest
 
-from elfctl.adapters.postgres import PostgresStore
 from elfctl.domain.budget import Budget
 from elfctl.services.actions import trail
 from elfctl.services.cost import budgets
 from elfctl.services.notify import outbox
 from tests.conftest import run_elfctl
 from tests.registry.test_prober import Team, deployed, prober
-
-
-@pytest.fixture
-def rest_store(rest):
-    from elfctl.adapters.supabase_rest import RestStore
-
-    store = RestStore(rest.url, rest.service_key)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def db(supa_pg_url):
-    """The database behind the REST API, read directly."""
-    store = PostgresStore(supa_pg_url)
-    yield store
-    store.close()
 
 
 @pytest.fixture

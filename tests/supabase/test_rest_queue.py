@@ -16,7 +16,6 @@ import time
 
 import pytest
 
-from elfctl.adapters.postgres import PostgresStore
 from elfctl.adapters.supabase_rest import RestStore
 from elfctl.services.resilience import queue
 from tests.conftest import run_elfctl
@@ -46,20 +45,6 @@ def job(n):
         pathlib.Path("hang.flag").unlink()
         time.sleep(600)
 '''
-
-
-@pytest.fixture
-def db(supa_pg_url):
-    store = PostgresStore(supa_pg_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def rest_store(rest):
-    store = RestStore(rest.url, rest.service_key)
-    yield store
-    store.close()
 
 
 @pytest.fixture
