@@ -162,3 +162,22 @@ def test_the_rest_api_failing_while_the_gateway_serves_is_a_503_and_it_recovers(
     assert llm_server.calls("gpt-4o-mini") == 2
     gw.stop()
     assert rest.service_key not in gw.log.read_text()
+
+
+def test_two_gateways_on_the_rest_store_sweep_each_transition_once(rest_gateway, rest, db):
+    """No lock over REST (no session to hold one): each change is a conditional function call
+    (elfctl_registry_sweep), so two gateways sweeping every 0.5 s still write each transition once."""
+    from tests.registry.test_gateway_sweep import UNWARNED, WARNED, _idle, _registry_rows, _wait_gone
+
+    for i in range(3):
+        _idle(db, f"idle-{i}")
+    gws = [rest_gateway(), rest_gateway()]
+    for i in range(3):
+        _wait_gone(db, f"idle-{i}")
+    for i in range(3):
+        assert _registry_rows(db, f"idle-{i}") in (WARNED, UNWARNED), i
+    called = {r["path"].rsplit("/", 1)[1] for r in rest.requests if "/rpc/" in r["path"]}
+    assert "elfctl_registry_sweep" in called
+    for g in gws:
+        g.stop()
+        assert NEEDS_SQL not in g.log.read_text()

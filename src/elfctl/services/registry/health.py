@@ -15,7 +15,7 @@ def registry_probe(app):
         from elfctl.services.registry import app as svc
 
         try:
-            svc.refresh(app, sweep=app.store.dialect != "rest")  # the sweep is SQL; over REST, probes only
+            svc.refresh(app)
         except StoreNotMigrated:
             return Check(COMPONENT, "warn", output="the store has no registry yet (migration 0090)",
                          hint="run `elfctl db migrate`")

@@ -60,7 +60,6 @@ class Prober:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._warned: set[str] = set()
-        self._said_no_sweep = False
 
     # --- one round ------------------------------------------------------------------------------
 
@@ -134,9 +133,11 @@ class Prober:
     def _turn(self) -> Iterator[bool]:
         """True while this process holds the store's prober lock (Postgres: an advisory lock, released
         when the period's work is done or the process dies). SQLite has no such lock: its sweeps are
-        serialised by its write lock, and two processes may probe one team in the same period."""
+        serialised by its write lock, and two processes may probe one team in the same period. Nor has
+        Supabase's REST API (no session to hold one): its sweep is one conditional function call per
+        change (elfctl_registry_sweep), so a transition is still written once."""
         exclusive = getattr(self.store, "exclusive", None)
-        if exclusive is None:
+        if exclusive is None or getattr(self.store, "dialect", None) == "rest":
             yield True
             return
         held = exclusive(TURN_LOCK, 0)
@@ -155,14 +156,7 @@ class Prober:
             held.__exit__(None, None, None)
 
     def sweep(self) -> tuple[list[str], list[tuple[str, str, str]]]:
-        """Expired TTLs made critical and entries past deregister_after removed, each a trail row.
-        A store without SQL (Supabase's REST API) is not swept here (said once)."""
-        if getattr(self.store, "transaction", None) is None:
-            if not self._said_no_sweep:
-                self._said_no_sweep = True
-                log.warning("registry prober: this store cannot be swept from the gateway (no SQL access); "
-                            "TTL expiries reach the trail when `elfctl registry sweep` runs")
-            return [], []
+        """Expired TTLs made critical and entries past deregister_after removed, each a trail row."""
         try:
             return reg.sweep(self.store, SWEEP_ACTOR, limit=SWEEP_LIMIT)
         except ElfError as exc:
