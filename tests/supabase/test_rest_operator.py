@@ -144,9 +144,10 @@ def test_import_card_over_rest(db, project, envs, card_server):  # noqa: F811
 
 
 def test_gateway_keys_over_rest(rest, db, project, envs):
-    made = json.loads(_run(project, envs["rest"], "gateway", "key", "create", "alpha", "--expires", "30d",
-                           "--json").stdout)
+    res = _run(project, envs["rest"], "gateway", "key", "create", "alpha", "--expires", "30d", "--json", "--debug")
+    made = json.loads(res.stdout)
     raw, prefix = made["key"], made["prefix"]
+    assert raw[13:] not in res.stderr and res.stdout.count(raw[13:]) == 1  # shown once, in no log line
     stored = db.query("SELECT hash, team, revision, revoked_at FROM gateway_keys")
     assert stored == [{"hash": hashlib.sha256(raw.encode()).hexdigest(), "team": "alpha", "revision": None,
                        "revoked_at": None}]
