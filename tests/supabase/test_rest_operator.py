@@ -144,7 +144,7 @@ def test_import_card_over_rest(db, project, envs, card_server):  # noqa: F811
 
 
 def test_gateway_keys_over_rest(rest, db, project, envs):
-    res = _run(project, envs["rest"], "gateway", "key", "create", "alpha", "--expires", "30d", "--json", "--debug")
+    res = _run(project, envs["rest"], "--debug", "gateway", "key", "create", "alpha", "--expires", "30d", "--json")
     made = json.loads(res.stdout)
     raw, prefix = made["key"], made["prefix"]
     assert raw[13:] not in res.stderr and res.stdout.count(raw[13:]) == 1  # shown once, in no log line
