@@ -61,22 +61,28 @@ def split(raw: object) -> str | None:
 
 def mint(store: Store, team: str, revision: int | None = None, expires_at: dt.datetime | None = None) -> str:
     """A new key for `team` (and a deployed `revision`), valid until `expires_at` (None: until
-    revoked). Returns the raw key: it is never shown again."""
+    revoked). Returns the raw key: it is never shown again (only its hash reaches the store)."""
     check_team_name(team)
-    with store.transaction() as tx:
-        while True:  # a prefix already taken (1 in 4e9) draws again
-            prefix = secrets.token_hex(PREFIX_LEN // 2)
-            if not tx.query("SELECT 1 FROM gateway_keys WHERE prefix = ?", [prefix]):
-                break
+    while True:  # a prefix already taken (1 in 4e9) draws again
+        prefix = secrets.token_hex(PREFIX_LEN // 2)
         raw = f"elf_{prefix}_{secrets.token_hex(_SECRET_LEN // 2)}"
-        tx.execute("INSERT INTO gateway_keys (prefix, hash, team, revision, created_at, expires_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?)",
-                   [prefix, _hash(raw), team, revision, iso(now()), iso(expires_at) if expires_at else None])
-    return raw
+        row = {"prefix": prefix, "hash": _hash(raw), "team": team, "revision": revision, "created_at": iso(now()),
+               "expires_at": iso(expires_at) if expires_at else None}
+        if runs_functions(store):  # Postgres and Supabase: elfctl_key_create (0160), also over REST
+            if store.call("elfctl_key_create", {"p_key": row}):
+                return raw
+            continue
+        with store.transaction() as tx:
+            if not tx.query("SELECT 1 FROM gateway_keys WHERE prefix = ?", [prefix]):
+                tx.execute(f"INSERT INTO gateway_keys ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                           list(row.values()))
+                return raw
 
 
 def revoke(store: Store, prefix: str) -> bool:
     """Revoke the key named by `prefix`. False when no such key is live (unknown or already revoked)."""
+    if runs_functions(store):  # Postgres and Supabase: elfctl_key_revoke (0160), also over REST
+        return bool(store.call("elfctl_key_revoke", {"p_prefix": prefix, "p_at": iso(now())}))
     with store.transaction() as tx:
         return tx.execute("UPDATE gateway_keys SET revoked_at = ? WHERE prefix = ? AND revoked_at IS NULL",
                           [iso(now()), prefix]) > 0

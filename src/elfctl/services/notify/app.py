@@ -13,6 +13,7 @@ from elfctl.domain import notify as rules
 from elfctl.domain.clock import iso, now
 from elfctl.errors import InputError
 from elfctl.ids import new_id
+from elfctl.ports import runs_functions
 from elfctl.redact import register_secret
 from elfctl.services.notify import outbox, sender
 
@@ -91,6 +92,8 @@ def listing(app, failed_only: bool) -> dict:
 
 
 def retry(app, event_ids: list[str], enable: bool) -> int:
+    if runs_functions(app.store):  # one call, also over REST
+        return outbox.retry(app.store, event_ids, enable)
     with app.store.transaction() as tx:
         return outbox.retry(tx, event_ids, enable)
 

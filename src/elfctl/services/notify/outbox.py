@@ -165,12 +165,17 @@ def disable(tx: Tx, channel: str, reason: str) -> None:
 
 
 def disabled(tx: Tx) -> dict[str, dict]:
-    return {r["channel"]: r for r in tx.query("SELECT channel, disabled_at, reason FROM notify_channels")}
+    # a select: the REST store serves it too
+    return {r["channel"]: r for r in tx.select("notify_channels", columns="channel, disabled_at, reason",
+                                               order="channel")}
 
 
 def listing(tx: Tx, failed_only: bool = False, limit: int = 50) -> list[dict]:
     """Newest events first, each with its deliveries (channel, state, attempts, last error); with
     `failed_only`, only events a channel did not take. Reads the listed events' deliveries only."""
+    if runs_functions(tx):  # Postgres and Supabase: elfctl_notify_events (0160), the join in the database
+        return [_listed(row, row["deliveries"]) for row in
+                tx.call("elfctl_notify_events", {"p_failed_only": failed_only, "p_limit": int(limit)})]
     if failed_only:
         rows = tx.query("SELECT * FROM notify_events WHERE id IN (SELECT event_id FROM notify_deliveries "
                         "WHERE state = 'failed') ORDER BY ts DESC, id DESC LIMIT ?", (limit,))
@@ -183,17 +188,20 @@ def listing(tx: Tx, failed_only: bool = False, limit: int = 50) -> list[dict]:
                           f"WHERE event_id IN ({', '.join('?' * len(ids))})", ids):
             by_event.setdefault(d["event_id"], []).append(
                 {k: d[k] for k in ("channel", "state", "attempts", "next_at", "last_error")})
-    out = []
-    for row in rows:
-        ev = _event(row)
-        out.append({"id": ev.id, "ts": ev.ts, "kind": ev.kind, "severity": ev.severity, "team": ev.team,
-                    "title": ev.title, "deliveries": by_event.get(row["id"], [])})
-    return out
+    return [_listed(row, by_event.get(row["id"], [])) for row in rows]
+
+
+def _listed(row: dict, deliveries: list[dict]) -> dict:
+    ev = _event(row)
+    return {"id": ev.id, "ts": ev.ts, "kind": ev.kind, "severity": ev.severity, "team": ev.team,
+            "title": ev.title, "deliveries": deliveries}
 
 
 def retry(tx: Tx, event_ids: list[str] | None = None, enable: bool = False) -> int:
     """Send failed deliveries again (all, or those of the given events): back to pending, attempts
     reset. `enable` also re-enables channels a receiver disabled with 410. Returns how many."""
+    if runs_functions(tx):  # Postgres and Supabase: elfctl_notify_retry (0160), both writes in one call
+        return int(tx.call("elfctl_notify_retry", {"p_event_ids": list(event_ids or []), "p_enable": enable}))
     if enable:
         tx.execute("DELETE FROM notify_channels")
     sql = "UPDATE notify_deliveries SET state = 'pending', attempts = 0, next_at = NULL WHERE state = 'failed'"

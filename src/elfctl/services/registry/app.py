@@ -97,10 +97,7 @@ def register_all(app, found: list[Entry]) -> list[Entry]:
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise InputError(f"entry {dup!r} is listed twice", hint="keep one")
-    for e in found:
-        reg.validate(e)
-    with app.store.transaction() as tx:
-        return [reg.register(tx, e) for e in found]
+    return reg.register_many(app.store, found)
 
 
 @dataclass

@@ -91,55 +91,131 @@ def register(store, entry: Entry, actor: str | None = None, at: dt.datetime | No
     its registered_at). A name held by an entry of another kind is refused: names are unique across
     kinds, and replacing a team by a database silently would break whoever depends on it. A
     depends_on loop through the registered entries is refused, nothing written."""
-    validate(entry)
+    return register_many(store, [entry], actor, at)[0]
+
+
+def register_many(store, entries: list[Entry], actor: str | None = None,
+                  at: dt.datetime | None = None) -> list[Entry]:
+    """`register` for several entries, all or none (`registry register --file`)."""
+    for e in entries:
+        validate(e)
     at = at or now()
     stamp = iso(at)
-    entry.heartbeat_at = entry.heartbeat_at or stamp
-    with _tx(store) as tx:
-        old = _query(tx, _SELECT + " WHERE name = ?", (entry.name,))
-        if old and old[0]["kind"] != entry.kind:
-            raise InputError(f"name {entry.name!r} is registered already as a {old[0]['kind']}",
-                             hint=f"choose another name, or `elfctl registry deregister {entry.name}` first")
-        if entry.depends_on:
-            graph = {r["name"]: tuple(json.loads(r["depends_on"])) for r in
-                     tx.query("SELECT name, depends_on FROM registry_entries WHERE depends_on <> '[]'")}
-            graph[entry.name] = entry.depends_on
-            loop = rules.cycle(graph, entry.name)
-            if loop:
-                raise rules.loop_error(loop, f"entry {entry.name}")
-        entry.registered_at = old[0]["registered_at"] if old else (entry.registered_at or stamp)
-        params = _params(entry)
-        status = rules.liveness(entry, at)[0]
-        if old:
-            tx.execute(f"UPDATE registry_entries SET {', '.join(f'{c} = ?' for c in _COLS[1:])}, last_status = ? "
-                       "WHERE name = ?", [*params[1:], status, entry.name])
-            tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (entry.name,))
-        else:
-            tx.execute(f"INSERT INTO registry_entries ({', '.join(_COLS)}, last_status) "
-                       f"VALUES ({', '.join('?' * (len(_COLS) + 1))})", [*params, status])
-        if entry.capabilities:
-            tx.executemany("INSERT INTO registry_capabilities (capability, name) VALUES (?, ?)",
-                           [(c, entry.name) for c in entry.capabilities])
-        if actor:
-            _trail(tx, actor, entry, "registered" if not old else "re-registered",
-                   f"{entry.kind} {entry.url or ''}".strip())
-    entry.status, entry.reason, _ = rules.liveness(entry, at)
+    for e in entries:
+        e.heartbeat_at = e.heartbeat_at or stamp
+    if runs_functions(store):  # Postgres and Supabase: one call (elfctl_registry_register, 0160), also over REST
+        done = _register_call(store, entries, actor, at)
+    else:
+        with _tx(store) as tx:
+            done = [_register_sql(tx, e, actor, at) for e in entries]
+    for e in done:
+        e.status, e.reason, _ = rules.liveness(e, at)
+    return done
+
+
+def _checked(e: Entry, old: dict | None, graph: dict[str, tuple]) -> None:
+    """The kind and loop checks of a registration, on what was read (the same messages on every store)."""
+    if old and old["kind"] != e.kind:
+        raise InputError(f"name {e.name!r} is registered already as a {old['kind']}",
+                         hint=f"choose another name, or `elfctl registry deregister {e.name}` first")
+    if e.depends_on:
+        graph[e.name] = e.depends_on
+        loop = rules.cycle(graph, e.name)
+        if loop:
+            raise rules.loop_error(loop, f"entry {e.name}")
+    elif e.name in graph:
+        del graph[e.name]
+
+
+def _register_sql(tx, entry: Entry, actor: str | None, at: dt.datetime) -> Entry:
+    old = _query(tx, _SELECT + " WHERE name = ?", (entry.name,))
+    graph = {r["name"]: tuple(json.loads(r["depends_on"])) for r in
+             tx.query("SELECT name, depends_on FROM registry_entries WHERE depends_on <> '[]'")} \
+        if entry.depends_on else {}
+    _checked(entry, old[0] if old else None, graph)
+    entry.registered_at = old[0]["registered_at"] if old else (entry.registered_at or iso(at))
+    params = _params(entry)
+    status = rules.liveness(entry, at)[0]
+    if old:
+        tx.execute(f"UPDATE registry_entries SET {', '.join(f'{c} = ?' for c in _COLS[1:])}, last_status = ? "
+                   "WHERE name = ?", [*params[1:], status, entry.name])
+        tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (entry.name,))
+    else:
+        tx.execute(f"INSERT INTO registry_entries ({', '.join(_COLS)}, last_status) "
+                   f"VALUES ({', '.join('?' * (len(_COLS) + 1))})", [*params, status])
+    if entry.capabilities:
+        tx.executemany("INSERT INTO registry_capabilities (capability, name) VALUES (?, ?)",
+                       [(c, entry.name) for c in entry.capabilities])
+    if actor:
+        _trail(tx, actor, entry, "registered" if not old else "re-registered",
+               f"{entry.kind} {entry.url or ''}".strip())
     return entry
+
+
+def _register_call(store, entries: list[Entry], actor: str | None, at: dt.datetime) -> list[Entry]:
+    """register_many on Postgres and Supabase: the checks on a select of what is registered (REST
+    filters are equality only, so the graph is every entry's depends_on), then every entry, its
+    capabilities and trail row in one call of elfctl_registry_register, which checks again under its
+    lock and keeps each entry's registered_at."""
+    from elfctl.services.actions import trail
+
+    names = [e.name for e in entries]
+    old = {r["name"]: r for r in _select(store, "registry_entries", {"name": names}, columns="name, kind")}
+    graph = {}
+    if any(e.depends_on for e in entries):
+        graph = {r["name"]: tuple(json.loads(r["depends_on"])) for r in
+                 _select(store, "registry_entries", {}, columns="name, depends_on") if r["depends_on"] != "[]"}
+    items = []
+    for e in entries:
+        _checked(e, old.get(e.name), graph)
+        e.registered_at = e.registered_at or iso(at)  # the stored one wins for an entry registered already
+        item = dict(zip(_COLS, _params(e), strict=True), last_status=rules.liveness(e, at)[0])
+        if actor:
+            _, args = trail.prepared(_action(actor, e, "registered" if e.name not in old else "re-registered",
+                                             f"{e.kind} {e.url or ''}".strip()))
+            item.update(action=args["p_action"], event=args["p_event"])
+        items.append(item)
+    try:
+        stamps = store.call("elfctl_registry_register", {"p_entries": items})
+    except StoreNotMigrated:
+        raise StoreNotMigrated("the store has no registry functions yet (migration 0160)",
+                               hint="run `elfctl db migrate` (or `elfctl infra up`)") from None
+    for e in entries:
+        e.registered_at = stamps[e.name]
+    return entries
 
 
 def deregister(store, name: str, actor: str | None = None, why: str = "deregistered") -> bool:
     """Remove an entry; False when there was none."""
     rules.check_name(name)
+    if runs_functions(store):  # Postgres and Supabase: one call (elfctl_registry_deregister, 0160)
+        return _deregister_call(store, name, actor, why)
     with _tx(store) as tx:
         rows = _query(tx, "SELECT kind FROM registry_entries WHERE name = ?", (name,))
         tx.execute("DELETE FROM registry_capabilities WHERE name = ?", (name,))
         gone = tx.execute("DELETE FROM registry_entries WHERE name = ?", (name,)) > 0
         if gone and actor:
-            from elfctl.services.actions import trail
-
-            trail.record(tx, trail.Action("registry", why, "deregister", "ok", actor,
-                                          team=name if rows[0]["kind"] == "team" else None, target=name))
+            _trail(tx, actor, Entry(name, kind=rows[0]["kind"]), why, "ok", strategy="deregister")
     return gone
+
+
+def _deregister_call(store, name: str, actor: str | None, why: str) -> bool:
+    """The entry, its capabilities and (with `actor`) its trail row removed and written in one call; the
+    trail row names the team when the entry is one, so its kind is read first."""
+    from elfctl.services.actions import trail
+
+    args: dict = {"p_name": name}
+    if actor:
+        rows = _select(store, "registry_entries", {"name": name}, columns="kind")
+        if not rows:
+            return False
+        _, recorded = trail.prepared(_action(actor, Entry(name, kind=rows[0]["kind"]), why, "ok", strategy="deregister"))
+        args.update(recorded)
+    try:
+        return store.call("elfctl_registry_deregister", args) is not None
+    except StoreNotMigrated:
+        raise StoreNotMigrated("the store has no registry functions yet (migration 0160)",
+                               hint="run `elfctl db migrate` (or `elfctl infra up`)") from None
 
 
 def get(store, name: str, at: dt.datetime | None = None) -> Entry | None:

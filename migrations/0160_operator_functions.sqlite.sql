@@ -1,0 +1,3 @@
+-- 0160_operator_functions: nothing on SQLite. On PostgreSQL (and Supabase) this version creates the
+-- operator's writes as database functions (registry register/deregister, gateway key create/revoke,
+-- notify list/retry), so they run over the REST API too; SQLite keeps their SQL in the services.
