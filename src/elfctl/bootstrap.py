@@ -64,6 +64,7 @@ def _rest_store(cfg: Config, url: str, url_setting: str) -> Store:
     from elfctl.adapters.supabase_rest import RestStore
 
     return RestStore(url, cfg.get("supabase.key"), timeout_s=cfg.get("supabase.timeout_s"), url_setting=url_setting,
+                     max_rows=cfg.get("supabase.max_rows"),
                      key_setting=_named(cfg, "supabase.key", "SUPABASE_KEY"),
                      ca_file=str(cfg.path("supabase.ca_file")) if cfg.get("supabase.ca_file") else None)
 

@@ -47,6 +47,8 @@ SCHEMA: dict[str, Key] = {
                            "when set, the store uses it instead of the REST API, and migrate, deploy and creds "
                            "need it.", secret=True),
     "supabase.timeout_s": Key(float, 10.0, "Timeout of one request to the Supabase REST API.", lo=0.1, hi=600),
+    "supabase.max_rows": Key(int, 1000, "The project's Max rows (Dashboard > Settings > API): reads over REST ask "
+                                        "for pages of this size, so none is cut short.", lo=1, hi=1_000_000),
     "supabase.ca_file": Key(str, "", "PEM file of certificate authorities the REST API's certificate may also be "
                             "signed by (a self-hosted Supabase behind a private CA), relative to the project root."),
     "deploy.target": Key(str, "docker", "Where teams run: docker or kubernetes."),

@@ -131,12 +131,18 @@ def test_equal_timestamps_across_a_page_boundary_are_neither_dropped_nor_repeate
         assert [r["request_id"] for r in small] == [r["request_id"] for r in _sql_export(ledger_db, "gamma")]
 
 
-def test_max_rows_cuts_a_table_read_but_not_the_export(supa_pg_url, ledger_db):
-    """The cap is real: a plain read of api_usage over REST gets 250 rows, the export every one."""
+def test_max_rows_cuts_a_plain_read_but_not_the_stores_reads_nor_the_export(supa_pg_url, ledger_db):
+    """The cap is real: one plain request for api_usage gets 250 rows. The store asks in pages of the
+    project's max-rows (supabase.max_rows) and follows every full page: all N rows, each once, and a
+    limit above the cap is honoured; the export gets every row too."""
     server = _server(supa_pg_url, 250)
-    store = RestStore(server.url, server.service_key)
+    store = RestStore(server.url, server.service_key, max_rows=250)
     try:
-        assert len(store.select("api_usage", columns="id")) == 250
+        assert len(store._rest.from_("api_usage").select("id").execute().data) == 250
+        ids = [r["id"] for r in store.select("api_usage", columns="id", order="id")]
+        assert ids == [r["id"] for r in ledger_db.query("SELECT id FROM api_usage ORDER BY id")] and len(ids) == N
+        assert len(store.select("api_usage", columns="id", order="id", limit=600)) == 600
+        assert len(store.select("api_usage", {"team": "gamma"}, columns="id")) == len(_sql_export(ledger_db, "gamma"))
         assert len(report.report(store, by="request").rows) == N
     finally:
         store.close()
@@ -156,3 +162,29 @@ def test_the_function_clamps_the_page_and_refuses_the_api_roles(supa_pg_url, led
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("SELECT public.elfctl_usage_rows()")
             conn.execute("RESET ROLE")
+
+
+def test_registry_list_over_rest_shows_every_entry_past_max_rows(supa_pg_url, project):
+    """`registry list` over REST with 600 entries behind a 250-row cap: all 600 (in three pages), the
+    same as over the database connection. Without paging the list stopped silently at 250."""
+    from elfctl.domain.registry import Entry
+    from elfctl.services.registry import entries as reg
+
+    db = PostgresStore(supa_pg_url)
+    with db.transaction() as tx:
+        for i in range(600):
+            reg.register(tx, Entry(f"svc-{i:04d}", kind="service", url=f"http://svc-{i}:80", capabilities=("x",)))
+    server = _server(supa_pg_url, 250)
+    try:
+        env = {"SUPABASE_URL": server.url, "SUPABASE_KEY": server.service_key, "ELFCTL_STORE_URL": "",
+               "ELFCTL_SUPABASE_MAX_ROWS": "250"}
+        res = run_elfctl("registry", "list", "--json", cwd=project, env=env)
+        assert res.returncode == 0, res.stderr
+        over_rest = sorted(e["name"] for e in json.loads(res.stdout))
+        direct = run_elfctl("registry", "list", "--json", cwd=project,
+                            env={"ELFCTL_STORE_URL": supa_pg_url, "SUPABASE_URL": "", "SUPABASE_KEY": ""})
+        assert over_rest == sorted(e["name"] for e in json.loads(direct.stdout))
+        assert len(over_rest) == 600
+    finally:
+        server.stop()
+        db.close()

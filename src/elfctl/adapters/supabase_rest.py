@@ -13,6 +13,7 @@ callers that may retry already have a policy (the ledger's spool replay, elfctl.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -54,7 +55,7 @@ class RestStore:
     dialect = "rest"
 
     def __init__(self, url: str, key: str, timeout_s: float = 10.0, url_setting: str = "SUPABASE_URL",
-                 key_setting: str = "SUPABASE_KEY", ca_file: str | None = None):
+                 key_setting: str = "SUPABASE_KEY", ca_file: str | None = None, max_rows: int = 1000):
         import httpx
 
         from supabase import ClientOptions, create_client
@@ -70,7 +71,7 @@ class RestStore:
             raise InputError(f"{key_setting} is the project's public (anon) key: elfctl needs the service_role key",
                              hint="copy the service_role / secret key (Dashboard > Project Settings > API keys)",
                              code="unauthorized")
-        self._key_setting, self._timeout_s = key_setting, timeout_s
+        self._key_setting, self._timeout_s, self._max_rows = key_setting, timeout_s, max_rows
         self._seen = threading.local()  # the last response's status, for errors without a PostgREST body
         self._http = httpx.Client(timeout=timeout_s, http2=True, follow_redirects=False, verify=_verify(ca_file),
                                   event_hooks={"response": [self._saw]})
@@ -148,7 +149,11 @@ class RestStore:
         wanted = _columns(columns)
         terms = order_terms(order)
 
-        def build():
+        # PostgREST cuts any answer at its max-rows (Supabase: 1,000) without an error: a read is asked
+        # for in pages of that size, and a full page is followed by the next, so nothing is cut silently.
+        page = self._max_rows if limit is None else min(int(limit), self._max_rows)
+
+        def build(offset: int):
             q = self._rest.from_(relation).select(*(wanted or ["*"]))
             for col, value in (where or {}).items():
                 col = _name(col, "column")
@@ -160,16 +165,19 @@ class RestStore:
                     q = q.eq(col, _text(value))
             for col, desc in terms:
                 q = q.order(col, desc=desc)
-            if limit is not None:
-                q = q.limit(int(limit))
-            return q
+            q = q.limit(page)
+            return q.offset(offset) if offset else q
 
-        rows = self._run(f"a read of {relation}", build).data
-        if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
-            # a 200 that is not PostgREST's JSON array: a proxy or captive portal answered, not the API
-            raise Unreachable(f"Supabase REST API at {self.url} answered a read of {relation} with something "
-                              "that is not PostgREST's JSON", hint="check SUPABASE_URL: is it the project's API URL?")
-        return rows
+        rows: list[dict[str, Any]] = []
+        while True:
+            got = self._run(f"a read of {relation}", functools.partial(build, len(rows))).data
+            if not (isinstance(got, list) and all(isinstance(r, dict) for r in got)):
+                # a 200 that is not PostgREST's JSON array: a proxy or captive portal answered, not the API
+                raise Unreachable(f"Supabase REST API at {self.url} answered a read of {relation} with something "
+                                  "that is not PostgREST's JSON", hint="check SUPABASE_URL: is it the project's API URL?")
+            rows += got
+            if len(got) < page or (limit is not None and len(rows) >= limit):
+                return rows[:limit] if limit is not None else rows
 
     def upsert(self, relation: str, rows: Sequence[dict[str, Any]], *, on_conflict: str,
                ignore_duplicates: bool = False) -> None:
