@@ -144,10 +144,11 @@ def infra_steps(app) -> list[infra_svc.Step]:
         if app.store.dialect == "rest":  # no SQL over REST: the schema is checked, migrating needs SUPABASE_DB_URL
             st = migrate_svc.status(app.store, app.migrations_dir)
             if st.pending:
+                from elfctl.adapters.supabase_rest import MIGRATE_HINT
+
                 raise StoreNotMigrated(f"the Supabase project is at schema version {st.current_version}, "
                                        f"{st.pending} migration(s) up to {st.latest_version} pending",
-                                       hint="run elfctl db migrate with SUPABASE_DB_URL set, or paste "
-                                            "`elfctl db migrate --print-sql` in the SQL editor")
+                                       hint=MIGRATE_HINT)
             return False, f"schema current at version {st.current_version} (Supabase REST API)"
         r = migrate_svc.migrate(app.store, app.migrations_dir,
                                 lock_timeout_s=app.config.get("store.lock_timeout_s"))
