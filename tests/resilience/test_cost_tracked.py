@@ -76,8 +76,10 @@ def test_litellm_direct_calls_through_the_callback(llm_project, llm_server):
         litellm.completion(model="openai/gpt-4o-mini", messages=MSG, api_base=llm_server.url, api_key="sk-x")
         triage()
         end = time.monotonic() + 60
-        while not usage(llm_project) and time.monotonic() < end:
-            time.sleep(0.05)  # litellm runs success callbacks on its own thread (in a copy of our context)
+        # litellm runs success callbacks on its own thread (in a copy of our context), and callbacks left by
+        # earlier tests may write a row first: wait for the one this test is about
+        while not [r for r in usage(llm_project) if r["team"] == "support"] and time.monotonic() < end:
+            time.sleep(0.05)
     finally:
         litellm.callbacks.remove(cb)
     # the call outside @cost_tracked (made first) has no team: not recorded by this callback. (litellm keeps

@@ -140,14 +140,17 @@ def test_the_rest_api_failing_while_the_gateway_serves_is_a_503_and_it_recovers(
     monkeypatch.setenv("ELFCTL_SUPABASE_TIMEOUT_S", "2")  # a stalled API is cut here, not at the default 10 s
     key = keys.mint(db, "alpha")
     gw = rest_gateway()
-    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=60)
-    client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
+
+    def client():  # a new connection per call: a kept-alive one races the gateway's 1 s idle close (FAST)
+        return openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0, timeout=60)
+
+    client().chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
     assert _rows(db, "SELECT id FROM api_usage", n=1)
 
     rest.behave(**fault)
     time.sleep(1.0)  # past the key cache's 0.5 s: the next request asks the store
     with pytest.raises(openai.APIStatusError) as refused:
-        client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
+        client().chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
     assert refused.value.status_code == 503, refused.value
     said = refused.value.response.json()["error"]
     assert "Supabase REST API" in said["message"] and key not in json.dumps(said), said
@@ -155,7 +158,7 @@ def test_the_rest_api_failing_while_the_gateway_serves_is_a_503_and_it_recovers(
     assert health.status_code == 503 and health.json()["checks"]["store"][0]["status"] == "fail", health.text
 
     rest.behave()  # the API is back: the same gateway serves again, no restart
-    done = client.chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
+    done = client().chat.completions.create(model="gpt-4o-mini", messages=MSG, max_tokens=5)
     assert done.usage.total_tokens == 15
     assert httpx.get(gw.url + "/health", timeout=30).status_code == 200
     assert len(_rows(db, "SELECT id FROM api_usage", n=2)) == 2  # the refused call reached no provider, no ledger
