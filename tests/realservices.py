@@ -35,9 +35,20 @@ def may_skip() -> bool:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now, below the kernel's ephemeral range (32768-60999): a port the kernel hands out
+    (bind to 0) is also what it gives the suite's own outgoing connections, and one of those took a
+    gateway's port between this check and the gateway's bind (CI: "address already in use")."""
+    import random
+
+    for _ in range(200):
+        port = random.SystemRandom().randint(20000, 32767)  # not the seeded module state: workers differ
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-32767")
 
 
 def _as_postgres_user() -> list[str]:

@@ -16,6 +16,7 @@ from tests.conftest import run_elfctl
 from tests.deploy.conftest import make_team
 from tests.deploy.test_deploy_flow import Prober, _deploy, _get, _history, _port
 from tests.deploy.test_verification_window import TimedProber
+from tests.realservices import free_port
 
 
 class FirstAnswer(TimedProber):
@@ -32,12 +33,6 @@ def _listener() -> socket.socket:
     sock.bind(("127.0.0.1", 0))
     sock.listen()
     return sock
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _set_host_port(folder: Path, port: int) -> None:
@@ -89,7 +84,7 @@ def test_first_deploy_on_a_taken_port_leaves_nothing_and_a_changed_port_works(pr
         assert _team_containers(engine, team_name) == []
 
         # team.yaml names another port: the deploy serves there (the first one is still held).
-        other = _free_port()
+        other = free_port()
         _set_host_port(folder, other)
         proc, out = _deploy(project, docker_env, team_name)
         assert proc.returncode == 0, proc.stderr
@@ -105,13 +100,13 @@ def test_first_deploy_on_a_taken_port_leaves_nothing_and_a_changed_port_works(pr
 def test_changing_host_port_moves_a_running_team_without_failing_requests(project, docker_env, team_name,
                                                                            engine):
     folder = make_team(project, docker_env, team_name, page="v1")
-    first = _free_port()
+    first = free_port()
     _set_host_port(folder, first)
     proc, _ = _deploy(project, docker_env, team_name)
     assert proc.returncode == 0, proc.stderr
     assert _get(first) == "v1"
 
-    moved = _free_port()
+    moved = free_port()
     _set_host_port(folder, moved)
     with Prober(first) as on_old, FirstAnswer(moved) as on_new:  # users on both ports during the deploy
         proc, out = _deploy(project, docker_env, team_name)
@@ -137,7 +132,7 @@ def test_changing_host_port_moves_a_running_team_without_failing_requests(projec
 
 def test_moving_to_a_taken_port_is_refused_and_the_old_port_keeps_serving(project, docker_env, team_name, engine):
     folder = make_team(project, docker_env, team_name, page="v1")
-    first = _free_port()
+    first = free_port()
     _set_host_port(folder, first)
     proc, _ = _deploy(project, docker_env, team_name)
     assert proc.returncode == 0, proc.stderr
@@ -172,7 +167,7 @@ def test_a_deploy_clears_what_an_older_failure_or_a_killed_move_left(project, do
             docker_env["ELFCTL_DEPLOY_BASE_IMAGE"], command=["sleep", "600"], name=proxy, labels=labels,
             ports=[8080], host_config=engine.api.create_host_config(
                 port_bindings={8080: ("127.0.0.1", held.getsockname()[1])}, network_mode=prefix))
-        first = _free_port()
+        first = free_port()
         _set_host_port(folder, first)
         proc, _ = _deploy(project, docker_env, team_name)
         assert proc.returncode == 0, proc.stderr
@@ -184,7 +179,7 @@ def test_a_deploy_clears_what_an_older_failure_or_a_killed_move_left(project, do
     engine.rename(proxy, f"{proxy}.old")
     engine.run(f"{proxy}.next", docker_env["ELFCTL_DEPLOY_BASE_IMAGE"], network=prefix, labels=labels, env={},
                command=["sleep", "600"], ports={8080: ("127.0.0.1", None)})
-    moved = _free_port()
+    moved = free_port()
     _set_host_port(folder, moved)
     proc, out = _deploy(project, docker_env, team_name)
     assert proc.returncode == 0 and out["state"] == "switched", proc.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_elfctl
+from tests.realservices import free_port
 
 SERVERS = Path(__file__).with_name("servers.py")
 PASS = "mcp tests passphrase"
@@ -21,12 +22,6 @@ def stdio_command(mode: str, *args: str) -> str:
     import shlex
 
     return shlex.join([sys.executable, str(SERVERS), mode, *args])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
