@@ -152,7 +152,7 @@ def test_consumer_gone_mid_stream_is_charged_for_what_arrived(env, llm_server):
     assert row["completion_tokens"] == _tokens(seen) > 0
     assert row["prompt_tokens"] == caller.client.count_prompt_tokens("openai/gpt-4o", {"messages": MSG})
     assert _held(store) == 0
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while not llm_server.streams[-1]["gone"] and time.monotonic() < deadline:
         time.sleep(0.02)
     sent = llm_server.streams[-1]

@@ -273,7 +273,7 @@ def test_callback_records_direct_litellm_calls(llm_env, llm_server):
     try:
         llm_server.answer("gpt-4o-mini", prompt=20, completion=4)
         litellm.completion(model="openai/gpt-4o-mini", messages=MSG, api_base=llm_server.url, api_key="sk-x")
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while not usage(store, "gamma") and time.monotonic() < deadline:
             time.sleep(0.05)  # litellm runs success callbacks in a background thread
     finally:
