@@ -107,6 +107,42 @@ def ensure_dockerd(wait_s: float = 60) -> None:
     raise RuntimeError(f"dockerd did not answer within {wait_s:g}s (see {STATE / 'dockerd.log'})")
 
 
+def prune_stale_test_objects(older_than_s: float = 2 * 3600) -> None:
+    """Remove what killed earlier runs left on dockerd: containers and networks named `elft...` (the
+    suite's per-session prefix, tests/deploy/conftest.py) older than any run (CI stops a run at 90 min).
+    Each leftover network holds one of dockerd's ~31 default address pools: a dozen of them made a later
+    run's own network fail ("could not find an available, non-overlapping IPv4 address pool")."""
+    import datetime as dt
+
+    def docker(*args: str) -> list[str]:
+        out = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60)
+        return out.stdout.split() if out.returncode == 0 else []
+
+    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=older_than_s)
+
+    def stale(kind: str, ids: list[str]) -> list[str]:
+        if not ids:
+            return []
+        lines = subprocess.run(["docker", kind, "inspect", "--format", "{{.Id}} {{.Created}}", *ids],
+                               capture_output=True, text=True, timeout=60).stdout.splitlines()
+        old = []
+        for line in lines:
+            ident, _, created = line.partition(" ")
+            try:  # e.g. 2026-11-27T19:01:31.238444291Z (containers) or 2026-11-27 19:01:31.23 +0000 UTC
+                when = dt.datetime.fromisoformat(created.replace(" UTC", "").replace(" +0000", "+00:00")[:19])
+            except ValueError:
+                continue
+            if when.replace(tzinfo=dt.UTC) < cutoff:
+                old.append(ident)
+        return old
+
+    containers = stale("container", docker("ps", "-aq", "--filter", "name=^/elft"))
+    if containers:
+        docker("rm", "-f", *containers)
+    for net in stale("network", docker("network", "ls", "-q", "--filter", "name=^elft")):
+        docker("network", "rm", net)  # refused while a (newer) container still uses it: kept
+
+
 REGISTRY_BIN = os.environ.get("ELFCTL_REGISTRY_BIN", "/usr/bin/docker-registry")
 
 
@@ -200,6 +236,7 @@ def up() -> dict[str, str]:
         print(f"# PostgreSQL unavailable: {exc}", file=sys.stderr)
     try:
         ensure_dockerd()
+        prune_stale_test_objects()
         env["ELFCTL_TEST_DOCKER"] = "1"
     except RuntimeError as exc:
         if not may_skip():

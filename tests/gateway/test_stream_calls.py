@@ -181,7 +181,7 @@ def test_upstream_stalling_mid_stream_is_cut_at_the_timeout(env, llm_server):
         asyncio.run(go())
     took = time.monotonic() - t0
     assert e.value.kind == "timeout" and "stalled" in e.value.message
-    assert 1.9 <= took <= 2 + 1.5, took
+    assert 1.9 <= took <= 2 + 8, took  # cut at the 2 s timeout, not at the 30 s stall (slack for a loaded host)
     assert len(got) == 4  # the role chunk and three words
     row = _rows(caller, store)[-1]
     assert row["completion_tokens"] == _tokens("alpha beta gamma") and _held(store) == 0
