@@ -209,7 +209,7 @@ def test_provider_stalling_mid_stream_ends_it_with_an_error_the_sdk_raises(gw_en
             seen.append(chunk)
     took = time.monotonic() - t0
     assert "stalled" in e.value.message and e.value.code == "provider_timeout"
-    assert took < 1 + 2.0, took
+    assert took < 1 + 8, took  # cut at the 1 s timeout, not at the 30 s stall (slack for a loaded host)
     assert _text(seen) == "alpha beta gamma"
     row = _settled(store, 2)[-1]
     assert row["completion_tokens"] == _tokens("alpha beta gamma") and _held(store) == 0
