@@ -98,7 +98,10 @@ def ensure_dockerd(wait_s: float = 60) -> None:
     if not shutil.which("dockerd"):
         raise RuntimeError("dockerd is not installed (apt-get install docker.io)")
     log = open(STATE / "dockerd.log", "ab")
-    subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    # Networks from a pool of /24s (512 of them), not dockerd's default /16s and /20s (about 31): a full
+    # run holds up to ~20 networks at once (each deploy/infra test session its own).
+    subprocess.Popen(["dockerd", "--default-address-pool", "base=172.18.0.0/15,size=24"],
+                     stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if docker_answers():
