@@ -20,49 +20,51 @@ from tests.llm.test_calls import MSG, _team, usage
 MODEL = "openai/gpt-4o"
 NAME = f"llm:{MODEL}"
 
-# One launcher imports litellm and makes one bare call (litellm's lazy first-call imports) before it
-# forks the workers: each then builds its own runtime (its own store connection) and waits on a pipe,
-# so all of them call within milliseconds of each other.
-LAUNCHER = textwrap.dedent("""
-    import json, os, sys, time
+# Each worker is its own process (spawned, not forked: a fork after litellm's first call copied a lock
+# that one of its threads held, and a child hung there once in CI). Each imports litellm, makes one bare
+# call (litellm's lazy first-call imports), builds its runtime (its own store connection), says "ready"
+# and waits on stdin: the test closes every stdin at once, so all of them call within milliseconds.
+WORKER = textwrap.dedent("""
+    import json, sys, time
+    from elfctl import llm
     from elfctl.adapters import litellm_client
-    procs, url = int(sys.argv[1]), sys.argv[2]
+    url = sys.argv[1]
     litellm_client.complete("openai/warm-up", {"messages": [{"role": "user", "content": "x"}],
                                                "api_base": url, "api_key": "sk-x", "max_retries": 0})
-    ready_r, ready_w = os.pipe()
-    go_r, go_w = os.pipe()
-    out_r, out_w = os.pipe()
-    kids = []
-    for _ in range(procs):
-        pid = os.fork()
-        if pid == 0:
-            for fd in (ready_r, go_w, out_r):
-                os.close(fd)
-            from elfctl import llm
-            rt = llm.runtime()
-            rt.policy("alpha", None)
-            rt.caller._attempt_fn("openai/gpt-4o", False)  # the breaker's row and connection
-            os.write(ready_w, b"r")
-            os.read(go_r, 1)  # returns when the launcher closes its end: every worker at once
-            t0 = time.monotonic()
-            resp = llm.completion(team="alpha", messages=[{"role": "user", "content": "hello"}],
-                                  api_base=url, max_tokens=5)
-            info = resp._hidden_params["elfctl"]
-            llm.flush()
-            os.write(out_w, (json.dumps({"model": info["model"], "reason": info["fallback_reason"],
-                                         "took": time.monotonic() - t0}) + "\\n").encode())
-            os._exit(0)
-        kids.append(pid)
-    for fd in (ready_w, go_r, out_w):
-        os.close(fd)
-    got = 0
-    while got < procs:
-        got += len(os.read(ready_r, procs))
-    os.close(go_w)
-    codes = [os.waitpid(p, 0)[1] for p in kids]
-    res = [json.loads(x) for x in os.fdopen(out_r).read().splitlines()]
-    print(json.dumps({"results": res, "codes": codes}))
+    rt = llm.runtime()
+    rt.policy("alpha", None)
+    rt.caller._attempt_fn("openai/gpt-4o", False)  # the breaker's row and connection
+    print("ready", flush=True)
+    sys.stdin.read()  # returns when the test closes it
+    t0 = time.monotonic()
+    resp = llm.completion(team="alpha", messages=[{"role": "user", "content": "hello"}], api_base=url, max_tokens=5)
+    info = resp._hidden_params["elfctl"]
+    llm.flush()
+    print(json.dumps({"model": info["model"], "reason": info["fallback_reason"], "took": time.monotonic() - t0}))
 """)
+
+
+def _call_at_once(project, url: str, n: int) -> tuple[list[dict], list[int]]:
+    """n WORKER processes started, all ready, then released together: (their results, exit codes)."""
+    logs = [project / f"worker-{i}.log" for i in range(n)]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url], cwd=project, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=log.open("wb"), text=True) for log in logs]
+    try:
+        for p, log in zip(procs, logs, strict=True):
+            line = p.stdout.readline()
+            assert line.strip() == "ready", (line, p.wait(60), log.read_text()[-3000:])
+        for p in procs:
+            p.stdin.close()
+        outs = []
+        for p, log in zip(procs, logs, strict=True):
+            outs.append(p.stdout.read())
+            assert p.wait(120) == 0, log.read_text()[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+    return [json.loads(out.strip().splitlines()[-1]) for out in outs], [p.returncode for p in procs]
 
 # One process whose call is the probe (after a bare call: litellm's lazy first-call imports would
 # otherwise run between taking the slot and sending the request); the test kills it mid-call.
@@ -147,12 +149,8 @@ def test_eight_processes_send_one_probe(llm_env, llm_server, monkeypatch):
     _team(project)
     _open_past_reset(store, 60)
     llm_server.stall("gpt-4o", seconds=30)
-    proc = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, "8", llm_server.url],
-        cwd=project, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    results, codes = _call_at_once(project, llm_server.url, 8)
+    out = {"results": results, "codes": codes}
     assert len(out["results"]) == 8 and not any(out["codes"]), out
     assert llm_server.calls("gpt-4o") == 1  # one probe (before: 8)
     reasons = sorted(r["reason"] for r in out["results"])
